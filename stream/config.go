@@ -1,0 +1,118 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Config is the WebRTC configuration shared by all tabs.
+type Config struct {
+	// UDPPort is the one UDP port all ICE traffic of all tabs uses (a UDP
+	// mux); open it in the firewall. 0 picks a free port (tests).
+	UDPPort int `mapstructure:"udp_port"`
+	// TCPPort is the ICE-TCP (passive) port shared by all tabs, for clients
+	// whose networks block UDP. 0 picks a free port; -1 turns ICE-TCP off.
+	TCPPort int `mapstructure:"tcp_port"`
+	// NAT1To1IPs are public addresses announced instead of the host's own
+	// addresses, for deployments behind a 1:1 NAT (cloud VMs with an elastic
+	// IP). Either "public" (all local addresses of that family map to it) or
+	// "public/private" (only that private address).
+	NAT1To1IPs []string `mapstructure:"nat_1to1_ips"`
+	// Loopback also offers 127.0.0.1 candidates: for tests and single-box
+	// demos where the viewer runs on the same machine.
+	Loopback bool `mapstructure:"loopback"`
+	// Addresses limits media to these local IPv4 addresses (candidates are
+	// gathered only on them); empty means every address of the host. A
+	// loopback address here implies Loopback.
+	Addresses []string `mapstructure:"addresses"`
+	// MaxBitrate is the VP8 target bitrate ceiling of one tab, in bits/s;
+	// 0 means DefaultMaxBitrate.
+	MaxBitrate int `mapstructure:"max_bitrate"`
+}
+
+// DefaultMaxBitrate is the default VP8 bitrate ceiling, in bits/s.
+const DefaultMaxBitrate = 4_000_000
+
+// DefaultPort is the default UDP and ICE-TCP port for all media.
+const DefaultPort = 50000
+
+// DefaultConfig returns the defaults: UDP and ICE-TCP on DefaultPort, no NAT
+// mapping, no loopback, 4 Mbit/s.
+func DefaultConfig() Config {
+	return Config{UDPPort: DefaultPort, TCPPort: DefaultPort, MaxBitrate: DefaultMaxBitrate}
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		errs = append(errs, fmt.Errorf("udp_port: %d is not a port (0-65535)", c.UDPPort))
+	}
+	for i, a := range c.Addresses {
+		if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
+			errs = append(errs, fmt.Errorf("addresses[%d]: %q is not an IPv4 address", i, a))
+		}
+	}
+	if c.TCPPort < -1 || c.TCPPort > 65535 {
+		errs = append(errs, fmt.Errorf("tcp_port: %d is not a port (0-65535, or -1 for off)", c.TCPPort))
+	}
+	for i, s := range c.NAT1To1IPs {
+		if _, _, err := parseNATMapping(s); err != nil {
+			errs = append(errs, fmt.Errorf("nat_1to1_ips[%d]: %w", i, err))
+		}
+	}
+	if c.MaxBitrate != 0 && c.MaxBitrate < 100_000 || c.MaxBitrate > 100_000_000 {
+		errs = append(errs, fmt.Errorf("max_bitrate: %d bits/s is out of range (100000-100000000, or 0 for the default)", c.MaxBitrate))
+	}
+	return errors.Join(errs...)
+}
+
+// parseNATMapping parses "public" or "public/private".
+func parseNATMapping(s string) (public, private string, err error) {
+	public, private, _ = strings.Cut(strings.TrimSpace(s), "/")
+	ip := net.ParseIP(public)
+	if ip == nil || ip.IsUnspecified() {
+		return "", "", fmt.Errorf("%q: not an IP address (want \"public\" or \"public/private\")", s)
+	}
+	if private != "" {
+		pip := net.ParseIP(private)
+		if pip == nil || pip.IsUnspecified() {
+			return "", "", fmt.Errorf("%q: private part is not an IP address", s)
+		}
+		if (ip.To4() == nil) != (pip.To4() == nil) {
+			return "", "", fmt.Errorf("%q: public and private addresses of different families", s)
+		}
+	}
+	return public, private, nil
+}
+
+// ipFilter keeps the configured addresses, or all when none are configured.
+func (c *Config) ipFilter() func(net.IP) bool {
+	if len(c.Addresses) == 0 {
+		return nil
+	}
+	keep := map[string]bool{}
+	for _, a := range c.Addresses {
+		keep[net.ParseIP(a).To4().String()] = true
+	}
+	return func(ip net.IP) bool { return keep[ip.String()] }
+}
+
+// loopback reports whether loopback candidates are wanted.
+func (c *Config) loopback() bool {
+	for _, a := range c.Addresses {
+		if ip := net.ParseIP(a); ip != nil && ip.IsLoopback() {
+			return true
+		}
+	}
+	return c.Loopback
+}
+
+func (c *Config) maxBitrate() int {
+	if c.MaxBitrate == 0 {
+		return DefaultMaxBitrate
+	}
+	return c.MaxBitrate
+}

@@ -1,0 +1,284 @@
+package stream
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/glovebox/glovebox/stream/internal/i420"
+	"github.com/glovebox/glovebox/stream/internal/tjpeg"
+	"github.com/glovebox/glovebox/stream/internal/vpx"
+)
+
+const (
+	// vp8CPUUsed is libvpx's speed: about 6 ms per 720p frame on one core.
+	vp8CPUUsed = -6
+	// idleRefresh: on a page that does not change, Chrome asks for a
+	// keyframe about every 3 s; a tiny P-frame of the last image once a
+	// second keeps it content (0-2 kB/s instead of 50 kB/s of keyframes).
+	idleRefresh = time.Second
+	// minKeyInterval spaces keyframes that PLI/FIR bursts ask for; a request
+	// inside it is served when it ends.
+	minKeyInterval = 250 * time.Millisecond
+	// clockRate is the RTP clock of video.
+	clockRate = 90000
+)
+
+// pendingFrame is a submitted, not yet decoded, JPEG frame.
+type pendingFrame struct {
+	jpeg     []byte
+	captured time.Time
+	decoded  func()
+}
+
+// media is the encoder goroutine's state: decoder, encoder, the last image
+// and the RTP clock. Only that goroutine touches it (and Close, after it).
+type media struct {
+	bitrateKbps int
+	jpeg        *tjpeg.Decoder
+	enc         *vpx.Encoder
+
+	last, scratch i420.Image // decoded into scratch, swapped on success
+	haveImage     bool
+	lastCaptured  time.Time // capture time of last
+	lastSent      bool      // last has been sent at least once
+
+	clockSet         bool
+	t0               time.Time // capture time of RTP timestamp tsBase
+	tsBase           uint32
+	lastPTS          int64 // 90 kHz units since t0
+	sentAny          bool
+	lastSentCaptured time.Time // (possibly synthetic) capture time of the last frame sent
+	lastSendWall     time.Time
+	lastKeyWall      time.Time
+	needKey          bool
+	wasReady         bool
+	decodeErrors     uint64
+}
+
+func newMedia(maxBitrate int) (*media, error) {
+	dec, err := tjpeg.NewDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("jpeg decoder: %w", err)
+	}
+	return &media{bitrateKbps: maxBitrate / 1000, jpeg: dec, tsBase: rand.Uint32()}, nil
+}
+
+func (m *media) close() {
+	m.jpeg.Close()
+	if m.enc != nil {
+		m.enc.Close()
+		m.enc = nil
+	}
+}
+
+// Submit hands one JPEG frame of the screencast to the encoder, captured at
+// captured (which sets its RTP timestamp). It never blocks: the newest frame
+// wins, and a frame still waiting to be decoded is replaced (its decoded
+// callback called at once). decoded, if not nil, is called exactly once per
+// submitted frame, as soon as that frame is decoded or dropped: ack the
+// screencast frame there, so that Chromium slows down when the encoder
+// cannot keep up. It must not block, nor call Close. jpeg must not be
+// modified until decoded has been called.
+func (p *Peer) Submit(jpeg []byte, captured time.Time, decoded func()) {
+	p.stats.framesIn.Add(1)
+	p.slotMu.Lock()
+	if p.slotClosed {
+		p.slotMu.Unlock()
+		p.stats.framesDropped.Add(1)
+		callDecoded(decoded)
+		return
+	}
+	old, replaced := p.pending, p.hasPending
+	p.pending = pendingFrame{jpeg: jpeg, captured: captured, decoded: decoded}
+	p.hasPending = true
+	p.slotMu.Unlock()
+	if replaced {
+		p.stats.framesDropped.Add(1)
+		callDecoded(old.decoded)
+	}
+	p.nudge()
+}
+
+func callDecoded(f func()) {
+	if f != nil {
+		f()
+	}
+}
+
+func (p *Peer) takePending() (pendingFrame, bool) {
+	p.slotMu.Lock()
+	defer p.slotMu.Unlock()
+	f, ok := p.pending, p.hasPending
+	p.pending, p.hasPending = pendingFrame{}, false
+	return f, ok
+}
+
+// dropPending releases a frame left in the slot at Close.
+func (p *Peer) dropPending() {
+	if f, ok := p.takePending(); ok {
+		p.stats.framesDropped.Add(1)
+		callDecoded(f.decoded)
+	}
+}
+
+// run is the encoder goroutine: it wakes on a new frame, a keyframe request,
+// a state change or its timer (delayed keyframe, idle refresh).
+func (p *Peer) run() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-p.wake:
+		case <-timer.C:
+		}
+		if next := p.step(time.Now()); next.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+	}
+}
+
+// step decodes a waiting frame, and sends what is due; it returns when it
+// wants to run again without being woken (zero: only when woken).
+func (p *Peer) step(now time.Time) time.Time {
+	m := p.media
+	newImage := false
+	if f, ok := p.takePending(); ok {
+		start := time.Now()
+		err := m.jpeg.Decode(f.jpeg, &m.scratch)
+		p.stats.decodeTime.Add(int64(time.Since(start)))
+		if err != nil {
+			p.stats.framesDropped.Add(1)
+			m.decodeErrors++
+			if m.decodeErrors == 1 || m.decodeErrors%100 == 0 {
+				p.log.Warn("screencast frame dropped", "err", err, "count", m.decodeErrors)
+			}
+		} else {
+			p.stats.framesDecoded.Add(1)
+			m.last, m.scratch = m.scratch, m.last
+			m.haveImage, m.lastSent, m.lastCaptured = true, false, f.captured
+			newImage = true
+			p.stats.width.Store(int64(m.last.Width))
+			p.stats.height.Store(int64(m.last.Height))
+		}
+		// After the stats, so that a caller acking here sees them counted.
+		callDecoded(f.decoded)
+	}
+
+	if !p.connected.Load() || !p.track.bound() {
+		m.wasReady = false
+		return time.Time{}
+	}
+	if !m.wasReady {
+		// Just connected (or reconnected): the browser needs a keyframe now.
+		m.wasReady = true
+		m.needKey = true
+		m.lastKeyWall = time.Time{}
+	}
+	if p.keyRequest.Swap(false) {
+		m.needKey = true
+	}
+	if !m.haveImage {
+		return time.Time{}
+	}
+
+	keyNow := m.needKey && now.Sub(m.lastKeyWall) >= minKeyInterval
+	switch {
+	case newImage:
+		p.encode(now, m.lastCaptured, keyNow)
+	case keyNow:
+		p.encode(now, m.syntheticCapture(now), true)
+	case m.sentAny && now.Sub(m.lastSendWall) >= idleRefresh:
+		p.encode(now, m.syntheticCapture(now), false)
+	}
+
+	var next time.Time
+	if m.needKey {
+		next = m.lastKeyWall.Add(minKeyInterval)
+	}
+	if m.sentAny {
+		if r := m.lastSendWall.Add(idleRefresh); next.IsZero() || r.Before(next) {
+			next = r
+		}
+	}
+	return next
+}
+
+// syntheticCapture is the capture time given to a re-encode of the last
+// image: its own time if it was never sent, else the last frame's time
+// advanced by the wall time since it was sent (no clock mixing between
+// Chromium's capture times and ours).
+func (m *media) syntheticCapture(now time.Time) time.Time {
+	if !m.lastSent || !m.sentAny {
+		return m.lastCaptured
+	}
+	return m.lastSentCaptured.Add(now.Sub(m.lastSendWall))
+}
+
+// encode encodes m.last and sends it with the RTP timestamp of captured.
+func (p *Peer) encode(now, captured time.Time, key bool) {
+	m := p.media
+	img := &m.last
+	if m.enc != nil {
+		if w, h := m.enc.Size(); w != img.Width || h != img.Height {
+			m.enc.Close()
+			m.enc = nil
+		}
+	}
+	if m.enc == nil {
+		enc, err := vpx.NewEncoder(vpx.EncoderConfig{
+			Width: img.Width, Height: img.Height, BitrateKbps: m.bitrateKbps, CPUUsed: vp8CPUUsed,
+		})
+		if err != nil {
+			p.log.Error("vp8 encoder", "err", err, "width", img.Width, "height", img.Height)
+			return
+		}
+		m.enc = enc
+		key = true // a new encoder starts with a keyframe anyway
+	}
+
+	if !m.clockSet {
+		m.clockSet, m.t0, m.lastPTS = true, captured, -clockRate/30
+	}
+	pts := captured.Sub(m.t0).Nanoseconds() * clockRate / int64(time.Second)
+	if pts <= m.lastPTS {
+		pts = m.lastPTS + 1 // RTP time must advance, even if capture times do not
+	}
+	duration := min(max(pts-m.lastPTS, 1), clockRate)
+
+	start := time.Now()
+	frame, isKey, err := m.enc.Encode(img, pts, uint64(duration), key)
+	p.stats.encodeTime.Add(int64(time.Since(start)))
+	if err != nil {
+		p.log.Error("vp8 encode", "err", err)
+		return
+	}
+	m.lastPTS = pts
+	if len(frame) == 0 {
+		return
+	}
+	n, pkts, err := p.track.writeFrame(frame, m.tsBase+uint32(pts))
+	p.stats.bytesSent.Add(uint64(n))
+	p.stats.packetsSent.Add(uint64(pkts))
+	if err != nil {
+		// The frame (maybe a keyframe the next ones refer to) is lost: send
+		// a keyframe again, but no sooner than minKeyInterval.
+		m.needKey, m.lastKeyWall = true, now
+		p.log.Debug("write video frame", "err", err)
+		return
+	}
+	p.stats.framesEncoded.Add(1)
+	m.sentAny, m.lastSent = true, true
+	m.lastSentCaptured, m.lastSendWall = captured, now
+	if isKey {
+		p.stats.keyframes.Add(1)
+		m.needKey = false
+		m.lastKeyWall = now
+	}
+}

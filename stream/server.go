@@ -1,0 +1,270 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// maxSCTPMessage is the largest data-channel message the SCTP layer accepts
+// (and the max-message-size our answers announce, so browsers refuse to
+// send more). pion closes the channel on anything larger, so PeerOptions.
+// MaxMessage, which drops messages without closing, must stay below it.
+const maxSCTPMessage = 256 << 10
+
+// MaxMessageLimit is the largest PeerOptions.MaxMessage allowed.
+const MaxMessageLimit = maxSCTPMessage
+
+// Server owns the ICE sockets and the pion API shared by all peers; one per
+// process.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	api    *webrtc.API
+	udpMux *ice.MultiUDPMuxDefault
+	tcpLn  net.Listener
+	tcpMux ice.TCPMux
+
+	mu     sync.Mutex
+	peers  map[*Peer]struct{}
+	closed bool
+}
+
+// NewServer validates cfg, binds the ICE UDP port (and the ICE-TCP port
+// unless disabled) and builds the pion API.
+func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("stream config: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	pionLog := newPionLoggerFactory(log) // component=pion
+	log = log.With("component", "stream")
+	s := &Server{cfg: cfg, log: log, peers: make(map[*Peer]struct{})}
+	defer func() {
+		if retErr != nil {
+			_ = s.closeSockets()
+		}
+	}()
+
+	var err error
+	if s.udpMux, err = listenUDPMux(cfg.UDPPort, cfg.loopback(), cfg.ipFilter(), pionLog); err != nil {
+		return nil, err
+	}
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	if cfg.TCPPort >= 0 {
+		s.tcpLn, err = net.Listen("tcp4", fmt.Sprintf(":%d", cfg.TCPPort))
+		if err != nil {
+			return nil, fmt.Errorf("listen ice-tcp: %w", err)
+		}
+		s.tcpMux = webrtc.NewICETCPMux(pionLog.NewLogger("ice-tcp"), s.tcpLn, 8)
+		networks = append(networks, webrtc.NetworkTypeTCP4)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: pionLog}
+	se.SetICEUDPMux(s.udpMux)
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+	}
+	se.SetNetworkTypes(networks)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(cfg.loopback())
+	if f := cfg.ipFilter(); f != nil {
+		se.SetIPFilter(f)
+	}
+	se.SetSCTPMaxMessageSize(maxSCTPMessage)
+	if rules, err := natRules(cfg.NAT1To1IPs); err != nil {
+		return nil, err
+	} else if len(rules) > 0 {
+		if err := se.SetICEAddressRewriteRules(rules...); err != nil {
+			return nil, fmt.Errorf("nat_1to1_ips: %w", err)
+		}
+	}
+
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType:     webrtc.MimeTypeVP8,
+			ClockRate:    90000,
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}},
+		},
+		PayloadType: vp8PayloadType,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("register vp8: %w", err)
+	}
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI},
+		webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("register playout-delay: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	// NACK (adds nack and nack pli feedback), RTCP reports, stats, TWCC.
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir,
+		webrtc.WithInterceptorLoggerFactory(pionLog)); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir))
+
+	attrs := []any{"udp", s.UDPAddr().String(), "loopback", cfg.loopback(), "addresses", cfg.Addresses}
+	if s.tcpLn != nil {
+		attrs = append(attrs, "tcp", s.tcpLn.Addr().String())
+	}
+	log.Info("webrtc listening", attrs...)
+	return s, nil
+}
+
+// listenUDPMux binds one UDP port on every local IPv4 address. For port 0 it
+// picks a free port first, so that all addresses share one port.
+func listenUDPMux(port int, loopback bool, filter func(net.IP) bool, lf *pionLoggerFactory) (*ice.MultiUDPMuxDefault, error) {
+	opts := []ice.UDPMuxFromPortOption{
+		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+		ice.UDPMuxFromPortWithLogger(lf.NewLogger("ice-udp")),
+		ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
+		ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
+	}
+	if loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	if filter != nil {
+		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(filter))
+	}
+	var lastErr error
+	for range 5 {
+		p := port
+		if p == 0 {
+			c, err := net.ListenPacket("udp4", ":0")
+			if err != nil {
+				return nil, fmt.Errorf("pick udp port: %w", err)
+			}
+			p = c.LocalAddr().(*net.UDPAddr).Port
+			_ = c.Close()
+		}
+		mux, err := ice.NewMultiUDPMuxFromPort(p, opts...)
+		if err == nil {
+			if len(mux.GetListenAddresses()) == 0 {
+				_ = mux.Close()
+				return nil, errors.New("listen ice-udp: no usable IPv4 address (set loopback for a host without one)")
+			}
+			return mux, nil
+		}
+		lastErr = err
+		if port != 0 {
+			break // a fixed port that is taken will not free itself
+		}
+	}
+	return nil, fmt.Errorf("listen ice-udp port %d: %w", port, lastErr)
+}
+
+// natRules turns nat_1to1_ips into pion address-rewrite rules that replace
+// host candidates: "public" entries form one catch-all rule per family,
+// "public/private" entries one rule each.
+func natRules(entries []string) ([]webrtc.ICEAddressRewriteRule, error) {
+	var rules []webrtc.ICEAddressRewriteRule
+	var catchAll []string
+	for _, e := range entries {
+		public, private, err := parseNATMapping(e)
+		if err != nil {
+			return nil, fmt.Errorf("nat_1to1_ips: %w", err)
+		}
+		if private == "" {
+			catchAll = append(catchAll, public)
+			continue
+		}
+		rules = append(rules, webrtc.ICEAddressRewriteRule{
+			External:        []string{public},
+			Local:           private,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+	}
+	if len(catchAll) > 0 {
+		rules = append(rules, webrtc.ICEAddressRewriteRule{
+			External:        catchAll,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		})
+	}
+	return rules, nil
+}
+
+// UDPAddr returns the address of the ICE UDP mux (its first local address;
+// all share one port), for logs and tests.
+func (s *Server) UDPAddr() net.Addr {
+	if s.udpMux == nil {
+		return nil
+	}
+	addrs := s.udpMux.GetListenAddresses()
+	if len(addrs) == 0 {
+		return nil
+	}
+	return addrs[0]
+}
+
+// TCPAddr returns the address of the ICE-TCP listener, nil when ICE-TCP is off.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// Close closes every peer still open and then the ICE sockets. It is safe to
+// call twice.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	peers := make([]*Peer, 0, len(s.peers))
+	for p := range s.peers {
+		peers = append(peers, p)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, p := range peers {
+		errs = append(errs, p.Close())
+	}
+	errs = append(errs, s.closeSockets())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close stream server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) closeSockets() error {
+	var errs []error
+	if s.tcpMux != nil {
+		// Closes the listener too.
+		errs = append(errs, s.tcpMux.Close())
+	} else if s.tcpLn != nil {
+		errs = append(errs, s.tcpLn.Close())
+	}
+	if s.udpMux != nil {
+		errs = append(errs, s.udpMux.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) addPeer(p *Peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("stream server closed")
+	}
+	s.peers[p] = struct{}{}
+	return nil
+}
+
+func (s *Server) removePeer(p *Peer) {
+	s.mu.Lock()
+	delete(s.peers, p)
+	s.mu.Unlock()
+}
