@@ -1,0 +1,108 @@
+// Package isolate runs the disposable browsers that serve Glovebox's tabs:
+// one Chromium per tab, started by a runtime and destroyed with everything the
+// site left in it when the tab closes.
+//
+// A runtime returns a *Browser whatever it runs on (a child process today, a
+// container later), and the caller reaches the browser only through its
+// DevTools address. The package knows nothing of HTTP, WebRTC or chromedp.
+package isolate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Default window size of a browser whose Spec gives none, in CSS pixels. A
+// warm browser is started before any client has told its size.
+const (
+	DefaultWidth  = 1280
+	DefaultHeight = 720
+)
+
+// maxWindow bounds each side of a window, in CSS pixels.
+const maxWindow = 16384
+
+// ErrClosed is returned by a runtime's Start after its Close.
+var ErrClosed = errors.New("isolate: runtime closed")
+
+// Spec describes the browser one tab needs.
+type Spec struct {
+	// TabID is the tab the browser serves. It labels logs (and, in other
+	// runtimes, containers) so that one id joins a request to its browser.
+	TabID string
+	// Width and Height are the initial window size in CSS pixels. Zero means
+	// DefaultWidth×DefaultHeight. The first screencast frames come at this
+	// size, so match it to the client's viewport when it is known.
+	Width, Height int
+	// Scale is the device scale factor of the browser's screen, 0.25 to 4;
+	// zero means 1. Headless Chromium captures frames at its screen's
+	// factor whatever a page emulates, so a client with a devicePixelRatio
+	// of 2 gets sharp frames only from a browser started with Scale 2.
+	Scale float64
+}
+
+// normalize fills in the default size and checks the rest.
+func (s Spec) normalize() (Spec, error) {
+	if s.Width == 0 && s.Height == 0 {
+		s.Width, s.Height = DefaultWidth, DefaultHeight
+	}
+	if s.Width <= 0 || s.Height <= 0 || s.Width > maxWindow || s.Height > maxWindow {
+		return s, fmt.Errorf("isolate: window size %dx%d: each side must be between 1 and %d", s.Width, s.Height, maxWindow)
+	}
+	if s.Scale == 0 {
+		s.Scale = 1
+	}
+	if math.IsNaN(s.Scale) || s.Scale < 0.25 || s.Scale > 4 {
+		return s, fmt.Errorf("isolate: scale %v is not between 0.25 and 4", s.Scale)
+	}
+	return s, nil
+}
+
+// Browser is one running Chromium that serves exactly one tab. All runtimes
+// return this type.
+type Browser struct {
+	// ID names the browser on this host (a profile directory, a container).
+	ID string
+	// Runtime is the name of the runtime that started it, such as "process".
+	Runtime string
+	// DevToolsURL is the browser's DevTools websocket address, such as
+	// ws://127.0.0.1:PORT/devtools/browser/UUID, reachable from the host.
+	DevToolsURL string
+
+	done     chan struct{}
+	doneOnce sync.Once
+
+	closeOnce sync.Once
+	closeErr  error
+	// stop is the runtime's teardown: it kills every process of the browser
+	// and removes what it wrote. Close calls it once.
+	stop func() error
+}
+
+// newBrowser returns a Browser whose Close calls stop.
+func newBrowser(id, runtime string, stop func() error) *Browser {
+	return &Browser{ID: id, Runtime: runtime, done: make(chan struct{}), stop: stop}
+}
+
+// exited marks the browser as gone. It is safe to call more than once.
+func (b *Browser) exited() { b.doneOnce.Do(func() { close(b.done) }) }
+
+// Done returns a channel that is closed when the browser has exited for any
+// reason: a crash, a kill from outside, or Close. The runtime does not clean
+// up by itself; call Close after Done.
+func (b *Browser) Done() <-chan struct{} { return b.done }
+
+// Close kills the browser and all its processes and removes its profile. It
+// is idempotent, safe after a partial start, and returns the first call's
+// error on later calls.
+func (b *Browser) Close() error {
+	b.closeOnce.Do(func() {
+		if b.stop != nil {
+			b.closeErr = b.stop()
+		}
+		b.exited()
+	})
+	return b.closeErr
+}

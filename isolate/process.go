@@ -1,0 +1,449 @@
+package isolate
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// disabledFeatures turn off Chromium services a headless tab does not need;
+// together they cut a browser's memory by about 57 MiB (notes/memory.md: the
+// omnibox WebUI renderer went only once the WebUIOmnibox* names were there).
+var disabledFeatures = []string{
+	"Translate", "OptimizationHints", "OptimizationGuideModelDownloading",
+	"OptimizationHintsFetching", "MediaRouter", "DialMediaRouteProvider",
+	"BackForwardCache", "SpareRendererForSitePerProcess", "PreloadTopChromeWebUI",
+	"AutofillServerCommunication", "CertificateTransparencyComponentUpdater",
+	"InterestFeedContentSuggestions", "HeavyAdIntervention", "LensOverlay",
+	"PrivacySandboxSettings4", "GlobalMediaControls", "WebUIOmniboxPopup",
+	"WebUIOmniboxAimPopup", "WebUIOmniboxFullPopup",
+}
+
+// baseFlags keep a headless Chromium quiet and small. It still sends
+// background requests despite them, which the egress proxy must refuse.
+var baseFlags = []string{
+	"--headless=new",
+	"--no-first-run",
+	"--no-default-browser-check",
+	"--disable-background-networking",
+	"--disable-component-update",
+	"--disable-sync",
+	"--disable-gpu",
+	"--disable-breakpad",
+	"--password-store=basic",
+	"--use-mock-keychain",
+	"--mute-audio",
+	"--hide-scrollbars",
+	"--disable-extensions",
+	"--disable-component-extensions-with-background-pages",
+	"--disable-default-apps",
+	"--disable-client-side-phishing-detection",
+	"--disable-domain-reliability",
+	"--no-pings",
+}
+
+// chromiumArgs returns the command line of a browser with the profile dir.
+// Chromium keeps only the last of a repeated switch, so a --disable-features
+// in extra is merged into one list rather than passed on.
+func chromiumArgs(dir string, spec Spec, extra []string) []string {
+	features := append([]string(nil), disabledFeatures...)
+	args := append([]string(nil), baseFlags...)
+	var rest []string
+	for _, f := range extra {
+		if v, ok := strings.CutPrefix(f, "--disable-features="); ok {
+			features = append(features, v)
+			continue
+		}
+		rest = append(rest, f)
+	}
+	args = append(args,
+		// Port 0: Chromium picks a free port and writes it to
+		// DevToolsActivePort. Chromium 156 ignores
+		// --remote-debugging-address, so DevTools is on 127.0.0.1 only.
+		"--remote-debugging-port=0",
+		"--user-data-dir="+dir,
+		"--disable-features="+strings.Join(features, ","),
+		// The first screencast frames come at the window size, before
+		// render's viewport override applies (notes/media.md, pitfall 6).
+		fmt.Sprintf("--window-size=%d,%d", spec.Width, spec.Height),
+	)
+	if spec.Scale != 0 && spec.Scale != 1 {
+		args = append(args, "--force-device-scale-factor="+strconv.FormatFloat(spec.Scale, 'g', -1, 64))
+	}
+	args = append(args, rest...)
+	return append(args, "about:blank")
+}
+
+// Process is the runtime that runs each browser as a child process of
+// Glovebox, with Chromium's own sandbox but no container. It is for
+// development only.
+type Process struct {
+	cfg ProcessConfig
+	log *slog.Logger
+	// cred is the user Chromium runs as, or nil to keep Glovebox's own.
+	cred *syscall.Credential
+
+	mu       sync.Mutex
+	closed   bool
+	browsers map[*Browser]struct{}
+}
+
+// NewProcess returns a process runtime. When Glovebox runs as root, the
+// browsers run as cfg.User. It logs a warning, because this runtime gives no
+// container isolation.
+func NewProcess(cfg ProcessConfig, log *slog.Logger) (*Process, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !supported {
+		return nil, errors.New("isolate: the process runtime needs Linux")
+	}
+	if cfg.TempDir == "" {
+		cfg.TempDir = os.TempDir()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "isolate", "runtime", "process")
+	p := &Process{cfg: cfg, log: log, browsers: make(map[*Browser]struct{})}
+	if os.Geteuid() == 0 {
+		cred, err := lookupCredential(cfg.User)
+		if err != nil {
+			return nil, fmt.Errorf("isolate process config: user: %w", err)
+		}
+		p.cred = cred
+	}
+	log.Warn("the process runtime gives NO container isolation: every browser runs on this host with only Chromium's own sandbox; use it for development only",
+		"chromium", cfg.Chromium, "user", p.userName())
+	return p, nil
+}
+
+// lookupCredential resolves name (a user name or a numeric uid) to an
+// unprivileged uid and gid with no supplementary groups.
+func lookupCredential(name string) (*syscall.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		var uerr error
+		if u, uerr = user.LookupId(name); uerr != nil {
+			return nil, fmt.Errorf("look up %q: %w", name, err)
+		}
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: gid %q: %w", name, u.Gid, err)
+	}
+	if uid == 0 {
+		return nil, fmt.Errorf("user %q is root: Chromium's sandbox does not run as root", name)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+func (p *Process) userName() string {
+	if p.cred == nil {
+		return strconv.Itoa(os.Geteuid())
+	}
+	return p.cfg.User
+}
+
+// Name returns the runtime's name, "process".
+func (p *Process) Name() string { return "process" }
+
+// Running returns how many browsers this runtime started that are alive.
+func (p *Process) Running() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for b := range p.browsers {
+		select {
+		case <-b.Done():
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// Close closes every browser this runtime started. Start fails after it.
+func (p *Process) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	bs := make([]*Browser, 0, len(p.browsers))
+	for b := range p.browsers {
+		bs = append(bs, b)
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, b := range bs {
+		errs = append(errs, b.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Start runs a browser for spec and returns once its DevTools answers. ctx
+// bounds the start only: the browser lives until Close.
+func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr error) {
+	spec, err := spec.normalize()
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	start := time.Now()
+
+	dir, err := os.MkdirTemp(p.cfg.TempDir, "glovebox-")
+	if err != nil {
+		return nil, fmt.Errorf("create profile: %w", err)
+	}
+	pb := &procBrowser{dir: dir, uid: os.Geteuid(), outputDone: make(chan struct{})}
+	if p.cred != nil {
+		pb.uid = int(p.cred.Uid)
+	}
+	b := newBrowser(filepath.Base(dir), p.Name(), nil)
+	log := p.log.With("tab", spec.TabID, "browser", b.ID)
+	pb.log = log
+	b.stop = func() error {
+		err := pb.stop(b)
+		p.mu.Lock()
+		delete(p.browsers, b)
+		p.mu.Unlock()
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			if err := b.Close(); err != nil {
+				log.Warn("clean up after a failed start", "err", err)
+			}
+		}
+	}()
+
+	if p.cred != nil {
+		if err := os.Chown(dir, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return nil, fmt.Errorf("create profile: %w", err)
+		}
+	}
+
+	cmd := exec.Command(p.cfg.Chromium, chromiumArgs(dir, spec, p.cfg.Flags)...)
+	cmd.Dir = dir
+	// A fresh environment: nothing of Glovebox's own (proxy settings,
+	// secrets) reaches the browser. HOME is the profile, so whatever
+	// Chromium writes outside --user-data-dir is removed with it.
+	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	cmd.SysProcAttr = sysProcAttr(p.cred)
+
+	// Give Chromium the pipe as an *os.File, so that Wait does not wait for
+	// every descendant holding it (crashpad outlives the browser) and Done
+	// closes when the browser process itself exits.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start chromium: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start chromium %s: %w", p.cfg.Chromium, err)
+	}
+	pb.mu.Lock()
+	pb.cmd = cmd
+	pb.mu.Unlock()
+	go pb.readOutput(pr)
+	go func() {
+		err := cmd.Wait()
+		pb.mu.Lock()
+		pb.waitErr = err
+		closing := pb.closing
+		pb.mu.Unlock()
+		if !closing {
+			log.Warn("browser exited", "pid", cmd.Process.Pid, "err", err)
+		}
+		b.exited()
+	}()
+
+	port, path, err := pb.waitDevTools(ctx, b.Done(), p.cfg.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	b.DevToolsURL = "ws://127.0.0.1:" + port + path
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p.browsers[b] = struct{}{}
+	p.mu.Unlock()
+	log.Info("browser started", "pid", cmd.Process.Pid, "devtools", b.DevToolsURL,
+		"user", p.userName(), "duration", time.Since(start).Round(time.Millisecond))
+	return b, nil
+}
+
+// procBrowser is the process runtime's state of one browser.
+type procBrowser struct {
+	dir string
+	uid int // the uid Chromium runs as
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	waitErr error
+	closing bool
+	tail    tailBuffer
+
+	outputDone chan struct{} // closed when the output reader has read EOF
+}
+
+// waitDevTools polls the profile's DevToolsActivePort, which Chromium writes
+// once DevTools listens, until it is complete, the browser exits, ctx ends or
+// timeout passes.
+func (pb *procBrowser) waitDevTools(ctx context.Context, exited <-chan struct{}, timeout time.Duration) (port, path string, err error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	file := filepath.Join(pb.dir, "DevToolsActivePort")
+	for {
+		if port, path, ok := readDevToolsActivePort(file); ok {
+			return port, path, nil
+		}
+		select {
+		case <-tick.C:
+		case <-exited:
+			// The last words may still be in the pipe. Crashpad, which
+			// outlives the browser, can hold it open: do not wait long.
+			select {
+			case <-pb.outputDone:
+			case <-time.After(500 * time.Millisecond):
+			}
+			pb.mu.Lock()
+			werr := pb.waitErr
+			pb.mu.Unlock()
+			return "", "", fmt.Errorf("start chromium: exited during start (%v): %s", werr, pb.stderrTail())
+		case <-timer.C:
+			return "", "", fmt.Errorf("start chromium: DevTools did not open within %v: %s", timeout, pb.stderrTail())
+		case <-ctx.Done():
+			return "", "", fmt.Errorf("start chromium: %w", ctx.Err())
+		}
+	}
+}
+
+// readDevToolsActivePort parses the file: the port, then the browser's path.
+func readDevToolsActivePort(file string) (port, path string, ok bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", false
+	}
+	port, path, _ = strings.Cut(string(data), "\n")
+	path = strings.TrimSpace(path)
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 || !strings.HasPrefix(path, "/devtools/browser/") {
+		return "", "", false
+	}
+	return port, path, true
+}
+
+func (pb *procBrowser) stderrTail() string {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	s := strings.TrimSpace(pb.tail.String())
+	if s == "" {
+		return "no output"
+	}
+	return "output ends with: " + s
+}
+
+// readOutput keeps the tail of Chromium's output for start errors and logs
+// each line at debug level.
+func (pb *procBrowser) readOutput(r io.ReadCloser) {
+	defer close(pb.outputDone)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		pb.mu.Lock()
+		pb.tail.WriteLine(line)
+		pb.mu.Unlock()
+		pb.log.Debug("chromium output", "line", line)
+	}
+}
+
+// stop kills every process of the browser, reaps it and removes its profile.
+func (pb *procBrowser) stop(b *Browser) error {
+	pb.mu.Lock()
+	pb.closing = true
+	cmd := pb.cmd
+	pb.mu.Unlock()
+
+	var errs []error
+	pgid, killGroup := 0, false
+	if cmd != nil && cmd.Process != nil {
+		pgid = cmd.Process.Pid
+		// Once the browser is reaped and its group empty, the pgid may
+		// belong to someone else: then only the uid-checked scan runs.
+		select {
+		case <-b.Done():
+		default:
+			killGroup = true
+		}
+	}
+	if err := killTree(pgid, killGroup, pb.dir, pb.uid); err != nil {
+		errs = append(errs, fmt.Errorf("kill browser %s: %w", b.ID, err))
+	}
+	if cmd != nil {
+		select {
+		case <-b.Done():
+		case <-time.After(5 * time.Second):
+			errs = append(errs, fmt.Errorf("kill browser %s: pid %d did not exit", b.ID, pgid))
+		}
+	}
+	if err := os.RemoveAll(pb.dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove profile: %w", err))
+	}
+	if len(errs) == 0 && cmd != nil {
+		pb.log.Info("browser closed")
+	}
+	return errors.Join(errs...)
+}
+
+// tailBuffer keeps the last lines written to it, up to tailMax bytes.
+type tailBuffer struct{ lines []string }
+
+const tailMax = 2048
+
+// WriteLine adds a line and drops the oldest beyond tailMax bytes.
+func (t *tailBuffer) WriteLine(s string) {
+	if len(s) > tailMax {
+		s = s[len(s)-tailMax:]
+	}
+	t.lines = append(t.lines, s)
+	n := 0
+	for i := len(t.lines) - 1; i >= 0; i-- {
+		n += len(t.lines[i]) + 1
+		if n > tailMax {
+			t.lines = append(t.lines[:0], t.lines[i+1:]...)
+			break
+		}
+	}
+}
+
+func (t *tailBuffer) String() string { return strings.Join(t.lines, "\n") }

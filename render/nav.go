@@ -1,0 +1,201 @@
+package render
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/chromedp/cdproto/inspector"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
+)
+
+// Types of Event.
+const (
+	EventURL     = "url"     // the main frame moved to URL
+	EventTitle   = "title"   // the page's title is now Title (at URL)
+	EventDialog  = "dialog"  // a JavaScript dialog of kind Dialog showed Message, and was answered
+	EventCrashed = "crashed" // the page's renderer crashed (at URL, with Title); Done is closed
+	EventClosed  = "closed"  // the page or the connection is gone (at URL, with Title); Done is closed
+)
+
+// Event tells what happened to the page. Each type fills the fields its
+// constant names.
+type Event struct {
+	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed and
+	// EventClosed.
+	Type string
+	// URL is the page's URL; for a dialog, the URL of the frame that
+	// opened it.
+	URL string
+	// Title is the page's title, as Chromium's tab strip shows it: the URL
+	// when the page has none.
+	Title string
+	// Message is a dialog's text.
+	Message string
+	// Dialog is a dialog's kind: "alert", "confirm", "prompt" or
+	// "beforeunload".
+	Dialog string
+}
+
+// maxURL is Chromium's own limit on the length of a URL.
+const maxURL = 2 << 20
+
+// Navigate loads url in the page and returns once the navigation has been
+// committed or has failed (an error wrapping ErrNavigation); it does not
+// wait for the page to load. Only http, https and about:blank are allowed:
+// other schemes (file, chrome, javascript, data) would reach into the
+// browser rather than the web.
+func (t *Tab) Navigate(ctx context.Context, rawURL string) error {
+	if err := checkURL(rawURL); err != nil {
+		return err
+	}
+	res := new(page.NavigateResult)
+	err := t.callResult(ctx, page.CommandNavigate, page.NavigateParams{URL: rawURL}, res)
+	if err != nil {
+		return fmt.Errorf("navigate to %s: %w", rawURL, err)
+	}
+	if res.ErrorText != "" {
+		return fmt.Errorf("navigate to %s: %w: %s", rawURL, ErrNavigation, res.ErrorText)
+	}
+	return nil
+}
+
+func checkURL(raw string) error {
+	if len(raw) > maxURL {
+		return fmt.Errorf("%w: URL longer than %d bytes", ErrBadInput, maxURL)
+	}
+	if raw == "about:blank" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: URL: %w", ErrBadInput, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: URL %q: only http, https and about:blank are allowed", ErrBadInput, raw)
+	}
+	return nil
+}
+
+// onCDPEvent is the page's listener. It runs on the goroutine that reads
+// the page's messages, from the first one: it must return quickly and run no
+// command, so dialogs and acks go to their own goroutines.
+func (t *Tab) onCDPEvent(ev any) {
+	switch ev := ev.(type) {
+	case *page.EventScreencastFrame:
+		t.onFrame(ev)
+
+	case *page.EventFrameNavigated:
+		if ev.Frame.ParentID != "" {
+			return
+		}
+		u := ev.Frame.URL + ev.Frame.URLFragment
+		t.mu.Lock()
+		t.mainFrame = ev.Frame.ID
+		t.url = u
+		t.mu.Unlock()
+		t.emit(Event{Type: EventURL, URL: u})
+		t.kickTitle()
+
+	case *page.EventNavigatedWithinDocument:
+		t.mu.Lock()
+		main := ev.FrameID == t.mainFrame
+		if main {
+			t.url = ev.URL
+		}
+		t.mu.Unlock()
+		if main {
+			t.emit(Event{Type: EventURL, URL: ev.URL})
+			t.kickTitle()
+		}
+
+	case *target.EventTargetInfoChanged:
+		if ev.TargetInfo != nil && ev.TargetInfo.TargetID == t.pageID {
+			t.kickTitle()
+		}
+
+	case *page.EventDomContentEventFired, *page.EventLoadEventFired:
+		t.kickTitle()
+
+	case *page.EventJavascriptDialogOpening:
+		t.emit(Event{Type: EventDialog, URL: ev.URL, Message: ev.Message, Dialog: string(ev.Type)})
+		select {
+		case t.dialogs <- ev:
+		default:
+			// A dialog blocks its page until answered, so a page
+			// cannot have many open; this cannot happen.
+			t.log.Warn("too many dialogs open; one is left unanswered")
+		}
+
+	case *inspector.EventTargetCrashed:
+		t.crashOnce.Do(func() { close(t.crashed) })
+	}
+}
+
+// titlePoll is how often the title is read when nothing suggests it changed.
+const titlePoll = time.Second
+
+// kickTitle makes titleLoop read the title now.
+func (t *Tab) kickTitle() {
+	select {
+	case t.titleKick <- struct{}{}:
+	default:
+	}
+}
+
+// titleLoop reads the page's title, as Chromium's tab strip shows it (the
+// URL when the page has none), and emits an event when it changes. Chromium
+// sends Target.targetInfoChanged on navigation but not when a page sets
+// document.title, so the title is read after navigations and loads, and
+// polled. Reading it is cheap: the browser process answers, not the page,
+// also while a dialog blocks the page.
+func (t *Tab) titleLoop() {
+	defer t.wg.Done()
+	tick := time.NewTicker(titlePoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.done:
+			return
+		case <-tick.C:
+		case <-t.titleKick:
+		}
+		res := new(target.GetTargetInfoResult)
+		err := t.callResult(t.ctx, target.CommandGetTargetInfo, target.GetTargetInfoParams{TargetID: t.pageID}, res)
+		if err != nil || res.TargetInfo == nil {
+			continue
+		}
+		title := res.TargetInfo.Title
+		t.mu.Lock()
+		changed := title != t.title
+		t.title = title
+		t.mu.Unlock()
+		if changed {
+			t.emit(Event{Type: EventTitle, URL: t.URL(), Title: title})
+		}
+	}
+}
+
+// dialogLoop answers JavaScript dialogs, which otherwise stall the page:
+// alerts are accepted; confirm and prompt are dismissed, the answer a user
+// who cannot see them would not regret; beforeunload is accepted, so that the
+// user's own navigation goes on.
+func (t *Tab) dialogLoop() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case ev := <-t.dialogs:
+			accept := ev.Type == page.DialogTypeAlert || ev.Type == page.DialogTypeBeforeunload
+			err := t.call(t.ctx, page.CommandHandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+			if err != nil && t.ctx.Err() == nil {
+				t.log.Debug("answer dialog", "type", ev.Type, "err", err)
+			}
+		}
+	}
+}
