@@ -1,0 +1,51 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestAuditSchema pins the keys of every audit event: SOC tooling parses them.
+func TestAuditSchema(t *testing.T) {
+	var buf bytes.Buffer
+	a := NewAudit(&buf)
+	a.Request(RequestEvent{ClientIP: "192.0.2.1", Method: "GET", URL: "http://a.test/", Host: "a.test",
+		Action: ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: 1500 * time.Microsecond})
+	a.TabStart(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process", Browser: "pid 1"})
+	a.TabEnd(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process",
+		Browser: "pid 1", Duration: time.Minute, Frames: 3, Keyframes: 1, Bytes: 1000, Reason: "closed by user"})
+
+	want := map[string][]string{
+		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
+		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user"},
+		EventTabEnd:   {"browser", "bytes", "client_ip", "duration_ms", "event", "frames", "host", "keyframes", "reason", "runtime", "tab", "time", "url", "user"},
+	}
+	dec := json.NewDecoder(&buf)
+	seen := 0
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		ev, _ := m["event"].(string)
+		var keys []string
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !reflect.DeepEqual(keys, want[ev]) {
+			t.Errorf("%s keys = %v, want %v", ev, keys, want[ev])
+		}
+		if _, err := time.Parse(time.RFC3339Nano, m["time"].(string)); err != nil {
+			t.Errorf("%s time: %v", ev, err)
+		}
+		seen++
+	}
+	if seen != 3 {
+		t.Fatalf("decoded %d events, want 3", seen)
+	}
+}

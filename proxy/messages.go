@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/render"
+)
+
+// The data channel carries small JSON objects with a "t" (type) field.
+// Client → Glovebox: mouse, wheel, key, text, resize.
+// Glovebox → client: url, title, dialog, error, ended.
+
+// clientMsg is every field any client message may carry.
+type clientMsg struct {
+	T       string  `json:"t"`
+	Type    string  `json:"type,omitempty"`
+	X       float64 `json:"x"`
+	Y       float64 `json:"y"`
+	Button  string  `json:"button,omitempty"`
+	Buttons int     `json:"buttons,omitempty"`
+	Clicks  int     `json:"clicks,omitempty"`
+	Mods    int     `json:"mods,omitempty"`
+	DX      float64 `json:"dx,omitempty"`
+	DY      float64 `json:"dy,omitempty"`
+	Key     string  `json:"key,omitempty"`
+	Code    string  `json:"code,omitempty"`
+	KeyCode int     `json:"keyCode,omitempty"`
+	Text    string  `json:"text,omitempty"`
+	Width   int     `json:"width,omitempty"`
+	Height  int     `json:"height,omitempty"`
+	DPR     float64 `json:"dpr,omitempty"`
+}
+
+// serverMsg is what Glovebox tells the landing page.
+type serverMsg struct {
+	T       string `json:"t"`
+	URL     string `json:"url,omitempty"`
+	Title   string `json:"title,omitempty"`
+	Message string `json:"message,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// errBadMessage is wrapped by every reason a client message is refused.
+var errBadMessage = errors.New("bad message")
+
+const maxTextInput = 4096
+
+// parseClientMsg decodes and checks one data-channel message. Garbage gets an
+// error that names what is wrong; nothing the client sends reaches Chromium
+// unchecked.
+func parseClientMsg(b []byte) (clientMsg, error) {
+	var m clientMsg
+	if !utf8.Valid(b) {
+		return m, fmt.Errorf("%w: not UTF-8 JSON", errBadMessage)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %v", errBadMessage, err)
+	}
+	for _, f := range []float64{m.X, m.Y, m.DX, m.DY, m.DPR} {
+		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e6 {
+			return m, fmt.Errorf("%w: number out of range", errBadMessage)
+		}
+	}
+	switch m.T {
+	case "mouse":
+		if m.Type != "move" && m.Type != "down" && m.Type != "up" {
+			return m, fmt.Errorf("%w: mouse type %q", errBadMessage, m.Type)
+		}
+	case "wheel":
+	case "key":
+		if m.Type != "down" && m.Type != "up" {
+			return m, fmt.Errorf("%w: key type %q", errBadMessage, m.Type)
+		}
+		if len(m.Key) > 64 || len(m.Code) > 64 {
+			return m, fmt.Errorf("%w: key name too long", errBadMessage)
+		}
+	case "text":
+		if len(m.Text) > maxTextInput {
+			return m, fmt.Errorf("%w: text longer than %d bytes", errBadMessage, maxTextInput)
+		}
+	case "resize":
+		if m.Width <= 0 || m.Height <= 0 {
+			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)
+		}
+	case "":
+		return m, fmt.Errorf("%w: no message type", errBadMessage)
+	default:
+		return m, fmt.Errorf("%w: unknown message type %q", errBadMessage, m.T)
+	}
+	return m, nil
+}
+
+func (m clientMsg) mouseEvent() render.MouseEvent {
+	button := m.Button
+	if button == "" {
+		button = "none"
+	}
+	clicks := m.Clicks
+	if clicks == 0 && (m.Type == "down" || m.Type == "up") {
+		clicks = 1
+	}
+	return render.MouseEvent{Type: m.Type, X: m.X, Y: m.Y, Button: button, Buttons: m.Buttons,
+		ClickCount: clicks, Modifiers: m.Mods}
+}
+
+func (m clientMsg) wheelEvent() render.MouseEvent {
+	return render.MouseEvent{Type: "wheel", X: m.X, Y: m.Y, Button: "none", Modifiers: m.Mods,
+		DeltaX: m.DX, DeltaY: m.DY}
+}
+
+func (m clientMsg) keyEvent() render.KeyEvent {
+	return render.KeyEvent{Type: m.Type, Key: m.Key, Code: m.Code, KeyCode: m.KeyCode, Modifiers: m.Mods}
+}
+
+func encodeServerMsg(m serverMsg) []byte {
+	b, _ := json.Marshal(m) // cannot fail: strings only
+	return b
+}

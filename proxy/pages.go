@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"net/http/httptest"
+)
+
+//go:embed web
+var webFS embed.FS
+
+var pageTmpl = template.Must(template.ParseFS(webFS, "web/page.html"))
+
+// landingCSP lets the landing page load only Glovebox's own script and style
+// from the reserved path and talk only to its own origin.
+const landingCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+	"media-src 'self' blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+
+// landingPage is what an isolated site's navigation gets instead of the site:
+// the same page for every URL, which reads its URL from location.
+func landingPage(r *http.Request) *http.Response {
+	b, _ := webFS.ReadFile("web/landing.html")
+	resp := goproxyResponse(r, http.StatusOK, "text/html; charset=utf-8", b)
+	resp.Header.Set("Content-Security-Policy", landingCSP)
+	resp.Header.Set("Referrer-Policy", "no-referrer")
+	resp.Header.Set("X-Glovebox", "isolated")
+	return resp
+}
+
+// blockPage says what was blocked and by which rule.
+func blockPage(r *http.Request, d Decision) *http.Response {
+	if !isNavigation(r) {
+		return goproxyResponse(r, http.StatusForbidden, "text/plain; charset=utf-8",
+			[]byte("Blocked by Glovebox policy rule "+d.Rule+": "+auditURL(r)+"\n"))
+	}
+	return renderPage(r, http.StatusForbidden, pageData{
+		Title:   "This site is blocked",
+		Message: "Your organisation's policy does not allow this site.",
+		URL:     auditURL(r),
+		Rule:    d.Rule,
+	})
+}
+
+// isolatedResource refuses a subresource of an isolated site: its bytes must
+// never reach the user's browser.
+func isolatedResource(r *http.Request) *http.Response {
+	return goproxyResponse(r, http.StatusForbidden, "text/plain; charset=utf-8",
+		[]byte("Glovebox: "+r.URL.Hostname()+" is isolated; only its pixels are delivered, in an isolated tab.\n"))
+}
+
+// errorPage is a short explanation for the user.
+func errorPage(r *http.Request, status int, title, msg string) *http.Response {
+	return renderPage(r, status, pageData{Title: title, Message: msg, URL: auditURL(r)})
+}
+
+type pageData struct {
+	Title   string
+	Message string
+	URL     string
+	Rule    string
+}
+
+func renderPage(r *http.Request, status int, d pageData) *http.Response {
+	var buf bytes.Buffer
+	if err := pageTmpl.Execute(&buf, d); err != nil {
+		buf.Reset()
+		buf.WriteString(d.Title)
+	}
+	resp := goproxyResponse(r, status, "text/html; charset=utf-8", buf.Bytes())
+	resp.Header.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	return resp
+}
+
+func goproxyResponse(r *http.Request, status int, contentType string, body []byte) *http.Response {
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Content-Type", contentType)
+	rec.Header().Set("Cache-Control", "no-store")
+	rec.Header().Set("X-Content-Type-Options", "nosniff")
+	rec.WriteHeader(status)
+	rec.Write(body)
+	resp := rec.Result()
+	resp.Request = r
+	return resp
+}
+
+// recordResponse runs h and returns what it wrote as a response goproxy can send.
+func recordResponse(r *http.Request, h http.Handler) *http.Response {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	resp := rec.Result()
+	resp.Request = r
+	return resp
+}

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestPolicyGolden pins the decision for each URL in testdata/policy-urls.txt
+// under testdata/policy.yaml. Run with -update after a deliberate change.
+func TestPolicyGolden(t *testing.T) {
+	raw, err := os.ReadFile("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Default Action `yaml:"default"`
+		Rules   []struct {
+			Name     string `yaml:"name"`
+			Host     string `yaml:"host"`
+			Domain   string `yaml:"domain"`
+			Glob     string `yaml:"glob"`
+			URLRegex string `yaml:"url_regex"`
+			Action   Action `yaml:"action"`
+		} `yaml:"rules"`
+	}
+	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	pc := PolicyConfig{Default: cfg.Default}
+	for _, r := range cfg.Rules {
+		pc.Rules = append(pc.Rules, Rule(r))
+	}
+	p, err := NewPolicy(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open("testdata/policy-urls.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out strings.Builder
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		u, err := url.Parse(line)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		d := p.Decide(u)
+		fmt.Fprintf(&out, "%-45s %-8s %s\n", line, d.Action, d.Rule)
+	}
+	golden := "testdata/policy.golden"
+	if *update {
+		os.WriteFile(golden, []byte(out.String()), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update once)", err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("decisions differ from %s:\ngot:\n%s\nwant:\n%s", golden, out.String(), want)
+	}
+}
+
+func TestPolicyErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  PolicyConfig
+		want string
+	}{
+		{"bad default", PolicyConfig{Default: "quarantine"}, `policy.default "quarantine"`},
+		{"bad action", PolicyConfig{Rules: []Rule{{Name: "x", Host: "a", Action: "permit"}}}, `policy.rules[0] (x): action "permit"`},
+		{"no matcher", PolicyConfig{Rules: []Rule{{Action: ActionAllow}}}, `policy.rules[0] (rule 1): give exactly one`},
+		{"two matchers", PolicyConfig{Rules: []Rule{{Host: "a", Domain: "b", Action: ActionAllow}}}, "found 2"},
+		{"bad regex", PolicyConfig{Rules: []Rule{{Name: "r", URLRegex: "(", Action: ActionBlock}}}, "url_regex"},
+		{"bad glob", PolicyConfig{Rules: []Rule{{Name: "g", Glob: "[", Action: ActionBlock}}}, "glob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewPolicy(tt.cfg)
+			if !errors.Is(err, ErrPolicy) {
+				t.Fatalf("err = %v, want ErrPolicy", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %q, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := NewPolicy(PolicyConfig{}); err != nil {
+		t.Errorf("empty policy: %v", err)
+	}
+}

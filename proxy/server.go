@@ -1,0 +1,323 @@
+// Package proxy is Glovebox's forward proxy: policy, the landing page that
+// replaces isolated sites, the /.glovebox/ API it talks to, and the glue that
+// gives each isolated tab a browser, a page and a WebRTC peer.
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/glovebox/glovebox/stream"
+)
+
+// Config is the proxy's part of the configuration.
+type Config struct {
+	// Listen is the address of the explicit HTTP proxy users' browsers are pointed at.
+	Listen string `mapstructure:"listen"`
+	// Policy decides allow, isolate or block per request.
+	Policy PolicyConfig `mapstructure:"policy"`
+	// Tabs bounds the isolated tabs.
+	Tabs TabsConfig `mapstructure:"tabs"`
+	// UpstreamTimeout bounds connecting to and waiting for the response headers of an allowed site.
+	UpstreamTimeout time.Duration `mapstructure:"upstream_timeout"`
+	// ClientIdleTimeout closes a keep-alive client connection idle this long.
+	ClientIdleTimeout time.Duration `mapstructure:"client_idle_timeout"`
+}
+
+// DefaultConfig returns the defaults documented in config.yaml.
+func DefaultConfig() Config {
+	return Config{
+		Listen:            ":3128",
+		Policy:            PolicyConfig{Default: ActionIsolate},
+		Tabs:              DefaultTabsConfig(),
+		UpstreamTimeout:   30 * time.Second,
+		ClientIdleTimeout: 2 * time.Minute,
+	}
+}
+
+// Validate reports the first bad value, naming its key.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q: want host:port or :port", c.Listen)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
+	}
+	if c.UpstreamTimeout <= 0 {
+		return fmt.Errorf("upstream_timeout: must be positive")
+	}
+	if c.ClientIdleTimeout <= 0 {
+		return fmt.Errorf("client_idle_timeout: must be positive")
+	}
+	return c.Tabs.Validate()
+}
+
+// Server is the forward proxy. It is an http.Handler.
+type Server struct {
+	cfg    Config
+	policy *Policy
+	audit  *Audit
+	log    *slog.Logger
+	gp     *goproxy.ProxyHttpServer
+	api    http.Handler
+	tabs   *tabManager
+}
+
+// New builds the proxy. iso starts browsers, st makes WebRTC peers.
+func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pol, err := NewPolicy(cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("component", "proxy")
+	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log,
+		tabs: newTabManager(cfg.Tabs, iso, st, audit, log)}
+	s.api = s.apiHandler()
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{log}
+	dialer := &net.Dialer{Timeout: cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
+	// goproxy's default transport skips TLS verification and reads proxy
+	// settings from the environment: neither is acceptable here.
+	gp.Tr = &http.Transport{
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.UpstreamTimeout,
+		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   16,
+		ExpectContinueTimeout: time.Second,
+	}
+	gp.ConnectDial = func(network, addr string) (net.Conn, error) { return dialer.Dial(network, addr) }
+	gp.NonproxyHandler = http.HandlerFunc(s.serveOwn)
+	s.gp = gp
+	s.register()
+	return s, nil
+}
+
+// register plugs the API, policy and audit into goproxy as conditions and handlers.
+func (s *Server) register() {
+	s.gp.OnRequest(goproxy.ReqConditionFunc(func(r *http.Request, _ *goproxy.ProxyCtx) bool {
+		return strings.HasPrefix(r.URL.Path, apiPrefix)
+	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		reqInfoOf(r).own = true
+		return r, recordResponse(r, s.api)
+	})
+	s.gp.OnRequest().DoFunc(s.decide)
+	s.gp.OnRequest().HandleConnectFunc(s.decideConnect)
+	s.gp.OnResponse().DoFunc(func(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+		if resp == nil {
+			reqInfoOf(ctx.Req).err = ctx.Error
+			return errorPage(ctx.Req, http.StatusBadGateway, "The site could not be reached",
+				"Glovebox could not get a response from "+ctx.Req.URL.Host+".")
+		}
+		return resp
+	})
+}
+
+// decide applies policy to one plain HTTP request.
+func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	d := s.policy.DecideRequest(r)
+	info := reqInfoOf(r)
+	info.decision = d
+	switch d.Action {
+	case ActionAllow:
+		return r, nil
+	case ActionBlock:
+		return r, blockPage(r, d)
+	}
+	if isNavigation(r) {
+		if r.Method != http.MethodGet {
+			return r, errorPage(r, http.StatusForbidden, "This request cannot be isolated",
+				"A "+r.Method+" navigation to an isolated site cannot be opened in isolation. Open the page first and submit the form from there.")
+		}
+		return r, landingPage(r)
+	}
+	// Nothing from an isolated origin reaches the user's browser.
+	return r, isolatedResource(r)
+}
+
+// decideConnect applies policy to a CONNECT tunnel. Until TLS interception
+// exists only allowed hosts are tunnelled.
+func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	d := s.policy.DecideRequest(ctx.Req)
+	info := reqInfoOf(ctx.Req)
+	info.decision = d
+	if d.Action == ActionAllow {
+		info.status = http.StatusOK
+		return goproxy.OkConnect, host
+	}
+	msg := "blocked by policy rule " + d.Rule
+	if d.Action == ActionIsolate {
+		msg = "isolated site: HTTPS isolation needs TLS interception, which is not enabled"
+	}
+	ctx.Resp = goproxy.NewResponse(ctx.Req, "text/plain; charset=utf-8", http.StatusForbidden, "Glovebox: "+msg+"\n")
+	info.status = http.StatusForbidden
+	return goproxy.RejectConnect, host
+}
+
+// ServeHTTP serves one proxy request and writes its audit event.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &reqInfo{}
+	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+	cw := &countingWriter{ResponseWriter: w}
+	s.gp.ServeHTTP(cw, r)
+	if info.own || (!r.URL.IsAbs() && r.Method != http.MethodConnect) {
+		return
+	}
+	status := cw.status
+	if status == 0 {
+		status = info.status
+	}
+	e := RequestEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
+		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: cw.n,
+		Duration: time.Since(start)}
+	if info.err != nil {
+		e.Error = info.err.Error()
+	}
+	s.audit.Request(e)
+}
+
+// Serve accepts proxy connections on ln until ctx is done, then drains them
+// for up to grace and ends every tab.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       s.cfg.ClientIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close()
+		return fmt.Errorf("serve proxy: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	s.Close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down proxy: %w", err)
+	}
+	return nil
+}
+
+// Close ends every tab and waits for their browsers to be gone.
+func (s *Server) Close() {
+	s.tabs.close()
+}
+
+// Tabs is how many isolated tabs exist now.
+func (s *Server) Tabs() int { return s.tabs.count() }
+
+// serveOwn answers requests made to the proxy itself rather than through it.
+func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	case "/":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "This is Glovebox, a browser isolation proxy.\nSet it as your browser's HTTP proxy: %s\n", r.Host)
+	default:
+		http.Error(w, "This is Glovebox, a proxy. Use it as your browser's HTTP proxy.", http.StatusNotFound)
+	}
+}
+
+// reqInfo carries what policy decided from goproxy's handlers to the audit event.
+type reqInfo struct {
+	decision Decision
+	status   int
+	own      bool
+	err      error
+}
+
+type reqInfoKey struct{}
+
+func reqInfoOf(r *http.Request) *reqInfo {
+	if info, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+		return info
+	}
+	return &reqInfo{}
+}
+
+// countingWriter records the status and body bytes written to the client.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := c.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	return h.Hijack()
+}
+
+// clientIP is the address of the connection the request came on.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// auditURL is the request's URL without credentials.
+func auditURL(r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		return r.URL.Host
+	}
+	u := *r.URL
+	u.User = nil
+	return u.String()
+}
+
+func isBadOffer(err error) bool { return errors.Is(err, stream.ErrBadOffer) }
+
+// goproxyLogger sends goproxy's printf logging to slog at debug level.
+type goproxyLogger struct{ l *slog.Logger }
+
+func (g goproxyLogger) Printf(format string, v ...any) {
+	g.l.Debug(fmt.Sprintf(format, v...), "from", "goproxy")
+}

@@ -1,0 +1,666 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/render"
+	"github.com/glovebox/glovebox/stream"
+)
+
+// Isolator starts one disposable browser per tab. isolate's runtimes satisfy it.
+type Isolator interface {
+	Name() string
+	Start(ctx context.Context, spec isolate.Spec) (*isolate.Browser, error)
+}
+
+// Streamer makes one WebRTC peer per attached landing page. *stream.Server satisfies it.
+type Streamer interface {
+	NewPeer(opts stream.PeerOptions) (*stream.Peer, error)
+}
+
+// TabsConfig bounds the isolated tabs.
+type TabsConfig struct {
+	// Max is how many isolated tabs may exist at once; past it the landing page says capacity is full.
+	Max int `mapstructure:"max"`
+	// IdleTimeout ends a tab that has had no input from its user for this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxLifetime ends a tab this long after it started, whatever it is doing.
+	MaxLifetime time.Duration `mapstructure:"max_lifetime"`
+	// StartTimeout bounds starting a browser for a tab.
+	StartTimeout time.Duration `mapstructure:"start_timeout"`
+	// ReattachGrace keeps a tab whose landing page went away (reload, hand-over to another origin,
+	// closed tab) this long for it to come back, then ends it.
+	ReattachGrace time.Duration `mapstructure:"reattach_grace"`
+	// MaxWidth and MaxHeight cap the remote viewport in CSS pixels.
+	MaxWidth  int `mapstructure:"max_width"`
+	MaxHeight int `mapstructure:"max_height"`
+	// MaxScale caps the device pixel ratio honoured for HiDPI clients.
+	MaxScale float64 `mapstructure:"max_scale"`
+	// JPEGQuality is the screencast quality Chromium encodes frames with (1–100).
+	JPEGQuality int `mapstructure:"jpeg_quality"`
+}
+
+// DefaultTabsConfig returns the defaults documented in config.yaml.
+func DefaultTabsConfig() TabsConfig {
+	return TabsConfig{
+		Max:           20,
+		IdleTimeout:   30 * time.Minute,
+		MaxLifetime:   12 * time.Hour,
+		StartTimeout:  30 * time.Second,
+		ReattachGrace: 10 * time.Second,
+		MaxWidth:      3840,
+		MaxHeight:     2160,
+		MaxScale:      2,
+		JPEGQuality:   80,
+	}
+}
+
+// Validate reports the first bad value, naming its key.
+func (c *TabsConfig) Validate() error {
+	switch {
+	case c.Max < 1:
+		return fmt.Errorf("tabs.max: %d: must be at least 1", c.Max)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("tabs.idle_timeout: must be positive")
+	case c.MaxLifetime <= 0:
+		return fmt.Errorf("tabs.max_lifetime: must be positive")
+	case c.StartTimeout <= 0:
+		return fmt.Errorf("tabs.start_timeout: must be positive")
+	case c.ReattachGrace <= 0:
+		return fmt.Errorf("tabs.reattach_grace: must be positive")
+	case c.MaxWidth < 320 || c.MaxWidth > 7680:
+		return fmt.Errorf("tabs.max_width: %d: want 320–7680", c.MaxWidth)
+	case c.MaxHeight < 240 || c.MaxHeight > 4320:
+		return fmt.Errorf("tabs.max_height: %d: want 240–4320", c.MaxHeight)
+	case c.MaxScale < 1 || c.MaxScale > 4:
+		return fmt.Errorf("tabs.max_scale: %v: want 1–4", c.MaxScale)
+	case c.JPEGQuality < 1 || c.JPEGQuality > 100:
+		return fmt.Errorf("tabs.jpeg_quality: %d: want 1–100", c.JPEGQuality)
+	}
+	return nil
+}
+
+// Errors the API turns into statuses.
+var (
+	ErrCapacity = errors.New("all isolated tabs are in use")
+	ErrNoTab    = errors.New("no such tab")
+	ErrClosing  = errors.New("glovebox is shutting down")
+)
+
+// maxClientMessage bounds one data-channel message from a landing page; the
+// largest legitimate one is a text input of maxTextInput bytes.
+const maxClientMessage = 16 << 10
+
+// tabManager owns every tab: the map from secret token to tab, capacity, handoff codes.
+type tabManager struct {
+	cfg   TabsConfig
+	iso   Isolator
+	st    Streamer
+	audit *Audit
+	log   *slog.Logger
+
+	ctx    context.Context // parent of every tab; cancelled by close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	tabs   map[string]*tab // by token
+	codes  map[string]handoffCode
+	closed bool
+}
+
+type handoffCode struct {
+	token    string
+	clientIP string
+	expires  time.Time
+}
+
+func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &tabManager{cfg: cfg, iso: iso, st: st, audit: audit, log: log,
+		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, codes: map[string]handoffCode{}}
+}
+
+// tabRequest is what a landing page asks for.
+type tabRequest struct {
+	URL    string  `json:"url"`
+	Width  int     `json:"width"`
+	Height int     `json:"height"`
+	DPR    float64 `json:"dpr"`
+}
+
+// create registers a tab and starts its browser in the background.
+func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error) {
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: url must be an absolute http or https URL", errBadRequest)
+	}
+	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
+	t := &tab{
+		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user,
+		url: u.String(), host: u.Hostname(), created: time.Now(),
+		ready: make(chan struct{}), ended: make(chan struct{}),
+		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
+		width: w, height: h, scale: s,
+	}
+	t.lastActive.Store(time.Now().UnixNano())
+	t.log = m.log.With("tab", t.id)
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosing
+	}
+	if len(m.tabs) >= m.cfg.Max {
+		m.mu.Unlock()
+		return nil, ErrCapacity
+	}
+	t.ctx, t.cancel = context.WithCancel(m.ctx)
+	t.detachedAt = time.Now() // no landing page attached yet: the grace applies from now
+	m.tabs[t.token] = t
+	m.wg.Add(1)
+	m.mu.Unlock()
+
+	go t.run()
+	return t, nil
+}
+
+func (m *tabManager) clampViewport(w, h int, dpr float64) (int, int, float64) {
+	w = min(max(w, 320), m.cfg.MaxWidth)
+	h = min(max(h, 240), m.cfg.MaxHeight)
+	if math.IsNaN(dpr) || dpr < 1 {
+		dpr = 1
+	}
+	dpr = min(dpr, m.cfg.MaxScale)
+	return w, h, dpr
+}
+
+// lookup returns the tab for token if clientIP owns it. A foreign token is
+// answered exactly as an unknown one, so tokens cannot be probed.
+func (m *tabManager) lookup(token, clientIP string) (*tab, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tabs[token]
+	if !ok || t.clientIP != clientIP {
+		return nil, ErrNoTab
+	}
+	return t, nil
+}
+
+func (m *tabManager) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.tabs)
+}
+
+// handoff issues a one-time code with which a landing page at another origin
+// takes over the tab; the code travels in the URL fragment, never to a server.
+func (m *tabManager) handoff(t *tab) string {
+	code := randomToken()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	for c, h := range m.codes {
+		if now.After(h.expires) {
+			delete(m.codes, c)
+		}
+	}
+	m.codes[code] = handoffCode{token: t.token, clientIP: t.clientIP, expires: now.Add(m.cfg.ReattachGrace)}
+	return code
+}
+
+// claim exchanges a handoff code for the tab's token, once.
+func (m *tabManager) claim(code, clientIP string) (*tab, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h, ok := m.codes[code]
+	if !ok || h.clientIP != clientIP || time.Now().After(h.expires) {
+		return nil, ErrNoTab
+	}
+	delete(m.codes, code)
+	t, ok := m.tabs[h.token]
+	if !ok {
+		return nil, ErrNoTab
+	}
+	return t, nil
+}
+
+func (m *tabManager) remove(t *tab) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.tabs, t.token)
+}
+
+// close ends every tab and waits for their browsers to be gone.
+func (m *tabManager) close() {
+	m.mu.Lock()
+	m.closed = true
+	tabs := make([]*tab, 0, len(m.tabs))
+	for _, t := range m.tabs {
+		tabs = append(tabs, t)
+	}
+	m.mu.Unlock()
+	for _, t := range tabs {
+		t.end("shutdown")
+	}
+	m.cancel()
+	m.wg.Wait()
+}
+
+// tab is one isolated browser tab: a browser, the chromedp page on it, and at
+// most one attached WebRTC peer at a time.
+type tab struct {
+	m        *tabManager
+	log      *slog.Logger
+	id       string // appears in logs and audit events
+	token    string // secret: only the owning landing page knows it
+	clientIP string
+	user     string
+	url      string
+	host     string
+	created  time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	ready    chan struct{} // closed once the browser and page are up, or failed
+	startErr error
+	browser  *isolate.Browser
+	page     *render.Tab
+
+	inputs     chan clientMsg
+	lastActive atomic.Int64
+
+	mu         sync.Mutex
+	peer       *stream.Peer
+	detachedAt time.Time
+	lastJPEG   []byte
+	width      int
+	height     int
+	scale      float64
+	stats      stream.Stats // summed over peers that have gone
+	retired    map[*stream.Peer]bool
+	errorsSent int
+
+	endOnce sync.Once
+	ended   chan struct{}
+	reason  string
+}
+
+// run starts the browser, then watches the tab until it ends, then tears it
+// down. Only run touches the browser and page after start, so teardown never
+// races with a start in progress.
+func (t *tab) run() {
+	defer t.m.wg.Done()
+	defer t.teardown()
+	err := t.start()
+	t.startErr = err
+	close(t.ready)
+	if err != nil {
+		t.log.Warn("tab failed to start", "err", err)
+		t.end("start failed: " + err.Error())
+		return
+	}
+	t.m.audit.TabStart(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
+		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Duration: time.Since(t.created)})
+
+	go t.inputLoop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			t.end("shutdown")
+			return
+		case <-t.ended:
+			return
+		case <-t.browser.Done():
+			t.end("browser exited")
+			return
+		case <-t.page.Done():
+			t.end("browser disconnected")
+			return
+		case now := <-tick.C:
+			if r := t.expired(now); r != "" {
+				t.end(r)
+				return
+			}
+		}
+	}
+}
+
+func (t *tab) start() (retErr error) {
+	startCtx, cancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
+	defer cancel()
+	b, err := t.m.iso.Start(startCtx, isolate.Spec{TabID: t.id, Width: t.width, Height: t.height, Scale: t.scale})
+	if err != nil {
+		return fmt.Errorf("start browser: %w", err)
+	}
+	t.browser = b
+	defer func() {
+		if retErr != nil {
+			b.Close()
+		}
+	}()
+	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
+		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
+		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log,
+	})
+	if err != nil {
+		return fmt.Errorf("open page: %w", err)
+	}
+	t.page = page
+	navCtx, navCancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
+	defer navCancel()
+	if err := page.Navigate(navCtx, t.url); err != nil {
+		// Chromium shows its own error page (DNS failure, refused, …): the
+		// user sees it in the video, as they would locally.
+		t.log.Info("navigation failed", "url", t.url, "err", err)
+	}
+	return nil
+}
+
+func (t *tab) expired(now time.Time) string {
+	if now.Sub(t.created) > t.m.cfg.MaxLifetime {
+		return "max lifetime"
+	}
+	if now.Sub(time.Unix(0, t.lastActive.Load())) > t.m.cfg.IdleTimeout {
+		return "idle timeout"
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.peer == nil && !t.detachedAt.IsZero() && now.Sub(t.detachedAt) > t.m.cfg.ReattachGrace {
+		return "closed by user"
+	}
+	return ""
+}
+
+// attach answers a landing page's offer and makes its peer the tab's only one.
+func (t *tab) attach(ctx context.Context, offer string) (string, error) {
+	var peer *stream.Peer
+	peer, err := t.m.st.NewPeer(stream.PeerOptions{
+		Log:            t.log,
+		MaxMessage:     maxClientMessage,
+		OnMessage:      func(b []byte) { t.onMessage(peer, b) },
+		OnOpen:         func() { t.onOpen(peer) },
+		OnMessageError: func(err error) { t.sendError(peer, err) },
+	})
+	if err != nil {
+		return "", fmt.Errorf("new peer: %w", err)
+	}
+	answer, err := peer.Answer(ctx, offer)
+	if err != nil {
+		peer.Close()
+		return "", err
+	}
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		peer.Close()
+		return "", ctx.Err()
+	}
+	if t.startErr != nil {
+		peer.Close()
+		return "", t.startErr
+	}
+	t.mu.Lock()
+	select {
+	case <-t.ended:
+		t.mu.Unlock()
+		peer.Close()
+		return "", ErrNoTab
+	default:
+	}
+	old := t.peer
+	t.peer = peer
+	t.detachedAt = time.Time{}
+	last := t.lastJPEG
+	t.mu.Unlock()
+	if old != nil {
+		old.Send(encodeServerMsg(serverMsg{T: "ended", Reason: "opened in another window"}))
+		t.dropPeer(old)
+	}
+	if last != nil {
+		// A static page sends no new frames: give the new peer the last one.
+		peer.Submit(last, time.Now(), func() {})
+	}
+	t.lastActive.Store(time.Now().UnixNano())
+	go func() {
+		select {
+		case <-peer.Done():
+			t.dropPeer(peer)
+		case <-t.ended:
+		}
+	}()
+	return answer, nil
+}
+
+// dropPeer detaches and closes p if it is still the tab's peer; the tab then
+// waits ReattachGrace for a landing page to come back.
+func (t *tab) dropPeer(p *stream.Peer) {
+	t.mu.Lock()
+	if t.peer == p {
+		t.peer = nil
+		t.detachedAt = time.Now()
+	}
+	t.mu.Unlock()
+	t.retire(p)
+}
+
+// retire closes p and adds its counters to the tab's, once per peer.
+func (t *tab) retire(p *stream.Peer) {
+	t.mu.Lock()
+	if t.retired[p] {
+		t.mu.Unlock()
+		return
+	}
+	t.retired[p] = true
+	t.mu.Unlock()
+	p.Close()
+	s := p.Stats()
+	t.mu.Lock()
+	t.stats.FramesEncoded += s.FramesEncoded
+	t.stats.Keyframes += s.Keyframes
+	t.stats.BytesSent += s.BytesSent
+	t.mu.Unlock()
+}
+
+// detach is the landing page saying it is going away (reload, hand-over, close).
+func (t *tab) detach() {
+	t.mu.Lock()
+	p := t.peer
+	t.mu.Unlock()
+	if p != nil {
+		t.dropPeer(p)
+	}
+}
+
+func (t *tab) currentPeer() *stream.Peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.peer
+}
+
+func (t *tab) onFrame(f render.Frame) {
+	t.mu.Lock()
+	t.lastJPEG = f.Data
+	p := t.peer
+	t.mu.Unlock()
+	if p == nil {
+		f.Ack()
+		return
+	}
+	p.Submit(f.Data, f.Captured, f.Ack)
+}
+
+func (t *tab) onEvent(ev render.Event) {
+	switch ev.Type {
+	case "url":
+		t.send(serverMsg{T: "url", URL: ev.URL})
+	case "title":
+		t.send(serverMsg{T: "title", Title: ev.Title})
+	case "dialog":
+		t.send(serverMsg{T: "dialog", Message: ev.Message})
+	case "crashed":
+		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
+	}
+}
+
+func (t *tab) onOpen(p *stream.Peer) {
+	<-t.ready
+	if t.page == nil {
+		return
+	}
+	if u := t.page.URL(); u != "" {
+		p.Send(encodeServerMsg(serverMsg{T: "url", URL: u}))
+	}
+	if title := t.page.Title(); title != "" {
+		p.Send(encodeServerMsg(serverMsg{T: "title", Title: title}))
+	}
+}
+
+func (t *tab) send(m serverMsg) {
+	if p := t.currentPeer(); p != nil {
+		p.Send(encodeServerMsg(m))
+	}
+}
+
+// sendError tells the client why a message was refused, a bounded number of
+// times so a flood of garbage does not become a flood of replies.
+func (t *tab) sendError(p *stream.Peer, err error) {
+	t.mu.Lock()
+	t.errorsSent++
+	n := t.errorsSent
+	t.mu.Unlock()
+	if n > 100 {
+		return
+	}
+	t.log.Debug("client message refused", "err", err)
+	p.Send(encodeServerMsg(serverMsg{T: "error", Message: err.Error()}))
+}
+
+func (t *tab) onMessage(p *stream.Peer, b []byte) {
+	if t.currentPeer() != p {
+		return
+	}
+	m, err := parseClientMsg(b)
+	if err != nil {
+		t.sendError(p, err)
+		return
+	}
+	t.lastActive.Store(time.Now().UnixNano())
+	select {
+	case t.inputs <- m:
+	default:
+		// The page is not keeping up (a busy renderer): drop rather than
+		// block the data channel.
+		t.sendError(p, errors.New("input dropped: the isolated page is busy"))
+	}
+}
+
+// inputLoop applies client input to the page in order, from one goroutine.
+func (t *tab) inputLoop() {
+	for {
+		select {
+		case <-t.ended:
+			return
+		case m := <-t.inputs:
+			if err := t.apply(m); err != nil && t.ctx.Err() == nil {
+				if p := t.currentPeer(); p != nil {
+					t.sendError(p, err)
+				}
+			}
+		}
+	}
+}
+
+func (t *tab) apply(m clientMsg) error {
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	switch m.T {
+	case "mouse":
+		return t.page.Mouse(ctx, m.mouseEvent())
+	case "wheel":
+		return t.page.Mouse(ctx, m.wheelEvent())
+	case "key":
+		return t.page.Key(ctx, m.keyEvent())
+	case "text":
+		return t.page.InsertText(ctx, m.Text)
+	case "resize":
+		w, h, s := t.m.clampViewport(m.Width, m.Height, m.DPR)
+		t.mu.Lock()
+		same := w == t.width && h == t.height && s == t.scale
+		t.width, t.height, t.scale = w, h, s
+		t.mu.Unlock()
+		if same {
+			return nil
+		}
+		return t.page.Resize(ctx, w, h, s)
+	}
+	return nil
+}
+
+// end marks the tab ended, once, for reason; run tears it down.
+func (t *tab) end(reason string) {
+	t.endOnce.Do(func() {
+		t.mu.Lock()
+		t.reason = reason
+		close(t.ended)
+		t.mu.Unlock()
+		t.cancel()
+	})
+}
+
+// teardown closes peer, page and browser and writes the tab_end event.
+func (t *tab) teardown() {
+	t.m.remove(t)
+	t.mu.Lock()
+	p, reason := t.peer, t.reason
+	t.peer = nil
+	t.mu.Unlock()
+	if p != nil {
+		p.Send(encodeServerMsg(serverMsg{T: "ended", Reason: reason}))
+		t.retire(p)
+	}
+	if t.page != nil {
+		t.page.Close()
+	}
+	browserID := ""
+	if t.browser != nil {
+		browserID = t.browser.ID
+		if err := t.browser.Close(); err != nil {
+			t.log.Warn("close browser", "err", err)
+		}
+	}
+	t.mu.Lock()
+	s := t.stats
+	t.mu.Unlock()
+	t.m.audit.TabEnd(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
+		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
+		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason})
+	t.log.Info("tab ended", "reason", reason)
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
