@@ -1,0 +1,46 @@
+# Glovebox — browser isolation proxy. `make help` lists the targets.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+export GOFLAGS := -buildvcs=false
+
+# Debian packages the build, the tests and `make run` need.
+DEB_PACKAGES := chromium libvpx-dev libturbojpeg0-dev pkg-config gcc ca-certificates
+GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
+CONFIG ?= config.yaml
+
+.PHONY: help deps build run test bench lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages and Go modules (does nothing when present)
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@go mod download
+
+build: deps ## build bin/glovebox
+	go build -o bin/glovebox ./cmd/glovebox
+
+run: build ## run Glovebox with config.yaml (CONFIG=path for another)
+	./bin/glovebox serve --config $(CONFIG)
+
+test: deps ## run every test (real Chromium, real WebRTC peers)
+	go vet ./...
+	go test $(GO_TEST_FLAGS) ./...
+
+bench: deps ## run the benchmarks and print their figures
+	go test -run '^$$' -bench . -benchtime 20x -count 5 ./... | tee bench.out
+
+lint: ## gofmt, go vet, and staticcheck if installed
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: skipped"; fi
+
+clean: ## remove build output
+	rm -rf bin bench.out

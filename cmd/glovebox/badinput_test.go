@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/glovebox/glovebox/proxy"
+)
+
+func proxyRule(name, host string) proxy.Rule {
+	return proxy.Rule{Name: name, Host: host, Action: proxy.ActionAllow}
+}
+
+// rawProxy sends raw bytes to the proxy and returns the status line of its answer.
+func rawProxy(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, req)
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line)
+}
+
+func TestMalformedProxyRequests(t *testing.T) {
+	site := newTestSite(t)
+	g := startGlovebox(t, func(c *Config) {
+		c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules, proxyRule("allow-site", "127.0.0.1"))
+	})
+	tests := []struct {
+		name, req, want string
+	}{
+		{"garbage", "\x16\x03\x01garbage\r\n\r\n", "400"},
+		{"no version", "GET http://example.test/\r\n\r\n", "400"},
+		{"bad host", "GET http://[::1/ HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+		{"huge header", "GET " + site.URL + "/ HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 200<<10) + "\r\n\r\n", "431"},
+		{"bad CONNECT", "CONNECT nohostport HTTP/1.1\r\nHost: nohostport\r\n\r\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rawProxy(t, g.addr, tt.req)
+			if tt.want != "" && !strings.Contains(got, " "+tt.want+" ") {
+				t.Errorf("status line %q, want %s", got, tt.want)
+			}
+			if strings.Contains(got, " 200 ") {
+				t.Errorf("malformed request got %q", got)
+			}
+		})
+	}
+	// The proxy still serves a well-formed request.
+	resp, err := g.proxied.Get(site.URL + "/style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(site.marker)) {
+		t.Errorf("allowed request after garbage: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestIsolatedSubresourcesRefused(t *testing.T) {
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	for _, path := range []string{"/", "/app.js", "/style.css"} {
+		req, _ := http.NewRequest("GET", site.URL+path, nil)
+		req.Header.Set("Accept", "*/*")
+		resp, err := g.proxied.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s: status %d, want 403", path, resp.StatusCode)
+		}
+		if bytes.Contains(body, []byte(site.marker)) {
+			t.Errorf("%s: the isolated site's bytes reached the client", path)
+		}
+	}
+	// A browser-like navigation gets the landing page, not the site.
+	req, _ := http.NewRequest("GET", site.URL+"/", nil)
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	resp, err := g.proxied.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("/.glovebox/app.js")) || bytes.Contains(body, []byte(site.marker)) {
+		t.Errorf("navigation: %d, landing page expected, got %q", resp.StatusCode, body)
+	}
+	if n := site.servedCount("/"); n != 0 {
+		t.Errorf("the proxy fetched the isolated site itself %d times", n)
+	}
+}
+
+// apiCall makes a /.glovebox/ API call through the proxy, from a chosen
+// loopback source address.
+func apiCall(t *testing.T, g *glovebox, from, url string, body any) (int, map[string]any) {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	tr := g.proxied.Transport.(*http.Transport).Clone()
+	tr.DialContext = d.DialContext
+	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	b, _ := json.Marshal(body)
+	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil && resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("%s: not JSON (%d): %q", url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func TestTabTokens(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, func(c *Config) { c.Proxy.Tabs.Max = 1 })
+	api := site.URL + "/.glovebox/api"
+
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs/not-a-token/offer", map[string]string{"sdp": "v=0"})
+	if status != 404 || out["error"] != "no_tab" {
+		t.Errorf("unknown token: %d %v", status, out)
+	}
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600, "dpr": 1})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	token := out["token"].(string)
+	if len(token) < 40 {
+		t.Errorf("token %q is too short to be unguessable", token)
+	}
+
+	// Capacity: the second tab is refused with a clear reason; the proxy stays healthy.
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+	if status != 503 || out["error"] != "capacity" || !strings.Contains(out["message"].(string), "capacity") {
+		t.Errorf("over capacity: %d %v", status, out)
+	}
+
+	// Another client (another loopback address) cannot use the token, and
+	// learns nothing: the answer is the unknown-token answer.
+	fstatus, fout := apiCall(t, g, "127.0.0.2", api+"/tabs/"+token+"/offer", map[string]string{"sdp": "v=0"})
+	if fstatus != 404 || fout["error"] != "no_tab" {
+		t.Errorf("foreign token: %d %v", fstatus, fout)
+	}
+
+	// Garbage bodies.
+	for _, body := range []any{"not an object", map[string]any{"sdp": 5}, map[string]any{"sdp": "garbage"}, map[string]any{"sdp": strings.Repeat("x", 100<<10)}} {
+		status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", body)
+		if status < 400 || status >= 500 || out["error"] == nil {
+			t.Errorf("offer %.40v: %d %v, want a 4xx JSON error", body, status, out)
+		}
+	}
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": "javascript:alert(1)"})
+	if status != 400 {
+		t.Errorf("create with a javascript: URL: %d %v", status, out)
+	}
+
+	// Expired: after the tab ends (no landing page came back), its token is unknown.
+	waitFor(t, 30*time.Second, "the unattached tab to end", func() (bool, string) {
+		return g.srv.Tabs() == 0, fmt.Sprint(g.srv.Tabs())
+	})
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", map[string]string{"sdp": "v=0"})
+	if status != 404 || out["error"] != "no_tab" {
+		t.Errorf("expired token: %d %v", status, out)
+	}
+	resp, err := http.Get("http://" + g.addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz after all that: %v %v", resp, err)
+	}
+}
+
+// pionClient is a WebRTC peer in Go standing in for the landing page.
+type pionClient struct {
+	pc   *webrtc.PeerConnection
+	dc   *webrtc.DataChannel
+	open chan struct{}
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+func newPionClient(t *testing.T, g *glovebox, api, token string) *pionClient {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	c := &pionClient{pc: pc, open: make(chan struct{})}
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+		}
+	})
+	c.dc, err = pc.CreateDataChannel("glovebox", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.dc.OnOpen(func() { close(c.open) })
+	c.dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		var v map[string]any
+		if json.Unmarshal(m.Data, &v) == nil {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, v)
+			c.mu.Unlock()
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	pc.SetLocalDescription(offer)
+	<-gathered
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", map[string]string{"sdp": pc.LocalDescription().SDP})
+	if status != 200 {
+		t.Fatalf("offer: %d %v", status, out)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: out["sdp"].(string)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.open:
+	case <-time.After(30 * time.Second):
+		t.Fatal("data channel did not open")
+	}
+	return c
+}
+
+func (c *pionClient) count(typ string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.msgs {
+		if m["t"] == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *pionClient) sendJSON(t *testing.T, v any) {
+	t.Helper()
+	b, _ := json.Marshal(v)
+	if err := c.dc.SendText(string(b)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDataChannelGarbage sends garbage, oversized and hostile messages on the
+// data channel: each gets an error back, and the tab keeps working.
+func TestDataChannelGarbage(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	api := site.URL + "/.glovebox/api"
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600, "dpr": 1})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	c := newPionClient(t, g, api, out["token"].(string))
+	waitFor(t, 30*time.Second, "the page to load in the remote browser", func() (bool, string) {
+		return site.servedCount("/app.js") > 0, ""
+	})
+
+	garbage := []string{
+		"not json at all",
+		`{"t":"exec","cmd":"id"}`,
+		`{"t":"mouse","type":"move","x":1e308,"y":0}`,
+		`{"t":"key","type":"down","key":"` + strings.Repeat("K", 500) + `"}`,
+		`{"t":"mouse","type":"down","x":-50000,"y":99999,"button":"left","buttons":1}`,
+		`[]`,
+		`{"t":"resize","width":-1,"height":5}`,
+		`{"t":"resize","width":100000,"height":100000,"dpr":100}`, // clamped, not an error
+	}
+	for _, m := range garbage {
+		if err := c.dc.SendText(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.dc.Send([]byte{0xff, 0x00, 0xfe, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.dc.SendText(strings.Repeat("x", 20<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "error replies", func() (bool, string) {
+		return c.count("error") >= 7, fmt.Sprint(c.count("error"))
+	})
+
+	// The tab still works: back to the client's size, click the field, type.
+	c.sendJSON(t, map[string]any{"t": "resize", "width": 800, "height": 600, "dpr": 1})
+	c.sendJSON(t, map[string]any{"t": "mouse", "type": "down", "x": 100, "y": 140, "button": "left", "buttons": 1, "clicks": 1})
+	c.sendJSON(t, map[string]any{"t": "mouse", "type": "up", "x": 100, "y": 140, "button": "left", "buttons": 0, "clicks": 1})
+	time.Sleep(200 * time.Millisecond)
+	c.sendJSON(t, map[string]any{"t": "text", "text": "still alive"})
+	waitFor(t, 20*time.Second, "text after garbage to reach the remote page", func() (bool, string) {
+		got := site.lastReport("input")
+		return got == "still alive", got
+	})
+	if g.srv.Tabs() != 1 {
+		t.Errorf("tabs = %d, want the tab still open", g.srv.Tabs())
+	}
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestShippedConfigIsTheDefaults keeps config.yaml honest: it loads, it holds
+// every key, and its values are the defaults.
+func TestShippedConfigIsTheDefaults(t *testing.T) {
+	got, err := loadConfig("../../config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaultConfig()
+	// An empty temp_dir means the system's temporary directory.
+	got.Isolate.Process.TempDir, want.Isolate.Process.TempDir = "", ""
+	// Printed, so an empty list in the file equals a nil default.
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("config.yaml differs from the defaults:\n got %+v\nwant %+v", got, want)
+	}
+	raw, _ := os.ReadFile("../../config.yaml")
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for key := range flatten(reflect.ValueOf(defaultConfig()), "") {
+		if lineOf(doc.Content[0], key) == 0 {
+			t.Errorf("config.yaml does not document %s", key)
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want []string
+	}{
+		{"unknown top-level key", "listen: \":3128\"\ntabz:\n  max: 3\n", []string{`config.yaml:2: unknown key "tabz"`, `did you mean "tabs"`}},
+		{"unknown nested key", "tabs:\n  max: 3\n  idle_timout: 5m\n", []string{`:3: unknown key "tabs.idle_timout"`, `"idle_timeout"`}},
+		{"unknown key in a rule", "policy:\n  rules:\n    - name: a\n      hots: x\n      action: allow\n", []string{`:4: unknown key "policy.rules[0].hots"`}},
+		{"bad type", "tabs:\n  max: lots\n", []string{"config.yaml:2: 'tabs.max'", "int"}},
+		{"bad duration", "tabs:\n  idle_timeout: forever\n", []string{"config.yaml:2: 'tabs.idle_timeout'", "invalid duration"}},
+		{"out of range", "tabs:\n  max: 0\n", []string{"config.yaml:2: tabs.max: 0"}},
+		{"bad action", "policy:\n  rules:\n    - name: x\n      host: a.test\n      action: permit\n", []string{"config.yaml:3:", `policy.rules[0] (x): action "permit"`}},
+		{"bad runtime", "isolate:\n  runtime: vm\n", []string{"config.yaml:2: isolate.runtime", `"vm"`}},
+		{"not yaml", "listen: [\n", []string{"config.yaml"}},
+		{"bad listen", "listen: nowhere\n", []string{"listen", "nowhere"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, tt.body), nil)
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := loadConfig("/nonexistent/config.yaml", nil); !errors.Is(err, ErrConfig) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	p := writeConfig(t, "listen: \"127.0.0.1:4000\"\ntabs:\n  max: 5\n  idle_timeout: 90s\npolicy:\n  rules:\n    - {name: a, domain: example.test, action: allow}\n")
+	t.Setenv("GLOVEBOX_TABS_MAX", "7")
+	t.Setenv("GLOVEBOX_STREAM_NAT_1TO1_IPS", "203.0.113.7,203.0.113.8")
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	fs.String("listen", "", "")
+	fs.String("log-level", "", "")
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:5000"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(p, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Proxy.Listen != "127.0.0.1:5000" {
+		t.Errorf("listen = %q, want the flag's", cfg.Proxy.Listen)
+	}
+	if cfg.Proxy.Tabs.Max != 7 {
+		t.Errorf("tabs.max = %d, want the environment's 7", cfg.Proxy.Tabs.Max)
+	}
+	if cfg.Proxy.Tabs.IdleTimeout.Seconds() != 90 {
+		t.Errorf("tabs.idle_timeout = %v, want the file's 90s", cfg.Proxy.Tabs.IdleTimeout)
+	}
+	if got := cfg.Stream.NAT1To1IPs; len(got) != 2 || got[1] != "203.0.113.8" {
+		t.Errorf("stream.nat_1to1_ips = %v", got)
+	}
+	if len(cfg.Proxy.Policy.Rules) != 1 || cfg.Proxy.Policy.Rules[0].Domain != "example.test" {
+		t.Errorf("policy.rules = %+v", cfg.Proxy.Policy.Rules)
+	}
+	if cfg.Log.Level != "info" {
+		t.Errorf("log.level = %q, want the default", cfg.Log.Level)
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	var out, errOut strings.Builder
+	if err := run(t.Context(), nil, &out, &errOut); err == nil {
+		t.Error("no command: want an error")
+	}
+	if err := run(t.Context(), []string{"frobnicate"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "frobnicate") {
+		t.Errorf("unknown command: %v", err)
+	}
+	if err := run(t.Context(), []string{"check", "--config", "../../config.yaml"}, &out, &errOut); err != nil {
+		t.Errorf("check: %v", err)
+	}
+	if !strings.Contains(out.String(), "configuration ok") {
+		t.Errorf("check printed %q", out.String())
+	}
+}

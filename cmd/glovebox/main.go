@@ -1,0 +1,157 @@
+// Command glovebox is the Glovebox browser isolation proxy.
+//
+//	glovebox serve --config config.yaml   run the proxy
+//	glovebox check --config config.yaml   check a configuration and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/stream"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "glovebox:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: glovebox <command> [flags]
+
+commands:
+  serve   run the proxy
+  check   check the configuration and exit
+
+flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("glovebox", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path of the configuration file (YAML)")
+	fs.String("listen", "", "proxy listen address, overrides the config's listen")
+	fs.String("log-level", "", "debug, info, warn or error, overrides log.level")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if len(args) == 0 {
+		fs.Usage()
+		return errors.New("no command given")
+	}
+	cmd := args[0]
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath, fs)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "check":
+		fmt.Fprintln(stdout, "configuration ok")
+		return nil
+	case "serve":
+		return serve(ctx, cfg, stdout, stderr, nil)
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// serveHooks lets tests learn the address and reach the server.
+type serveHooks struct {
+	ready func(addr net.Addr, srv *proxy.Server)
+}
+
+// serve wires the packages and runs until ctx is done. Start order: stream,
+// runtime, proxy; shutdown in reverse.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *serveHooks) (retErr error) {
+	log := newLogger(cfg.Log, stderr)
+	auditW, closeAudit, err := openAudit(cfg.Audit.Output, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	audit := proxy.NewAudit(auditW)
+
+	st, err := stream.NewServer(cfg.Stream, log)
+	if err != nil {
+		return fmt.Errorf("start WebRTC: %w", err)
+	}
+	defer st.Close()
+
+	var iso proxy.Isolator
+	switch cfg.Isolate.Runtime {
+	case "process":
+		p, err := isolate.NewProcess(cfg.Isolate.Process, log)
+		if err != nil {
+			return fmt.Errorf("start process runtime: %w", err)
+		}
+		defer p.Close()
+		iso = p
+	default:
+		return fmt.Errorf("isolate.runtime: %q is not available", cfg.Isolate.Runtime)
+	}
+
+	srv, err := proxy.New(cfg.Proxy, iso, st, audit, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("listen %s: %w", cfg.Proxy.Listen, err)
+	}
+	log.Info("glovebox is running",
+		"component", "main",
+		"proxy", ln.Addr().String(),
+		"webrtc_udp", st.UDPAddr().String(),
+		"runtime", iso.Name(),
+		"hint", "set your browser's HTTP proxy to this machine's address and port "+portOf(ln.Addr()))
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(ln.Addr(), srv)
+	}
+	return srv.Serve(ctx, ln, cfg.ShutdownGrace)
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
+}
+
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func openAudit(out string, stdout, stderr io.Writer) (io.Writer, func(), error) {
+	switch out {
+	case "stdout":
+		return stdout, func() {}, nil
+	case "stderr":
+		return stderr, func() {}, nil
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit.output: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
