@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,14 @@ type Config struct {
 	UpstreamTimeout time.Duration `mapstructure:"upstream_timeout"`
 	// ClientIdleTimeout closes a keep-alive client connection idle this long.
 	ClientIdleTimeout time.Duration `mapstructure:"client_idle_timeout"`
+	// MediaTCPPort is the ICE-TCP port of Glovebox's own WebRTC media, set by
+	// the wiring. Browsers reach ICE-TCP through their proxy with CONNECT,
+	// which is tunnelled whatever policy says when it targets this machine's
+	// own address (or one of MediaAddrs) on this port.
+	MediaTCPPort int `mapstructure:"-"`
+	// MediaAddrs are the public addresses the media is announced on behind
+	// 1:1 NAT, set by the wiring.
+	MediaAddrs []string `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -152,6 +162,9 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 // exists only allowed hosts are tunnelled.
 func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	d := s.policy.DecideRequest(ctx.Req)
+	if s.isMediaTarget(host) {
+		d = Decision{Action: ActionAllow, Rule: "glovebox-media"}
+	}
 	info := reqInfoOf(ctx.Req)
 	info.decision = d
 	if d.Action == ActionAllow {
@@ -165,6 +178,38 @@ func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Con
 	ctx.Resp = goproxy.NewResponse(ctx.Req, "text/plain; charset=utf-8", http.StatusForbidden, "Glovebox: "+msg+"\n")
 	info.status = http.StatusForbidden
 	return goproxy.RejectConnect, host
+}
+
+// isMediaTarget reports whether a CONNECT target is Glovebox's own ICE-TCP
+// listener: an address of this machine (or an announced NAT address) on
+// the media port. Names never match: ICE candidates are addresses.
+func (s *Server) isMediaTarget(hostport string) bool {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || s.cfg.MediaTCPPort <= 0 || port != strconv.Itoa(s.cfg.MediaTCPPort) {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, a := range s.cfg.MediaAddrs {
+		if m, err := netip.ParseAddr(a); err == nil && m == ip {
+			return true
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if m, ok := netip.AddrFromSlice(n.IP); ok && m.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ServeHTTP serves one proxy request and writes its audit event.

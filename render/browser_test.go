@@ -37,6 +37,9 @@ func startBrowser(width, height int, extra ...string) (*testBrowser, error) {
 		"--disable-component-update", "--disable-sync", "--disable-gpu", "--disable-breakpad",
 		"--password-store=basic", "--use-mock-keychain", "--mute-audio", "--hide-scrollbars",
 		"--disable-extensions", "--disable-features=Translate,MediaRouter,OptimizationHints,BackForwardCache,SpareRendererForSitePerProcess,PreloadTopChromeWebUI,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
+		// No name resolution: the test pages are on 127.0.0.1, and nothing
+		// else (update checks, time sync) may leave the machine.
+		"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 		fmt.Sprintf("--window-size=%d,%d", width, height))
 	cmd.Args = append(append(cmd.Args, extra...), "about:blank")
 	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/bin:/bin"}

@@ -332,3 +332,37 @@ func TestDataChannelGarbage(t *testing.T) {
 		t.Errorf("tabs = %d, want the tab still open", g.srv.Tabs())
 	}
 }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestConnectToMediaPort: browsers reach ICE-TCP through their proxy with
+// CONNECT; Glovebox tunnels that to its own media port whatever policy says,
+// and nothing else of an isolated host.
+func TestConnectToMediaPort(t *testing.T) {
+	media := freePort(t)
+	g := startGlovebox(t, func(c *Config) { c.Stream.TCPPort = media })
+	if got := rawProxy(t, g.addr, fmt.Sprintf("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", media, media)); !strings.Contains(got, " 200 ") {
+		t.Errorf("CONNECT to the media port: %q, want 200", got)
+	}
+	other := freePort(t)
+	if got := rawProxy(t, g.addr, fmt.Sprintf("CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", other, other)); !strings.Contains(got, " 403 ") {
+		t.Errorf("CONNECT to another port of an isolated host: %q, want 403", got)
+	}
+	var media200 bool
+	for _, e := range g.audit.events() {
+		if e["method"] == "CONNECT" && e["rule"] == "glovebox-media" && e["action"] == "allow" {
+			media200 = true
+		}
+	}
+	if !media200 {
+		t.Errorf("no audit event for the media tunnel: %s", g.audit.String())
+	}
+}

@@ -168,6 +168,9 @@ func flatten(v reflect.Value, prefix string) map[string]any {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := strings.Split(f.Tag.Get("mapstructure"), ",")
+		if tag[0] == "-" {
+			continue // set by the wiring, not configurable
+		}
 		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
 			p := prefix
@@ -227,6 +230,9 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := strings.Split(f.Tag.Get("mapstructure"), ",")
+		if tag[0] == "-" {
+			continue
+		}
 		if tag[0] == "" && slices.Contains(tag[1:], "squash") {
 			for k, v := range structFields(f.Type) {
 				out[k] = v

@@ -164,6 +164,9 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	cfg.Stream.Addresses = []string{"127.0.0.1"}
 	cfg.Proxy.Tabs.ReattachGrace = 2 * time.Second
 	cfg.Isolate.Process.TempDir = tmp
+	// The test site is 127.0.0.1: no name needs resolving, and nothing the
+	// remote browser does in the background may leave the machine.
+	cfg.Isolate.Process.Flags = []string{"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"}
 	cfg.Log.Level = "debug"
 	cfg.Log.Format = "text"
 	cfg.ShutdownGrace = 2 * time.Second
@@ -300,6 +303,7 @@ func userBrowser(t testing.TB, proxyAddr string) context.Context {
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
 	)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -106,7 +107,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		return fmt.Errorf("isolate.runtime: %q is not available", cfg.Isolate.Runtime)
 	}
 
-	srv, err := proxy.New(cfg.Proxy, iso, st, audit, log)
+	pcfg := cfg.Proxy
+	if a, ok := st.TCPAddr().(*net.TCPAddr); ok {
+		pcfg.MediaTCPPort = a.Port
+	}
+	for _, m := range cfg.Stream.NAT1To1IPs {
+		public, _, _ := strings.Cut(m, "/")
+		pcfg.MediaAddrs = append(pcfg.MediaAddrs, public)
+	}
+	srv, err := proxy.New(pcfg, iso, st, audit, log)
 	if err != nil {
 		return err
 	}
