@@ -2,8 +2,8 @@
 // one Chromium per tab, started by a runtime and destroyed with everything the
 // site left in it when the tab closes.
 //
-// A runtime returns a *Browser whatever it runs on (a child process today, a
-// container later), and the caller reaches the browser only through its
+// A runtime returns a *Browser whatever it runs on (a container, or a child
+// process for development), and the caller reaches the browser only through its
 // DevTools address. The package knows nothing of HTTP, WebRTC or chromedp.
 package isolate
 
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 )
 
@@ -70,6 +71,14 @@ type Browser struct {
 	// DevToolsURL is the browser's DevTools websocket address, such as
 	// ws://127.0.0.1:PORT/devtools/browser/UUID, reachable from the host.
 	DevToolsURL string
+	// Addr is the browser's own address as the egress proxy sees it: the
+	// source address of every request the browser makes. It is nil when the
+	// browser has no network of its own (the process runtime, or a
+	// container runtime without a Networker).
+	Addr net.IP
+	// Warm reports that the browser was started ahead by the pool, before
+	// any tab asked for it. The pool sets it; runtimes leave it false.
+	Warm bool
 
 	done     chan struct{}
 	doneOnce sync.Once

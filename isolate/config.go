@@ -71,16 +71,7 @@ func (c ProcessConfig) Validate() error {
 	} else if c.User == "root" || c.User == "0" {
 		errs = append(errs, errors.New("user: Chromium's sandbox does not run as root; use an unprivileged user such as nobody"))
 	}
-	for i, f := range c.Flags {
-		name, _, _ := strings.Cut(f, "=")
-		if !strings.HasPrefix(f, "--") || len(name) < 3 {
-			errs = append(errs, fmt.Errorf("flags[%d]: %q must start with --", i, f))
-			continue
-		}
-		if why, ok := ownedFlags[name]; ok {
-			errs = append(errs, fmt.Errorf("flags[%d]: %s is not allowed: %s", i, name, why))
-		}
-	}
+	errs = append(errs, flagErrors(c.Flags, nil)...)
 	if c.StartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("start_timeout: %v must be positive", c.StartTimeout))
 	}
@@ -91,4 +82,26 @@ func (c ProcessConfig) Validate() error {
 		return fmt.Errorf("isolate process config: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// flagErrors reports each of flags that is not a flag or is refused by
+// ownedFlags or by the runtime's own refused list (which may be nil), naming
+// its index under the key "flags".
+func flagErrors(flags []string, refused map[string]string) []error {
+	var errs []error
+	for i, f := range flags {
+		name, _, _ := strings.Cut(f, "=")
+		if !strings.HasPrefix(f, "--") || len(name) < 3 {
+			errs = append(errs, fmt.Errorf("flags[%d]: %q must start with --", i, f))
+			continue
+		}
+		why, ok := ownedFlags[name]
+		if !ok {
+			why, ok = refused[name]
+		}
+		if ok {
+			errs = append(errs, fmt.Errorf("flags[%d]: %s is not allowed: %s", i, name, why))
+		}
+	}
+	return errs
 }

@@ -1,0 +1,640 @@
+package isolate
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	clog "github.com/containerd/log"
+	"github.com/sirupsen/logrus"
+	lslog "github.com/sirupsen/logrus/hooks/slog"
+)
+
+// Errors of the containerd runtime that callers branch on. Returned errors
+// wrap them.
+var (
+	// ErrContainerd reports that containerd could not be reached or started.
+	ErrContainerd = errors.New("isolate: containerd unavailable")
+	// ErrImage reports that the configured image could not be found,
+	// pulled or unpacked.
+	ErrImage = errors.New("isolate: container image unavailable")
+)
+
+// Networker joins a container's network namespace to the host. *Network is
+// the real one.
+type Networker interface {
+	// Attach joins the network namespace at netnsPath (/proc/PID/ns/net of
+	// a created, not yet started, task) to the host with one veth pair
+	// and firewall rules, and returns the link. id is the container's id.
+	Attach(ctx context.Context, id string, netnsPath string) (*Link, error)
+	// EgressPort is the egress proxy's port on the host end of each link.
+	EgressPort() int
+}
+
+// runcRuntime is the containerd runtime (shim) of every container.
+const runcRuntime = "io.containerd.runc.v2"
+
+// Containerd is the runtime that runs each browser in a container of its
+// own, created for one tab and never reused: own PID, IPC, UTS, mount and
+// network namespaces, no capabilities, seccomp, a read-only root, tmpfs for
+// what Chromium writes, and cgroup limits. Chromium's own sandbox stays on
+// inside it.
+type Containerd struct {
+	cfg    ContainerdConfig
+	nw     Networker
+	log    *slog.Logger
+	daemon *managedDaemon // nil unless Address is "managed"
+	client *client.Client
+	clog   *clog.Entry // the containerd client's logs, into log
+
+	// The root of every container: the template directory ("host"), or
+	// the image's snapshot.
+	rootfs string
+	binds  []string
+	image  client.Image
+	ipv6   bool
+
+	// base is the runtime's lifetime, in its containerd namespace: what
+	// outlives one call (a task's wait, a teardown) runs under it.
+	base       context.Context
+	cancelBase context.CancelFunc
+	// starting is cancelled by Close, to end the starts under way.
+	starting     context.Context
+	cancelStarts context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	starts   sync.WaitGroup
+	ids      map[string]bool // containers started or starting: Reap spares them
+	browsers map[*Browser]*ctrBrowser
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewContainerd returns the containerd runtime. It starts the managed
+// containerd (or connects to cfg.Address), removes what a crashed Glovebox
+// left in the namespace, and prepares the root file system: the template of
+// "host" mode, or the image, pulled if it is not there. nw may be nil (a nil
+// interface, not a nil *Network): the containers then have a network
+// namespace with loopback only, and no way out. ctx bounds the setup only.
+func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log *slog.Logger) (_ *Containerd, retErr error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if runtime.GOOS != "linux" {
+		return nil, errors.New("isolate: the containerd runtime needs Linux")
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("isolate: the containerd runtime needs root, to run containers and set up their network")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "isolate", "runtime", "containerd")
+	c := &Containerd{
+		cfg:      cfg,
+		nw:       nw,
+		log:      log,
+		ids:      make(map[string]bool),
+		browsers: make(map[*Browser]*ctrBrowser),
+	}
+	c.clog = clientLogger(log)
+	ctx = clog.WithLogger(ctx, c.clog)
+	c.base, c.cancelBase = context.WithCancel(namespaces.WithNamespace(context.WithoutCancel(ctx), cfg.Namespace))
+	c.starting, c.cancelStarts = context.WithCancel(c.base)
+	defer func() {
+		if retErr != nil {
+			c.Close()
+		}
+	}()
+	ctx = namespaces.WithNamespace(ctx, cfg.Namespace)
+	t0 := time.Now()
+
+	if cfg.RootFS == RootFSHost {
+		if _, err := os.Stat(cfg.Chromium); err != nil {
+			return nil, fmt.Errorf("isolate containerd config: chromium: rootfs \"host\" runs the host's Chromium: %w", err)
+		}
+	}
+	if err := os.MkdirAll(c.containersDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("isolate containerd: data_dir: %w", err)
+	}
+	address := strings.TrimPrefix(cfg.Address, "unix://")
+	if cfg.Address == AddressManaged {
+		d, err := startDaemon(ctx, cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		c.daemon = d
+		address = d.socket
+	} else if conn, err := net.DialTimeout("unix", address, 2*time.Second); err != nil {
+		// gRPC would retry until the deadline: say at once.
+		return nil, fmt.Errorf("%w: address: %w", ErrContainerd, err)
+	} else {
+		conn.Close()
+	}
+	cl, err := client.New(address, client.WithDefaultNamespace(cfg.Namespace), client.WithDefaultRuntime(runcRuntime))
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %w", ErrContainerd, address, err)
+	}
+	c.client = cl
+	vctx, cancel := context.WithTimeout(ctx, min(cfg.StartTimeout, 10*time.Second))
+	version, err := cl.Version(vctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("isolate containerd: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: no answer on %s: %w", ErrContainerd, address, err)
+	}
+
+	if err := c.Reap(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.RootFS == RootFSHost {
+		c.rootfs = filepath.Join(cfg.DataDir, "rootfs")
+		if c.binds, err = buildTemplate(c.rootfs, cfg.UID, cfg.GID); err != nil {
+			return nil, fmt.Errorf("isolate containerd: rootfs template: %w", err)
+		}
+	} else if c.image, err = ensureImage(ctx, cl, cfg.RootFS, log); err != nil {
+		return nil, err
+	}
+	_, err = os.Stat("/proc/sys/net/ipv6")
+	c.ipv6 = err == nil
+
+	log.Info("containerd runtime ready", "containerd", version.Version, "address", address,
+		"managed", c.daemon != nil, "namespace", cfg.Namespace, "rootfs", cfg.RootFS,
+		"network", nw != nil, "duration", time.Since(t0).Round(time.Millisecond))
+	if nw == nil {
+		log.Warn("containers have no network: browsers can open no page beyond their own loopback")
+	}
+	return c, nil
+}
+
+// clientLogger sends the containerd client's logs (logrus, taken from the
+// context) to log, instead of logrus's standard logger on stderr.
+func clientLogger(log *slog.Logger) *clog.Entry {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.SetLevel(logrus.DebugLevel) // log's handler decides
+	l.AddHook(lslog.NewHook(log.With("part", "containerd-client"), nil))
+	return logrus.NewEntry(l)
+}
+
+// containersDir holds one directory per container: its /etc/hosts and the
+// pipes of its output.
+func (c *Containerd) containersDir() string { return filepath.Join(c.cfg.DataDir, "containers") }
+
+// Name returns the runtime's name, "containerd".
+func (c *Containerd) Name() string { return "containerd" }
+
+// Running returns how many browsers this runtime started that are alive.
+func (c *Containerd) Running() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for b := range c.browsers {
+		select {
+		case <-b.Done():
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// Close ends the starts under way, closes every browser this runtime
+// started, removes their cgroup parent and stops the managed containerd.
+// Start fails after it. It is idempotent.
+func (c *Containerd) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.cancelStarts()
+		c.starts.Wait()
+
+		c.mu.Lock()
+		bs := make([]*Browser, 0, len(c.browsers))
+		for b := range c.browsers {
+			bs = append(bs, b)
+		}
+		c.mu.Unlock()
+		errs := make([]error, len(bs))
+		var wg sync.WaitGroup
+		for i, b := range bs {
+			wg.Go(func() { errs[i] = b.Close() })
+		}
+		wg.Wait()
+		if err := removeCgroupParent(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.client != nil {
+			if err := c.client.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close containerd client: %w", err))
+			}
+		}
+		if c.daemon != nil {
+			errs = append(errs, c.daemon.stop())
+		}
+		c.cancelBase()
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// newContainerID returns "glovebox-" and 12 random hex digits.
+func newContainerID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "glovebox-" + hex.EncodeToString(b[:])
+}
+
+// Start creates a new container for spec, starts Chromium in it and returns
+// once its DevTools answers through a forwarder on the host's loopback. ctx
+// bounds the start only: the browser lives until Close.
+func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr error) {
+	spec, err := spec.normalize()
+	if err != nil {
+		return nil, err
+	}
+	id := newContainerID()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.starts.Add(1)
+	c.ids[id] = true
+	c.mu.Unlock()
+	defer c.starts.Done()
+
+	// Close ends a start under way.
+	ctx, cancel := context.WithCancel(namespaces.WithNamespace(clog.WithLogger(ctx, c.clog), c.cfg.Namespace))
+	defer cancel()
+	defer context.AfterFunc(c.starting, cancel)()
+	t0 := time.Now()
+
+	log := c.log.With("tab", spec.TabID, "container", id)
+	cb := &ctrBrowser{c: c, id: id, dir: filepath.Join(c.containersDir(), id), log: log, outDone: make(chan struct{})}
+	cb.out.log = log
+	b := newBrowser(id, c.Name(), nil)
+	b.stop = func() error { return cb.stop(b) }
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		// A deadline that passed on containerd's side first comes back
+		// as containerd's error: wait for ctx to see it too.
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < 50*time.Millisecond {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Until(d) + 10*time.Millisecond):
+			}
+		}
+		if c.starting.Err() != nil {
+			retErr = fmt.Errorf("start container %s: %w (%v)", id, ErrClosed, retErr)
+		} else if ctx.Err() != nil && !errors.Is(retErr, ctx.Err()) {
+			retErr = fmt.Errorf("%w (%v)", ctx.Err(), retErr)
+		}
+		if err := b.Close(); err != nil {
+			log.Warn("clean up after a failed start", "err", err)
+		}
+	}()
+
+	if err := os.MkdirAll(cb.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+	hosts := filepath.Join(cb.dir, "hosts")
+	if err := os.WriteFile(hosts, hostsFile(nil), 0o644); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+	s := ctrSpec{id: id, cfg: c.cfg, spec: spec, rootfs: c.rootfs, binds: c.binds, hosts: hosts, ipv6: c.ipv6}
+	if c.nw != nil {
+		s.egressPort = c.nw.EgressPort()
+	}
+	opts := []client.NewContainerOpts{client.WithContainerLabels(containerLabels(spec.TabID))}
+	if c.image != nil {
+		opts = append(opts, client.WithImage(c.image), client.WithNewSnapshot(id, c.image))
+	}
+	opts = append(opts, client.WithNewSpec(specOpts(s)...))
+
+	// containerd's own steps run to their end even when ctx ends, and ctx
+	// is checked between them: a create cut short leaves containerd
+	// cleaning up a half-started shim on its own, after Close returned.
+	opCtx, opCancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StartTimeout+10*time.Second)
+	defer opCancel()
+	container, err := c.client.NewContainer(opCtx, id, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", id, err)
+	}
+	cb.container = container
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+
+	creator := cio.NewCreator(cio.WithStreams(nil, cb.out.writer("stdout"), cb.out.writer("stderr")),
+		cio.WithFIFODir(filepath.Join(cb.dir, "fifo")))
+	task, err := container.NewTask(opCtx, creator)
+	if err != nil {
+		return nil, fmt.Errorf("create task %s: %w", id, err)
+	}
+	cb.task = task
+	go func() {
+		task.IO().Wait()
+		close(cb.outDone)
+	}()
+	// Wait before Start, so that no exit is missed.
+	waitCtx, waitCancel := context.WithCancel(c.base)
+	cb.waitCancel = waitCancel
+	exitC, err := task.Wait(waitCtx)
+	if err != nil {
+		return nil, fmt.Errorf("wait for task %s: %w", id, err)
+	}
+	go func() {
+		st := <-exitC
+		cb.mu.Lock()
+		cb.exit = st
+		closing := cb.closing
+		cb.mu.Unlock()
+		if !closing {
+			log.Warn("browser exited", "status", st.ExitCode(), "err", st.Error())
+		}
+		b.exited()
+	}()
+
+	netns := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
+	if cb.fwd, err = newDevtoolsForwarder(c.base, netns, log); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+	if c.nw != nil {
+		link, err := c.nw.Attach(ctx, id, netns)
+		if err != nil {
+			return nil, fmt.Errorf("attach network to %s: %w", id, err)
+		}
+		cb.link = link
+		b.Addr = link.ContainerIP
+		// The proxy's address goes into the file Chromium resolves
+		// glovebox-egress from; the bind mount follows the inode.
+		if err := rewriteFile(hosts, hostsFile(link.HostIP)); err != nil {
+			return nil, fmt.Errorf("start container %s: %w", id, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+	if err := task.Start(opCtx); err != nil {
+		return nil, fmt.Errorf("start task %s: %w", id, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start container %s: %w", id, err)
+	}
+
+	path, err := cb.waitDevTools(ctx, b.Done(), c.cfg.StartTimeout)
+	if err != nil {
+		return nil, err
+	}
+	b.DevToolsURL = "ws://" + cb.fwd.Addr() + path
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	c.browsers[b] = cb
+	c.mu.Unlock()
+	log.Info("browser started", "pid", task.Pid(), "devtools", b.DevToolsURL, "addr", b.Addr,
+		"duration", time.Since(t0).Round(time.Millisecond))
+	return b, nil
+}
+
+// rewriteFile replaces the contents of name in place, keeping its inode,
+// which a bind mount refers to.
+func rewriteFile(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	return errors.Join(err, f.Close())
+}
+
+// forget drops a closed browser from the runtime's books.
+func (c *Containerd) forget(b *Browser, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.browsers, b)
+	delete(c.ids, id)
+}
+
+// ctrBrowser is the containerd runtime's state of one browser.
+type ctrBrowser struct {
+	c   *Containerd
+	id  string
+	dir string // the container's directory under DataDir
+	log *slog.Logger
+
+	// Set during Start, before the browser is handed out or closed.
+	container  client.Container
+	task       client.Task
+	waitCancel context.CancelFunc
+	fwd        *devtoolsForwarder
+	link       *Link
+
+	out     ctrOutput
+	outDone chan struct{} // closed when the task's output has ended
+
+	mu      sync.Mutex
+	exit    client.ExitStatus
+	closing bool
+}
+
+// waitDevTools polls /json/version through the forwarder until DevTools
+// answers, and returns the browser's DevTools path.
+func (cb *ctrBrowser) waitDevTools(ctx context.Context, exited <-chan struct{}, timeout time.Duration) (string, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	version := "http://" + cb.fwd.Addr() + "/json/version"
+	for {
+		if path, ok := devtoolsPath(ctx, hc, version); ok {
+			return path, nil
+		}
+		select {
+		case <-time.After(25 * time.Millisecond):
+		case <-exited:
+			// The last words may still be in the pipes.
+			select {
+			case <-cb.outDone:
+			case <-time.After(500 * time.Millisecond):
+			}
+			cb.mu.Lock()
+			st := cb.exit
+			cb.mu.Unlock()
+			return "", fmt.Errorf("start chromium in %s: exited during start (status %d): %s", cb.id, st.ExitCode(), cb.out.tailText())
+		case <-timer.C:
+			return "", fmt.Errorf("start chromium in %s: DevTools did not answer within %v: %s", cb.id, timeout, cb.out.tailText())
+		case <-ctx.Done():
+			return "", fmt.Errorf("start chromium in %s: %w", cb.id, ctx.Err())
+		}
+	}
+}
+
+// devtoolsPath asks DevTools for its version and returns the path of the
+// browser's websocket, /devtools/browser/UUID.
+func devtoolsPath(ctx context.Context, hc *http.Client, version string) (string, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, version, nil)
+	if err != nil {
+		return "", false
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	var v struct {
+		WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&v) != nil {
+		return "", false
+	}
+	u, err := url.Parse(v.WebSocketDebuggerURL)
+	if err != nil || !strings.HasPrefix(u.Path, "/devtools/browser/") {
+		return "", false
+	}
+	return u.Path, true
+}
+
+// stop kills the container's processes and removes the task, the container
+// (and its snapshot), the network link, the forwarder, the cgroups and the
+// container's directory. Whatever of it exists: it runs after a partial
+// start too.
+func (cb *ctrBrowser) stop(b *Browser) error {
+	c := cb.c
+	defer c.forget(b, cb.id)
+	cb.mu.Lock()
+	cb.closing = true
+	cb.mu.Unlock()
+	// A teardown is not cut short by the caller: a half-removed container
+	// would be left to the next reaper.
+	ctx, cancel := context.WithTimeout(c.base, 30*time.Second)
+	defer cancel()
+
+	var errs []error
+	if cb.fwd != nil {
+		cb.fwd.Close()
+	}
+	if cb.task != nil {
+		// Killing the container's init ends every process in its PID
+		// namespace, crashpad's included.
+		if _, err := cb.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete task %s: %w", cb.id, err))
+		}
+	}
+	if cb.waitCancel != nil {
+		cb.waitCancel()
+	}
+	if cb.container != nil {
+		var opts []client.DeleteOpts
+		if c.image != nil {
+			opts = append(opts, client.WithSnapshotCleanup)
+		}
+		if err := cb.container.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete container %s: %w", cb.id, err))
+		}
+	}
+	if cb.link != nil {
+		if err := cb.link.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := removeCgroups(cb.id); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(cb.dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", cb.dir, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if cb.task != nil {
+		cb.log.Info("browser closed")
+	}
+	return nil
+}
+
+// ctrOutput logs a container's output at debug level and keeps its tail for
+// start errors.
+type ctrOutput struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	tail tailBuffer
+}
+
+// writer returns a writer for one stream; each stream has its own, as cio
+// copies them from two goroutines.
+func (o *ctrOutput) writer(stream string) io.Writer {
+	return &lineWriter{o: o, stream: stream}
+}
+
+func (o *ctrOutput) line(stream, s string) {
+	o.mu.Lock()
+	o.tail.WriteLine(s)
+	o.mu.Unlock()
+	o.log.Debug("chromium output", "stream", stream, "line", s)
+}
+
+func (o *ctrOutput) tailText() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := strings.TrimSpace(o.tail.String())
+	if s == "" {
+		return "no output"
+	}
+	return "output ends with: " + s
+}
+
+// lineWriter splits one stream into lines.
+type lineWriter struct {
+	o      *ctrOutput
+	stream string
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.o.line(w.stream, string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > tailMax {
+		w.o.line(w.stream, string(w.buf))
+		w.buf = w.buf[:0]
+	}
+	return len(p), nil
+}
