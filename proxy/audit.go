@@ -14,6 +14,7 @@ const (
 	EventTabStart = "tab_start"
 	EventTabEnd   = "tab_end"
 	EventError    = "error"
+	EventEgress   = "egress_request"
 )
 
 // Audit writes one JSON line per proxy decision and per tab start and end.
@@ -83,6 +84,53 @@ func (a *Audit) Request(e RequestEvent) {
 		attrs = append(attrs, slog.String("error", e.Error))
 	}
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventRequest, attrs...)
+}
+
+// EgressEvent is one request an isolated browser made through the egress proxy.
+type EgressEvent struct {
+	// Tab and User are "" when the source address is not a known tab.
+	Tab      string
+	User     string
+	ClientIP string // the container's address
+	Method   string
+	URL      string // without credentials; host:port for CONNECT
+	Host     string
+	Action   Action // allow, isolate, block or refuse
+	Rule     string // the policy rule, or the egress proxy's reason to refuse
+	Status   int
+	// Bytes is what reached the browser: the response body, or for a
+	// CONNECT tunnel the bytes from the destination.
+	Bytes    int64
+	Duration time.Duration
+	// DestIP is the checked address dialled; "" when none was (refused,
+	// failed, or sent to the upstream proxy, which resolves names itself).
+	DestIP string
+	Error  string
+}
+
+// Egress logs one request of an isolated browser.
+func (a *Audit) Egress(e EgressEvent) {
+	if a == nil {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("tab", e.Tab),
+		slog.String("user", e.User),
+		slog.String("client_ip", e.ClientIP),
+		slog.String("method", e.Method),
+		slog.String("url", e.URL),
+		slog.String("host", e.Host),
+		slog.String("action", string(e.Action)),
+		slog.String("rule", e.Rule),
+		slog.Int("status", e.Status),
+		slog.Int64("bytes", e.Bytes),
+		slog.Int64("duration_ms", e.Duration.Milliseconds()),
+		slog.String("dest_ip", e.DestIP),
+	}
+	if e.Error != "" {
+		attrs = append(attrs, slog.String("error", e.Error))
+	}
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventEgress, attrs...)
 }
 
 // TabEvent is the start or end of one isolated tab.

@@ -18,11 +18,16 @@ func TestAuditSchema(t *testing.T) {
 	a.TabStart(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process", Browser: "pid 1"})
 	a.TabEnd(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process",
 		Browser: "pid 1", Duration: time.Minute, Frames: 3, Keyframes: 1, Bytes: 1000, Reason: "closed by user"})
+	a.Egress(EgressEvent{Tab: "t1", User: "alice", ClientIP: "198.18.0.2", Method: "GET", URL: "http://a.test/", Host: "a.test",
+		Action: ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: time.Millisecond, DestIP: "192.0.2.7"})
+	a.Egress(EgressEvent{ClientIP: "198.18.0.9", Method: "CONNECT", URL: "a.test:443", Host: "a.test",
+		Action: ActionRefuse, Rule: "unknown source", Status: 403})
 
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
 		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user"},
 		EventTabEnd:   {"browser", "bytes", "client_ip", "duration_ms", "event", "frames", "host", "keyframes", "reason", "runtime", "tab", "time", "url", "user"},
+		EventEgress:   {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
 	seen := 0
@@ -45,7 +50,7 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 3 {
-		t.Fatalf("decoded %d events, want 3", seen)
+	if seen != 5 {
+		t.Fatalf("decoded %d events, want 5", seen)
 	}
 }

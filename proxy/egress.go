@@ -1,0 +1,700 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// EgressConfig configures the egress proxy, the only thing the isolated
+// browsers' containers can reach.
+type EgressConfig struct {
+	// Port is the egress proxy's port. It listens on all addresses; the
+	// firewall lets only the containers reach it.
+	Port int `mapstructure:"port"`
+	// AllowInternal lists the host or host:port names (as written in the URL,
+	// case-insensitive) the isolated browsers may reach even though they
+	// resolve to internal addresses, e.g. "wiki.corp.example",
+	// "10.1.2.3:8080", "127.0.0.1:8080". A name without a port allows every
+	// port. Everything else that resolves to a loopback, private, link-local
+	// (cloud metadata), CGNAT, multicast or otherwise reserved address is refused.
+	AllowInternal []string `mapstructure:"allow_internal"`
+	// Upstream is a parent proxy, http://[user:pass@]host:port, for all
+	// egress; empty means direct. Glovebox still resolves and checks every
+	// name itself and refuses internal destinations before forwarding; the
+	// upstream then resolves the name again and is trusted to go where it
+	// is told.
+	Upstream string `mapstructure:"upstream"`
+	// DialTimeout bounds resolving a name and connecting to a site (or the upstream).
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+}
+
+// DefaultEgressConfig returns the defaults documented in config.yaml.
+func DefaultEgressConfig() EgressConfig {
+	return EgressConfig{Port: 3129, DialTimeout: 15 * time.Second}
+}
+
+// Validate reports the first bad value, naming its key.
+func (c *EgressConfig) Validate() error {
+	if c.Port < 1 || c.Port > 65535 {
+		return fmt.Errorf("egress.port: %d: want 1–65535", c.Port)
+	}
+	for i, s := range c.AllowInternal {
+		if _, err := parseAllowInternal(s); err != nil {
+			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
+		}
+	}
+	if _, _, err := parseUpstream(c.Upstream); err != nil {
+		return fmt.Errorf("egress.upstream: %w", err)
+	}
+	if c.DialTimeout <= 0 {
+		return fmt.Errorf("egress.dial_timeout: must be positive")
+	}
+	return nil
+}
+
+// TabLookup maps the source address of a connection to the tab (and user)
+// whose browser made it; ok=false for unknown sources, which are refused.
+type TabLookup func(srcIP string) (tab, user string, ok bool)
+
+// ActionRefuse is the egress proxy's own refusal, in audit events only: the
+// source is not a known tab, the request is malformed, or the destination is internal.
+const ActionRefuse Action = "refuse"
+
+// ErrInternalAddress is wrapped by the refusal of a destination that
+// resolves to an internal address.
+var ErrInternalAddress = errors.New("internal address")
+
+// Rule names the audit records for the egress proxy's own refusals.
+const (
+	ruleUnknownSource = "unknown source"
+	ruleBadRequest    = "bad request"
+	ruleInternal      = "internal address"
+)
+
+const (
+	// egressResponseHeaderTimeout bounds waiting for a site's response
+	// headers once the request is sent; long polls answer well within it.
+	egressResponseHeaderTimeout = time.Minute
+	// egressShutdownGrace is how long Serve lets plain requests finish;
+	// tunnels are closed after it.
+	egressShutdownGrace = 5 * time.Second
+)
+
+// Egress is the forward proxy every request of the isolated browsers goes
+// through. It refuses sources that are not tabs, applies policy, refuses
+// internal destinations, and dials only the addresses it checked, so a name
+// that resolves differently a moment later (DNS rebinding) cannot redirect
+// the connection. It is an http.Handler.
+type Egress struct {
+	cfg    EgressConfig
+	policy *Policy
+	lookup TabLookup
+	audit  *Audit
+	log    *slog.Logger
+	allow  map[allowKey]bool
+
+	upstream     *url.URL // nil: direct
+	upstreamAuth string   // Proxy-Authorization for the upstream's CONNECT, or ""
+
+	gp *goproxy.ProxyHttpServer
+	tr *http.Transport
+
+	// resolve, dial and host.list are the seams tests replace: every name
+	// is resolved through resolve exactly once per request, and every
+	// connection is made through dial.
+	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	host    *hostAddrs
+
+	mu      sync.Mutex
+	closing bool
+	tunnels sync.WaitGroup
+}
+
+// NewEgress builds the egress proxy. lookup tells which tab a container's
+// address belongs to.
+func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, log *slog.Logger) (*Egress, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pol == nil || lookup == nil {
+		return nil, errors.New("new egress: policy and tab lookup are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "egress")
+	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: audit, log: log, allow: map[allowKey]bool{},
+		host: &hostAddrs{list: net.InterfaceAddrs},
+		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+	}
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second} // timeouts come from the context
+	e.dial = dialer.DialContext
+	for _, s := range cfg.AllowInternal {
+		k, _ := parseAllowInternal(s) // validated above
+		e.allow[k] = true
+	}
+	var err error
+	if e.upstream, e.upstreamAuth, err = parseUpstream(cfg.Upstream); err != nil {
+		return nil, err
+	}
+
+	// goproxy's default transport skips TLS verification and reads proxy
+	// settings from the environment: neither is acceptable here.
+	e.tr = &http.Transport{
+		DialContext:            e.dialForTransport,
+		TLSHandshakeTimeout:    cfg.DialTimeout,
+		ResponseHeaderTimeout:  egressResponseHeaderTimeout,
+		MaxResponseHeaderBytes: 1 << 20,
+		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConnsPerHost:    16,
+		ExpectContinueTimeout:  time.Second,
+		// The browser's own Accept-Encoding goes through untouched and
+		// bodies are relayed as they come.
+		DisableCompression: true,
+	}
+	if e.upstream != nil {
+		e.tr.Proxy = http.ProxyURL(e.upstream) // adds Proxy-Authorization from the URL's user info
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = goproxyLogger{log}
+	gp.Tr = e.tr
+	gp.ConnectDial = nil // CONNECT is served by tunnel, never by goproxy
+	gp.KeepAcceptEncoding = true
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		egressError(w, http.StatusBadRequest, "this is Glovebox's egress proxy; send proxy requests")
+	})
+	gp.OnResponse().DoFunc(func(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+		if resp != nil {
+			return resp
+		}
+		st := egressStateOf(ctx.Req.Context())
+		if st != nil {
+			st.setErr(ctx.Error)
+		}
+		return goproxyResponse(ctx.Req, http.StatusBadGateway, "text/plain; charset=utf-8",
+			[]byte("Glovebox egress: could not reach "+ctx.Req.URL.Host+"\n"))
+	})
+	e.gp = gp
+	return e, nil
+}
+
+// egressState is what ServeHTTP learned about one request, for the dialer and the audit event.
+type egressState struct {
+	addrs []netip.Addr // every one checked; dialled in order
+	port  uint16
+
+	mu     sync.Mutex
+	destIP string
+	err    error
+}
+
+func (s *egressState) setDest(a net.Addr) {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	s.destIP = ap.Addr().Unmap().String()
+	s.mu.Unlock()
+}
+
+func (s *egressState) setErr(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+func (s *egressState) result() (destIP string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.destIP, s.err
+}
+
+type egressStateKey struct{}
+
+func egressStateOf(ctx context.Context) *egressState {
+	st, _ := ctx.Value(egressStateKey{}).(*egressState)
+	return st
+}
+
+// ServeHTTP serves one request of an isolated browser and writes its audit event.
+func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ev := EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: normHost(r.URL.Host)}
+	defer func() {
+		ev.Duration = time.Since(start)
+		e.audit.Egress(ev)
+	}()
+	refuse := func(status int, rule, msg string, err error) {
+		ev.Action, ev.Rule, ev.Status = ActionRefuse, rule, status
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		egressError(w, status, msg)
+	}
+
+	// The source first: nothing is proxied for an address that is not a tab.
+	tab, user, ok := e.lookup(ev.ClientIP)
+	if !ok {
+		refuse(http.StatusForbidden, ruleUnknownSource, "this address is not an isolated tab", nil)
+		return
+	}
+	ev.Tab, ev.User = tab, user
+
+	host, port, err := egressTarget(r)
+	if err != nil {
+		refuse(http.StatusBadRequest, ruleBadRequest, err.Error(), err)
+		return
+	}
+
+	d := e.policy.DecideRequest(r)
+	ev.Action, ev.Rule = d.Action, d.Rule
+	if d.Action == ActionBlock {
+		ev.Status = http.StatusForbidden
+		egressError(w, http.StatusForbidden, "blocked by policy rule "+d.Rule+": "+ev.URL)
+		return
+	}
+
+	addrs, err := e.vet(r.Context(), host, port)
+	switch {
+	case errors.Is(err, ErrInternalAddress):
+		refuse(http.StatusForbidden, ruleInternal, "refused: "+host+" is or resolves to an internal address", err)
+		return
+	case err != nil:
+		ev.Status, ev.Error = http.StatusBadGateway, err.Error()
+		egressError(w, http.StatusBadGateway, "could not resolve "+host)
+		return
+	}
+
+	st := &egressState{addrs: addrs, port: port}
+	r = r.WithContext(context.WithValue(r.Context(), egressStateKey{}, st))
+	if r.Method == http.MethodConnect {
+		ev.Status, ev.Bytes = e.tunnel(w, r, st)
+	} else {
+		ev.Status, ev.Bytes = e.forward(w, r, st)
+	}
+	destIP, err := st.result()
+	if e.upstream == nil {
+		ev.DestIP = destIP
+	}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+}
+
+// egressTarget checks that r is a proxy request and returns the host it is
+// for (brackets stripped) and its port.
+func egressTarget(r *http.Request) (host string, port uint16, err error) {
+	u := r.URL
+	if r.Method == http.MethodConnect {
+		if u.Host == "" || u.Path != "" {
+			return "", 0, errors.New("CONNECT wants host:port")
+		}
+	} else if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", 0, errors.New("want an absolute http:// or https:// URL")
+	}
+	host = u.Hostname()
+	if host == "" {
+		return "", 0, errors.New("no host in " + strconv.Quote(u.Host))
+	}
+	p := u.Port()
+	switch {
+	case p != "":
+	case r.Method == http.MethodConnect:
+		return "", 0, errors.New("CONNECT wants host:port")
+	case u.Scheme == "https":
+		p = "443"
+	default:
+		p = "80"
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || n == 0 {
+		return "", 0, errors.New("bad port " + strconv.Quote(p))
+	}
+	return host, uint16(n), nil
+}
+
+// vet resolves host once and checks every address it resolves to, against
+// the internal ranges and this host's own addresses. Names in
+// allow_internal skip the check, but are still resolved here so that what
+// is dialled is what was resolved.
+func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Addr, error) {
+	name := canonHost(host)
+	allowed := e.allow[allowKey{host: name}] || e.allow[allowKey{host: name, port: strconv.Itoa(int(port))}]
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		if !allowed && (name == "localhost" || strings.HasSuffix(name, ".localhost")) {
+			return nil, fmt.Errorf("%w: %s is a loopback name", ErrInternalAddress, host) // RFC 6761
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+		defer cancel()
+		addrs, err = e.resolve(rctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("resolve %s: no addresses", host)
+		}
+	}
+	for i, a := range addrs {
+		why := internalReason(a)
+		if why == "" && e.host.contains(a) {
+			why = "an address of this host"
+		}
+		if why != "" && !allowed {
+			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrInternalAddress, host, a, why)
+		}
+		if a.Zone() == "" {
+			addrs[i] = a.Unmap()
+		}
+	}
+	return addrs, nil
+}
+
+// dialVetted connects to the first of addrs that answers, splitting the dial
+// timeout among them. It never resolves anything.
+func (e *Egress) dialVetted(ctx context.Context, addrs []netip.Addr, port uint16) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	var errs []error
+	for i, a := range addrs {
+		actx, acancel := ctx, context.CancelFunc(func() {})
+		if left := len(addrs) - i; left > 1 {
+			if dl, ok := ctx.Deadline(); ok {
+				actx, acancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
+			}
+		}
+		c, err := e.dial(actx, "tcp", netip.AddrPortFrom(a, port).String())
+		acancel()
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// dialForTransport is the HTTP transport's only way out: in direct mode to
+// the addresses ServeHTTP checked for this request, in upstream mode to the
+// upstream. A dial the transport starts for one request may serve another
+// request for the same host:port, whose addresses were checked too.
+func (e *Egress) dialForTransport(ctx context.Context, network, addr string) (net.Conn, error) {
+	st := egressStateOf(ctx)
+	if st == nil {
+		return nil, fmt.Errorf("dial %s: no checked address", addr)
+	}
+	if e.upstream != nil {
+		if !strings.EqualFold(addr, e.upstream.Host) {
+			return nil, fmt.Errorf("dial %s: not the upstream", addr)
+		}
+		ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+		defer cancel()
+		return e.dial(ctx, network, addr)
+	}
+	return e.dialVetted(ctx, st.addrs, st.port)
+}
+
+// forward relays one plain HTTP request through goproxy and the transport.
+func (e *Egress) forward(w http.ResponseWriter, r *http.Request, st *egressState) (status int, n int64) {
+	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { st.setDest(ci.Conn.RemoteAddr()) }}
+	r = r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
+	// The URL names the destination; a different Host header must not steer
+	// the upstream or a virtual host elsewhere.
+	r.Host = ""
+	cw := &countingWriter{ResponseWriter: w}
+	e.gp.ServeHTTP(cw, r) // strips Proxy-Authorization and Proxy-Connection
+	return cw.status, cw.n
+}
+
+// tunnel serves a CONNECT: it dials the checked address (or the upstream),
+// then relays bytes both ways until either side is done, and returns when
+// the tunnel is closed. goproxy's CONNECT handling is not used because its
+// tunnels outlive the handler (no byte count or duration for the audit
+// event, nothing to close at shutdown) and its upstream CONNECT has no
+// deadline for the upstream's reply.
+func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState) (status int, n int64) {
+	if !e.track() {
+		w.Header().Set("Connection", "close")
+		egressError(w, http.StatusServiceUnavailable, "shutting down")
+		return http.StatusServiceUnavailable, 0
+	}
+	defer e.tunnels.Done()
+
+	var dest net.Conn
+	var err error
+	if e.upstream != nil {
+		dest, err = e.connectUpstream(r.Context(), r.URL.Host)
+	} else {
+		dest, err = e.dialVetted(r.Context(), st.addrs, st.port)
+		if err == nil {
+			st.setDest(dest.RemoteAddr())
+		}
+	}
+	if err != nil {
+		st.setErr(err)
+		w.Header().Set("Connection", "close")
+		egressError(w, http.StatusBadGateway, "could not reach "+r.URL.Host)
+		return http.StatusBadGateway, 0
+	}
+	defer dest.Close()
+
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		st.setErr(errors.New("connection cannot be hijacked"))
+		egressError(w, http.StatusInternalServerError, "cannot tunnel on this connection")
+		return http.StatusInternalServerError, 0
+	}
+	client, brw, err := hj.Hijack()
+	if err != nil {
+		st.setErr(fmt.Errorf("hijack: %w", err))
+		return http.StatusInternalServerError, 0
+	}
+	defer client.Close()
+	if _, err := io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		st.setErr(fmt.Errorf("write CONNECT reply: %w", err))
+		return http.StatusOK, 0
+	}
+	// Bytes the client sent right behind the CONNECT (a TLS ClientHello)
+	// may sit in the server's buffer already.
+	var from io.Reader = client
+	if buffered, _ := brw.Reader.Peek(brw.Reader.Buffered()); len(buffered) > 0 {
+		from = io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), client)
+	}
+
+	// Shutdown (Serve's base context) closes both ends.
+	stop := context.AfterFunc(r.Context(), func() { client.Close(); dest.Close() })
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := io.Copy(dest, from); err != nil {
+			dest.Close()
+			client.Close()
+			return
+		}
+		closeWrite(dest)
+	}()
+	n, err = io.Copy(client, dest)
+	if err != nil {
+		client.Close()
+		dest.Close()
+	} else {
+		closeWrite(client)
+	}
+	<-done
+	return http.StatusOK, n
+}
+
+// connectUpstream opens a tunnel to target (host:port, the name as the
+// browser sent it) through the upstream proxy.
+func (e *Egress) connectUpstream(ctx context.Context, target string) (_ net.Conn, retErr error) {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
+	defer cancel()
+	c, err := e.dial(ctx, "tcp", e.upstream.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dial upstream %s: %w", e.upstream.Host, err)
+	}
+	defer func() {
+		if retErr != nil {
+			c.Close()
+		}
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl) // the whole CONNECT exchange, not only the dial
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
+	if e.upstreamAuth != "" {
+		req.Header.Set("Proxy-Authorization", e.upstreamAuth)
+	}
+	if err := req.Write(c); err != nil {
+		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("upstream CONNECT %s: %s", target, resp.Status)
+	}
+	if !stop() {
+		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, ctx.Err())
+	}
+	c.SetDeadline(time.Time{})
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: c, r: br}, nil
+	}
+	return c, nil
+}
+
+// bufferedConn is a connection whose first bytes were read into r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *bufferedConn) CloseWrite() error { closeWrite(b.Conn); return nil }
+
+// closeWrite half-closes c if it can, so the peer sees the end of what was
+// relayed while the other direction goes on.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// track counts a tunnel unless Serve is shutting down.
+func (e *Egress) track() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.tunnels.Add(1)
+	return true
+}
+
+// Serve accepts the isolated browsers' connections on ln until ctx is done,
+// then lets plain requests finish for a few seconds and closes every tunnel.
+// Call it once.
+func (e *Egress) Serve(ctx context.Context, ln net.Listener) error {
+	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	hs := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("serve egress: %w", err)
+	case <-ctx.Done():
+		sctx, scancel := context.WithTimeout(base, egressShutdownGrace)
+		if serr := hs.Shutdown(sctx); serr != nil && !errors.Is(serr, context.DeadlineExceeded) {
+			err = fmt.Errorf("shut down egress: %w", serr)
+		}
+		scancel()
+	}
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	cancel() // closes the tunnels, which http.Server does not track
+	e.tunnels.Wait()
+	e.tr.CloseIdleConnections()
+	return err
+}
+
+// egressError writes a short plain-text reason.
+func egressError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, "Glovebox egress: "+msg+"\n")
+}
+
+// allowKey is one allow_internal entry; port "" allows every port.
+type allowKey struct{ host, port string }
+
+// parseAllowInternal reads "host" or "host:port" ("[v6]:port", bare v6 too).
+func parseAllowInternal(s string) (allowKey, error) {
+	bad := fmt.Errorf("%q: want host or host:port", s)
+	if s == "" || strings.ContainsAny(s, "/@?# \t") {
+		return allowKey{}, bad
+	}
+	if h, p, err := net.SplitHostPort(s); err == nil {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if h == "" || err != nil || n == 0 {
+			return allowKey{}, bad
+		}
+		return allowKey{host: canonHost(h), port: strconv.Itoa(int(n))}, nil
+	}
+	h := strings.Trim(s, "[]")
+	if strings.Contains(h, ":") {
+		if _, err := netip.ParseAddr(h); err != nil {
+			return allowKey{}, bad
+		}
+	}
+	return allowKey{host: canonHost(h)}, nil
+}
+
+// canonHost is a host in the form allow_internal is matched in: lower case,
+// no brackets or trailing dot, IP addresses in their canonical spelling.
+func canonHost(h string) string {
+	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.String()
+	}
+	return h
+}
+
+// parseUpstream checks an upstream proxy URL and returns it with the
+// Proxy-Authorization its user info makes; "" is no upstream.
+func parseUpstream(s string) (*url.URL, string, error) {
+	if s == "" {
+		return nil, "", nil
+	}
+	u, err := url.Parse(s)
+	bad := fmt.Errorf("%q: want http://[user:pass@]host:port", redactURL(s))
+	if err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, "", bad
+	}
+	if n, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || n == 0 {
+		return nil, "", bad
+	}
+	auth := ""
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
+	}
+	return &url.URL{Scheme: "http", User: u.User, Host: u.Host}, auth, nil
+}
+
+// redactURL hides the password of a URL for error messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable URL)"
+}
