@@ -99,7 +99,10 @@ func containerArgs(s ctrSpec) []string {
 		// known only once the network is attached, after the spec is
 		// fixed, and is then written to the container's /etc/hosts.
 		proxy := "--proxy-server=http://" + net.JoinHostPort(egressHost, strconv.Itoa(s.egressPort))
-		args = slices.Insert(args, len(args)-1, proxy)
+		// Chromium never proxies loopback by default; "<-loopback>" sends it
+		// to the egress proxy too, which refuses it, so a page cannot reach
+		// anything on the container's own loopback (DevTools listens there).
+		args = slices.Insert(args, len(args)-1, proxy, "--proxy-bypass-list=<-loopback>")
 	}
 	return args
 }

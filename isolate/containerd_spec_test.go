@@ -66,7 +66,7 @@ func TestContainerdSpec(t *testing.T) {
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-gpu", "--disable-breakpad", "--password-store=basic", "--use-mock-keychain", "--mute-audio",
 		"--hide-scrollbars", "--window-size=800,600", "--force-device-scale-factor=2",
-		"--proxy-server=http://glovebox-egress:3129", "--lang=de",
+		"--proxy-server=http://glovebox-egress:3129", "--proxy-bypass-list=<-loopback>", "--lang=de",
 	} {
 		if !slices.Contains(p.Args, want) {
 			t.Errorf("args lack %s: %q", want, p.Args)

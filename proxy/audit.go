@@ -147,6 +147,8 @@ type TabEvent struct {
 	Bytes     int64
 	Keyframes int64
 	Reason    string
+	// Warm says the tab got a browser the pool had started ahead.
+	Warm bool
 }
 
 // TabStart logs that a tab's browser is up.
@@ -162,6 +164,7 @@ func (a *Audit) TabStart(e TabEvent) {
 		slog.String("host", e.Host),
 		slog.String("runtime", e.Runtime),
 		slog.String("browser", e.Browser),
+		slog.Bool("warm", e.Warm),
 		slog.Int64("duration_ms", e.Duration.Milliseconds()),
 	)
 }

@@ -25,7 +25,7 @@ func TestAuditSchema(t *testing.T) {
 
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
-		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user"},
+		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd:   {"browser", "bytes", "client_ip", "duration_ms", "event", "frames", "host", "keyframes", "reason", "runtime", "tab", "time", "url", "user"},
 		EventEgress:   {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}

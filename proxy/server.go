@@ -268,6 +268,17 @@ func (s *Server) Close() {
 	s.tabs.close()
 }
 
+// LookupTab maps the source address of an isolated browser's connection to
+// its tab and user, for the egress proxy. Warm browsers no tab has claimed
+// are unknown: the egress proxy refuses them.
+func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
+	t, ok := s.tabs.lookupAddr(srcIP)
+	if !ok {
+		return "", "", false
+	}
+	return t.id, t.user, true
+}
+
 // Tabs is how many isolated tabs exist now.
 func (s *Server) Tabs() int { return s.tabs.count() }
 

@@ -117,6 +117,7 @@ type tabManager struct {
 
 	mu     sync.Mutex
 	tabs   map[string]*tab // by token
+	byAddr map[string]*tab // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	closed bool
 }
@@ -130,7 +131,7 @@ type handoffCode struct {
 func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &tabManager{cfg: cfg, iso: iso, st: st, audit: audit, log: log,
-		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, codes: map[string]handoffCode{}}
+		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{}}
 }
 
 // tabRequest is what a landing page asks for.
@@ -241,6 +242,17 @@ func (m *tabManager) remove(t *tab) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.tabs, t.token)
+	if t.addr != "" && m.byAddr[t.addr] == t {
+		delete(m.byAddr, t.addr)
+	}
+}
+
+// lookupAddr finds the tab whose browser has address ip.
+func (m *tabManager) lookupAddr(ip string) (*tab, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.byAddr[ip]
+	return t, ok
 }
 
 // close ends every tab and waits for their browsers to be gone.
@@ -278,6 +290,7 @@ type tab struct {
 	ready    chan struct{} // closed once the browser and page are up, or failed
 	startErr error
 	browser  *isolate.Browser
+	addr     string // the browser's own address (containers), set under m.mu
 	page     *render.Tab
 
 	inputs     chan clientMsg
@@ -314,7 +327,7 @@ func (t *tab) run() {
 		return
 	}
 	t.m.audit.TabStart(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
-		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Duration: time.Since(t.created)})
+		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
 	tick := time.NewTicker(time.Second)
@@ -354,6 +367,12 @@ func (t *tab) start() (retErr error) {
 			b.Close()
 		}
 	}()
+	if b.Addr != nil {
+		t.m.mu.Lock()
+		t.addr = b.Addr.String()
+		t.m.byAddr[t.addr] = t
+		t.m.mu.Unlock()
+	}
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
 		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log,
@@ -625,7 +644,8 @@ func (t *tab) end(reason string) {
 
 // teardown closes peer, page and browser and writes the tab_end event.
 func (t *tab) teardown() {
-	t.m.remove(t)
+	// The tab counts against capacity until its browser is gone.
+	defer t.m.remove(t)
 	t.mu.Lock()
 	p, reason := t.peer, t.reason
 	t.peer = nil

@@ -32,6 +32,8 @@ type Config struct {
 	Isolate IsolateConfig `mapstructure:"isolate"`
 	// Stream is the WebRTC side.
 	Stream stream.Config `mapstructure:"stream"`
+	// Egress is the proxy every request of the isolated browsers goes through.
+	Egress proxy.EgressConfig `mapstructure:"egress"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -52,19 +54,33 @@ type AuditConfig struct {
 
 // IsolateConfig picks the runtime.
 type IsolateConfig struct {
-	// Runtime is "process" (development only: no container isolation).
+	// Runtime is "containerd" (one container per tab) or "process"
+	// (development only: no container isolation).
 	Runtime string `mapstructure:"runtime"`
+	// Pool keeps browsers started ahead.
+	Pool isolate.PoolConfig `mapstructure:"pool"`
+	// Containerd configures the containerd runtime.
+	Containerd isolate.ContainerdConfig `mapstructure:"containerd"`
+	// Network configures the containers' network.
+	Network isolate.NetworkConfig `mapstructure:"network"`
 	// Process configures the process runtime.
 	Process isolate.ProcessConfig `mapstructure:"process"`
 }
 
 func defaultConfig() Config {
 	return Config{
-		Proxy:         proxy.DefaultConfig(),
-		Log:           LogConfig{Level: "info", Format: "json"},
-		Audit:         AuditConfig{Output: "stdout"},
-		Isolate:       IsolateConfig{Runtime: "process", Process: isolate.DefaultProcessConfig()},
+		Proxy: proxy.DefaultConfig(),
+		Log:   LogConfig{Level: "info", Format: "json"},
+		Audit: AuditConfig{Output: "stdout"},
+		Isolate: IsolateConfig{
+			Runtime:    "containerd",
+			Pool:       isolate.DefaultPoolConfig(),
+			Containerd: isolate.DefaultContainerdConfig(),
+			Network:    isolate.DefaultNetworkConfig(),
+			Process:    isolate.DefaultProcessConfig(),
+		},
 		Stream:        stream.DefaultConfig(),
+		Egress:        proxy.DefaultEgressConfig(),
 		ShutdownGrace: 10 * time.Second,
 	}
 }
@@ -84,12 +100,25 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("audit.output: empty: want stdout, stderr or a file path")
 	}
 	switch c.Isolate.Runtime {
+	case "containerd":
+		if err := c.Isolate.Containerd.Validate(); err != nil {
+			return fmt.Errorf("isolate.containerd: %w", err)
+		}
+		if err := c.Isolate.Network.Validate(); err != nil {
+			return fmt.Errorf("isolate.network: %w", err)
+		}
+		if err := c.Egress.Validate(); err != nil {
+			return err
+		}
 	case "process":
 		if err := c.Isolate.Process.Validate(); err != nil {
 			return fmt.Errorf("isolate.process: %w", err)
 		}
 	default:
-		return fmt.Errorf("isolate.runtime: %q: want process", c.Isolate.Runtime)
+		return fmt.Errorf("isolate.runtime: %q: want containerd or process", c.Isolate.Runtime)
+	}
+	if err := c.Isolate.Pool.Validate(); err != nil {
+		return fmt.Errorf("isolate.pool: %w", err)
 	}
 	if err := c.Stream.Validate(); err != nil {
 		return fmt.Errorf("stream: %w", err)

@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
 )
 
@@ -54,7 +55,7 @@ func newTestSite(t testing.TB) *testSite {
 	b := make([]byte, 12)
 	rand.Read(b)
 	s := &testSite{marker: "GBMARK" + hex.EncodeToString(b), reports: map[string][]string{}, served: map[string]int{}}
-	files := map[string]string{"/": "index.html", "/next": "next.html", "/animated": "animated.html", "/app.js": "app.js", "/style.css": "style.css"}
+	files := map[string]string{"/": "index.html", "/next": "next.html", "/animated": "animated.html", "/nettest": "nettest.html", "/app.js": "app.js", "/style.css": "style.css"}
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -136,13 +137,16 @@ func (s *syncBuffer) events() []map[string]any {
 
 // glovebox is one Glovebox started by a test through serve, as main does.
 type glovebox struct {
-	addr    string
-	srv     *proxy.Server
-	audit   *syncBuffer
-	tmp     string // where the process runtime makes profiles
-	cancel  context.CancelFunc
-	done    chan error
-	proxied *http.Client
+	addr       string
+	egressPort int
+	dataDir    string
+	srv        *proxy.Server
+	pool       *isolate.Pool
+	audit      *syncBuffer
+	tmp        string // where the process runtime makes profiles
+	cancel     context.CancelFunc
+	done       chan error
+	proxied    *http.Client
 }
 
 func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
@@ -156,6 +160,10 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 
 	cfg := defaultConfig()
+	// The process runtime by default: fast, and what most of these tests are
+	// about is the proxy and the media path. containerd tests set it.
+	cfg.Isolate.Runtime = "process"
+	cfg.Isolate.Pool.Size = 0
 	cfg.Proxy.Listen = "127.0.0.1:0"
 	cfg.Stream.UDPPort = 0
 	cfg.Stream.TCPPort = 0
@@ -176,15 +184,17 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	g := &glovebox{audit: &syncBuffer{}, tmp: tmp, done: make(chan error, 1)}
+	g := &glovebox{audit: &syncBuffer{}, tmp: tmp, done: make(chan error, 1),
+		egressPort: cfg.Egress.Port, dataDir: cfg.Isolate.Containerd.DataDir}
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	logw := &testLogWriter{t: t}
 	go func() {
-		g.done <- serve(ctx, cfg, g.audit, logw, &serveHooks{ready: func(a net.Addr, srv *proxy.Server) {
+		g.done <- serve(ctx, cfg, g.audit, logw, &serveHooks{ready: func(a net.Addr, srv *proxy.Server, pool *isolate.Pool) {
 			g.addr = a.String()
 			g.srv = srv
+			g.pool = pool
 			close(ready)
 		}})
 	}()

@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // serveHooks lets tests learn the address and reach the server.
 type serveHooks struct {
-	ready func(addr net.Addr, srv *proxy.Server)
+	ready func(addr net.Addr, srv *proxy.Server, pool *isolate.Pool)
 }
 
 // serve wires the packages and runs until ctx is done. Start order: stream,
@@ -94,17 +94,74 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	}
 	defer st.Close()
 
-	var iso proxy.Isolator
+	var (
+		starter isolate.Starter
+		egress  *proxy.Egress
+		srv     *proxy.Server
+	)
 	switch cfg.Isolate.Runtime {
+	case "containerd":
+		// The egress proxy is where the containers' browsers send every
+		// request; it knows their tabs through the proxy server, made below.
+		eln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Egress.Port))
+		if err != nil {
+			return fmt.Errorf("egress.port: listen: %w", err)
+		}
+		defer eln.Close()
+		pol, err := proxy.NewPolicy(cfg.Proxy.Policy)
+		if err != nil {
+			return err
+		}
+		egress, err = proxy.NewEgress(cfg.Egress, pol, func(ip string) (string, string, bool) {
+			if srv == nil {
+				return "", "", false
+			}
+			return srv.LookupTab(ip)
+		}, audit, log)
+		if err != nil {
+			return err
+		}
+		ncfg := cfg.Isolate.Network
+		ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
+		nw, err := isolate.NewNetwork(ncfg, log)
+		if err != nil {
+			return fmt.Errorf("container network: %w", err)
+		}
+		defer nw.Close()
+		c, err := isolate.NewContainerd(ctx, cfg.Isolate.Containerd, nw, log)
+		if err != nil {
+			return fmt.Errorf("start containerd runtime: %w", err)
+		}
+		defer c.Close()
+		starter = c
+		ectx, cancelEgress := context.WithCancel(context.Background())
+		egressDone := make(chan struct{})
+		go func() {
+			defer close(egressDone)
+			if err := egress.Serve(ectx, eln); err != nil {
+				log.Error("egress proxy stopped", "component", "egress", "err", err)
+			}
+		}()
+		// Stopped after the tabs (deferred calls run in reverse).
+		defer func() { cancelEgress(); <-egressDone }()
 	case "process":
 		p, err := isolate.NewProcess(cfg.Isolate.Process, log)
 		if err != nil {
 			return fmt.Errorf("start process runtime: %w", err)
 		}
 		defer p.Close()
-		iso = p
+		starter = p
 	default:
 		return fmt.Errorf("isolate.runtime: %q is not available", cfg.Isolate.Runtime)
+	}
+	var iso proxy.Isolator = starter
+	var pool *isolate.Pool
+	if cfg.Isolate.Pool.Size > 0 {
+		pcfg := cfg.Isolate.Pool
+		pcfg.Scale = cfg.Proxy.Tabs.MaxScale
+		pool = isolate.NewPool(starter, pcfg, log)
+		defer pool.Close()
+		iso = pool
 	}
 
 	pcfg := cfg.Proxy
@@ -115,7 +172,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		public, _, _ := strings.Cut(m, "/")
 		pcfg.MediaAddrs = append(pcfg.MediaAddrs, public)
 	}
-	srv, err := proxy.New(pcfg, iso, st, audit, log)
+	srv, err = proxy.New(pcfg, iso, st, audit, log)
 	if err != nil {
 		return err
 	}
@@ -129,9 +186,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		"proxy", ln.Addr().String(),
 		"webrtc_udp", st.UDPAddr().String(),
 		"runtime", iso.Name(),
+		"warm_pool", cfg.Isolate.Pool.Size,
 		"hint", "set your browser's HTTP proxy to this machine's address and port "+portOf(ln.Addr()))
 	if hooks != nil && hooks.ready != nil {
-		hooks.ready(ln.Addr(), srv)
+		hooks.ready(ln.Addr(), srv, pool)
 	}
 	return srv.Serve(ctx, ln, cfg.ShutdownGrace)
 }
