@@ -126,7 +126,12 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 
 // writeTabError turns a tab error into a status and a message a user can act on.
 func (s *Server) writeTabError(w http.ResponseWriter, err error) {
+	var ended *TabEndedError
 	switch {
+	case errors.As(err, &ended) && ended.StartErr != nil:
+		writeJSONError(w, http.StatusBadGateway, "tab_failed", "The isolated browser could not be started: "+ended.StartErr.Error())
+	case errors.As(err, &ended):
+		writeJSONError(w, http.StatusGone, "ended", "This isolated tab has ended ("+ended.Reason+"). Reload the page to open it again.")
 	case errors.Is(err, ErrNoTab):
 		writeJSONError(w, http.StatusNotFound, "no_tab", "This isolated tab does not exist or has ended.")
 	case errors.Is(err, ErrCapacity):

@@ -116,11 +116,36 @@ type tabManager struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	tabs   map[string]*tab // by token
+	gone   map[string]goneTab // ended tabs, by token, for a while: why they ended
+	tabs   map[string]*tab    // by token
 	byAddr map[string]*tab // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	closed bool
 }
+
+// goneTab remembers why a tab ended, so that a landing page that comes
+// late (its offer after a failed start, a reload after a crash) is told why
+// rather than only that the tab does not exist.
+type goneTab struct {
+	clientIP string
+	reason   string
+	startErr error
+	at       time.Time
+}
+
+// goneFor is how long an ended tab's reason is kept.
+const goneFor = time.Minute
+
+// TabEndedError says that a tab the client owned has ended, and why.
+type TabEndedError struct {
+	Reason   string
+	StartErr error // set when the tab's browser never started
+}
+
+func (e *TabEndedError) Error() string { return "tab ended: " + e.Reason }
+
+// Unwrap makes a TabEndedError an ErrNoTab for callers that do not care why.
+func (e *TabEndedError) Unwrap() error { return ErrNoTab }
 
 type handoffCode struct {
 	token    string
@@ -131,7 +156,7 @@ type handoffCode struct {
 func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &tabManager{cfg: cfg, iso: iso, st: st, audit: audit, log: log,
-		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{}}
+		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, gone: map[string]goneTab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{}}
 }
 
 // tabRequest is what a landing page asks for.
@@ -194,7 +219,13 @@ func (m *tabManager) lookup(token, clientIP string) (*tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.tabs[token]
-	if !ok || t.clientIP != clientIP {
+	if !ok {
+		if g, ok := m.gone[token]; ok && g.clientIP == clientIP {
+			return nil, &TabEndedError{Reason: g.reason, StartErr: g.startErr}
+		}
+		return nil, ErrNoTab
+	}
+	if t.clientIP != clientIP {
 		return nil, ErrNoTab
 	}
 	return t, nil
@@ -245,6 +276,13 @@ func (m *tabManager) remove(t *tab) {
 	if t.addr != "" && m.byAddr[t.addr] == t {
 		delete(m.byAddr, t.addr)
 	}
+	now := time.Now()
+	for k, g := range m.gone {
+		if now.Sub(g.at) > goneFor {
+			delete(m.gone, k)
+		}
+	}
+	m.gone[t.token] = goneTab{clientIP: t.clientIP, reason: t.reason, startErr: t.startErr, at: now}
 }
 
 // lookupAddr finds the tab whose browser has address ip.
@@ -449,6 +487,9 @@ func (t *tab) attach(ctx context.Context, offer string) (string, error) {
 	t.mu.Unlock()
 	if old != nil {
 		old.Send(encodeServerMsg(serverMsg{T: "ended", Reason: "opened in another window"}))
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		old.Flush(fctx)
+		cancel()
 		t.dropPeer(old)
 	}
 	if last != nil {
@@ -652,6 +693,9 @@ func (t *tab) teardown() {
 	t.mu.Unlock()
 	if p != nil {
 		p.Send(encodeServerMsg(serverMsg{T: "ended", Reason: reason}))
+		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.Flush(fctx)
+		cancel()
 		t.retire(p)
 	}
 	if t.page != nil {

@@ -1,9 +1,11 @@
 package stream
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -69,6 +71,28 @@ func (p *Peer) Send(msg []byte) error {
 			return fmt.Errorf("send: %w", ErrNotOpen)
 		}
 		return fmt.Errorf("send: %w", err)
+	}
+	return nil
+}
+
+// Flush waits until everything sent on the data channel has been handed to
+// the network (or ctx ends), so a last message such as "the tab ended" is
+// not lost to a Close right behind it.
+func (p *Peer) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	dc := p.dc
+	p.mu.Unlock()
+	if dc == nil {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for dc.ReadyState() == webrtc.DataChannelStateOpen && dc.BufferedAmount() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("flush: %w", ctx.Err())
+		case <-t.C:
+		}
 	}
 	return nil
 }

@@ -177,13 +177,22 @@ func TestTabTokens(t *testing.T) {
 		t.Errorf("create with a javascript: URL: %d %v", status, out)
 	}
 
-	// Expired: after the tab ends (no landing page came back), its token is unknown.
+	// Expired: after the tab ends (no landing page came back), its owner is
+	// told why; anyone else still learns nothing.
 	waitFor(t, 30*time.Second, "the unattached tab to end", func() (bool, string) {
 		return g.srv.Tabs() == 0, fmt.Sprint(g.srv.Tabs())
 	})
 	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", map[string]string{"sdp": "v=0"})
-	if status != 404 || out["error"] != "no_tab" {
-		t.Errorf("expired token: %d %v", status, out)
+	if status != 410 || out["error"] != "ended" || !strings.Contains(fmt.Sprint(out["message"]), "closed by user") {
+		t.Errorf("expired token: %d %v, want 410 ended with the reason", status, out)
+	}
+	fstatus, fout = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", map[string]string{"sdp": "v=0"})
+	if fstatus != 410 {
+		t.Errorf("expired token again: %d %v", fstatus, fout)
+	}
+	fstatus, fout = apiCall(t, g, "127.0.0.2", api+"/tabs/"+token+"/offer", map[string]string{"sdp": "v=0"})
+	if fstatus != 404 || fout["error"] != "no_tab" {
+		t.Errorf("expired token from another client: %d %v, want the unknown-token answer", fstatus, fout)
 	}
 	resp, err := http.Get("http://" + g.addr + "/healthz")
 	if err != nil || resp.StatusCode != 200 {

@@ -455,3 +455,74 @@ func allPIDs() []int {
 	}
 	return pids
 }
+
+// TestContainerFailures: a browser that dies mid-session ends its tab with
+// a reason the landing page shows and the audit log keeps; when containerd
+// itself is gone, a new tab gets a clear error; the proxy serves throughout.
+func TestContainerFailures(t *testing.T) {
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 0, nil)
+	api := site.URL + "/.glovebox/api"
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	tab := out["tab"].(string)
+	c := newPionClient(t, g, api, out["token"].(string))
+	waitFor(t, 60*time.Second, "the page", func() (bool, string) { return site.servedCount("/app.js") > 0, "" })
+
+	// The browser crashes (killed from outside, as the OOM killer would).
+	browser := browserProc(containerPIDs())
+	if browser == 0 {
+		t.Fatal("no browser process")
+	}
+	if err := syscallKill(browser); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the landing page to be told the tab ended", func() (bool, string) {
+		return c.count("ended") == 1, ""
+	})
+	waitFor(t, 30*time.Second, "the tab's end in the audit log", func() (bool, string) {
+		for _, e := range g.audit.events() {
+			if e["event"] == "tab_end" && e["tab"] == tab {
+				return e["reason"] == "browser exited" || e["reason"] == "browser disconnected", fmt.Sprint(e["reason"])
+			}
+		}
+		return false, "no tab_end"
+	})
+
+	// containerd goes away: a new tab fails with a message for the user.
+	killed := false
+	for _, pid := range allPIDs() {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if filepath.Base(exe) == "containerd" && strings.Contains(cmdline(pid), g.dataDir) {
+			if err := syscallKill(pid); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatal("the managed containerd was not found")
+	}
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+out["token"].(string)+"/offer", map[string]string{"sdp": offerSDP(t)})
+	if status != http.StatusBadGateway || out["error"] != "tab_failed" || !strings.Contains(fmt.Sprint(out["message"]), "could not be started") {
+		t.Errorf("offer with containerd gone: %d %v, want 502 tab_failed", status, out)
+	}
+	waitFor(t, 30*time.Second, "the failed start in the audit log", func() (bool, string) {
+		for _, e := range g.audit.events() {
+			if e["event"] == "tab_end" && strings.HasPrefix(fmt.Sprint(e["reason"]), "start failed") {
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	resp, err := http.Get("http://" + g.addr + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz: %v %v", resp, err)
+	}
+}

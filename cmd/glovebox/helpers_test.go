@@ -17,11 +17,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
@@ -414,4 +416,24 @@ func (l *syncList) all() []response {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]response(nil), l.rs...)
+}
+
+func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// offerSDP makes a real browser-like offer (video to receive, a data
+// channel) with pion, for API calls that need one.
+func offerSDP(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	pc.CreateDataChannel("glovebox", nil)
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
 }

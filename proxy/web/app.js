@@ -108,7 +108,7 @@
     try {
       await connect(tab);
     } catch (e) {
-      if (!tab.reattach || e.code !== 'no_tab') throw e;
+      if (!tab.reattach || (e.code !== 'no_tab' && e.code !== 'ended')) throw e;
       // The tab this page had is gone: open a fresh one.
       sessionStorage.removeItem(KEY);
       if (pc) pc.close();
