@@ -36,8 +36,9 @@ test: deps ## run every test (real Chromium, real WebRTC peers)
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
 
-bench: deps ## run the benchmarks and print their figures
-	go test -run '^$$' -bench . -benchtime 20x -count 5 ./... | tee bench.out
+bench: deps ## run the benchmarks and print their figures (medians; GLOVEBOX_BENCH_TABS=N adds an N-tab run)
+	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ | tee bench.out
+	go test -run '^$$' -bench . -benchtime 5x -timeout 60m ./cmd/glovebox/ | tee -a bench.out
 
 lint: ## gofmt, go vet, and staticcheck if installed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

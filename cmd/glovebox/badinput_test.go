@@ -113,7 +113,7 @@ func TestIsolatedSubresourcesRefused(t *testing.T) {
 
 // apiCall makes a /.glovebox/ API call through the proxy, from a chosen
 // loopback source address.
-func apiCall(t *testing.T, g *glovebox, from, url string, body any) (int, map[string]any) {
+func apiCall(t testing.TB, g *glovebox, from, url string, body any) (int, map[string]any) {
 	t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	tr := g.proxied.Transport.(*http.Transport).Clone()
@@ -209,7 +209,7 @@ type pionClient struct {
 	msgs []map[string]any
 }
 
-func newPionClient(t *testing.T, g *glovebox, api, token string) *pionClient {
+func newPionClient(t testing.TB, g *glovebox, api, token string) *pionClient {
 	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -278,7 +278,7 @@ func (c *pionClient) count(typ string) int {
 	return n
 }
 
-func (c *pionClient) sendJSON(t *testing.T, v any) {
+func (c *pionClient) sendJSON(t testing.TB, v any) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	if err := c.dc.SendText(string(b)); err != nil {

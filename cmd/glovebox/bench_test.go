@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,4 +123,160 @@ func treeCPU(dir string) time.Duration {
 		total += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 	}
 	return total
+}
+
+// BenchmarkFirstFrameContainerd is navigation → first frame at the user's
+// browser with a container per tab: from the warm pool, and cold.
+func BenchmarkFirstFrameContainerd(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		pool int
+	}{{"warm", 1}, {"cold", 0}} {
+		b.Run(mode.name, func(b *testing.B) {
+			site := newTestSite(b)
+			g := startContainerdGlovebox(b, site, mode.pool, func(c *Config) { c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond })
+			bctx := userBrowser(b, g.addr)
+			var ms []float64
+			for b.Loop() {
+				if mode.pool > 0 {
+					waitFor(b, 60*time.Second, "a warm container", func() (bool, string) { return g.pool.Stats().Ready == mode.pool, "" })
+				}
+				tctx, cancel := chromedp.NewContext(bctx)
+				start := time.Now()
+				if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/")); err != nil {
+					b.Fatal(err)
+				}
+				waitForColour(b, tctx, 600, 400, rgb{0, 160, 0}, 60*time.Second)
+				ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+				cancel()
+				waitFor(b, 30*time.Second, "the tab to end", func() (bool, string) { return g.srv.Tabs() == 0, "" })
+			}
+			b.ReportMetric(median(ms), "ms-first-frame")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// BenchmarkIdleTabs opens tabs one after another on a simple page and
+// measures, per idle tab, its container's cgroup memory and the PSS of its
+// processes, and how long each start took as the machine filled. With 1
+// and 10 tabs; GLOVEBOX_BENCH_TABS=N adds a run with N.
+func BenchmarkIdleTabs(b *testing.B) {
+	counts := []int{1, 10}
+	if n, err := strconv.Atoi(os.Getenv("GLOVEBOX_BENCH_TABS")); err == nil && n > 0 {
+		counts = append(counts, n)
+	}
+	for _, n := range counts {
+		b.Run(fmt.Sprintf("tabs=%d", n), func(b *testing.B) {
+			site := newTestSite(b)
+			g := startContainerdGlovebox(b, site, 0, func(c *Config) { c.Proxy.Tabs.Max = n + 1 })
+			api := site.URL + "/.glovebox/api"
+			var cgroupMiB, pssMiB, firstStart, lastStart, availMiB []float64
+			for b.Loop() {
+				var starts []float64
+				var clients []*pionClient
+				base := site.servedCount("/app.js")
+				for i := range n {
+					t0 := time.Now()
+					status, out := apiCall(b, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 1280, "height": 720})
+					if status != 201 {
+						b.Fatalf("tab %d: %d %v", i, status, out)
+					}
+					clients = append(clients, newPionClient(b, g, api, out["token"].(string)))
+					want := base + i + 1
+					waitFor(b, 60*time.Second, "the page", func() (bool, string) { return site.servedCount("/app.js") >= want, "" })
+					starts = append(starts, float64(time.Since(t0).Milliseconds()))
+				}
+				time.Sleep(10 * time.Second) // idle
+				var usage, pss []float64
+				for _, id := range containerIDs() {
+					usage = append(usage, float64(cgroupMemory(id))/(1<<20))
+					var p int64
+					for _, pid := range containerPIDsOf(id) {
+						p += pssOf(pid)
+					}
+					pss = append(pss, float64(p)/(1<<10))
+				}
+				cgroupMiB = append(cgroupMiB, median(usage))
+				pssMiB = append(pssMiB, median(pss))
+				firstStart = append(firstStart, starts[0])
+				lastStart = append(lastStart, starts[len(starts)-1])
+				availMiB = append(availMiB, float64(memAvailable())/(1<<20))
+				for _, c := range clients {
+					c.pc.Close()
+				}
+				waitFor(b, 120*time.Second, "the tabs to end", func() (bool, string) {
+					return g.srv.Tabs() == 0 && len(containerPIDs()) == 0, ""
+				})
+			}
+			// Medians over the runs.
+			b.ReportMetric(median(cgroupMiB), "MiB-cgroup/tab")
+			b.ReportMetric(median(pssMiB), "MiB-PSS/tab")
+			b.ReportMetric(median(firstStart), "ms-first-start")
+			b.ReportMetric(median(lastStart), "ms-last-start")
+			b.ReportMetric(median(availMiB), "MiB-available")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// containerIDs lists the containers that have processes, from their cgroups.
+func containerIDs() []string {
+	seen := map[string]bool{}
+	var ids []string
+	for _, pid := range containerPIDs() {
+		cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		for _, line := range strings.Split(string(cg), "\n") {
+			if i := strings.Index(line, ":/glovebox/"); i >= 0 {
+				id := strings.SplitN(line[i+len(":/glovebox/"):], "/", 2)[0]
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+				break
+			}
+		}
+	}
+	return ids
+}
+
+// cgroupMemory is a container's memory usage (cgroup v1, or v2).
+func cgroupMemory(id string) int64 {
+	for _, p := range []string{
+		"/sys/fs/cgroup/memory/glovebox/" + id + "/memory.usage_in_bytes",
+		"/sys/fs/cgroup/glovebox/" + id + "/memory.current",
+	} {
+		if b, err := os.ReadFile(p); err == nil {
+			v, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// pssOf is a process's proportional set size in KiB.
+func pssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// memAvailable is the kernel's estimate of memory available, in bytes.
+func memAvailable() int64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemAvailable:" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	return 0
 }
