@@ -23,6 +23,10 @@ deps: ## install the Debian packages and Go modules (does nothing when present)
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		case " $$missing " in *" squid "*) \
+			echo "squid is for the tests, which start their own: stopping the system service it started on :3128"; \
+			(systemctl disable --now squid || service squid stop || pkill -x squid) >/dev/null 2>&1 || true;; \
+		esac; \
 	fi
 	@go mod download
 
