@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -62,24 +61,5 @@ func TestNATRules(t *testing.T) {
 	}
 	if r := rules[1]; len(r.External) != 2 || r.Local != "" || r.Mode != webrtc.ICEAddressRewriteReplace {
 		t.Errorf("catch-all rule %+v", r)
-	}
-}
-
-// TestDeps keeps the package's seam honest: stream exchanges plain values
-// and imports none of Glovebox's other packages (Tailscale's deptest).
-func TestDeps(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("go tool not in PATH")
-	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	for _, dep := range strings.Fields(string(out)) {
-		rest, ok := strings.CutPrefix(dep, "github.com/glovebox/glovebox/")
-		if ok && !strings.HasPrefix(rest, "stream") {
-			t.Errorf("stream imports %s", dep)
-		}
 	}
 }

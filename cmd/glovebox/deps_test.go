@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestPackageDeps keeps the data flow one way: isolate, render and stream
-// import no other Glovebox package, proxy imports no cmd, and only cmd
-// imports viper.
+// TestPackageDeps keeps the data flow one way, as Tailscale's deptest does:
+// isolate, render and stream import no other Glovebox package (they hand
+// each other plain values), proxy imports no cmd, and only cmd imports
+// viper. It is the one test of this rule for every package.
 func TestPackageDeps(t *testing.T) {
 	const mod = "github.com/glovebox/glovebox/"
 	deps := func(pkg string) []string {
