@@ -56,7 +56,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	t, err := s.tabs.create(req, clientIP(r), "")
+	t, err := s.tabs.create(req, clientIP(r), reqInfoOf(r).user)
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -66,7 +66,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), clientIP(r))
+	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -90,7 +90,7 @@ func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), clientIP(r))
+	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -100,7 +100,7 @@ func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), clientIP(r))
+	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -115,7 +115,7 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	t, err := s.tabs.claim(req.Code, clientIP(r))
+	t, err := s.tabs.claim(req.Code, tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return

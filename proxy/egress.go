@@ -36,11 +36,16 @@ type EgressConfig struct {
 	// (cloud metadata), CGNAT, multicast or otherwise reserved address is refused.
 	AllowInternal []string `mapstructure:"allow_internal"`
 	// Upstream is a parent proxy, http://[user:pass@]host:port, for all
-	// egress; empty means direct. Glovebox still resolves and checks every
+	// egress; empty means direct ("" in the configuration file inherits
+	// upstream.proxy and "direct" means direct: the wiring resolves both,
+	// see WithParent). Glovebox still resolves and checks every
 	// name itself and refuses internal destinations before forwarding; the
 	// upstream then resolves the name again and is trusted to go where it
 	// is told.
 	Upstream string `mapstructure:"upstream"`
+	// Direct lists the destinations that bypass Upstream (upstream.direct,
+	// set by the wiring).
+	Direct []string `mapstructure:"-"`
 	// DialTimeout bounds resolving a name and connecting to a site (or the upstream).
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
@@ -60,7 +65,7 @@ func (c *EgressConfig) Validate() error {
 			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
 		}
 	}
-	if _, _, err := parseUpstream(c.Upstream); err != nil {
+	if _, _, err := parseUpstream(egressParent(c.Upstream)); err != nil {
 		return fmt.Errorf("egress.upstream: %w", err)
 	}
 	if c.DialTimeout <= 0 {
@@ -112,6 +117,7 @@ type Egress struct {
 
 	upstream     *url.URL // nil: direct
 	upstreamAuth string   // Proxy-Authorization for the upstream's CONNECT, or ""
+	route        *upstreamRoute
 
 	gp *goproxy.ProxyHttpServer
 	tr *http.Transport
@@ -154,7 +160,10 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		e.allow[k] = true
 	}
 	var err error
-	if e.upstream, e.upstreamAuth, err = parseUpstream(cfg.Upstream); err != nil {
+	if e.upstream, e.upstreamAuth, err = parseUpstream(egressParent(cfg.Upstream)); err != nil {
+		return nil, err
+	}
+	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
 		return nil, err
 	}
 
@@ -173,7 +182,7 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		DisableCompression: true,
 	}
 	if e.upstream != nil {
-		e.tr.Proxy = http.ProxyURL(e.upstream) // adds Proxy-Authorization from the URL's user info
+		e.tr.Proxy = e.proxyFor // adds Proxy-Authorization from the URL's user info
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -201,8 +210,9 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 
 // egressState is what ServeHTTP learned about one request, for the dialer and the audit event.
 type egressState struct {
-	addrs []netip.Addr // every one checked; dialled in order
-	port  uint16
+	addrs  []netip.Addr // every one checked; dialled in order
+	port   uint16
+	parent *url.URL // the upstream it goes through; nil: direct
 
 	mu     sync.Mutex
 	destIP string
@@ -268,7 +278,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	d := e.policy.DecideRequest(r)
+	d := e.policy.DecideRequest(r, user)
 	ev.Action, ev.Rule = d.Action, d.Rule
 	if d.Action == ActionBlock {
 		ev.Status = http.StatusForbidden
@@ -287,7 +297,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st := &egressState{addrs: addrs, port: port}
+	st := &egressState{addrs: addrs, port: port, parent: e.route.parentFor(host)}
 	r = r.WithContext(context.WithValue(r.Context(), egressStateKey{}, st))
 	if r.Method == http.MethodConnect {
 		ev.Status, ev.Bytes = e.tunnel(w, r, st)
@@ -295,7 +305,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev.Status, ev.Bytes = e.forward(w, r, st)
 	}
 	destIP, err := st.result()
-	if e.upstream == nil {
+	if st.parent == nil {
 		ev.DestIP = destIP
 	}
 	if err != nil {
@@ -409,8 +419,8 @@ func (e *Egress) dialForTransport(ctx context.Context, network, addr string) (ne
 	if st == nil {
 		return nil, fmt.Errorf("dial %s: no checked address", addr)
 	}
-	if e.upstream != nil {
-		if !strings.EqualFold(addr, e.upstream.Host) {
+	if st.parent != nil {
+		if !strings.EqualFold(addr, st.parent.Host) {
 			return nil, fmt.Errorf("dial %s: not the upstream", addr)
 		}
 		ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
@@ -448,8 +458,8 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 
 	var dest net.Conn
 	var err error
-	if e.upstream != nil {
-		dest, err = e.connectUpstream(r.Context(), r.URL.Host)
+	if st.parent != nil {
+		dest, err = e.connectUpstream(r.Context(), st.parent, r.URL.Host)
 	} else {
 		dest, err = e.dialVetted(r.Context(), st.addrs, st.port)
 		if err == nil {
@@ -513,47 +523,10 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 
 // connectUpstream opens a tunnel to target (host:port, the name as the
 // browser sent it) through the upstream proxy.
-func (e *Egress) connectUpstream(ctx context.Context, target string) (_ net.Conn, retErr error) {
+func (e *Egress) connectUpstream(ctx context.Context, parent *url.URL, target string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
-	c, err := e.dial(ctx, "tcp", e.upstream.Host)
-	if err != nil {
-		return nil, fmt.Errorf("dial upstream %s: %w", e.upstream.Host, err)
-	}
-	defer func() {
-		if retErr != nil {
-			c.Close()
-		}
-	}()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl) // the whole CONNECT exchange, not only the dial
-	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: http.Header{}}
-	if e.upstreamAuth != "" {
-		req.Header.Set("Proxy-Authorization", e.upstreamAuth)
-	}
-	if err := req.Write(c); err != nil {
-		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("upstream CONNECT %s: %s", target, resp.Status)
-	}
-	if !stop() {
-		return nil, fmt.Errorf("upstream CONNECT %s: %w", target, ctx.Err())
-	}
-	c.SetDeadline(time.Time{})
-	if br.Buffered() > 0 {
-		return &bufferedConn{Conn: c, r: br}, nil
-	}
-	return c, nil
+	return dialParent(ctx, e.dial, parent, e.upstreamAuth, target, nil)
 }
 
 // bufferedConn is a connection whose first bytes were read into r.

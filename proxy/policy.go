@@ -25,8 +25,10 @@ func (a Action) valid() bool {
 	return a == ActionAllow || a == ActionIsolate || a == ActionBlock
 }
 
-// Rule matches requests by exactly one of host, domain, glob or url_regex and
-// says what to do with them.
+// Rule matches requests by at most one of host, domain, glob or url_regex,
+// and optionally by who makes them (users, groups), and says what to do with
+// them. A rule with users or groups and no host matcher applies to every
+// site those users visit.
 type Rule struct {
 	// Name identifies the rule in block pages and audit events; defaults to "rule N".
 	Name string `mapstructure:"name"`
@@ -39,8 +41,21 @@ type Rule struct {
 	Glob string `mapstructure:"glob"`
 	// URLRegex matches the whole URL (scheme://host[:port]/path?query) with a Go regular expression.
 	URLRegex string `mapstructure:"url_regex"`
+	// Users limits the rule to these authenticated users (exact names).
+	Users []string `mapstructure:"users"`
+	// Groups limits the rule to members of these groups of auth.groups
+	// (names are case-insensitive). With users too, either one matching suffices.
+	Groups []string `mapstructure:"groups"`
 	// Action is allow, isolate or block.
 	Action Action `mapstructure:"action"`
+	// NoInspect, on an allow rule, tunnels HTTPS to the matched hosts
+	// without interception (privacy-sensitive sites): Glovebox sees only
+	// the host name. It is decided on the CONNECT, by host and port alone.
+	NoInspect bool `mapstructure:"no_inspect"`
+	// CAFile, on an allow rule, is a PEM file of CA certificates trusted for
+	// the matched sites' certificates besides the system's roots and
+	// tls.extra_ca_files (an internal PKI).
+	CAFile string `mapstructure:"ca_file"`
 }
 
 // PolicyConfig is the ordered list of rules; the first that matches wins.
@@ -49,6 +64,9 @@ type PolicyConfig struct {
 	Default Action `mapstructure:"default"`
 	// Rules are tried in order; the first match decides.
 	Rules []Rule `mapstructure:"rules"`
+	// Groups maps each group name to its users: auth.groups, set by the
+	// wiring so that rules can name groups.
+	Groups map[string][]string `mapstructure:"-"`
 }
 
 // Validate reports the first mistake in the policy, naming the rule.
@@ -62,6 +80,9 @@ type Decision struct {
 	Action Action
 	// Rule is the name of the rule that matched, or "default".
 	Rule string
+	// NoInspect and CAFile are the matched allow rule's.
+	NoInspect bool
+	CAFile    string
 }
 
 // Policy decides allow, isolate or block for each request.
@@ -73,7 +94,11 @@ type Policy struct {
 type compiledRule struct {
 	name   string
 	action Action
-	match  func(host string, u *url.URL) bool
+	match  func(host string, u *url.URL) bool // nil: every host
+	who    map[string]bool                    // nil: everyone
+
+	noInspect bool
+	caFile    string
 }
 
 // ErrPolicy is wrapped by every policy configuration error.
@@ -97,7 +122,13 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 		if !r.Action.valid() {
 			return nil, fmt.Errorf("%w: %s: action %q: want allow, isolate or block", ErrPolicy, where, r.Action)
 		}
-		cr := compiledRule{name: name, action: r.Action}
+		cr := compiledRule{name: name, action: r.Action, noInspect: r.NoInspect, caFile: r.CAFile}
+		if (r.NoInspect || r.CAFile != "") && r.Action != ActionAllow {
+			return nil, fmt.Errorf("%w: %s: no_inspect and ca_file apply only to allow rules", ErrPolicy, where)
+		}
+		if r.NoInspect && r.CAFile != "" {
+			return nil, fmt.Errorf("%w: %s: ca_file has no use with no_inspect: the browser checks an uninspected site's certificate itself", ErrPolicy, where)
+		}
 		n := 0
 		if r.Host != "" {
 			n++
@@ -131,32 +162,67 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 			}
 			cr.match = func(_ string, u *url.URL) bool { return re.MatchString(u.String()) }
 		}
-		if n != 1 {
-			return nil, fmt.Errorf("%w: %s: give exactly one of host, domain, glob or url_regex (found %d)", ErrPolicy, where, n)
+		who, err := ruleUsers(r, c.Groups)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrPolicy, where, err)
+		}
+		cr.who = who
+		if n > 1 || (n == 0 && who == nil) {
+			return nil, fmt.Errorf("%w: %s: give exactly one of host, domain, glob or url_regex, or only users/groups (found %d)", ErrPolicy, where, n)
 		}
 		p.rules = append(p.rules, cr)
 	}
 	return p, nil
 }
 
-// Decide returns the action for a request to u. For CONNECT requests u has
-// only a host and port.
-func (p *Policy) Decide(u *url.URL) Decision {
+// Decide returns the action for a request to u by user ("" when proxy
+// authentication is off or the user is unknown: rules with users or groups
+// then never match). For CONNECT requests u has only a host and port.
+func (p *Policy) Decide(u *url.URL, user string) Decision {
 	host := normHost(u.Host)
 	for _, r := range p.rules {
-		if r.match(host, u) {
-			return Decision{Action: r.action, Rule: r.name}
+		if (r.who == nil || r.who[user]) && (r.match == nil || r.match(host, u)) {
+			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile}
 		}
 	}
 	return Decision{Action: p.def, Rule: "default"}
 }
 
 // DecideRequest is Decide for an HTTP request, CONNECT included.
-func (p *Policy) DecideRequest(r *http.Request) Decision {
+func (p *Policy) DecideRequest(r *http.Request, user string) Decision {
 	if r.Method == http.MethodConnect {
-		return p.Decide(&url.URL{Scheme: "https", Host: r.URL.Host})
+		return p.Decide(&url.URL{Scheme: "https", Host: r.URL.Host}, user)
 	}
-	return p.Decide(r.URL)
+	return p.Decide(r.URL, user)
+}
+
+// ruleUsers is the set of users a rule applies to, its users and the
+// members of its groups; nil when it names neither.
+func ruleUsers(r Rule, groups map[string][]string) (map[string]bool, error) {
+	if len(r.Users) == 0 && len(r.Groups) == 0 {
+		return nil, nil
+	}
+	byName := make(map[string][]string, len(groups))
+	for g, members := range groups {
+		byName[strings.ToLower(g)] = members
+	}
+	who := map[string]bool{}
+	for _, u := range r.Users {
+		if u == "" {
+			return nil, errors.New("users: empty user name")
+		}
+		who[u] = true
+	}
+	for _, g := range r.Groups {
+		members, ok := byName[strings.ToLower(g)]
+		if !ok {
+			return nil, fmt.Errorf("groups: unknown group %q (define it in auth.groups)", g)
+		}
+		for _, u := range members {
+			who[u] = true
+		}
+	}
+	return who, nil
 }
 
 // normHost lowercases a host and strips its port, brackets and trailing dot.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-viper/mapstructure/v2"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -22,23 +23,18 @@ func TestPolicyGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg struct {
-		Default Action `yaml:"default"`
-		Rules   []struct {
-			Name     string `yaml:"name"`
-			Host     string `yaml:"host"`
-			Domain   string `yaml:"domain"`
-			Glob     string `yaml:"glob"`
-			URLRegex string `yaml:"url_regex"`
-			Action   Action `yaml:"action"`
-		} `yaml:"rules"`
-	}
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
+	// Decoded by the config's own tags, as the binary decodes it, so a
+	// new rule field needs no change here. groups stands in for auth.groups.
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	pc := PolicyConfig{Default: cfg.Default}
-	for _, r := range cfg.Rules {
-		pc.Rules = append(pc.Rules, Rule(r))
+	var pc PolicyConfig
+	if err := mapstructure.Decode(doc, &pc); err != nil {
+		t.Fatal(err)
+	}
+	if err := mapstructure.Decode(doc["groups"], &pc.Groups); err != nil {
+		t.Fatal(err)
 	}
 	p, err := NewPolicy(pc)
 	if err != nil {
@@ -56,11 +52,13 @@ func TestPolicyGolden(t *testing.T) {
 		if line == "" {
 			continue
 		}
-		u, err := url.Parse(line)
+		// "URL as USER" asks for the decision for that user.
+		rawURL, user, _ := strings.Cut(line, " as ")
+		u, err := url.Parse(rawURL)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		d := p.Decide(u)
+		d := p.Decide(u, user)
 		fmt.Fprintf(&out, "%-45s %-8s %s\n", line, d.Action, d.Rule)
 	}
 	golden := "testdata/policy.golden"

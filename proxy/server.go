@@ -29,10 +29,25 @@ type Config struct {
 	Policy PolicyConfig `mapstructure:"policy"`
 	// Tabs bounds the isolated tabs.
 	Tabs TabsConfig `mapstructure:"tabs"`
+	// Auth is proxy authentication: who makes each request.
+	Auth AuthConfig `mapstructure:"auth"`
+	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
+	PAC PACConfig `mapstructure:"pac"`
+	// TLS is HTTPS interception: its CA, and the roots sites are verified against.
+	TLS TLSConfig `mapstructure:"tls"`
 	// UpstreamTimeout bounds connecting to and waiting for the response headers of an allowed site.
 	UpstreamTimeout time.Duration `mapstructure:"upstream_timeout"`
 	// ClientIdleTimeout closes a keep-alive client connection idle this long.
 	ClientIdleTimeout time.Duration `mapstructure:"client_idle_timeout"`
+	// ClientHeaderTimeout is how long a client has to send a request's
+	// headers; a slower one is disconnected.
+	ClientHeaderTimeout time.Duration `mapstructure:"client_header_timeout"`
+	// Upstream is the parent proxy for allowed traffic, and its exceptions.
+	Upstream UpstreamConfig `mapstructure:"upstream"`
+	// Hygiene is Via, loop detection and X-Forwarded-For.
+	Hygiene HygieneConfig `mapstructure:"hygiene"`
+	// Limits bounds the requests clients send.
+	Limits LimitsConfig `mapstructure:"limits"`
 	// MediaTCPPort is the ICE-TCP port of Glovebox's own WebRTC media, set by
 	// the wiring. Browsers reach ICE-TCP through their proxy with CONNECT,
 	// which is tunnelled whatever policy says when it targets this machine's
@@ -49,8 +64,16 @@ func DefaultConfig() Config {
 		Listen:            ":3128",
 		Policy:            PolicyConfig{Default: ActionIsolate},
 		Tabs:              DefaultTabsConfig(),
+		Auth:              DefaultAuthConfig(),
+		PAC:               DefaultPACConfig(),
+		TLS:               DefaultTLSConfig(),
 		UpstreamTimeout:   30 * time.Second,
 		ClientIdleTimeout: 2 * time.Minute,
+
+		ClientHeaderTimeout: 30 * time.Second,
+		Upstream:            DefaultUpstreamConfig(),
+		Hygiene:             DefaultHygieneConfig(),
+		Limits:              DefaultLimitsConfig(),
 	}
 }
 
@@ -59,7 +82,16 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q: want host:port or :port", c.Listen)
 	}
-	if err := c.Policy.Validate(); err != nil {
+	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.PAC.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if _, err := NewPolicy(c.PolicyConfig()); err != nil {
 		return err
 	}
 	if c.UpstreamTimeout <= 0 {
@@ -67,6 +99,18 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientIdleTimeout <= 0 {
 		return fmt.Errorf("client_idle_timeout: must be positive")
+	}
+	if c.ClientHeaderTimeout <= 0 {
+		return fmt.Errorf("client_header_timeout: must be positive")
+	}
+	if err := c.Upstream.Validate(); err != nil {
+		return err
+	}
+	if err := c.Hygiene.Validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
 	}
 	return c.Tabs.Validate()
 }
@@ -80,6 +124,9 @@ type Server struct {
 	gp     *goproxy.ProxyHttpServer
 	api    http.Handler
 	tabs   *tabManager
+	auth   *authenticator
+	up     *upstreamRoute
+	mitm   *mitm
 }
 
 // New builds the proxy. iso starts browsers, st makes WebRTC peers.
@@ -87,12 +134,20 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pol, err := NewPolicy(cfg.Policy)
+	pol, err := NewPolicy(cfg.PolicyConfig())
 	if err != nil {
 		return nil, err
 	}
 	log = log.With("component", "proxy")
-	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log,
+	auth, err := newAuthenticator(cfg.Auth, log)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMITM(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log, auth: auth, mitm: m,
 		tabs: newTabManager(cfg.Tabs, iso, st, audit, log)}
 	s.api = s.apiHandler()
 
@@ -105,11 +160,12 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		DialContext:           dialer.DialContext,
 		TLSHandshakeTimeout:   cfg.UpstreamTimeout,
 		ResponseHeaderTimeout: cfg.UpstreamTimeout,
-		IdleConnTimeout:       90 * time.Second,
+		IdleConnTimeout:       cfg.Upstream.IdleTimeout,
 		MaxIdleConnsPerHost:   16,
 		ExpectContinueTimeout: time.Second,
 	}
-	gp.ConnectDial = func(network, addr string) (net.Conn, error) { return dialer.Dial(network, addr) }
+	s.wireUpstream(gp, dialer)
+	m.configure(gp)
 	gp.NonproxyHandler = http.HandlerFunc(s.serveOwn)
 	s.gp = gp
 	s.register()
@@ -118,6 +174,8 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 
 // register plugs the API, policy and audit into goproxy as conditions and handlers.
 func (s *Server) register() {
+	s.gp.OnRequest().DoFunc(s.beginIntercepted) // first: requests inside intercepted HTTPS
+	s.registerAuth()
 	s.gp.OnRequest(goproxy.ReqConditionFunc(func(r *http.Request, _ *goproxy.ProxyCtx) bool {
 		return strings.HasPrefix(r.URL.Path, apiPrefix)
 	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -125,21 +183,23 @@ func (s *Server) register() {
 		return r, recordResponse(r, s.api)
 	})
 	s.gp.OnRequest().DoFunc(s.decide)
+	s.gp.OnRequest().DoFunc(s.cleanRequest) // last: only for requests that go on to the site
 	s.gp.OnRequest().HandleConnectFunc(s.decideConnect)
+	s.gp.OnResponse().DoFunc(s.checkUpstream) // first: parent failures, timeouts, hygiene
 	s.gp.OnResponse().DoFunc(func(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
 		if resp == nil {
 			reqInfoOf(ctx.Req).err = ctx.Error
-			return errorPage(ctx.Req, http.StatusBadGateway, "The site could not be reached",
-				"Glovebox could not get a response from "+ctx.Req.URL.Host+".")
+			return upstreamErrorPage(ctx.Req, ctx.Error)
 		}
 		return resp
 	})
+	s.gp.OnResponse().DoFunc(s.endIntercepted) // last: audit of intercepted requests
 }
 
 // decide applies policy to one plain HTTP request.
 func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
-	d := s.policy.DecideRequest(r)
 	info := reqInfoOf(r)
+	d := s.policy.DecideRequest(r, info.user)
 	info.decision = d
 	switch d.Action {
 	case ActionAllow:
@@ -158,26 +218,23 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 	return r, isolatedResource(r)
 }
 
-// decideConnect applies policy to a CONNECT tunnel. Until TLS interception
-// exists only allowed hosts are tunnelled.
+// decideConnect applies policy to a CONNECT tunnel: only allowed hosts with
+// no_inspect (and Glovebox's own media port) are tunnelled; the rest is
+// intercepted (mitm.go).
 func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	d := s.policy.DecideRequest(ctx.Req)
+	d := s.policy.DecideRequest(ctx.Req, reqInfoOf(ctx.Req).user)
 	if s.isMediaTarget(host) {
-		d = Decision{Action: ActionAllow, Rule: "glovebox-media"}
+		d = Decision{Action: ActionAllow, Rule: "glovebox-media", NoInspect: true}
 	}
 	info := reqInfoOf(ctx.Req)
 	info.decision = d
-	if d.Action == ActionAllow {
-		info.status = http.StatusOK
+	info.status = http.StatusOK
+	if d.Action == ActionAllow && d.NoInspect {
 		return goproxy.OkConnect, host
 	}
-	msg := "blocked by policy rule " + d.Rule
-	if d.Action == ActionIsolate {
-		msg = "isolated site: HTTPS isolation needs TLS interception, which is not enabled"
-	}
-	ctx.Resp = goproxy.NewResponse(ctx.Req, "text/plain; charset=utf-8", http.StatusForbidden, "Glovebox: "+msg+"\n")
-	info.status = http.StatusForbidden
-	return goproxy.RejectConnect, host
+	// Isolated sites get the landing page, blocked ones the block page, at
+	// their https:// URL; allowed ones are inspected.
+	return s.intercept(host, ctx)
 }
 
 // isMediaTarget reports whether a CONNECT target is Glovebox's own ICE-TCP
@@ -218,7 +275,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &reqInfo{}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 	cw := &countingWriter{ResponseWriter: w}
-	s.gp.ServeHTTP(cw, r)
+	if !s.refuse(cw, r, info) {
+		s.gp.ServeHTTP(cw, r)
+	}
 	if info.own || (!r.URL.IsAbs() && r.Method != http.MethodConnect) {
 		return
 	}
@@ -226,13 +285,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = info.status
 	}
-	e := RequestEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
-		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: cw.n,
-		Duration: time.Since(start)}
-	if info.err != nil {
-		e.Error = info.err.Error()
-	}
-	s.audit.Request(e)
+	s.audit.Request(requestEvent(r, info, status, cw.n, time.Since(start)))
 }
 
 // Serve accepts proxy connections on ln until ctx is done, then drains them
@@ -240,9 +293,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: s.cfg.ClientHeaderTimeout,
 		IdleTimeout:       s.cfg.ClientIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
@@ -285,12 +338,15 @@ func (s *Server) Tabs() int { return s.tabs.count() }
 // serveOwn answers requests made to the proxy itself rather than through it.
 func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
+	case "/proxy.pac", "/wpad.dat":
+		s.servePAC(w, r)
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
+	case CAPEMPath, CADERPath:
+		s.serveCACert(w, r, r.URL.Path == CADERPath)
 	case "/":
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "This is Glovebox, a browser isolation proxy.\nSet it as your browser's HTTP proxy: %s\n", r.Host)
+		s.serveIndex(w, r)
 	default:
 		http.Error(w, "This is Glovebox, a proxy. Use it as your browser's HTTP proxy.", http.StatusNotFound)
 	}
@@ -299,9 +355,14 @@ func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 // reqInfo carries what policy decided from goproxy's handlers to the audit event.
 type reqInfo struct {
 	decision Decision
+	user     string // who made the request: "" when anonymous
 	status   int
 	own      bool
 	err      error
+
+	forwarded     bool   // sent on to the site (policy allowed it)
+	parent        string // the parent proxy it went through, host:port
+	connectFailed bool   // a CONNECT whose connection could not be made
 }
 
 type reqInfoKey struct{}

@@ -118,7 +118,7 @@ type tabManager struct {
 	mu     sync.Mutex
 	gone   map[string]goneTab // ended tabs, by token, for a while: why they ended
 	tabs   map[string]*tab    // by token
-	byAddr map[string]*tab // by the browser's own address, for the egress proxy
+	byAddr map[string]*tab    // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	closed bool
 }
@@ -127,7 +127,7 @@ type tabManager struct {
 // late (its offer after a failed start, a reload after a crash) is told why
 // rather than only that the tab does not exist.
 type goneTab struct {
-	clientIP string
+	owner    string
 	reason   string
 	startErr error
 	at       time.Time
@@ -148,9 +148,9 @@ func (e *TabEndedError) Error() string { return "tab ended: " + e.Reason }
 func (e *TabEndedError) Unwrap() error { return ErrNoTab }
 
 type handoffCode struct {
-	token    string
-	clientIP string
-	expires  time.Time
+	token   string
+	owner   string
+	expires time.Time
 }
 
 func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
@@ -175,7 +175,7 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := &tab{
-		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user,
+		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: tabOwner(user, clientIP),
 		url: u.String(), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
@@ -213,19 +213,20 @@ func (m *tabManager) clampViewport(w, h int, dpr float64) (int, int, float64) {
 	return w, h, dpr
 }
 
-// lookup returns the tab for token if clientIP owns it. A foreign token is
-// answered exactly as an unknown one, so tokens cannot be probed.
-func (m *tabManager) lookup(token, clientIP string) (*tab, error) {
+// lookup returns the tab for token if owner (see tabOwner) owns it. A
+// foreign token is answered exactly as an unknown one, so tokens cannot be
+// probed.
+func (m *tabManager) lookup(token, owner string) (*tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.tabs[token]
 	if !ok {
-		if g, ok := m.gone[token]; ok && g.clientIP == clientIP {
+		if g, ok := m.gone[token]; ok && g.owner == owner {
 			return nil, &TabEndedError{Reason: g.reason, StartErr: g.startErr}
 		}
 		return nil, ErrNoTab
 	}
-	if t.clientIP != clientIP {
+	if t.owner != owner {
 		return nil, ErrNoTab
 	}
 	return t, nil
@@ -249,16 +250,16 @@ func (m *tabManager) handoff(t *tab) string {
 			delete(m.codes, c)
 		}
 	}
-	m.codes[code] = handoffCode{token: t.token, clientIP: t.clientIP, expires: now.Add(m.cfg.ReattachGrace)}
+	m.codes[code] = handoffCode{token: t.token, owner: t.owner, expires: now.Add(m.cfg.ReattachGrace)}
 	return code
 }
 
 // claim exchanges a handoff code for the tab's token, once.
-func (m *tabManager) claim(code, clientIP string) (*tab, error) {
+func (m *tabManager) claim(code, owner string) (*tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.codes[code]
-	if !ok || h.clientIP != clientIP || time.Now().After(h.expires) {
+	if !ok || h.owner != owner || time.Now().After(h.expires) {
 		return nil, ErrNoTab
 	}
 	delete(m.codes, code)
@@ -282,7 +283,7 @@ func (m *tabManager) remove(t *tab) {
 			delete(m.gone, k)
 		}
 	}
-	m.gone[t.token] = goneTab{clientIP: t.clientIP, reason: t.reason, startErr: t.startErr, at: now}
+	m.gone[t.token] = goneTab{owner: t.owner, reason: t.reason, startErr: t.startErr, at: now}
 }
 
 // lookupAddr finds the tab whose browser has address ip.
@@ -318,6 +319,7 @@ type tab struct {
 	token    string // secret: only the owning landing page knows it
 	clientIP string
 	user     string
+	owner    string // who may use the token: see tabOwner
 	url      string
 	host     string
 	created  time.Time

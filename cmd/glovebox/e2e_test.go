@@ -23,10 +23,11 @@ func TestIsolatedTabEndToEnd(t *testing.T) {
 }
 
 // runEndToEnd is the user's story against a running Glovebox; remotePIDs
-// lists the remote browser's processes, whatever runtime runs them. It
-// returns the tab id.
-func runEndToEnd(t *testing.T, g *glovebox, site *testSite, remotePIDs func(browser string) []int) string {
-	bctx := userBrowser(t, g.addr)
+// lists the remote browser's processes, whatever runtime runs them. The
+// site's scheme (site.URL) may be http or https; browserOpts go to
+// userBrowser. It returns the tab id.
+func runEndToEnd(t *testing.T, g *glovebox, site *testSite, remotePIDs func(browser string) []int, browserOpts ...chromedp.ExecAllocatorOption) string {
+	bctx := userBrowser(t, g.addr, browserOpts...)
 
 	// A tab of its own, so closing it leaves the browser running.
 	var mu syncList

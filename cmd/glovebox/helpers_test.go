@@ -174,6 +174,8 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	cfg.Stream.Addresses = []string{"127.0.0.1"}
 	cfg.Proxy.Tabs.ReattachGrace = 2 * time.Second
 	cfg.Isolate.Process.TempDir = tmp
+	// Each Glovebox generates its own interception CA here, never in /var/lib.
+	cfg.Proxy.TLS.Dir = filepath.Join(tmp, "tls")
 	// The test site is 127.0.0.1: no name needs resolving, and nothing the
 	// remote browser does in the background may leave the machine.
 	cfg.Isolate.Process.Flags = []string{"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"}
@@ -300,8 +302,10 @@ func (w *testLogWriter) stop() {
 }
 
 // userBrowser starts a real Chromium standing in for the user's browser,
-// with Glovebox as its HTTP proxy (loopback included).
-func userBrowser(t testing.TB, proxyAddr string) context.Context {
+// with Glovebox as its HTTP proxy (loopback included). extra options come
+// last and so override the defaults: chromedp.Env for a HOME with an NSS
+// database, or chromedp.Flag("proxy-server", false) with a proxy-pac-url.
+func userBrowser(t testing.TB, proxyAddr string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	dir := t.TempDir()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -317,6 +321,7 @@ func userBrowser(t testing.TB, proxyAddr string) context.Context {
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
 	)
+	opts = append(opts, extra...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	bctx, bcancel := chromedp.NewContext(actx)

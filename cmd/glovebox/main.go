@@ -2,6 +2,7 @@
 //
 //	glovebox serve --config config.yaml   run the proxy
 //	glovebox check --config config.yaml   check a configuration and exit
+//	glovebox ca --config config.yaml      print the interception CA's certificate
 package main
 
 import (
@@ -37,6 +38,7 @@ const usage = `usage: glovebox <command> [flags]
 commands:
   serve   run the proxy
   check   check the configuration and exit
+  ca      print the HTTPS interception CA's certificate (PEM), creating the CA if there is none
 
 flags:
 `
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "serve":
 		return serve(ctx, cfg, stdout, stderr, nil)
+	case "ca":
+		return printCA(cfg, stdout, stderr)
 	default:
 		fs.Usage()
 		return fmt.Errorf("unknown command %q", cmd)
@@ -108,11 +112,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			return fmt.Errorf("egress.port: listen: %w", err)
 		}
 		defer eln.Close()
-		pol, err := proxy.NewPolicy(cfg.Proxy.Policy)
+		pol, err := proxy.NewPolicy(cfg.Proxy.PolicyConfig())
 		if err != nil {
 			return err
 		}
-		egress, err = proxy.NewEgress(cfg.Egress, pol, func(ip string) (string, string, bool) {
+		// egress.upstream "" inherits upstream.proxy; upstream.direct applies to both.
+		egress, err = proxy.NewEgress(cfg.Egress.WithParent(cfg.Proxy.Upstream), pol, func(ip string) (string, string, bool) {
 			if srv == nil {
 				return "", "", false
 			}

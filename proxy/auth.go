@@ -1,0 +1,531 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/textproto"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/elazarl/goproxy"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// The proxy authentication modes.
+const (
+	AuthNone   = "none"
+	AuthBasic  = "basic"
+	AuthHeader = "header"
+)
+
+// authRealm is the realm of the Basic challenge.
+const authRealm = "Glovebox"
+
+// AuthConfig is proxy authentication: who is making each request.
+type AuthConfig struct {
+	// Mode is none (every request is anonymous), basic (Proxy-Authorization
+	// Basic against Htpasswd) or header (the user a downstream proxy names in
+	// Header, believed only from TrustedProxies).
+	Mode string `mapstructure:"mode"`
+	// Htpasswd is the path of an htpasswd file with bcrypt entries
+	// (htpasswd -B), for mode basic. Changes to it are picked up within
+	// seconds; a changed file with a mistake is refused and the last good
+	// one kept.
+	Htpasswd string `mapstructure:"htpasswd"`
+	// Header is the request header in which a trusted downstream proxy names
+	// the user it authenticated, for mode header. It is stripped from every
+	// request, whatever the mode, so no site behind Glovebox sees a forged one.
+	Header string `mapstructure:"header"`
+	// TrustedProxies are the addresses (IPs or CIDRs) of downstream proxies
+	// whose Header is believed. Anyone else's is ignored, and with mode
+	// header such a client is refused with 407 like one with no credentials.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// Groups maps a group name (case-insensitive) to its users, for policy
+	// rules that name groups.
+	Groups map[string][]string `mapstructure:"groups"`
+}
+
+// DefaultAuthConfig returns the defaults documented in config.yaml.
+func DefaultAuthConfig() AuthConfig {
+	return AuthConfig{Mode: AuthNone, Header: "X-Authenticated-User"}
+}
+
+// Validate reports the first bad value, naming its key. For mode basic it
+// reads the htpasswd file, so a bad entry is found by glovebox check.
+func (c *AuthConfig) Validate() error {
+	if _, err := parseTrusted(c.TrustedProxies); err != nil {
+		return err
+	}
+	for g, users := range c.Groups {
+		if strings.TrimSpace(g) == "" {
+			return fmt.Errorf("auth.groups: empty group name")
+		}
+		for i, u := range users {
+			if u == "" {
+				return fmt.Errorf("auth.groups.%s[%d]: empty user name", g, i)
+			}
+		}
+	}
+	if !validHeaderName(c.Header) {
+		return fmt.Errorf("auth.header: %q: want an HTTP header name such as X-Authenticated-User", c.Header)
+	}
+	switch c.Mode {
+	case AuthNone:
+	case AuthBasic:
+		if c.Htpasswd == "" {
+			return fmt.Errorf("auth.htpasswd: empty: auth.mode basic needs an htpasswd file (htpasswd -B -c FILE USER)")
+		}
+		if _, err := loadHtpasswd(c.Htpasswd); err != nil {
+			return fmt.Errorf("auth.htpasswd: %w", err)
+		}
+	case AuthHeader:
+		if len(c.TrustedProxies) == 0 {
+			return fmt.Errorf("auth.trusted_proxies: empty: auth.mode header needs the addresses of the downstream proxies that set %s", c.Header)
+		}
+	default:
+		return fmt.Errorf("auth.mode: %q: want none, basic or header", c.Mode)
+	}
+	return nil
+}
+
+func validHeaderName(h string) bool {
+	if h == "" {
+		return false
+	}
+	for _, r := range h {
+		if r > unicode.MaxASCII || !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	switch textproto.CanonicalMIMEHeaderKey(h) {
+	case "Proxy-Authorization", "Authorization", "Host", "Cookie", "Connection":
+		return false
+	}
+	return true
+}
+
+func parseTrusted(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("auth.trusted_proxies[%d]: %q: want an IP address or a CIDR such as 10.0.0.0/8", i, s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// ErrNotBcrypt says an htpasswd entry uses a hash other than bcrypt.
+var ErrNotBcrypt = errors.New("not a bcrypt hash")
+
+// loadHtpasswd reads user:bcrypt-hash lines. Other hash types (MD5 apr1,
+// SHA1, crypt, plain text) are refused: they are weak, and a file that mixes
+// them would leave some users less protected than the administrator thinks.
+func loadHtpasswd(path string) (map[string][]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string][]byte{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		user, hash, ok := strings.Cut(line, ":")
+		if !ok || user == "" {
+			return nil, fmt.Errorf("%s:%d: want user:hash", path, n)
+		}
+		if _, dup := users[user]; dup {
+			return nil, fmt.Errorf("%s:%d: user %q is listed twice", path, n, user)
+		}
+		if !strings.HasPrefix(hash, "$2") {
+			return nil, fmt.Errorf("%s:%d: user %q: %w (make entries with htpasswd -B)", path, n, user, ErrNotBcrypt)
+		}
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("%s:%d: user %q: %w: %v", path, n, user, ErrNotBcrypt, err)
+		}
+		users[user] = []byte(hash)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return users, nil
+}
+
+// htpasswd is the user file, reloaded when it changes.
+type htpasswd struct {
+	path  string
+	every time.Duration // how often the file is looked at
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	users   map[string][]byte
+	dummy   []byte
+	info    os.FileInfo
+	checked time.Time
+}
+
+// dummyFor makes the hash compared against when the user does not exist, at
+// the cost of the file's first entry, so that an unknown user takes as long
+// to refuse as a wrong password.
+func dummyFor(users map[string][]byte) []byte {
+	cost := bcrypt.DefaultCost
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil {
+			cost = c
+		}
+		break
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("glovebox-no-such-user"), cost)
+	return h
+}
+
+func newHtpasswd(path string, log *slog.Logger) (*htpasswd, error) {
+	h := &htpasswd{path: path, every: 2 * time.Second, log: log}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	users, err := loadHtpasswd(path)
+	if err != nil {
+		return nil, err
+	}
+	h.users, h.dummy, h.info, h.checked = users, dummyFor(users), info, time.Now()
+	return h, nil
+}
+
+// current returns the users and the dummy hash, reloading the file first if
+// it changed. A file that went missing or has a mistake keeps the last good
+// users, loudly.
+func (h *htpasswd) current() (map[string][]byte, []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reload(time.Now())
+	return h.users, h.dummy
+}
+
+func (h *htpasswd) reload(now time.Time) {
+	if now.Sub(h.checked) < h.every {
+		return
+	}
+	h.checked = now
+	info, err := os.Stat(h.path)
+	if err != nil {
+		h.log.Error("htpasswd file unreadable; keeping the users loaded before", "path", h.path, "err", err)
+		return
+	}
+	if os.SameFile(info, h.info) && info.ModTime().Equal(h.info.ModTime()) && info.Size() == h.info.Size() {
+		return
+	}
+	users, err := loadHtpasswd(h.path)
+	if err != nil {
+		h.log.Error("htpasswd file changed but is refused; keeping the users loaded before", "err", err)
+		h.info = info // do not re-read a bad file every time; the next change is looked at
+		return
+	}
+	h.users, h.dummy, h.info = users, dummyFor(users), info
+	h.log.Info("htpasswd file reloaded", "path", h.path, "users", len(users))
+}
+
+// authenticator decides who makes each request.
+type authenticator struct {
+	mode    string
+	header  string
+	trusted []netip.Prefix
+	pw      *htpasswd
+	log     *slog.Logger
+
+	// bcrypt costs tens of milliseconds by design and browsers send the
+	// credentials with every request, so a verified user:password is
+	// remembered (as an HMAC under a per-process key) for a while.
+	secret [32]byte
+	sem    chan struct{} // bounds concurrent bcrypt work
+	mu     sync.Mutex
+	good   map[[32]byte]time.Time
+}
+
+const (
+	authCacheFor = 5 * time.Minute
+	authCacheMax = 10000
+)
+
+func newAuthenticator(c AuthConfig, log *slog.Logger) (*authenticator, error) {
+	trusted, err := parseTrusted(c.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	a := &authenticator{mode: c.Mode, header: textproto.CanonicalMIMEHeaderKey(c.Header), trusted: trusted,
+		log: log.With("component", "auth"), sem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
+		good: map[[32]byte]time.Time{}}
+	if a.mode == "" {
+		a.mode = AuthNone
+	}
+	rand.Read(a.secret[:])
+	if a.mode == AuthBasic {
+		if a.pw, err = newHtpasswd(c.Htpasswd, a.log); err != nil {
+			return nil, fmt.Errorf("auth.htpasswd: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// authIdentity is kept in the ProxyCtx.UserData of an authenticated CONNECT.
+// goproxy copies UserData to the context of every request it reads inside an
+// intercepted tunnel, which carry no credentials of their own: this is how
+// they know their user.
+type authIdentity struct{ user string }
+
+// authFailure is why a request was refused 407.
+type authFailure struct {
+	reason string // for the audit event's error and the log
+	user   string // the name tried, for the log only
+}
+
+// authenticate returns the user ("" with mode none) or why the request must
+// be refused. It strips the credentials and the identity header from r, so
+// neither is forwarded.
+func (a *authenticator) authenticate(r *http.Request, ctx *goproxy.ProxyCtx) (string, *authFailure) {
+	authz := r.Header.Get("Proxy-Authorization")
+	named, hasNamed := r.Header[a.header]
+	r.Header.Del("Proxy-Authorization")
+	r.Header.Del(a.header)
+
+	if ctx != nil {
+		if id, ok := ctx.UserData.(*authIdentity); ok {
+			return id.user, nil // inside a tunnel whose CONNECT was authenticated
+		}
+	}
+	ip := clientIP(r)
+	switch a.mode {
+	case AuthBasic:
+		if hasNamed {
+			a.log.Warn("identity header ignored: auth.mode is basic", "client_ip", ip, "header", a.header)
+		}
+		return a.basic(authz, ip)
+	case AuthHeader:
+		if !hasNamed {
+			return "", &authFailure{reason: "no " + a.header + " header"}
+		}
+		if !a.isTrusted(ip) {
+			a.log.Warn("identity header from an untrusted address ignored", "client_ip", ip, "header", a.header)
+			return "", &authFailure{reason: a.header + " from an untrusted address"}
+		}
+		user := strings.TrimSpace(named[0])
+		if len(named) != 1 || !validUserName(user) {
+			a.log.Warn("invalid identity header from a trusted proxy", "client_ip", ip, "header", a.header)
+			return "", &authFailure{reason: "invalid " + a.header + " header"}
+		}
+		return user, nil
+	}
+	if hasNamed {
+		a.log.Debug("identity header stripped: auth.mode is none", "client_ip", ip, "header", a.header)
+	}
+	return "", nil
+}
+
+func (a *authenticator) isTrusted(ip string) bool {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range a.trusted {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// validUserName accepts what a directory may call a user (alice,
+// alice@corp.example, CORP\alice) and nothing that would corrupt a log line.
+func validUserName(u string) bool {
+	if u == "" || len(u) > 256 {
+		return false
+	}
+	for _, r := range u {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *authenticator) basic(authz, ip string) (string, *authFailure) {
+	if authz == "" {
+		return "", &authFailure{reason: "no credentials"}
+	}
+	scheme, cred, _ := strings.Cut(authz, " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", a.failed(ip, "", "credentials are not Basic")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", a.failed(ip, "", "malformed Basic credentials")
+	}
+	user, pass, ok := strings.Cut(string(raw), ":")
+	if !ok || !validUserName(user) {
+		return "", a.failed(ip, "", "malformed Basic credentials")
+	}
+	if !a.checkPassword(user, pass) {
+		return "", a.failed(ip, user, "wrong user name or password")
+	}
+	return user, nil
+}
+
+// failed logs a failed attempt (never the password) and returns it.
+func (a *authenticator) failed(ip, user, reason string) *authFailure {
+	a.log.Warn("proxy authentication failed", "client_ip", ip, "user", user, "reason", reason)
+	return &authFailure{reason: reason, user: user}
+}
+
+// checkPassword compares in constant time (bcrypt's comparison), and as long
+// for a user that does not exist as for a wrong password.
+func (a *authenticator) checkPassword(user, pass string) bool {
+	users, dummy := a.pw.current()
+	hash, known := users[user]
+	mac := hmac.New(sha256.New, a.secret[:])
+	mac.Write([]byte(user))
+	mac.Write([]byte{0})
+	mac.Write(hash)
+	mac.Write([]byte{0})
+	mac.Write([]byte(pass))
+	var key [32]byte
+	copy(key[:], mac.Sum(nil))
+	now := time.Now()
+	a.mu.Lock()
+	exp, cached := a.good[key]
+	a.mu.Unlock()
+	if cached && known && now.Before(exp) {
+		return true
+	}
+
+	a.sem <- struct{}{}
+	var err error
+	if known {
+		err = bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	} else {
+		bcrypt.CompareHashAndPassword(dummy, []byte(pass))
+	}
+	<-a.sem
+	if !known || err != nil {
+		return false
+	}
+	a.mu.Lock()
+	if len(a.good) >= authCacheMax {
+		clear(a.good)
+	}
+	a.good[key] = now.Add(authCacheFor)
+	a.mu.Unlock()
+	return true
+}
+
+// challenge is the 407 for a request without valid credentials.
+func (a *authenticator) challenge(r *http.Request) *http.Response {
+	msg := "Glovebox needs your user name and password before it opens sites for you."
+	if a.mode == AuthHeader {
+		msg = "Glovebox accepts requests only through your organisation's proxy, which tells it who you are. Set your browser to use that proxy."
+	}
+	var resp *http.Response
+	if r.Method == http.MethodConnect || !isNavigation(r) {
+		resp = goproxyResponse(r, http.StatusProxyAuthRequired, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+	} else {
+		resp = errorPage(r, http.StatusProxyAuthRequired, "Sign-in required", msg)
+	}
+	resp.Header.Set("Proxy-Authenticate", `Basic realm="`+authRealm+`"`)
+	return resp
+}
+
+// registerAuth puts authentication before the API, policy and forwarding
+// handlers (and first among the CONNECT handlers), so that nothing, the
+// /.glovebox/ API included, runs for a client that has not authenticated. The proxy's own pages (PAC file, health) are not
+// proxy requests and need no credentials: browsers fetch the PAC file before
+// they know any.
+func (s *Server) registerAuth() {
+	s.gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		if _, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); !ok {
+			// A request read inside an intercepted tunnel: give it the
+			// reqInfo the handlers after this one record into.
+			r = withReqInfo(r, &reqInfo{})
+		}
+		info := reqInfoOf(r)
+		user, fail := s.auth.authenticate(r, ctx)
+		if fail != nil {
+			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
+			info.err = errors.New("proxy authentication: " + fail.reason)
+			return r, s.auth.challenge(r)
+		}
+		info.user = user
+		return r, nil
+	})
+	s.gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		info := reqInfoOf(ctx.Req)
+		user, fail := s.auth.authenticate(ctx.Req, ctx)
+		if fail != nil {
+			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
+			info.err = errors.New("proxy authentication: " + fail.reason)
+			info.status = http.StatusProxyAuthRequired
+			ctx.Resp = s.auth.challenge(ctx.Req)
+			// The connection is closed after the 407; the client retries
+			// with credentials on a new one.
+			ctx.Resp.Close = true
+			return goproxy.RejectConnect, host
+		}
+		info.user = user
+		if user != "" {
+			ctx.UserData = &authIdentity{user: user}
+		}
+		return nil, host // authenticated: the next handler decides
+	})
+}
+
+// tabOwner is who may use a tab's token: the user when proxy authentication
+// says who it is (behind a downstream proxy every user shares its address),
+// else the client's address.
+func tabOwner(user, clientIP string) string {
+	if user != "" {
+		return "user " + user
+	}
+	return "ip " + clientIP
+}
+
+// tabOwnerOf is tabOwner for an API request.
+func tabOwnerOf(r *http.Request) string {
+	return tabOwner(reqInfoOf(r).user, clientIP(r))
+}
+
+// withReqInfo returns r carrying info for the handlers and the audit event.
+func withReqInfo(r *http.Request, info *reqInfo) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+}
+
+// PolicyConfig is the policy as NewPolicy needs it: with the groups of
+// auth.groups, which its rules may name.
+func (c *Config) PolicyConfig() PolicyConfig {
+	p := c.Policy
+	p.Groups = c.Auth.Groups
+	return p
+}

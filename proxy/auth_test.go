@@ -1,0 +1,433 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// writeHtpasswd writes user:bcrypt lines (cost 4: fast, and bcrypt all the same).
+func writeHtpasswd(t *testing.T, path string, users map[string]string) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# test users\n")
+	for u, p := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(u + ":" + string(h) + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoOrigin is an allowed site that records the headers it was sent.
+type echoOrigin struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hdrs []http.Header
+}
+
+func startEchoOrigin(t *testing.T) *echoOrigin {
+	o := &echoOrigin{}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.hdrs = append(o.hdrs, r.Header.Clone())
+		o.mu.Unlock()
+		io.WriteString(w, "origin says hi")
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *echoOrigin) requests() []http.Header {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]http.Header(nil), o.hdrs...)
+}
+
+// logBuffer collects the operational log.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type authHarness struct {
+	srv   *Server
+	addr  string
+	audit *syncBuffer
+	log   *logBuffer
+}
+
+// startAuthProxy serves a Glovebox proxy (no isolation runtime: these tests
+// use allowed sites only) with 127.0.0.1 allowed.
+func startAuthProxy(t *testing.T, mutate func(*Config)) *authHarness {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Policy.Rules = []Rule{{Name: "loopback", Host: "127.0.0.1", Action: ActionAllow}}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h := &authHarness{audit: &syncBuffer{}, log: &logBuffer{}}
+	srv, err := New(cfg, nil, nil, NewAudit(h.audit), slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = srv
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return h
+}
+
+// send writes one request from the loopback address from and reads the answer.
+func (h *authHarness) send(t *testing.T, from, req string) (*http.Response, string) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: strings.Fields(req)[0]})
+	if err != nil {
+		t.Fatalf("read response to %q: %v", strings.SplitN(req, "\r\n", 2)[0], err)
+	}
+	defer resp.Body.Close()
+	var body []byte
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(req, "CONNECT") {
+		body, _ = io.ReadAll(resp.Body)
+	}
+	return resp, string(body)
+}
+
+// request waits for the proxy_request audit event for url with the given
+// status (the event is written after the response, so it may come a moment
+// later) and returns the last such event.
+func (h *authHarness) request(t *testing.T, url string, status int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var last map[string]any
+		for _, m := range h.audit.events(t) {
+			if m["event"] == EventRequest && m["url"] == url && m["status"] == float64(status) {
+				last = m
+			}
+		}
+		if last != nil {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no proxy_request event for %s with status %d", url, status)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func basicAuth(user, pass string) string {
+	return "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass)) + "\r\n"
+}
+
+func TestProxyAuthBasic(t *testing.T) {
+	o := startEchoOrigin(t)
+	pw := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, pw, map[string]string{"alice": "correct horse", "bob": "battery staple"})
+	h := startAuthProxy(t, func(c *Config) {
+		c.Auth.Mode = AuthBasic
+		c.Auth.Htpasswd = pw
+	})
+	site := o.URL + "/page"
+	get := func(extra string) string {
+		return "GET " + site + " HTTP/1.1\r\nHost: " + o.Listener.Addr().String() + "\r\n" + extra + "\r\n"
+	}
+	connect := func(extra string) string {
+		return "CONNECT " + o.Listener.Addr().String() + " HTTP/1.1\r\nHost: " + o.Listener.Addr().String() + "\r\n" + extra + "\r\n"
+	}
+
+	refused := []struct{ name, req string }{
+		{"GET without credentials", get("")},
+		{"GET with a wrong password", get(basicAuth("alice", "wrong"))},
+		{"GET by an unknown user", get(basicAuth("mallory", "correct horse"))},
+		{"GET with another user's password", get(basicAuth("bob", "correct horse"))},
+		{"GET with non-Basic credentials", get("Proxy-Authorization: Bearer abc\r\n")},
+		{"GET with malformed Basic", get("Proxy-Authorization: Basic !!!\r\n")},
+		{"CONNECT without credentials", connect("")},
+		{"CONNECT with a wrong password", connect(basicAuth("alice", "wrong"))},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := h.send(t, "127.0.0.1", tt.req)
+			if resp.StatusCode != http.StatusProxyAuthRequired {
+				t.Errorf("status %d, want 407", resp.StatusCode)
+			}
+			if got := resp.Header.Get("Proxy-Authenticate"); got != `Basic realm="Glovebox"` {
+				t.Errorf("Proxy-Authenticate %q", got)
+			}
+		})
+	}
+	if n := len(o.requests()); n != 0 {
+		t.Errorf("the site was reached %d times without valid credentials", n)
+	}
+	ev := h.request(t, site, 407)
+	if ev["user"] != "" || ev["action"] != "refuse" || ev["rule"] != "proxy_auth" {
+		t.Errorf("audit of a refused request: %v", ev)
+	}
+	logs := h.log.String()
+	if !strings.Contains(logs, "proxy authentication failed") || !strings.Contains(logs, "user=mallory") {
+		t.Errorf("no failed-attempt log line naming the user:\n%s", logs)
+	}
+	if strings.Contains(logs, "correct horse") || strings.Contains(logs, "battery") {
+		t.Errorf("a password is in the log:\n%s", logs)
+	}
+
+	// The right password goes through, twice (the second from the cache),
+	// and neither the credentials nor a forged identity header reach the site.
+	for range 2 {
+		resp, body := h.send(t, "127.0.0.1", get(basicAuth("alice", "correct horse")+"X-Authenticated-User: root\r\n"))
+		if resp.StatusCode != 200 || body != "origin says hi" {
+			t.Fatalf("alice: %d %q", resp.StatusCode, body)
+		}
+	}
+	for _, hd := range o.requests() {
+		if hd.Get("Proxy-Authorization") != "" || hd.Get("X-Authenticated-User") != "" {
+			t.Errorf("the site received %v", hd)
+		}
+	}
+	if ev := h.request(t, site, 200); ev["user"] != "alice" || ev["action"] != "allow" {
+		t.Errorf("audit of alice's request: %v", ev)
+	}
+	resp, _ := h.send(t, "127.0.0.1", connect(basicAuth("bob", "battery staple")))
+	if resp.StatusCode != 200 {
+		t.Errorf("bob's CONNECT: %d", resp.StatusCode)
+	}
+	if ev := h.request(t, o.Listener.Addr().String(), 200); ev["user"] != "bob" || ev["method"] != "CONNECT" {
+		t.Errorf("audit of bob's CONNECT: %v", ev)
+	}
+
+	// The proxy's own pages need no credentials: browsers fetch the PAC
+	// file before they know any.
+	for _, p := range []string{"/proxy.pac", "/wpad.dat", "/healthz"} {
+		resp, _ := h.send(t, "127.0.0.1", "GET "+p+" HTTP/1.1\r\nHost: "+h.addr+"\r\n\r\n")
+		if resp.StatusCode != 200 {
+			t.Errorf("%s without credentials: %d", p, resp.StatusCode)
+		}
+	}
+}
+
+// TestHtpasswdReload: a changed file is picked up; a changed file with a
+// mistake is refused and the users before it kept.
+func TestHtpasswdReload(t *testing.T) {
+	o := startEchoOrigin(t)
+	pw := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, pw, map[string]string{"alice": "one"})
+	h := startAuthProxy(t, func(c *Config) {
+		c.Auth.Mode = AuthBasic
+		c.Auth.Htpasswd = pw
+	})
+	h.srv.auth.pw.every = 0 // look at the file on every request
+	get := func(user, pass string) int {
+		resp, _ := h.send(t, "127.0.0.1", "GET "+o.URL+"/ HTTP/1.1\r\nHost: x\r\n"+basicAuth(user, pass)+"\r\n")
+		return resp.StatusCode
+	}
+	if s := get("alice", "one"); s != 200 {
+		t.Fatalf("alice before the change: %d", s)
+	}
+	// Replaced by rename, as editors and config management do.
+	tmp := pw + ".new"
+	writeHtpasswd(t, tmp, map[string]string{"alice": "two", "carol": "three"})
+	if err := os.Rename(tmp, pw); err != nil {
+		t.Fatal(err)
+	}
+	if s := get("alice", "one"); s != 407 {
+		t.Errorf("alice's old password after the change: %d", s)
+	}
+	if s := get("alice", "two"); s != 200 {
+		t.Errorf("alice's new password: %d", s)
+	}
+	if s := get("carol", "three"); s != 200 {
+		t.Errorf("new user carol: %d", s)
+	}
+	if err := os.WriteFile(pw, []byte("carol:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s := get("carol", "three"); s != 200 {
+		t.Errorf("carol after a bad change: %d (the last good file must be kept)", s)
+	}
+	if !strings.Contains(h.log.String(), "htpasswd file changed but is refused") {
+		t.Errorf("the refused file was not logged:\n%s", h.log.String())
+	}
+}
+
+func TestProxyAuthHeader(t *testing.T) {
+	o := startEchoOrigin(t)
+	h := startAuthProxy(t, func(c *Config) {
+		c.Auth.Mode = AuthHeader
+		c.Auth.TrustedProxies = []string{"127.0.0.2", "192.0.2.0/24"}
+	})
+	site := o.URL + "/x"
+	get := func(extra string) string {
+		return "GET " + site + " HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n"
+	}
+
+	// From an untrusted address the header is ignored: the client is
+	// unauthenticated and refused like one without credentials.
+	resp, _ := h.send(t, "127.0.0.1", get("X-Authenticated-User: admin\r\n"))
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("spoofed header from an untrusted address: %d, want 407", resp.StatusCode)
+	}
+	if ev := h.request(t, site, 407); ev["user"] != "" {
+		t.Errorf("audit of the spoofed request: %v", ev)
+	}
+	if !strings.Contains(h.log.String(), "identity header from an untrusted address ignored") {
+		t.Errorf("the spoof attempt was not logged")
+	}
+	resp, _ = h.send(t, "127.0.0.1", "CONNECT "+o.Listener.Addr().String()+" HTTP/1.1\r\nHost: x\r\nX-Authenticated-User: admin\r\n\r\n")
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("spoofed header on CONNECT: %d, want 407", resp.StatusCode)
+	}
+	// The trusted downstream proxy without a user header is refused too.
+	if resp, _ := h.send(t, "127.0.0.2", get("")); resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("trusted proxy without the header: %d, want 407", resp.StatusCode)
+	}
+	if resp, _ := h.send(t, "127.0.0.2", get("X-Authenticated-User: a\x01b\r\n")); resp.StatusCode == 200 {
+		t.Errorf("a control character in the user name was accepted")
+	}
+	if len(o.requests()) != 0 {
+		t.Fatalf("the site was reached without a trusted identity")
+	}
+
+	// From the trusted proxy it names the user, and is not forwarded.
+	resp, body := h.send(t, "127.0.0.2", get("x-authenticated-user: bob@corp.example\r\n"))
+	if resp.StatusCode != 200 || body != "origin says hi" {
+		t.Fatalf("trusted: %d %q", resp.StatusCode, body)
+	}
+	if ev := h.request(t, site, 200); ev["user"] != "bob@corp.example" || ev["client_ip"] != "127.0.0.2" {
+		t.Errorf("audit of the trusted request: %v", ev)
+	}
+	for _, hd := range o.requests() {
+		if hd.Get("X-Authenticated-User") != "" {
+			t.Errorf("the identity header reached the site: %v", hd)
+		}
+	}
+}
+
+// TestIdentityHeaderStrippedWithoutAuth: with mode none a client's identity
+// header is not believed and not forwarded (an intranet app behind Glovebox
+// might trust it).
+func TestIdentityHeaderStrippedWithoutAuth(t *testing.T) {
+	o := startEchoOrigin(t)
+	h := startAuthProxy(t, nil)
+	resp, _ := h.send(t, "127.0.0.1", "GET "+o.URL+"/ HTTP/1.1\r\nHost: x\r\nX-Authenticated-User: ceo\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\n\r\n")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	for _, hd := range o.requests() {
+		if hd.Get("X-Authenticated-User") != "" || hd.Get("Proxy-Authorization") != "" {
+			t.Errorf("forwarded: %v", hd)
+		}
+	}
+	if ev := h.request(t, o.URL+"/", 200); ev["user"] != "" {
+		t.Errorf("user %v with auth.mode none", ev["user"])
+	}
+}
+
+func TestAuthConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	writeHtpasswd(t, good, map[string]string{"alice": "x"})
+	md5 := filepath.Join(dir, "md5")
+	os.WriteFile(md5, []byte("# comment\nalice:$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/\n"), 0o600)
+	plain := filepath.Join(dir, "plain")
+	os.WriteFile(plain, []byte("bob:secret\n"), 0o600)
+	dup := filepath.Join(dir, "dup")
+	os.WriteFile(dup, []byte("bob:$2y$05$PaKDr4iJgKXJ8yEPn4Fj7.HRvsXKdWU0TVXlDOOuxhOA8nF3dQ8W6\nbob:$2y$05$PaKDr4iJgKXJ8yEPn4Fj7.HRvsXKdWU0TVXlDOOuxhOA8nF3dQ8W6\n"), 0o600)
+
+	tests := []struct {
+		name string
+		cfg  AuthConfig
+		want []string
+	}{
+		{"bad mode", AuthConfig{Mode: "kerberos", Header: "X-U"}, []string{`auth.mode: "kerberos"`, "none, basic or header"}},
+		{"basic without a file", AuthConfig{Mode: AuthBasic, Header: "X-U"}, []string{"auth.htpasswd: empty"}},
+		{"missing file", AuthConfig{Mode: AuthBasic, Header: "X-U", Htpasswd: filepath.Join(dir, "nope")}, []string{"auth.htpasswd:", "no such file"}},
+		{"md5 hash", AuthConfig{Mode: AuthBasic, Header: "X-U", Htpasswd: md5}, []string{"auth.htpasswd: " + md5 + `:2: user "alice": not a bcrypt hash`, "htpasswd -B"}},
+		{"plain password", AuthConfig{Mode: AuthBasic, Header: "X-U", Htpasswd: plain}, []string{plain + ":1:", "not a bcrypt hash"}},
+		{"duplicate user", AuthConfig{Mode: AuthBasic, Header: "X-U", Htpasswd: dup}, []string{dup + `:2: user "bob" is listed twice`}},
+		{"bad CIDR", AuthConfig{Mode: AuthHeader, Header: "X-U", TrustedProxies: []string{"10.0.0.1", "10.0.0.0/33"}}, []string{`auth.trusted_proxies[1]: "10.0.0.0/33"`}},
+		{"header without proxies", AuthConfig{Mode: AuthHeader, Header: "X-U"}, []string{"auth.trusted_proxies: empty"}},
+		{"bad header name", AuthConfig{Mode: AuthHeader, Header: "X User", TrustedProxies: []string{"10.0.0.1"}}, []string{`auth.header: "X User"`}},
+		{"credentials header", AuthConfig{Mode: AuthHeader, Header: "proxy-authorization", TrustedProxies: []string{"10.0.0.1"}}, []string{`auth.header`}},
+		{"empty group member", AuthConfig{Mode: AuthNone, Header: "X-U", Groups: map[string][]string{"eng": {"alice", ""}}}, []string{"auth.groups.eng[1]: empty user name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+	ok := []AuthConfig{
+		DefaultAuthConfig(),
+		{Mode: AuthBasic, Header: "X-U", Htpasswd: good},
+		{Mode: AuthHeader, Header: "X-Remote-User", TrustedProxies: []string{"::1", "10.0.0.0/8", "::ffff:192.0.2.1"}},
+	}
+	for _, c := range ok {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	_, err := loadHtpasswd(md5)
+	if !errors.Is(err, ErrNotBcrypt) {
+		t.Errorf("loadHtpasswd(md5) = %v, want ErrNotBcrypt", err)
+	}
+}

@@ -1,0 +1,454 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// UpstreamConfig says how allowed traffic leaves Glovebox: direct, or
+// through a parent proxy.
+type UpstreamConfig struct {
+	// Proxy is the parent proxy that allowed requests and CONNECT tunnels go
+	// through, http://[user:pass@]host:port; empty sends them direct. The
+	// user and password become the Basic Proxy-Authorization Glovebox
+	// sends the parent (percent-encode ':' and '@' in them). The isolated
+	// browsers' egress proxy uses it too unless egress.upstream says otherwise.
+	Proxy string `mapstructure:"proxy"`
+	// Direct lists destinations that bypass the parent and go direct: a
+	// name matches itself and every name below it ("corp.example" matches
+	// wiki.corp.example), an IP address matches itself and a CIDR prefix
+	// (10.0.0.0/8) the addresses in it. Names are never resolved to match
+	// a prefix: list both if a site is reached by name and by address.
+	Direct []string `mapstructure:"direct"`
+	// IdleTimeout closes a kept-alive connection to a site (or to the
+	// parent) that has been idle this long.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+}
+
+// DefaultUpstreamConfig returns the defaults documented in config.yaml.
+func DefaultUpstreamConfig() UpstreamConfig {
+	return UpstreamConfig{IdleTimeout: 90 * time.Second}
+}
+
+// Validate reports the first bad value, naming its key.
+func (c *UpstreamConfig) Validate() error {
+	if _, _, err := parseUpstream(c.Proxy); err != nil {
+		return fmt.Errorf("upstream.proxy: %w", err)
+	}
+	for i, d := range c.Direct {
+		if _, err := parseDirect(d); err != nil {
+			return fmt.Errorf("upstream.direct[%d]: %w", i, err)
+		}
+	}
+	if c.IdleTimeout <= 0 {
+		return fmt.Errorf("upstream.idle_timeout: must be positive")
+	}
+	return nil
+}
+
+// EgressUpstreamDirect is the egress.upstream value that sends the isolated
+// browsers' traffic direct even when upstream.proxy names a parent.
+const EgressUpstreamDirect = "direct"
+
+// WithParent resolves the egress proxy's parent against the proxy's own:
+// an empty egress.upstream inherits upstream.proxy, "direct" means none.
+// Whichever parent the egress uses, upstream.direct's exceptions apply:
+// they say which destinations this host reaches without a parent.
+func (c EgressConfig) WithParent(up UpstreamConfig) EgressConfig {
+	switch c.Upstream {
+	case "":
+		c.Upstream = up.Proxy
+	case EgressUpstreamDirect:
+		c.Upstream = ""
+	}
+	c.Direct = up.Direct
+	return c
+}
+
+// directMatch is one upstream.direct entry: a domain, or a prefix of addresses.
+type directMatch struct {
+	domain string
+	prefix netip.Prefix
+}
+
+// parseDirect reads a name, an IP address or a CIDR prefix.
+func parseDirect(s string) (directMatch, error) {
+	bad := fmt.Errorf("%q: want a domain name, an IP address or a CIDR prefix", s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return directMatch{prefix: p.Masked()}, nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		a = a.Unmap()
+		return directMatch{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	name := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
+	if name == "" || len(name) > 253 {
+		return directMatch{}, bad
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return directMatch{}, bad
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return directMatch{}, bad
+			}
+		}
+	}
+	return directMatch{domain: name}, nil
+}
+
+// upstreamRoute picks, per destination host, the parent proxy or direct.
+type upstreamRoute struct {
+	parent *url.URL // nil: everything direct
+	auth   string   // Proxy-Authorization for the parent, or ""
+	direct []directMatch
+}
+
+func newUpstreamRoute(proxyURL string, direct []string) (*upstreamRoute, error) {
+	parent, auth, err := parseUpstream(proxyURL)
+	if err != nil {
+		return nil, err
+	}
+	u := &upstreamRoute{parent: parent, auth: auth}
+	for _, d := range direct {
+		m, err := parseDirect(d)
+		if err != nil {
+			return nil, err
+		}
+		u.direct = append(u.direct, m)
+	}
+	return u, nil
+}
+
+// parentFor returns the parent proxy for host (a name or an address, no
+// port), or nil when host goes direct.
+func (u *upstreamRoute) parentFor(host string) *url.URL {
+	if u == nil || u.parent == nil {
+		return nil
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	addr, addrErr := netip.ParseAddr(host)
+	for _, m := range u.direct {
+		switch {
+		case m.domain != "":
+			if host == m.domain || strings.HasSuffix(host, "."+m.domain) {
+				return nil
+			}
+		case addrErr == nil && m.prefix.Contains(addr.Unmap()):
+			return nil
+		}
+	}
+	return u.parent
+}
+
+// dialFunc is how a connection is made: a net.Dialer's DialContext or a test's.
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// dialParent opens a tunnel to target (host:port) through the parent proxy
+// with CONNECT. ctx bounds all of it, the dial and the parent's answer:
+// goproxy's own CONNECT to a parent waits for that answer forever.
+func dialParent(ctx context.Context, dial dialFunc, parent *url.URL, auth, target string, hdr http.Header) (_ net.Conn, retErr error) {
+	c, err := dial(ctx, "tcp", parent.Host)
+	if err != nil {
+		return nil, fmt.Errorf("dial parent proxy %s: %w", parent.Host, err)
+	}
+	defer func() {
+		if retErr != nil {
+			c.Close()
+		}
+	}()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl) // the whole CONNECT exchange, not only the dial
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: hdr.Clone()}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	if auth != "" {
+		req.Header.Set("Proxy-Authorization", auth)
+	}
+	if err := req.Write(c); err != nil {
+		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, &ParentRefusedError{Parent: parent.Host, Target: target, Status: resp.Status}
+	}
+	if !stop() {
+		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, ctx.Err())
+	}
+	c.SetDeadline(time.Time{})
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: c, r: br}, nil
+	}
+	return c, nil
+}
+
+// ParentRefusedError is a parent proxy's answer other than 200 to a CONNECT.
+type ParentRefusedError struct {
+	Parent, Target, Status string
+}
+
+func (e *ParentRefusedError) Error() string {
+	return fmt.Sprintf("parent proxy %s refused CONNECT %s: %s", e.Parent, e.Target, e.Status)
+}
+
+// CloseRead lets goproxy half-close a tunnel through a parent whose first
+// bytes were buffered, as it does a plain TCP connection.
+func (b *bufferedConn) CloseRead() error {
+	if cr, ok := b.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
+	}
+	return nil
+}
+
+// wireUpstream makes goproxy send allowed traffic through the parent proxy
+// where upstream.proxy names one: plain requests through the transport's
+// Proxy, intercepted HTTPS through a tunnel the transport's dial opens,
+// CONNECT tunnels through dialConnect; and it gives failures a page that
+// says whose failure it was.
+func (s *Server) wireUpstream(gp *goproxy.ProxyHttpServer, dialer *net.Dialer) {
+	s.up, _ = newUpstreamRoute(s.cfg.Upstream.Proxy, s.cfg.Upstream.Direct) // validated in New
+	gp.Tr.Proxy = s.proxyFor
+	gp.Tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return s.dialUpstream(ctx, dialer.DialContext, network, addr)
+	}
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = func(r *http.Request, network, addr string) (net.Conn, error) {
+		return s.dialConnect(r, dialer.DialContext, addr)
+	}
+	gp.ConnectionErrHandler = s.connectFailed
+}
+
+// proxyFor is the transport's Proxy: the parent for r's host, or nil.
+// HTTPS through the parent is not left to the transport, whose CONNECT
+// waits a minute for the parent's answer whatever upstream_timeout says:
+// proxyFor returns nil for it, and dialUpstream opens the tunnel.
+func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
+	p := s.up.parentFor(r.URL.Hostname())
+	if p == nil {
+		return nil, nil
+	}
+	reqInfoOf(r).parent = p.Host
+	if r.URL.Scheme == "https" {
+		return nil, nil
+	}
+	return p, nil
+}
+
+// dialUpstream is the transport's dial: to the parent itself for plain
+// HTTP (the transport asks for the parent's address), a CONNECT tunnel
+// through the parent for HTTPS to a host that goes through it (the
+// transport asks for the site's address, as proxyFor said direct), within
+// upstream_timeout; otherwise to the site.
+func (s *Server) dialUpstream(ctx context.Context, dial dialFunc, network, addr string) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	p := s.up.parentFor(host)
+	if p == nil || strings.EqualFold(addr, p.Host) {
+		return dial(ctx, network, addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
+	defer cancel()
+	var hdr http.Header
+	if via := s.via(1, 1); via != "" {
+		hdr = http.Header{"Via": {via}}
+	}
+	return dialParent(ctx, dial, p, s.up.auth, addr, hdr)
+}
+
+// dialConnect opens an allowed CONNECT tunnel's connection, through the
+// parent or direct, within upstream_timeout. Glovebox's own media port is
+// always direct: it is on this machine.
+func (s *Server) dialConnect(r *http.Request, dial dialFunc, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
+	defer cancel()
+	info := reqInfoOf(r)
+	host, _, _ := net.SplitHostPort(addr)
+	var c net.Conn
+	var err error
+	if p := s.up.parentFor(host); p != nil && !s.isMediaTarget(addr) {
+		info.parent = p.Host
+		var hdr http.Header
+		if via := s.via(r.ProtoMajor, r.ProtoMinor); via != "" {
+			hdr = http.Header{"Via": {via}}
+		}
+		c, err = dialParent(ctx, dial, p, s.up.auth, addr, hdr)
+	} else {
+		c, err = dial(ctx, "tcp", addr)
+	}
+	if err != nil {
+		info.err = err
+		info.status = upstreamStatus(err)
+		info.connectFailed = true
+	}
+	return c, err
+}
+
+// connectFailed answers a CONNECT whose connection could not be made. goproxy
+// also calls it for errors inside a tunnel that is not a plain TCP pair;
+// nothing may be written into a tunnel, so it answers only failed dials.
+func (s *Server) connectFailed(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
+	info := reqInfoOf(ctx.Req)
+	if !info.connectFailed {
+		return
+	}
+	status := upstreamStatus(err)
+	msg := "could not connect to " + ctx.Req.URL.Host + ": " + rootCause(err)
+	if info.parent != "" {
+		msg = "could not open a tunnel to " + ctx.Req.URL.Host + " through the parent proxy " + info.parent + ": " + parentReason(err)
+	}
+	body := "Glovebox: " + msg + "\n"
+	fmt.Fprintf(w, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+}
+
+// checkUpstream runs before the other response handlers. A request that got
+// no response through the parent proxy, or got none in time, gets a page
+// that says so (502, or 504 for a timeout) and its audit event the reason;
+// other failures are left to the next handler. A response from a forwarded
+// request loses its hop-by-hop headers and gains Via.
+func (s *Server) checkUpstream(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	r := ctx.Req
+	info := reqInfoOf(r)
+	if resp == nil {
+		err := ctx.Error
+		if err == nil {
+			err = errors.New("no response")
+		}
+		if isTLSError(err) || (info.parent == "" && !isTimeout(err)) {
+			return nil
+		}
+		status := upstreamStatus(err)
+		title, msg := "The site took too long to answer",
+			fmt.Sprintf("%s sent no response within %s.", r.URL.Host, s.cfg.UpstreamTimeout)
+		if info.parent != "" {
+			err = fmt.Errorf("parent proxy %s: %w", info.parent, err)
+			if status == http.StatusGatewayTimeout {
+				msg = fmt.Sprintf("Glovebox asked for %s through the parent proxy %s, and no response came within %s.",
+					r.URL.Host, info.parent, s.cfg.UpstreamTimeout)
+			} else {
+				title = "The parent proxy could not be reached"
+				msg = fmt.Sprintf("Glovebox sends %s through the parent proxy %s, which failed: %s.",
+					r.URL.Host, info.parent, parentReason(err))
+			}
+		}
+		info.err = err
+		return errorPage(r, status, title, msg)
+	}
+	if !info.forwarded {
+		return resp // Glovebox's own page
+	}
+	if resp.StatusCode == http.StatusProxyAuthRequired {
+		// A 407 passed on would make the user's browser ask its user for
+		// credentials meant for a proxy behind Glovebox.
+		who, title := "the site "+r.URL.Host, "The site asked for proxy credentials"
+		if info.parent != "" {
+			who, title = "the parent proxy "+info.parent, "The parent proxy refused Glovebox"
+		}
+		info.err = fmt.Errorf("%s asked Glovebox for proxy credentials: %s", who, resp.Status)
+		return errorPage(r, http.StatusBadGateway, title,
+			"Glovebox could not get "+r.URL.Host+": "+who+" wants proxy credentials that Glovebox does not have or that it refused.")
+	}
+	s.cleanResponse(resp)
+	return resp
+}
+
+// upstreamStatus is the status for a failure to get a response: 504 for a
+// timeout, 502 for anything else.
+func upstreamStatus(err error) int {
+	if isTimeout(err) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// isTLSError reports a failure of the TLS session with the site itself,
+// which is never the parent's fault.
+func isTLSError(err error) bool {
+	var (
+		rh  tls.RecordHeaderError
+		cv  *tls.CertificateVerificationError
+		ae  tls.AlertError
+		ua  x509.UnknownAuthorityError
+		hn  x509.HostnameError
+		inv x509.CertificateInvalidError
+	)
+	return errors.As(err, &rh) || errors.As(err, &cv) || errors.As(err, &ae) ||
+		errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &inv)
+}
+
+// parentReason says briefly what went wrong with the parent.
+func parentReason(err error) string {
+	var pr *ParentRefusedError
+	if errors.As(err, &pr) {
+		return "it answered " + pr.Status
+	}
+	if isTimeout(err) {
+		return "no answer in time"
+	}
+	return rootCause(err)
+}
+
+// rootCause is the innermost message of a wrapped error ("connection refused").
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// protoVersion is a Via received-protocol version: "1.1", "1.0", "2".
+func protoVersion(major, minor int) string {
+	if major >= 2 {
+		return strconv.Itoa(major)
+	}
+	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
+}
+
+// egressParent is egress.upstream as a URL or "": "direct" is none. The
+// wiring has already replaced "" by upstream.proxy (WithParent).
+func egressParent(s string) string {
+	if s == EgressUpstreamDirect {
+		return ""
+	}
+	return s
+}
+
+// proxyFor is the egress transport's Proxy: the parent ServeHTTP chose for
+// this request (nil for an upstream.direct exception).
+func (e *Egress) proxyFor(r *http.Request) (*url.URL, error) {
+	if st := egressStateOf(r.Context()); st != nil {
+		return st.parent, nil
+	}
+	return nil, errors.New("egress: request without checked state")
+}
