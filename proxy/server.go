@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -127,6 +128,13 @@ type Server struct {
 	auth   *authenticator
 	up     *upstreamRoute
 	mitm   *mitm
+
+	// self knows this host's addresses and listenPort the proxy's port, so
+	// that a request through the proxy to the proxy itself is answered
+	// with its own pages (a browser set to use Glovebox that downloads the
+	// CA or the PAC file sends exactly that).
+	self       *hostAddrs
+	listenPort atomic.Int32
 }
 
 // New builds the proxy. iso starts browsers, st makes WebRTC peers.
@@ -148,7 +156,7 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		return nil, err
 	}
 	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log, auth: auth, mitm: m,
-		tabs: newTabManager(cfg.Tabs, iso, st, audit, log)}
+		tabs: newTabManager(cfg.Tabs, iso, st, audit, log), self: &hostAddrs{list: net.InterfaceAddrs}}
 	s.api = s.apiHandler()
 
 	gp := goproxy.NewProxyHttpServer()
@@ -255,18 +263,24 @@ func (s *Server) isMediaTarget(hostport string) bool {
 			return true
 		}
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
+	return s.self.contains(ip)
+}
+
+// isSelf reports whether hostport is this proxy: its port on a loopback or
+// local address, or on the name the PAC file gives clients.
+func (s *Server) isSelf(hostport string) bool {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil || port != strconv.Itoa(int(s.listenPort.Load())) {
 		return false
 	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if m, ok := netip.AddrFromSlice(n.IP); ok && m.Unmap() == ip {
-				return true
-			}
-		}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		return ip.IsLoopback() || s.self.contains(ip)
 	}
-	return false
+	if pacHost, _, err := net.SplitHostPort(s.cfg.PAC.Proxy); err == nil && strings.EqualFold(pacHost, host) {
+		return true
+	}
+	return strings.EqualFold(host, "localhost")
 }
 
 // ServeHTTP serves one proxy request and writes its audit event.
@@ -274,6 +288,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	info := &reqInfo{}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
+	if r.Method != http.MethodConnect && r.URL.IsAbs() && s.isSelf(r.URL.Host) {
+		s.serveOwn(w, r)
+		return
+	}
 	cw := &countingWriter{ResponseWriter: w}
 	if !s.refuse(cw, r, info) {
 		s.gp.ServeHTTP(cw, r)
@@ -291,6 +309,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Serve accepts proxy connections on ln until ctx is done, then drains them
 // for up to grace and ends every tab.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		s.listenPort.Store(int32(a.Port))
+	}
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ClientHeaderTimeout,

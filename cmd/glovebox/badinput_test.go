@@ -377,3 +377,29 @@ func TestConnectToMediaPort(t *testing.T) {
 		return false, g.audit.String()
 	})
 }
+
+// TestOwnPagesThroughProxy: a browser already set to use Glovebox that asks
+// for the CA or the PAC file at the proxy's own address gets them (they are
+// not a site for policy to isolate), and without signing in.
+func TestOwnPagesThroughProxy(t *testing.T) {
+	g := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Default = proxy.ActionBlock })
+	for path, ctype := range map[string]string{
+		"/glovebox-ca.pem": "application/x-pem-file",
+		"/proxy.pac":       "application/x-ns-proxy-autoconfig",
+	} {
+		resp, err := g.proxied.Get("http://" + g.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ctype) || len(body) == 0 {
+			t.Errorf("%s through the proxy: %d %q %q", path, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+	}
+	for _, e := range g.audit.events() {
+		if e["event"] == "proxy_request" && e["action"] == "block" {
+			t.Errorf("the proxy's own page went to policy: %v", e)
+		}
+	}
+}
