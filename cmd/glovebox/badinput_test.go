@@ -403,3 +403,46 @@ func TestOwnPagesThroughProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestTabTimeouts: a tab whose user sends no input past tabs.idle_timeout,
+// and one past tabs.max_lifetime, ends with that reason, also while its
+// landing page is attached.
+func TestTabTimeouts(t *testing.T) {
+	needChromium(t)
+	for _, tc := range []struct {
+		name, reason string
+		mutate       func(*Config)
+	}{
+		{"idle", "idle timeout", func(c *Config) { c.Proxy.Tabs.IdleTimeout = 3 * time.Second }},
+		{"lifetime", "max lifetime", func(c *Config) { c.Proxy.Tabs.MaxLifetime = 4 * time.Second }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			site := newTestSite(t)
+			g := startGlovebox(t, tc.mutate)
+			api := site.URL + "/.glovebox/api"
+			status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+			if status != 201 {
+				t.Fatalf("create: %d %v", status, out)
+			}
+			c := newPionClient(t, g, api, out["token"].(string))
+			if tc.name == "lifetime" {
+				// Input keeps the tab from being idle; the lifetime still ends it.
+				go func() {
+					for range 20 {
+						c.dc.SendText(`{"t":"mouse","type":"move","x":5,"y":5}`)
+						time.Sleep(300 * time.Millisecond)
+					}
+				}()
+			}
+			waitFor(t, 30*time.Second, "the tab to end", func() (bool, string) { return c.count("ended") == 1, "" })
+			waitFor(t, 10*time.Second, "tab_end with the reason", func() (bool, string) {
+				for _, e := range g.audit.events() {
+					if e["event"] == "tab_end" {
+						return e["reason"] == tc.reason, fmt.Sprint(e["reason"])
+					}
+				}
+				return false, "none"
+			})
+		})
+	}
+}

@@ -526,3 +526,112 @@ func TestContainerFailures(t *testing.T) {
 		t.Errorf("healthz: %v %v", resp, err)
 	}
 }
+
+// TestCrashRecovery: a Glovebox killed with SIGKILL leaves its containers,
+// managed containerd, veths and firewall behind; the next start on the same
+// data directory removes all of it before serving.
+func TestCrashRecovery(t *testing.T) {
+	needContainerd(t)
+	bin := filepath.Join(t.TempDir(), "glovebox")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir, err := os.MkdirTemp("/tmp", "gbx-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dataDir) })
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
+policy:
+  default: block
+isolate:
+  runtime: containerd
+  pool:
+    size: 1
+  containerd:
+    data_dir: %s
+    namespace: glovebox-test
+egress:
+  port: %d
+stream:
+  udp_port: 0
+  tcp_port: 0
+  addresses: ["127.0.0.1"]
+tls:
+  dir: %s
+`, freePort(t), dataDir, freePort(t), t.TempDir())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	waitFor(t, 60*time.Second, "the first Glovebox's warm container", func() (bool, string) {
+		return browserProc(containerPIDs()) != 0 && len(ourVeths()) == 1, ""
+	})
+	oldIDs := containerIDs()
+	oldVeths := ourVeths()
+
+	// The crash: nothing of Glovebox's own shutdown runs.
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed = true
+	time.Sleep(time.Second)
+	if len(containerPIDs()) == 0 || len(ourVeths()) == 0 {
+		t.Fatal("the crash left nothing behind; the test would prove nothing")
+	}
+
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 0, func(c *Config) { c.Isolate.Containerd.DataDir = dataDir })
+	for _, id := range oldIDs {
+		if pids := containerPIDsOf(id); len(pids) > 0 {
+			t.Errorf("container %s of the crashed Glovebox still runs: %v", id, pids)
+		}
+	}
+	for _, v := range ourVeths() {
+		for _, old := range oldVeths {
+			if v == old {
+				t.Errorf("veth %s of the crashed Glovebox is still there", v)
+			}
+		}
+	}
+	daemons := 0
+	for _, pid := range allPIDs() {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if filepath.Base(exe) == "containerd" && strings.Contains(cmdline(pid), dataDir) {
+			daemons++
+		}
+	}
+	if daemons != 1 {
+		t.Errorf("%d managed containerd daemons for the data directory, want the new one only", daemons)
+	}
+	// And it serves: a tab opens in a new container.
+	api := site.URL + "/.glovebox/api"
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	newPionClient(t, g, api, out["token"].(string))
+	waitFor(t, 60*time.Second, "the page after recovery", func() (bool, string) { return site.servedCount("/app.js") > 0, "" })
+}
+
+// ourVeths lists the host ends of Glovebox's veths.
+func ourVeths() []string {
+	var names []string
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "gbh") {
+			names = append(names, i.Name)
+		}
+	}
+	return names
+}
