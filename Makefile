@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := chromium libvpx-dev libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils
+DEB_PACKAGES := chromium libvpx-dev libopenh264-dev libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils
 # -p 1: the network tests and the containerd tests share the host's nftables
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
@@ -40,9 +40,10 @@ test: deps ## run every test (real Chromium, real WebRTC peers)
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
 
-bench: deps ## run the benchmarks and print their figures (medians; GLOVEBOX_BENCH_TABS=N adds an N-tab run)
+bench: deps ## run the benchmarks, print a table of their medians and write bench-results/latest.json (GLOVEBOX_BENCH_TABS=N adds an N-tab run)
 	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ | tee bench.out
 	go test -run '^$$' -bench . -benchtime 5x -timeout 60m ./cmd/glovebox/ | tee -a bench.out
+	go run ./cmd/benchtable -json bench-results/latest.json bench.out
 
 lint: ## gofmt, go vet, and staticcheck if installed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

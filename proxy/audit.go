@@ -147,6 +147,16 @@ type TabEvent struct {
 	Bytes     int64
 	Keyframes int64
 	Reason    string
+	// Media counters of tab_end (see stream.Stats): frames captured, sent
+	// and skipped to keep the frame rate the bitrate allows, time in the
+	// encoder, congestion control's last and lowest target bitrate (bits/s),
+	// and the browser's last report of round-trip time and loss.
+	FramesIn, FramesSent, FramesSkipped int64
+	EncodeTime                          time.Duration
+	Bitrate, MinBitrate                 int64
+	RTT                                 time.Duration
+	Loss                                float64
+	PacketsLost                         int64
 	// Warm says the tab got a browser the pool had started ahead.
 	Warm bool
 }
@@ -186,6 +196,15 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.Int64("frames", e.Frames),
 		slog.Int64("keyframes", e.Keyframes),
 		slog.Int64("bytes", e.Bytes),
+		slog.Int64("frames_in", e.FramesIn),
+		slog.Int64("frames_sent", e.FramesSent),
+		slog.Int64("frames_skipped", e.FramesSkipped),
+		slog.Int64("encode_ms", e.EncodeTime.Milliseconds()),
+		slog.Int64("bitrate", e.Bitrate),
+		slog.Int64("min_bitrate", e.MinBitrate),
+		slog.Float64("rtt_ms", float64(e.RTT.Microseconds())/1000),
+		slog.Float64("loss", e.Loss),
+		slog.Int64("packets_lost", e.PacketsLost),
 		slog.String("reason", e.Reason),
 	)
 }

@@ -536,6 +536,17 @@ func (t *tab) retire(p *stream.Peer) {
 	t.stats.FramesEncoded += s.FramesEncoded
 	t.stats.Keyframes += s.Keyframes
 	t.stats.BytesSent += s.BytesSent
+	t.stats.FramesIn += s.FramesIn
+	t.stats.FramesSent += s.FramesSent
+	t.stats.FramesSkipped += s.FramesSkipped
+	t.stats.EncodeTime += s.EncodeTime
+	if s.FramesSent > 0 { // the last peer that sent anything
+		t.stats.TargetBitrate, t.stats.RTT, t.stats.FractionLost, t.stats.PacketsLost =
+			s.TargetBitrate, s.RTT, s.FractionLost, s.PacketsLost
+	}
+	if s.MinTarget > 0 && (t.stats.MinTarget == 0 || s.MinTarget < t.stats.MinTarget) {
+		t.stats.MinTarget = s.MinTarget
+	}
 	t.mu.Unlock()
 }
 
@@ -715,7 +726,10 @@ func (t *tab) teardown() {
 	t.mu.Unlock()
 	t.m.audit.TabEnd(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
-		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason})
+		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
+		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),
+		EncodeTime: s.EncodeTime, Bitrate: int64(s.TargetBitrate), MinBitrate: int64(s.MinTarget),
+		RTT: s.RTT, Loss: s.FractionLost, PacketsLost: s.PacketsLost})
 	t.log.Info("tab ended", "reason", reason)
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/glovebox/glovebox/stream/internal/i420"
 	"github.com/glovebox/glovebox/stream/internal/tjpeg"
-	"github.com/glovebox/glovebox/stream/internal/vpx"
 )
 
 const (
@@ -36,7 +35,7 @@ type pendingFrame struct {
 type media struct {
 	bitrateKbps int
 	jpeg        *tjpeg.Decoder
-	enc         *vpx.Encoder
+	enc         frameEncoder // VP8 or H.264, as negotiated (codec.go)
 
 	last, scratch i420.Image // decoded into scratch, swapped on success
 	haveImage     bool
@@ -53,6 +52,8 @@ type media struct {
 	lastKeyWall      time.Time
 	needKey          bool
 	wasReady         bool
+	held             bool // last is new and waits for the frame interval the bitrate allows
+	lastFrameBytes   int  // size of the last frame sent, for its time on the link
 	decodeErrors     uint64
 }
 
@@ -161,6 +162,9 @@ func (p *Peer) step(now time.Time) time.Time {
 			}
 		} else {
 			p.stats.framesDecoded.Add(1)
+			if m.held {
+				p.stats.framesSkipped.Add(1) // latest wins here too
+			}
 			m.last, m.scratch = m.scratch, m.last
 			m.haveImage, m.lastSent, m.lastCaptured = true, false, f.captured
 			newImage = true
@@ -189,8 +193,16 @@ func (p *Peer) step(now time.Time) time.Time {
 	}
 
 	keyNow := m.needKey && now.Sub(m.lastKeyWall) >= minKeyInterval
+	// Under a constrained link the frame rate goes first: a new image waits
+	// (replaced by newer ones) until the interval the bitrate allows is up.
+	// A keyframe or the first change after a pause goes at once.
+	gap := frameGap(int(p.stats.targetBitrate.Load()), m.lastFrameBytes)
+	due := !m.sentAny || now.Sub(m.lastSendWall) >= gap
+	if newImage {
+		m.held = true
+	}
 	switch {
-	case newImage:
+	case m.held && (due || keyNow):
 		p.encode(now, m.lastCaptured, keyNow)
 	case keyNow:
 		p.encode(now, m.syntheticCapture(now), true)
@@ -201,6 +213,11 @@ func (p *Peer) step(now time.Time) time.Time {
 	var next time.Time
 	if m.needKey {
 		next = m.lastKeyWall.Add(minKeyInterval)
+	}
+	if m.held {
+		if r := m.lastSendWall.Add(gap); next.IsZero() || r.Before(next) {
+			next = r
+		}
 	}
 	if m.sentAny {
 		if r := m.lastSendWall.Add(idleRefresh); next.IsZero() || r.Before(next) {
@@ -224,6 +241,7 @@ func (m *media) syntheticCapture(now time.Time) time.Time {
 // encode encodes m.last and sends it with the RTP timestamp of captured.
 func (p *Peer) encode(now, captured time.Time, key bool) {
 	m := p.media
+	m.held = false
 	img := &m.last
 	if m.enc != nil {
 		if w, h := m.enc.Size(); w != img.Width || h != img.Height {
@@ -232,15 +250,15 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 		}
 	}
 	if m.enc == nil {
-		enc, err := vpx.NewEncoder(vpx.EncoderConfig{
-			Width: img.Width, Height: img.Height, BitrateKbps: m.bitrateKbps, CPUUsed: vp8CPUUsed,
-		})
+		enc, err := newFrameEncoder(p.track.mime(), img.Width, img.Height, p.encoderKbps())
 		if err != nil {
 			p.log.Error("vp8 encoder", "err", err, "width", img.Width, "height", img.Height)
 			return
 		}
 		m.enc = enc
 		key = true // a new encoder starts with a keyframe anyway
+	} else if err := m.enc.SetBitrate(p.encoderKbps()); err != nil {
+		p.log.Warn("vp8 bitrate", "err", err)
 	}
 
 	if !m.clockSet {
@@ -263,6 +281,7 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 	if len(frame) == 0 {
 		return
 	}
+	p.stats.framesEncoded.Add(1)
 	n, pkts, err := p.track.writeFrame(frame, m.tsBase+uint32(pts))
 	p.stats.bytesSent.Add(uint64(n))
 	p.stats.packetsSent.Add(uint64(pkts))
@@ -273,7 +292,8 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 		p.log.Debug("write video frame", "err", err)
 		return
 	}
-	p.stats.framesEncoded.Add(1)
+	p.stats.framesSent.Add(1)
+	m.lastFrameBytes = n
 	m.sentAny, m.lastSent = true, true
 	m.lastSentCaptured, m.lastSendWall = captured, now
 	if isKey {

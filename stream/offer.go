@@ -2,13 +2,12 @@ package stream
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/pion/sdp/v3"
 )
 
 // checkOffer rejects, before pion sees it, an offer that does not parse or
-// has no video section in which we could send VP8.
+// has no video section in which we could send VP8 or H.264.
 func checkOffer(offer string) error {
 	var sd sdp.SessionDescription
 	if err := sd.UnmarshalString(offer); err != nil {
@@ -24,15 +23,9 @@ func checkOffer(offer string) error {
 		if _, ok := md.Attribute("inactive"); ok {
 			continue
 		}
-		for _, a := range md.Attributes {
-			if a.Key != "rtpmap" {
-				continue
-			}
-			// "96 VP8/90000"
-			if _, codec, ok := strings.Cut(a.Value, " "); ok && strings.HasPrefix(strings.ToUpper(codec), "VP8/") {
-				return nil
-			}
+		if offerSendable(md) {
+			return nil
 		}
 	}
-	return fmt.Errorf("%w: no video section lets us send VP8", ErrBadOffer)
+	return fmt.Errorf("%w: no video section lets us send VP8 or H.264 (packetization-mode 1)", ErrBadOffer)
 }

@@ -10,13 +10,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
 
 var (
 	// ErrBadOffer is wrapped by Answer's errors for an offer that cannot be
-	// parsed or offers nothing we can send (no video section with VP8).
+	// parsed or offers nothing we can send (no video section with VP8 or H.264).
 	ErrBadOffer = errors.New("bad offer")
 	// ErrNotOpen is returned by Send before the data channel is open or
 	// after it closed.
@@ -69,24 +70,34 @@ type PeerOptions struct {
 type Stats struct {
 	FramesIn      uint64        // frames handed to Submit
 	FramesDecoded uint64        // frames decoded from JPEG
-	FramesEncoded uint64        // VP8 frames encoded and sent, re-encodes of the last image included
+	FramesEncoded uint64        // VP8 frames encoded, re-encodes of the last image included
+	FramesSent    uint64        // VP8 frames written to the track in full
 	FramesDropped uint64        // frames replaced before decoding, undecodable, or submitted after Close
+	FramesSkipped uint64        // decoded frames replaced before encoding, to keep the frame rate the bitrate allows
 	Keyframes     uint64        // VP8 keyframes sent
 	BytesSent     uint64        // VP8 payload bytes sent in RTP
 	PacketsSent   uint64        // RTP packets sent
 	EncodeTime    time.Duration // total time spent in the VP8 encoder
 	DecodeTime    time.Duration // total time spent in the JPEG decoder
 	Width, Height int           // size of the last decoded frame
+	TargetBitrate int           // congestion control's current target, bits/s (the encoder gets 90 %)
+	MinTarget     int           // lowest target since connected, bits/s (0 before)
+	RTT           time.Duration // round-trip time from the last RTCP receiver report with one
+	FractionLost  float64       // fraction of packets lost, 0-1, from the last receiver report
+	PacketsLost   int64         // cumulative packets lost, from the last receiver report
 }
 
 type peerStats struct {
 	framesIn, framesDecoded, framesEncoded, framesDropped atomic.Uint64
 	keyframes, bytesSent, packetsSent                     atomic.Uint64
+	framesSent, framesSkipped                             atomic.Uint64
+	targetBitrate, minTarget, rtt, fractionLost256        atomic.Int64
+	packetsLost                                           atomic.Int64
 	encodeTime, decodeTime                                atomic.Int64
 	width, height                                         atomic.Int64
 }
 
-// Peer is the WebRTC connection of one tab: a VP8 video track fed by Submit
+// Peer is the WebRTC connection of one tab: a video track (VP8 or H.264) fed by Submit
 // and the tab's data channel.
 type Peer struct {
 	srv   *Server
@@ -94,6 +105,7 @@ type Peer struct {
 	opts  PeerOptions
 	pc    *webrtc.PeerConnection
 	track *videoTrack
+	bwe   cc.BandwidthEstimator
 	media *media // owned by the encoder goroutine until it exits
 
 	// The latest-wins slot between Submit and the encoder goroutine.
@@ -158,9 +170,11 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
 	p.track = newVideoTrack("video", "glovebox", uint16(rand.Uint32()), p.nudge)
-	if p.pc, err = s.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pc, p.bwe, err = s.newPeerConnection(); err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
+	p.setTarget(p.bwe.GetTargetBitrate())
+	p.bwe.OnTargetBitrateChange(p.setTarget)
 	p.pc.OnConnectionStateChange(p.onState)
 	p.pc.OnDataChannel(p.onDataChannel)
 
@@ -245,9 +259,11 @@ func (p *Peer) readRTCP(sender *webrtc.RTPSender) {
 			return
 		}
 		for _, pkt := range pkts {
-			switch pkt.(type) {
+			switch pkt := pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				p.requestKeyframe()
+			case *rtcp.ReceiverReport:
+				p.onReceiverReport(pkt.Reports, time.Now())
 			}
 		}
 	}
@@ -280,6 +296,7 @@ func (p *Peer) onState(s webrtc.PeerConnectionState) {
 		}
 		p.mu.Unlock()
 		p.connected.Store(true)
+		p.setTarget(int(p.stats.targetBitrate.Load())) // starts MinTarget
 		p.nudge()
 	case webrtc.PeerConnectionStateDisconnected:
 		p.connected.Store(false)
@@ -326,6 +343,13 @@ func (p *Peer) Stats() Stats {
 		DecodeTime:    time.Duration(s.decodeTime.Load()),
 		Width:         int(s.width.Load()),
 		Height:        int(s.height.Load()),
+		FramesSent:    s.framesSent.Load(),
+		FramesSkipped: s.framesSkipped.Load(),
+		TargetBitrate: int(s.targetBitrate.Load()),
+		MinTarget:     int(s.minTarget.Load()),
+		RTT:           time.Duration(s.rtt.Load()),
+		FractionLost:  float64(s.fractionLost256.Load()) / 256,
+		PacketsLost:   s.packetsLost.Load(),
 	}
 }
 

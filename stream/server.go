@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -34,6 +36,11 @@ type Server struct {
 	mu     sync.Mutex
 	peers  map[*Peer]struct{}
 	closed bool
+
+	// newPCMu serialises NewPeerConnection so that the estimator the
+	// congestion-control interceptor hands over lands with its peer.
+	newPCMu      sync.Mutex
+	newEstimator cc.BandwidthEstimator
 }
 
 // NewServer validates cfg, binds the ICE UDP port (and the ICE-TCP port
@@ -89,21 +96,34 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	}
 
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType:     webrtc.MimeTypeVP8,
-			ClockRate:    90000,
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}},
-		},
-		PayloadType: vp8PayloadType,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, fmt.Errorf("register vp8: %w", err)
+	if err := registerVideoCodecs(me); err != nil { // VP8, then H.264 (codec.go)
+		return nil, err
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI},
 		webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("register playout-delay: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	// Send-side congestion control (GCC over transport-cc feedback) gives
+	// each peer a target bitrate for its encoder. No pacer: the encoder
+	// follows the target, and a pacer's queue would add delay.
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(cfg.maxBitrate()),
+			gcc.SendSideBWEMinBitrate(min(MinBitrate, cfg.maxBitrate())),
+			gcc.SendSideBWEMaxBitrate(cfg.maxBitrate()),
+			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+			gcc.WithLoggerFactory(pionLog))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	// Called from NewPeerConnection, on the goroutine that holds newPCMu.
+	ccf.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { s.newEstimator = e })
+	ir.Add(ccf)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, fmt.Errorf("register twcc sender: %w", err)
+	}
 	// NACK (adds nack and nack pli feedback), RTCP reports, stats, TWCC.
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir,
 		webrtc.WithInterceptorLoggerFactory(pionLog)); err != nil {
@@ -251,6 +271,25 @@ func (s *Server) closeSockets() error {
 		errs = append(errs, s.udpMux.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// newPeerConnection creates a peer connection and returns it with its
+// bandwidth estimator.
+func (s *Server) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+	s.newPCMu.Lock()
+	defer s.newPCMu.Unlock()
+	s.newEstimator = nil
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	est := s.newEstimator
+	s.newEstimator = nil
+	if err != nil {
+		return nil, nil, err
+	}
+	if est == nil {
+		_ = pc.Close()
+		return nil, nil, errors.New("no bandwidth estimator for the peer connection")
+	}
+	return pc, est, nil
 }
 
 func (s *Server) addPeer(p *Peer) error {

@@ -267,7 +267,9 @@ func TestBadOffer(t *testing.T) {
 	}{
 		{"garbage", func(*testing.T) string { return "hello, I am not SDP" }},
 		{"empty", func(*testing.T) string { return "" }},
-		{"no VP8", func(t *testing.T) string { return newTestClient(t, clientOpts{codec: webrtc.MimeTypeH264}).offer(t) }},
+		{"no codec we send", func(t *testing.T) string { return newTestClient(t, clientOpts{codec: webrtc.MimeTypeVP9}).offer(t) }},
+		// packetization-mode 0 (no fmtp) would need NAL units under the MTU.
+		{"H.264 mode 0 only", func(t *testing.T) string { return newTestClient(t, clientOpts{codec: webrtc.MimeTypeH264}).offer(t) }},
 		{"no video", func(t *testing.T) string { return newTestClient(t, clientOpts{noVideo: true}).offer(t) }},
 		{"truncated", func(t *testing.T) string {
 			o := newTestClient(t, clientOpts{}).offer(t)

@@ -32,14 +32,16 @@ var errNotBound = errors.New("video track not bound")
 // videoTrack is our own webrtc.TrackLocal: pion's TrackLocalStaticSample
 // derives RTP timestamps from the sum of earlier sample durations, which is
 // wrong for a screencast whose frames come only on change (Chrome's jitter
-// buffer grew to 1.5 s). This one packetizes VP8 itself and stamps each
-// frame with the 90 kHz clock of its capture time.
+// buffer grew to 1.5 s). This one packetizes VP8 or H.264 (whichever was
+// negotiated, codec.go) itself and stamps each frame with the 90 kHz clock
+// of its capture time.
 type videoTrack struct {
 	id, streamID string
 
 	mu        sync.Mutex
 	binding   *trackBinding
 	payloader codecs.VP8Payloader
+	h264      codecs.H264Payloader
 	seq       uint16
 	header    rtp.Header
 	playout   [3]byte // 12-bit min, 12-bit max, in 10 ms units: both 0
@@ -50,7 +52,8 @@ type trackBinding struct {
 	ctxID       string
 	ssrc        uint32
 	payloadType uint8
-	playoutID   uint8 // 0: not negotiated
+	mime        string // webrtc.MimeTypeVP8 or MimeTypeH264
+	playoutID   uint8  // 0: not negotiated
 	writer      webrtc.TrackLocalWriter
 }
 
@@ -62,23 +65,19 @@ func newVideoTrack(id, streamID string, seq uint16, onBind func()) *videoTrack {
 	return t
 }
 
-// Bind implements webrtc.TrackLocal: it picks the negotiated VP8 payload
-// type, the SSRC and the playout-delay extension id.
+// Bind implements webrtc.TrackLocal: it picks the codec (VP8 preferred,
+// else H.264) and its negotiated payload type, the SSRC and the
+// playout-delay extension id.
 func (t *videoTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	var codec *webrtc.RTPCodecParameters
-	for _, c := range ctx.CodecParameters() {
-		if strings.EqualFold(c.MimeType, webrtc.MimeTypeVP8) {
-			codec = &c
-			break
-		}
-	}
-	if codec == nil {
+	codec, ok := pickCodec(ctx.CodecParameters())
+	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
 	b := &trackBinding{
 		ctxID:       ctx.ID(),
 		ssrc:        uint32(ctx.SSRC()),
 		payloadType: uint8(codec.PayloadType),
+		mime:        codec.MimeType,
 		writer:      ctx.WriteStream(),
 	}
 	for _, ext := range ctx.HeaderExtensions() {
@@ -92,7 +91,7 @@ func (t *videoTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	if t.onBind != nil {
 		t.onBind()
 	}
-	return *codec, nil
+	return codec, nil
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -123,6 +122,16 @@ func (t *videoTrack) bound() bool {
 	return t.binding != nil
 }
 
+// mime returns the negotiated codec, VP8 before Bind.
+func (t *videoTrack) mime() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.binding == nil {
+		return webrtc.MimeTypeVP8
+	}
+	return t.binding.mime
+}
+
 // ssrc returns the negotiated SSRC, 0 before Bind.
 func (t *videoTrack) ssrc() uint32 {
 	t.mu.Lock()
@@ -133,7 +142,7 @@ func (t *videoTrack) ssrc() uint32 {
 	return t.binding.ssrc
 }
 
-// writeFrame packetizes one VP8 frame with RTP timestamp ts and writes it.
+// writeFrame packetizes one frame with RTP timestamp ts and writes it.
 // It returns the payload bytes and packets written.
 func (t *videoTrack) writeFrame(frame []byte, ts uint32) (bytes, packets int, err error) {
 	t.mu.Lock()
@@ -142,7 +151,12 @@ func (t *videoTrack) writeFrame(frame []byte, ts uint32) (bytes, packets int, er
 	if b == nil {
 		return 0, 0, errNotBound
 	}
-	payloads := t.payloader.Payload(rtpMTU-rtpOverhead, frame)
+	var payloads [][]byte
+	if strings.EqualFold(b.mime, webrtc.MimeTypeH264) {
+		payloads = t.h264.Payload(rtpMTU-rtpOverhead, frame)
+	} else {
+		payloads = t.payloader.Payload(rtpMTU-rtpOverhead, frame)
+	}
 	h := &t.header
 	for i, p := range payloads {
 		// The header is reused: pion's interceptors copy what they keep.

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,17 +41,34 @@ func BenchmarkFirstFrame(b *testing.B) {
 }
 
 // BenchmarkActiveTabCPU is the CPU the server and the remote Chromium spend
-// on one tab showing a page that animates every frame, and its media rate.
+// on one tab, and its media rate, for a static page, a page that animates
+// every frame and a page that scrolls all the time, at 1280×720.
 func BenchmarkActiveTabCPU(b *testing.B) {
 	needChromium(b)
 	site := newTestSite(b)
+	scroll := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, scrollingPage)
+	}))
+	defer scroll.Close()
+	for _, page := range []struct{ name, url string }{
+		{"static", site.URL + "/"},
+		{"animated", site.URL + "/animated"},
+		{"scrolling", scroll.URL + "/"},
+	} {
+		b.Run(page.name, func(b *testing.B) { benchTabCPU(b, page.url) })
+	}
+}
+
+// benchTabCPU measures one page in a 1280×720 window.
+func benchTabCPU(b *testing.B, pageURL string) {
 	g := startGlovebox(b, func(c *Config) { c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond })
-	bctx := userBrowser(b, g.addr)
+	bctx := userBrowser(b, g.addr, chromedp.WindowSize(1280, 720))
 	const window = 5 * time.Second
 	var server, remote, kbps []float64
 	for b.Loop() {
 		tctx, cancel := chromedp.NewContext(bctx)
-		if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/animated")); err != nil {
+		if err := chromedp.Do(tctx, chromedp.Navigate(pageURL)); err != nil {
 			b.Fatal(err)
 		}
 		waitFor(b, 60*time.Second, "video", func() (bool, string) {

@@ -16,6 +16,7 @@ package vpx
 
 typedef struct {
 	vpx_codec_ctx_t codec;
+	vpx_codec_enc_cfg_t cfg; // as last applied, for SetBitrate
 	int w, h;
 } gb_vp8enc;
 
@@ -57,6 +58,7 @@ static const char *gb_vp8enc_open(gb_vp8enc *e, int w, int h, int kbps, int cpu_
 		vpx_codec_destroy(&e->codec);
 		return "vpx_codec_control failed";
 	}
+	e->cfg = cfg;
 	e->w = w;
 	e->h = h;
 	return NULL;
@@ -100,6 +102,18 @@ static vpx_codec_err_t gb_vp8enc_encode(gb_vp8enc *e,
 	return VPX_CODEC_OK;
 }
 
+// gb_vp8enc_set_bitrate changes the CBR target of a running encoder; libvpx
+// applies it from the next frame, without a keyframe.
+static vpx_codec_err_t gb_vp8enc_set_bitrate(gb_vp8enc *e, int kbps) {
+	vpx_codec_enc_cfg_t cfg = e->cfg;
+	cfg.rc_target_bitrate = kbps;
+	vpx_codec_err_t err = vpx_codec_enc_config_set(&e->codec, &cfg);
+	if (err == VPX_CODEC_OK) {
+		e->cfg = cfg;
+	}
+	return err;
+}
+
 static const char *gb_vpx_err(gb_vp8enc *e) {
 	const char *d = vpx_codec_error_detail(&e->codec);
 	return d ? d : vpx_codec_error(&e->codec);
@@ -141,6 +155,7 @@ type EncoderConfig struct {
 type Encoder struct {
 	e    *C.gb_vp8enc
 	w, h int
+	kbps int
 	out  []byte
 }
 
@@ -161,8 +176,29 @@ func NewEncoder(cfg EncoderConfig) (*Encoder, error) {
 		C.free(unsafe.Pointer(e))
 		return nil, fmt.Errorf("vp8 encoder: %s: %s", C.GoString(msg), detail)
 	}
-	return &Encoder{e: e, w: cfg.Width, h: cfg.Height}, nil
+	return &Encoder{e: e, w: cfg.Width, h: cfg.Height, kbps: cfg.BitrateKbps}, nil
 }
+
+// SetBitrate changes the CBR target, in kbit/s, from the next frame on.
+func (e *Encoder) SetBitrate(kbps int) error {
+	if e.e == nil {
+		return errors.New("vp8 set bitrate: encoder closed")
+	}
+	if kbps <= 0 {
+		return fmt.Errorf("vp8 set bitrate: bad bitrate %d kbit/s", kbps)
+	}
+	if kbps == e.kbps {
+		return nil
+	}
+	if rc := C.gb_vp8enc_set_bitrate(e.e, C.int(kbps)); rc != C.VPX_CODEC_OK {
+		return fmt.Errorf("vp8 set bitrate: %s", C.GoString(C.gb_vpx_err(e.e)))
+	}
+	e.kbps = kbps
+	return nil
+}
+
+// Bitrate returns the current CBR target, in kbit/s.
+func (e *Encoder) Bitrate() int { return e.kbps }
 
 // Size returns the frame size the encoder was opened for.
 func (e *Encoder) Size() (w, h int) { return e.w, e.h }

@@ -64,3 +64,50 @@ func TestRoundTrip(t *testing.T) {
 	dec.Close()
 	dec.Close()
 }
+
+// TestSetBitrate checks that a lower target makes smaller frames of the
+// same busy content without a keyframe.
+func TestSetBitrate(t *testing.T) {
+	const w, h = 320, 240
+	enc, err := NewEncoder(EncoderConfig{Width: w, Height: h, BitrateKbps: 2000, CPUUsed: -6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var img i420.Image
+	img.Reset(w, h)
+	noise := uint32(1)
+	run := func(from, n int) (total int) {
+		for i := from; i < from+n; i++ {
+			for j := range img.Y {
+				noise = noise*1664525 + 1013904223
+				img.Y[j] = byte(j%w+i) + byte(noise>>28) // moving gradient, a little noise
+			}
+			frame, key, err := enc.Encode(&img, int64(i)*3000, 3000, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key && i > 0 {
+				t.Errorf("frame %d: unexpected keyframe", i)
+			}
+			if i >= from+n/2 { // after the rate control settled
+				total += len(frame)
+			}
+		}
+		return total
+	}
+	high := run(0, 30)
+	if err := enc.SetBitrate(200); err != nil {
+		t.Fatal(err)
+	}
+	if got := enc.Bitrate(); got != 200 {
+		t.Errorf("Bitrate() = %d, want 200", got)
+	}
+	low := run(30, 30)
+	if low*2 > high {
+		t.Errorf("bytes of 15 frames: %d at 200 kbit/s, %d at 2000 kbit/s; want at most half", low, high)
+	}
+	if err := enc.SetBitrate(0); err == nil {
+		t.Error("SetBitrate(0): no error")
+	}
+}
