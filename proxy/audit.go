@@ -166,7 +166,14 @@ func (a *Audit) TabStart(e TabEvent) {
 	if a == nil {
 		return
 	}
-	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabStart,
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabStart, append(e.common(),
+		slog.Bool("warm", e.Warm),
+	)...)
+}
+
+// common are the attributes every tab event has.
+func (e TabEvent) common() []slog.Attr {
+	return []slog.Attr{
 		slog.String("tab", e.Tab),
 		slog.String("client_ip", e.ClientIP),
 		slog.String("user", e.User),
@@ -174,9 +181,8 @@ func (a *Audit) TabStart(e TabEvent) {
 		slog.String("host", e.Host),
 		slog.String("runtime", e.Runtime),
 		slog.String("browser", e.Browser),
-		slog.Bool("warm", e.Warm),
 		slog.Int64("duration_ms", e.Duration.Milliseconds()),
-	)
+	}
 }
 
 // TabEnd logs that a tab ended and why.
@@ -184,15 +190,7 @@ func (a *Audit) TabEnd(e TabEvent) {
 	if a == nil {
 		return
 	}
-	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabEnd,
-		slog.String("tab", e.Tab),
-		slog.String("client_ip", e.ClientIP),
-		slog.String("user", e.User),
-		slog.String("url", e.URL),
-		slog.String("host", e.Host),
-		slog.String("runtime", e.Runtime),
-		slog.String("browser", e.Browser),
-		slog.Int64("duration_ms", e.Duration.Milliseconds()),
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabEnd, append(e.common(),
 		slog.Int64("frames", e.Frames),
 		slog.Int64("keyframes", e.Keyframes),
 		slog.Int64("bytes", e.Bytes),
@@ -206,5 +204,5 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.Float64("loss", e.Loss),
 		slog.Int64("packets_lost", e.PacketsLost),
 		slog.String("reason", e.Reason),
-	)
+	)...)
 }

@@ -33,9 +33,8 @@ type pendingFrame struct {
 // media is the encoder goroutine's state: decoder, encoder, the last image
 // and the RTP clock. Only that goroutine touches it (and Close, after it).
 type media struct {
-	bitrateKbps int
-	jpeg        *tjpeg.Decoder
-	enc         frameEncoder // VP8 or H.264, as negotiated (codec.go)
+	jpeg *tjpeg.Decoder
+	enc  frameEncoder // VP8 or H.264, as negotiated (codec.go)
 
 	last, scratch i420.Image // decoded into scratch, swapped on success
 	haveImage     bool
@@ -57,12 +56,12 @@ type media struct {
 	decodeErrors     uint64
 }
 
-func newMedia(maxBitrate int) (*media, error) {
+func newMedia() (*media, error) {
 	dec, err := tjpeg.NewDecoder()
 	if err != nil {
 		return nil, fmt.Errorf("jpeg decoder: %w", err)
 	}
-	return &media{bitrateKbps: maxBitrate / 1000, jpeg: dec, tsBase: rand.Uint32()}, nil
+	return &media{jpeg: dec, tsBase: rand.Uint32()}, nil
 }
 
 func (m *media) close() {
@@ -252,13 +251,13 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 	if m.enc == nil {
 		enc, err := newFrameEncoder(p.track.mime(), img.Width, img.Height, p.encoderKbps())
 		if err != nil {
-			p.log.Error("vp8 encoder", "err", err, "width", img.Width, "height", img.Height)
+			p.log.Error("new encoder", "err", err, "width", img.Width, "height", img.Height)
 			return
 		}
 		m.enc = enc
 		key = true // a new encoder starts with a keyframe anyway
 	} else if err := m.enc.SetBitrate(p.encoderKbps()); err != nil {
-		p.log.Warn("vp8 bitrate", "err", err)
+		p.log.Warn("set encoder bitrate", "err", err)
 	}
 
 	if !m.clockSet {
@@ -274,7 +273,7 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 	frame, isKey, err := m.enc.Encode(img, pts, uint64(duration), key)
 	p.stats.encodeTime.Add(int64(time.Since(start)))
 	if err != nil {
-		p.log.Error("vp8 encode", "err", err)
+		p.log.Error("encode", "err", err)
 		return
 	}
 	m.lastPTS = pts

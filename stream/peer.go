@@ -166,7 +166,7 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 		}
 	}()
 	var err error
-	if p.media, err = newMedia(s.cfg.maxBitrate()); err != nil {
+	if p.media, err = newMedia(); err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
 	p.track = newVideoTrack("video", "glovebox", uint16(rand.Uint32()), p.nudge)
