@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -20,6 +21,8 @@ const (
 // Audit writes one JSON line per proxy decision and per tab start and end.
 type Audit struct {
 	l *slog.Logger
+	// Metrics, when set, counts every event too.
+	Metrics *Metrics
 }
 
 // NewAudit returns an Audit writing JSON lines to w. The message key becomes
@@ -65,6 +68,9 @@ func (a *Audit) Request(e RequestEvent) {
 	if a == nil {
 		return
 	}
+	a.Metrics.add("glovebox_proxy_requests_total", "Proxy requests by policy action and status class.", 1,
+		"action", string(e.Action), "status", statusClass(e.Status))
+	a.Metrics.add("glovebox_proxy_response_bytes_total", "Body bytes sent to clients.", float64(e.Bytes))
 	attrs := []slog.Attr{
 		slog.String("client_ip", e.ClientIP),
 		slog.String("user", e.User),
@@ -113,6 +119,8 @@ func (a *Audit) Egress(e EgressEvent) {
 	if a == nil {
 		return
 	}
+	a.Metrics.add("glovebox_egress_requests_total", "Requests of the isolated browsers by action.", 1,
+		"action", string(e.Action))
 	attrs := []slog.Attr{
 		slog.String("tab", e.Tab),
 		slog.String("user", e.User),
@@ -166,6 +174,8 @@ func (a *Audit) TabStart(e TabEvent) {
 	if a == nil {
 		return
 	}
+	a.Metrics.add("glovebox_tabs_started_total", "Tabs whose browser started, warm (from the pool) or cold.", 1,
+		"warm", fmt.Sprint(e.Warm))
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabStart, append(e.common(),
 		slog.Bool("warm", e.Warm),
 	)...)
@@ -190,6 +200,12 @@ func (a *Audit) TabEnd(e TabEvent) {
 	if a == nil {
 		return
 	}
+	a.Metrics.add("glovebox_tabs_ended_total", "Tabs ended, by reason.", 1, "reason", reasonClass(e.Reason))
+	a.Metrics.add("glovebox_media_frames_sent_total", "Video frames sent to users.", float64(e.FramesSent))
+	a.Metrics.add("glovebox_media_frames_skipped_total", "Video frames skipped to fit the link.", float64(e.FramesSkipped))
+	a.Metrics.add("glovebox_media_keyframes_total", "Keyframes sent.", float64(e.Keyframes))
+	a.Metrics.add("glovebox_media_bytes_total", "Media bytes sent.", float64(e.Bytes))
+	a.Metrics.add("glovebox_media_encode_seconds_total", "Time spent encoding video.", e.EncodeTime.Seconds())
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabEnd, append(e.common(),
 		slog.Int64("frames", e.Frames),
 		slog.Int64("keyframes", e.Keyframes),

@@ -446,3 +446,47 @@ func TestTabTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestMetrics: the admin address serves Prometheus metrics that follow the
+// audit log: a refused request and a tab's start and end move counters.
+func TestMetrics(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g := startGlovebox(t, func(c *Config) { c.Admin.Listen = admin })
+	req, _ := http.NewRequest("GET", site.URL+"/app.js", nil)
+	if resp, err := g.proxied.Do(req); err == nil {
+		resp.Body.Close()
+	}
+	api := site.URL + "/.glovebox/api"
+	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
+	if status != 201 {
+		t.Fatalf("create: %d %v", status, out)
+	}
+	c := newPionClient(t, g, api, out["token"].(string))
+	waitFor(t, 30*time.Second, "the page", func() (bool, string) { return site.servedCount("/app.js") > 0, "" })
+	c.pc.Close()
+	waitFor(t, 30*time.Second, "the tab to end", func() (bool, string) { return g.srv.Tabs() == 0, "" })
+
+	var body string
+	waitFor(t, 10*time.Second, "the metrics", func() (bool, string) {
+		resp, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		return strings.Contains(body, `glovebox_tabs_ended_total{reason="closed by user"} 1`), body
+	})
+	for _, want := range []string{
+		`glovebox_proxy_requests_total{action="isolate",status="4xx"} 1`,
+		`glovebox_tabs_started_total{warm="false"} 1`,
+		"# TYPE glovebox_tabs_open gauge\nglovebox_tabs_open 0",
+		"glovebox_media_frames_sent_total ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}

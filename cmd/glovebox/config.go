@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
@@ -34,6 +35,8 @@ type Config struct {
 	Stream stream.Config `mapstructure:"stream"`
 	// Egress is the proxy every request of the isolated browsers goes through.
 	Egress proxy.EgressConfig `mapstructure:"egress"`
+	// Admin is the operators' address: Prometheus metrics and health.
+	Admin AdminConfig `mapstructure:"admin"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -44,6 +47,13 @@ type LogConfig struct {
 	Level string `mapstructure:"level"`
 	// Format is json or text.
 	Format string `mapstructure:"format"`
+}
+
+// AdminConfig configures the admin address.
+type AdminConfig struct {
+	// Listen is where /metrics (Prometheus text format) and /healthz are
+	// served; empty turns it off. Keep it off the users' network.
+	Listen string `mapstructure:"listen"`
 }
 
 // AuditConfig says where audit events go.
@@ -81,6 +91,7 @@ func defaultConfig() Config {
 		},
 		Stream:        stream.DefaultConfig(),
 		Egress:        proxy.DefaultEgressConfig(),
+		Admin:         AdminConfig{Listen: "127.0.0.1:9090"},
 		ShutdownGrace: 10 * time.Second,
 	}
 }
@@ -122,6 +133,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Stream.Validate(); err != nil {
 		return fmt.Errorf("stream: %w", err)
+	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			return fmt.Errorf("admin.listen: %q: want host:port, or empty for off", c.Admin.Listen)
+		}
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("shutdown_grace: must not be negative")

@@ -543,6 +543,8 @@ func TestCrashRecovery(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(dataDir) })
 	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
 	cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
+admin:
+  listen: "127.0.0.1:0"
 policy:
   default: block
 isolate:

@@ -167,6 +167,7 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	cfg.Isolate.Runtime = "process"
 	cfg.Isolate.Pool.Size = 0
 	cfg.Proxy.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.Stream.UDPPort = 0
 	cfg.Stream.TCPPort = 0
 	cfg.Stream.Loopback = true

@@ -12,10 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -91,6 +93,8 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	}
 	defer closeAudit()
 	audit := proxy.NewAudit(auditW)
+	metrics := proxy.NewMetrics()
+	audit.Metrics = metrics
 
 	st, err := stream.NewServer(cfg.Stream, log)
 	if err != nil {
@@ -193,10 +197,38 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		"runtime", iso.Name(),
 		"warm_pool", cfg.Isolate.Pool.Size,
 		"hint", "set your browser's HTTP proxy to this machine's address and port "+portOf(ln.Addr()))
+	metrics.Gauge("glovebox_tabs_open", "Isolated tabs open now.", func() float64 { return float64(srv.Tabs()) })
+	if pool != nil {
+		metrics.Gauge("glovebox_pool_ready", "Warm browsers ready now.", func() float64 { return float64(pool.Stats().Ready) })
+	}
+	if cfg.Admin.Listen != "" {
+		stop, err := serveAdmin(cfg.Admin.Listen, metrics, log)
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			return err
+		}
+		defer stop()
+	}
 	if hooks != nil && hooks.ready != nil {
 		hooks.ready(ln.Addr(), srv, pool)
 	}
 	return srv.Serve(ctx, ln, cfg.ShutdownGrace)
+}
+
+// serveAdmin serves /metrics and /healthz on addr until stop is called.
+func serveAdmin(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	log.Info("admin address", "component", "main", "listen", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }
 
 func portOf(a net.Addr) string {
