@@ -165,6 +165,7 @@ type TabEvent struct {
 	RTT                                 time.Duration
 	Loss                                float64
 	PacketsLost                         int64
+	Codec                               string // "vp8" or "h264"
 	// Warm says the tab got a browser the pool had started ahead.
 	Warm bool
 }
@@ -219,6 +220,7 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.Float64("rtt_ms", float64(e.RTT.Microseconds())/1000),
 		slog.Float64("loss", e.Loss),
 		slog.Int64("packets_lost", e.PacketsLost),
+		slog.String("codec", e.Codec),
 		slog.String("reason", e.Reason),
 	)...)
 }

@@ -26,7 +26,7 @@ func TestAuditSchema(t *testing.T) {
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
 		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
-		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
+		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
 		EventEgress: {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,7 +18,13 @@ type Metrics struct {
 	counters map[string]float64 // full series name with labels → value
 	help     map[string]string  // metric name → HELP text
 	gauges   map[string]func() float64
+	collect  []func(emit Emit)
 }
+
+// Emit adds one series, name{labels} = v, to a scrape; labels come in key,
+// value pairs. typ is "counter" or "gauge"; help and typ of a name's first
+// series are the ones written.
+type Emit func(name, help, typ string, v float64, labels ...string)
 
 // NewMetrics returns an empty set of metrics.
 func NewMetrics() *Metrics {
@@ -31,40 +39,78 @@ func (m *Metrics) Gauge(name, help string, f func() float64) {
 	m.gauges[name] = f
 }
 
+// Collector registers f, called at each scrape to emit series whose label
+// values are known only then (one per open tab, say). A name it emits
+// nothing for is left out of that scrape, HELP and TYPE included.
+func (m *Metrics) Collector(f func(emit Emit)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.collect = append(m.collect, f)
+}
+
 // add adds v to the counter name{labels}; labels come in key, value pairs.
 func (m *Metrics) add(name, help string, v float64, labels ...string) {
 	if m == nil {
 		return
 	}
-	var b strings.Builder
-	b.WriteString(name)
-	if len(labels) > 0 {
-		b.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, "%s=%q", labels[i], labels[i+1])
-		}
-		b.WriteByte('}')
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.help[name] = help
-	m.counters[b.String()] += v
+	m.counters[name+labelSet(labels)] += v
 }
 
-// ServeHTTP writes the metrics in Prometheus's text format.
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	m.mu.Lock()
-	series := make([]string, 0, len(m.counters))
-	for s := range m.counters {
-		series = append(series, s)
+// labelSet formats key, value pairs as {k="v",…}, or "" for none. Values are
+// escaped as Prometheus's text format wants: only backslash, double quote
+// and newline; other UTF-8 goes as it is (%q would write \u and \x escapes,
+// which Prometheus reads literally or rejects). Invalid UTF-8 becomes U+FFFD.
+func labelSet(labels []string) string {
+	if len(labels) < 2 {
+		return ""
 	}
-	slices.Sort(series)
-	values := make(map[string]float64, len(series))
-	for _, s := range series {
-		values[s] = m.counters[s]
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; i+1 < len(labels); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(labels[i])
+		b.WriteString(`="`)
+		labelEscaper.WriteString(&b, strings.ToValidUTF8(labels[i+1], "\uFFFD"))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// family is one metric name's series in a scrape.
+type family struct {
+	help, typ string
+	series    map[string]float64 // label set → value
+}
+
+// ServeHTTP writes the metrics in Prometheus's text format: each name once
+// with its HELP and TYPE, names and then series sorted.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	fams := map[string]*family{}
+	add := func(name, help, typ string, v float64, labels string) {
+		f := fams[name]
+		if f == nil {
+			f = &family{help: help, typ: typ, series: map[string]float64{}}
+			fams[name] = f
+		}
+		if _, dup := f.series[labels]; !dup { // the first wins: a duplicate is invalid
+			f.series[labels] = v
+		}
+	}
+	m.mu.Lock()
+	for s, v := range m.counters {
+		name, labels, _ := strings.Cut(s, "{")
+		if labels != "" {
+			labels = "{" + labels
+		}
+		add(name, m.help[name], "counter", v, labels)
 	}
 	gauges := make(map[string]func() float64, len(m.gauges))
 	for k, f := range m.gauges {
@@ -74,25 +120,67 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	for k, v := range m.help {
 		help[k] = v
 	}
+	collect := slices.Clone(m.collect)
 	m.mu.Unlock()
 
+	// Gauge funcs and collectors take their own locks: call them unlocked.
+	for name, f := range gauges {
+		add(name, help[name], "gauge", f(), "")
+	}
+	for _, c := range collect {
+		c(func(name, help, typ string, v float64, labels ...string) {
+			add(name, help, typ, v, labelSet(labels))
+		})
+	}
+
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	seen := map[string]bool{}
-	for _, s := range series {
-		name, _, _ := strings.Cut(s, "{")
-		if !seen[name] {
-			seen[name] = true
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", name, help[name], name)
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(fams)) {
+		f := fams[name]
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, helpEscaper.Replace(f.help), name, f.typ)
+		for _, labels := range slices.Sorted(maps.Keys(f.series)) {
+			fmt.Fprintf(&b, "%s%s %g\n", name, labels, f.series[labels])
 		}
-		fmt.Fprintf(w, "%s %g\n", s, values[s])
 	}
-	names := make([]string, 0, len(gauges))
-	for k := range gauges {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help[name], name, name, gauges[name]())
+	io.WriteString(w, b.String())
+}
+
+// helpEscaper escapes HELP text: backslash and newline only.
+var helpEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+
+// TabMediaMetrics returns a collector (see Metrics.Collector) of the media
+// of each open tab that tabs returns (Server.TabMedia), labelled by tab id
+// and user, as in the audit events: one set of series per open tab, gone
+// when the tab ends. The counters sum the tab's peers as tab_end does; the
+// link's gauges and its packets lost are the attached peer's, left out while
+// none is (the tab waits for its landing page to come back). RTT is left out
+// until a receiver report has measured it.
+func TabMediaMetrics(tabs func() []TabMedia) func(emit Emit) {
+	return func(emit Emit) {
+		for _, t := range tabs() {
+			l := []string{"tab", t.Tab, "user", t.User}
+			s := t.Stats
+			emit("glovebox_tab_info", "Open tabs with media; codec is the attached peer's (\"\" while none is).", "gauge", 1, append(l, "codec", s.Codec)...)
+			emit("glovebox_tab_frames_in_total", "Screencast frames handed to the tab's encoder.", "counter", float64(s.FramesIn), l...)
+			emit("glovebox_tab_frames_sent_total", "Video frames sent to the tab's viewer.", "counter", float64(s.FramesSent), l...)
+			emit("glovebox_tab_frames_skipped_total", "Video frames of the tab skipped to fit the link.", "counter", float64(s.FramesSkipped), l...)
+			emit("glovebox_tab_keyframes_total", "Keyframes sent to the tab's viewer.", "counter", float64(s.Keyframes), l...)
+			emit("glovebox_tab_media_bytes_total", "Video payload bytes sent to the tab's viewer.", "counter", float64(s.BytesSent), l...)
+			emit("glovebox_tab_encode_seconds_total", "Time spent encoding the tab's video.", "counter", s.EncodeTime.Seconds(), l...)
+			if !t.Attached {
+				continue
+			}
+			emit("glovebox_tab_target_bitrate_bps", "Congestion control's target bitrate for the tab's video, bits/s.", "gauge", float64(s.TargetBitrate), l...)
+			emit("glovebox_tab_packet_loss_ratio", "Fraction of the tab's video packets lost, from the viewer's last receiver report.", "gauge", s.FractionLost, l...)
+			emit("glovebox_tab_packets_lost_total", "Video packets lost, from the viewer's last receiver report; restarts at 0 with a new peer.", "counter", float64(s.PacketsLost), l...)
+			if s.RTT > 0 {
+				emit("glovebox_tab_rtt_seconds", "Round-trip time to the tab's viewer, from its last receiver report.", "gauge", s.RTT.Seconds(), l...)
+			}
+			if s.Width > 0 && s.Height > 0 {
+				emit("glovebox_tab_frame_width_pixels", "Width of the tab's last video frame.", "gauge", float64(s.Width), l...)
+				emit("glovebox_tab_frame_height_pixels", "Height of the tab's last video frame.", "gauge", float64(s.Height), l...)
+			}
+		}
 	}
 }
 

@@ -356,6 +356,10 @@ func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
 // Tabs is how many isolated tabs exist now.
 func (s *Server) Tabs() int { return s.tabs.count() }
 
+// TabMedia returns the media stats of each open tab that has had a peer,
+// for metrics (see TabMediaMetrics).
+func (s *Server) TabMedia() []TabMedia { return s.tabs.media() }
+
 // serveOwn answers requests made to the proxy itself rather than through it.
 func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {

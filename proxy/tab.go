@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -343,8 +345,8 @@ type tab struct {
 	width      int
 	height     int
 	scale      float64
-	stats      stream.Stats // summed over peers that have gone
-	retired    map[*stream.Peer]bool
+	stats      stream.Stats          // summed over peers that have gone
+	retired    map[*stream.Peer]bool // true once the peer's counters are in stats
 	errorsSent int
 
 	endOnce sync.Once
@@ -524,30 +526,100 @@ func (t *tab) dropPeer(p *stream.Peer) {
 // retire closes p and adds its counters to the tab's, once per peer.
 func (t *tab) retire(p *stream.Peer) {
 	t.mu.Lock()
-	if t.retired[p] {
+	if _, ok := t.retired[p]; ok {
 		t.mu.Unlock()
 		return
 	}
-	t.retired[p] = true
+	t.retired[p] = false // closing: media still counts it live
 	t.mu.Unlock()
 	p.Close()
 	s := p.Stats()
 	t.mu.Lock()
-	t.stats.FramesEncoded += s.FramesEncoded
-	t.stats.Keyframes += s.Keyframes
-	t.stats.BytesSent += s.BytesSent
-	t.stats.FramesIn += s.FramesIn
-	t.stats.FramesSent += s.FramesSent
-	t.stats.FramesSkipped += s.FramesSkipped
-	t.stats.EncodeTime += s.EncodeTime
+	t.retired[p] = true
+	addCounters(&t.stats, s)
 	if s.FramesSent > 0 { // the last peer that sent anything
-		t.stats.TargetBitrate, t.stats.RTT, t.stats.FractionLost, t.stats.PacketsLost =
-			s.TargetBitrate, s.RTT, s.FractionLost, s.PacketsLost
+		t.stats.TargetBitrate, t.stats.RTT, t.stats.FractionLost, t.stats.PacketsLost, t.stats.Codec =
+			s.TargetBitrate, s.RTT, s.FractionLost, s.PacketsLost, s.Codec
 	}
 	if s.MinTarget > 0 && (t.stats.MinTarget == 0 || s.MinTarget < t.stats.MinTarget) {
 		t.stats.MinTarget = s.MinTarget
 	}
 	t.mu.Unlock()
+}
+
+// addCounters adds the counters of s to sum; the link's state (bitrate,
+// RTT, loss) is not a sum and is left to the caller.
+func addCounters(sum *stream.Stats, s stream.Stats) {
+	sum.FramesEncoded += s.FramesEncoded
+	sum.Keyframes += s.Keyframes
+	sum.BytesSent += s.BytesSent
+	sum.FramesIn += s.FramesIn
+	sum.FramesSent += s.FramesSent
+	sum.FramesSkipped += s.FramesSkipped
+	sum.EncodeTime += s.EncodeTime
+}
+
+// TabMedia is the media of one open tab, for metrics.
+type TabMedia struct {
+	Tab, User string
+	// Attached says a landing page's peer is attached now.
+	Attached bool
+	// Stats has the counters summed over the tab's peers, as tab_end
+	// does. The rest (size, bitrate, RTT, loss, packets lost, codec) is
+	// the attached peer's now, zero when none is.
+	Stats stream.Stats
+}
+
+// media returns the tab's media stats, or false if it has ended or never
+// had a peer. Counters never go down while the tab lives: a peer being
+// retired counts live until retire has added it to t.stats.
+func (t *tab) media() (TabMedia, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-t.ended:
+		return TabMedia{}, false
+	default:
+	}
+	if t.peer == nil && len(t.retired) == 0 {
+		return TabMedia{}, false
+	}
+	var sum stream.Stats
+	addCounters(&sum, t.stats)
+	for p, added := range t.retired {
+		if !added {
+			addCounters(&sum, p.Stats())
+		}
+	}
+	tm := TabMedia{Tab: t.id, User: t.user, Attached: t.peer != nil}
+	if t.peer != nil {
+		s := t.peer.Stats()
+		addCounters(&sum, s)
+		sum.Width, sum.Height = s.Width, s.Height
+		sum.TargetBitrate, sum.MinTarget = s.TargetBitrate, s.MinTarget
+		sum.RTT, sum.FractionLost, sum.PacketsLost, sum.Codec = s.RTT, s.FractionLost, s.PacketsLost, s.Codec
+	}
+	tm.Stats = sum
+	return tm, true
+}
+
+// media returns the media stats of each open tab that has had a peer,
+// ordered by tab id.
+func (m *tabManager) media() []TabMedia {
+	m.mu.Lock()
+	tabs := make([]*tab, 0, len(m.tabs))
+	for _, t := range m.tabs {
+		tabs = append(tabs, t)
+	}
+	m.mu.Unlock()
+	out := make([]TabMedia, 0, len(tabs))
+	for _, t := range tabs {
+		if tm, ok := t.media(); ok {
+			out = append(out, tm)
+		}
+	}
+	slices.SortFunc(out, func(a, b TabMedia) int { return strings.Compare(a.Tab, b.Tab) })
+	return out
 }
 
 // detach is the landing page saying it is going away (reload, hand-over, close).
@@ -729,7 +801,7 @@ func (t *tab) teardown() {
 		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
 		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),
 		EncodeTime: s.EncodeTime, Bitrate: int64(s.TargetBitrate), MinBitrate: int64(s.MinTarget),
-		RTT: s.RTT, Loss: s.FractionLost, PacketsLost: s.PacketsLost})
+		RTT: s.RTT, Loss: s.FractionLost, PacketsLost: s.PacketsLost, Codec: s.Codec})
 	t.log.Info("tab ended", "reason", reason)
 }
 

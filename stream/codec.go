@@ -11,9 +11,10 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// The video codecs, in order of preference: VP8 first (libvpx encodes
-// screen content well and every browser decodes it), H.264 for clients that
-// offer only it or want hardware decode (Safari/iOS, battery).
+// The video codecs, in the default order of preference: VP8 first (libvpx
+// encodes screen content well and every browser decodes it), H.264 for
+// clients that offer only it or want hardware decode (Safari/iOS, battery).
+// stream.codecs changes the order or leaves one out.
 const (
 	// h264PayloadType is what we register for H.264; as for VP8, the
 	// negotiated type is the browser's.
@@ -24,21 +25,50 @@ const (
 	h264FMTP = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
 )
 
-// registerVideoCodecs registers the codecs we can send, VP8 first.
-func registerVideoCodecs(me *webrtc.MediaEngine) error {
+// Codec names as the configuration spells them (stream.codecs).
+const (
+	CodecVP8  = "vp8"
+	CodecH264 = "h264"
+)
+
+// DefaultCodecs is the default order of preference.
+var DefaultCodecs = []string{CodecVP8, CodecH264}
+
+// codecMimes maps configured codec names to their MIME types.
+var codecMimes = map[string]string{CodecVP8: webrtc.MimeTypeVP8, CodecH264: webrtc.MimeTypeH264}
+
+// codecName is the configuration's name of a negotiated MIME type.
+func codecName(mime string) string {
+	for n, m := range codecMimes {
+		if strings.EqualFold(m, mime) {
+			return n
+		}
+	}
+	return strings.ToLower(mime)
+}
+
+// registerVideoCodecs registers the codecs we send, in the order of prefs
+// (names as in DefaultCodecs), so that a browser offering several gets the
+// first of ours it takes.
+func registerVideoCodecs(me *webrtc.MediaEngine, prefs []string) error {
 	fir := []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
-	for _, c := range []webrtc.RTPCodecParameters{
-		{
+	all := map[string]webrtc.RTPCodecParameters{
+		CodecVP8: {
 			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: clockRate, RTCPFeedback: fir},
 			PayloadType:        vp8PayloadType,
 		},
-		{
+		CodecH264: {
 			RTPCodecCapability: webrtc.RTPCodecCapability{
 				MimeType: webrtc.MimeTypeH264, ClockRate: clockRate, SDPFmtpLine: h264FMTP, RTCPFeedback: fir,
 			},
 			PayloadType: h264PayloadType,
 		},
-	} {
+	}
+	for _, name := range prefs {
+		c, ok := all[name]
+		if !ok {
+			return fmt.Errorf("register codec: unknown codec %q", name)
+		}
 		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return fmt.Errorf("register %s: %w", c.MimeType, err)
 		}
@@ -46,10 +76,11 @@ func registerVideoCodecs(me *webrtc.MediaEngine) error {
 	return nil
 }
 
-// pickCodec chooses among the negotiated codecs the one we send: VP8 if
-// the browser takes it, else H.264 with packetization-mode 1.
-func pickCodec(negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
-	for _, mime := range []string{webrtc.MimeTypeVP8, webrtc.MimeTypeH264} {
+// pickCodec chooses among the negotiated codecs the one we send: the first
+// of prefs the browser takes (H.264 only with packetization-mode 1).
+func pickCodec(negotiated []webrtc.RTPCodecParameters, prefs []string) (webrtc.RTPCodecParameters, bool) {
+	for _, name := range prefs {
+		mime := codecMimes[name]
 		for _, c := range negotiated {
 			if strings.EqualFold(c.MimeType, mime) && (mime != webrtc.MimeTypeH264 || h264PacketizationMode1(c.SDPFmtpLine)) {
 				return c, true
@@ -69,8 +100,12 @@ func h264PacketizationMode1(fmtp string) bool {
 }
 
 // offerSendable reports whether a video section of an offer lists a codec
-// we can send: VP8, or H.264 with packetization-mode 1.
-func offerSendable(md *sdp.MediaDescription) bool {
+// of prefs we can send: VP8, or H.264 with packetization-mode 1.
+func offerSendable(md *sdp.MediaDescription, prefs []string) bool {
+	want := map[string]bool{}
+	for _, n := range prefs {
+		want[n] = true
+	}
 	h264PTs := map[string]bool{}
 	for _, a := range md.Attributes {
 		if a.Key != "rtpmap" {
@@ -82,9 +117,9 @@ func offerSendable(md *sdp.MediaDescription) bool {
 			continue
 		}
 		switch c := strings.ToUpper(codec); {
-		case strings.HasPrefix(c, "VP8/"):
+		case strings.HasPrefix(c, "VP8/") && want[CodecVP8]:
 			return true
-		case strings.HasPrefix(c, "H264/"):
+		case strings.HasPrefix(c, "H264/") && want[CodecH264]:
 			h264PTs[pt] = true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +31,12 @@ type Config struct {
 	// MaxBitrate is the VP8 target bitrate ceiling of one tab, in bits/s;
 	// 0 means DefaultMaxBitrate.
 	MaxBitrate int `mapstructure:"max_bitrate"`
+	// Codecs are the video codecs Glovebox sends, in order of preference:
+	// "vp8" and "h264" (openh264, constrained baseline). A browser that
+	// offers several gets the first of these it takes; leaving one out
+	// forces the other (a browser that offers none of them is refused).
+	// Empty means DefaultCodecs.
+	Codecs []string `mapstructure:"codecs"`
 }
 
 // DefaultMaxBitrate is the default VP8 bitrate ceiling, in bits/s.
@@ -39,9 +46,9 @@ const DefaultMaxBitrate = 4_000_000
 const DefaultPort = 50000
 
 // DefaultConfig returns the defaults: UDP and ICE-TCP on DefaultPort, no NAT
-// mapping, no loopback, 4 Mbit/s.
+// mapping, no loopback, 4 Mbit/s, VP8 before H.264.
 func DefaultConfig() Config {
-	return Config{UDPPort: DefaultPort, TCPPort: DefaultPort, MaxBitrate: DefaultMaxBitrate}
+	return Config{UDPPort: DefaultPort, TCPPort: DefaultPort, MaxBitrate: DefaultMaxBitrate, Codecs: slices.Clone(DefaultCodecs)}
 }
 
 // Validate checks the configuration and names the offending key.
@@ -66,7 +73,25 @@ func (c *Config) Validate() error {
 	if c.MaxBitrate != 0 && c.MaxBitrate < 100_000 || c.MaxBitrate > 100_000_000 {
 		errs = append(errs, fmt.Errorf("max_bitrate: %d bits/s is out of range (100000-100000000, or 0 for the default)", c.MaxBitrate))
 	}
+	seen := map[string]bool{}
+	for i, c := range c.Codecs {
+		switch {
+		case codecMimes[c] == "":
+			errs = append(errs, fmt.Errorf("codecs[%d]: %q is not a codec Glovebox sends (want %q or %q)", i, c, CodecVP8, CodecH264))
+		case seen[c]:
+			errs = append(errs, fmt.Errorf("codecs[%d]: %q is listed twice", i, c))
+		}
+		seen[c] = true
+	}
 	return errors.Join(errs...)
+}
+
+// codecs returns the codecs in order of preference.
+func (c *Config) codecs() []string {
+	if len(c.Codecs) == 0 {
+		return DefaultCodecs
+	}
+	return c.Codecs
 }
 
 // parseNATMapping parses "public" or "public/private".

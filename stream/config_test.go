@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,10 @@ func TestConfigValidate(t *testing.T) {
 		{"nat mixed families", func(c *Config) { c.NAT1To1IPs = []string{"203.0.113.7/fe80::1"} }, "families"},
 		{"bitrate low", func(c *Config) { c.MaxBitrate = 1000 }, "max_bitrate"},
 		{"bitrate high", func(c *Config) { c.MaxBitrate = 1e9 }, "max_bitrate"},
+		{"h264 first", func(c *Config) { c.Codecs = []string{"h264", "vp8"} }, ""},
+		{"codecs empty means default", func(c *Config) { c.Codecs = nil }, ""},
+		{"unknown codec", func(c *Config) { c.Codecs = []string{"vp8", "av1"} }, `codecs[1]: "av1"`},
+		{"codec twice", func(c *Config) { c.Codecs = []string{"vp8", "vp8"} }, `codecs[1]: "vp8" is listed twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,7 +45,8 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	if c := DefaultConfig(); c.MaxBitrate != 4_000_000 || c.TCPPort != DefaultPort || c.UDPPort != DefaultPort || c.Loopback {
+	if c := DefaultConfig(); c.MaxBitrate != 4_000_000 || c.TCPPort != DefaultPort || c.UDPPort != DefaultPort || c.Loopback ||
+		!slices.Equal(c.Codecs, []string{"vp8", "h264"}) {
 		t.Errorf("DefaultConfig %+v", c)
 	}
 	if _, err := NewServer(Config{UDPPort: -5}, testLog()); err == nil {

@@ -159,15 +159,19 @@ func TestPickCodec(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		offer  []webrtc.RTPCodecParameters
+		prefs  []string
 		wantPT webrtc.PayloadType // 0: none
 	}{
-		{"vp8 preferred", []webrtc.RTPCodecParameters{mode1, vp8}, 96},
-		{"h264 mode 1", []webrtc.RTPCodecParameters{mode0, mode1}, 103},
-		{"h264 mode 0 only", []webrtc.RTPCodecParameters{mode0}, 0},
-		{"none", nil, 0},
+		{"vp8 preferred", []webrtc.RTPCodecParameters{mode1, vp8}, DefaultCodecs, 96},
+		{"h264 preferred", []webrtc.RTPCodecParameters{vp8, mode1}, []string{CodecH264, CodecVP8}, 103},
+		{"h264 only configured", []webrtc.RTPCodecParameters{vp8, mode1}, []string{CodecH264}, 103},
+		{"vp8 only configured, h264 offered", []webrtc.RTPCodecParameters{mode1}, []string{CodecVP8}, 0},
+		{"h264 mode 1", []webrtc.RTPCodecParameters{mode0, mode1}, DefaultCodecs, 103},
+		{"h264 mode 0 only", []webrtc.RTPCodecParameters{mode0}, DefaultCodecs, 0},
+		{"none", nil, DefaultCodecs, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, ok := pickCodec(tc.offer)
+			c, ok := pickCodec(tc.offer, tc.prefs)
 			if ok != (tc.wantPT != 0) || c.PayloadType != tc.wantPT {
 				t.Errorf("pickCodec = %d, %v; want %d", c.PayloadType, ok, tc.wantPT)
 			}

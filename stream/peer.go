@@ -85,6 +85,7 @@ type Stats struct {
 	RTT           time.Duration // round-trip time from the last RTCP receiver report with one
 	FractionLost  float64       // fraction of packets lost, 0-1, from the last receiver report
 	PacketsLost   int64         // cumulative packets lost, from the last receiver report
+	Codec         string        // the codec sent ("vp8", "h264"), "" before the browser's offer
 }
 
 type peerStats struct {
@@ -169,7 +170,7 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 	if p.media, err = newMedia(); err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
 	}
-	p.track = newVideoTrack("video", "glovebox", uint16(rand.Uint32()), p.nudge)
+	p.track = newVideoTrack("video", "glovebox", uint16(rand.Uint32()), s.cfg.codecs(), p.nudge)
 	if p.pc, p.bwe, err = s.newPeerConnection(); err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
@@ -194,7 +195,7 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 // returns the answer with all our candidates gathered. Errors for an offer
 // that cannot be parsed or used wrap ErrBadOffer. A Peer answers only once.
 func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, err error) {
-	if err := checkOffer(offerSDP); err != nil {
+	if err := checkOffer(offerSDP, p.srv.cfg.codecs()); err != nil {
 		return "", err
 	}
 	p.mu.Lock()
@@ -350,7 +351,16 @@ func (p *Peer) Stats() Stats {
 		RTT:           time.Duration(s.rtt.Load()),
 		FractionLost:  float64(s.fractionLost256.Load()) / 256,
 		PacketsLost:   s.packetsLost.Load(),
+		Codec:         p.codec(),
 	}
+}
+
+// codec names the negotiated codec, "" before Answer bound the track.
+func (p *Peer) codec() string {
+	if p.track == nil || p.track.lastMime() == "" {
+		return ""
+	}
+	return codecName(p.track.lastMime())
 }
 
 // Close ends the peer connection and the encoder goroutine, frees the

@@ -96,7 +96,7 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	}
 
 	me := &webrtc.MediaEngine{}
-	if err := registerVideoCodecs(me); err != nil { // VP8, then H.264 (codec.go)
+	if err := registerVideoCodecs(me, cfg.codecs()); err != nil { // codec.go
 		return nil, err
 	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI},

@@ -286,6 +286,15 @@ func TestBadOffer(t *testing.T) {
 		})
 	}
 
+	t.Run("only a codec left out of stream.codecs", func(t *testing.T) {
+		h264Only := newTestServer(t, func(c *Config) { c.Codecs = []string{CodecH264} })
+		peer := newTestPeer(t, h264Only, PeerOptions{})
+		_, err := peer.Answer(testCtx(t), newTestClient(t, clientOpts{}).offer(t)) // VP8 alone
+		if !errors.Is(err, ErrBadOffer) || !strings.Contains(err.Error(), "send H.264") || strings.Contains(err.Error(), "VP8") {
+			t.Fatalf("Answer: %v, want ErrBadOffer naming H.264 alone", err)
+		}
+	})
+
 	t.Run("twice", func(t *testing.T) {
 		peer := newTestPeer(t, srv, PeerOptions{})
 		c := newTestClient(t, clientOpts{})

@@ -37,6 +37,7 @@ var errNotBound = errors.New("video track not bound")
 // of its capture time.
 type videoTrack struct {
 	id, streamID string
+	prefs        []string // codec names in order of preference
 
 	mu        sync.Mutex
 	binding   *trackBinding
@@ -46,6 +47,8 @@ type videoTrack struct {
 	header    rtp.Header
 	playout   [3]byte // 12-bit min, 12-bit max, in 10 ms units: both 0
 	onBind    func()
+	// negotiated is the codec of the last Bind, kept after Unbind.
+	negotiated string
 }
 
 type trackBinding struct {
@@ -59,17 +62,17 @@ type trackBinding struct {
 
 var _ webrtc.TrackLocal = (*videoTrack)(nil)
 
-func newVideoTrack(id, streamID string, seq uint16, onBind func()) *videoTrack {
-	t := &videoTrack{id: id, streamID: streamID, seq: seq, onBind: onBind}
+func newVideoTrack(id, streamID string, seq uint16, prefs []string, onBind func()) *videoTrack {
+	t := &videoTrack{id: id, streamID: streamID, seq: seq, prefs: prefs, onBind: onBind}
 	t.payloader.EnablePictureID = true
 	return t
 }
 
-// Bind implements webrtc.TrackLocal: it picks the codec (VP8 preferred,
-// else H.264) and its negotiated payload type, the SSRC and the
+// Bind implements webrtc.TrackLocal: it picks the codec (the first of
+// t.prefs the browser took) and its negotiated payload type, the SSRC and the
 // playout-delay extension id.
 func (t *videoTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	codec, ok := pickCodec(ctx.CodecParameters())
+	codec, ok := pickCodec(ctx.CodecParameters(), t.prefs)
 	if !ok {
 		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
 	}
@@ -87,6 +90,7 @@ func (t *videoTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	}
 	t.mu.Lock()
 	t.binding = b
+	t.negotiated = codec.MimeType
 	t.mu.Unlock()
 	if t.onBind != nil {
 		t.onBind()
@@ -130,6 +134,13 @@ func (t *videoTrack) mime() string {
 		return webrtc.MimeTypeVP8
 	}
 	return t.binding.mime
+}
+
+// lastMime returns the codec of the last Bind, still after Unbind; "" before.
+func (t *videoTrack) lastMime() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.negotiated
 }
 
 // ssrc returns the negotiated SSRC, 0 before Bind.

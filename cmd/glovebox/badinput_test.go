@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -224,7 +225,17 @@ func newPionClient(t testing.TB, g *glovebox, api, token string) *pionClient {
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+		// Read RTCP as a browser does: pion's interceptors see the sender
+		// reports only when it is read, and without them the receiver
+		// reports carry no LSR, so the sender cannot measure RTT.
+		go func() {
+			for {
+				if _, _, err := rcv.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
 		for {
 			if _, _, err := tr.ReadRTP(); err != nil {
 				return
@@ -447,8 +458,41 @@ func TestTabTimeouts(t *testing.T) {
 	}
 }
 
+// seriesValue finds name{tab="<tab>",…} in a scrape and returns its value
+// and its labels after tab's.
+func seriesValue(body, name, tab string) (v float64, labels string, ok bool) {
+	prefix := name + `{tab="` + tab + `",`
+	for _, line := range strings.Split(body, "\n") {
+		rest, found := strings.CutPrefix(line, prefix)
+		if !found {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		if i < 0 {
+			return 0, "", false
+		}
+		v, err := strconv.ParseFloat(rest[i+1:], 64)
+		return v, rest[:i], err == nil
+	}
+	return 0, "", false
+}
+
+func scrapeMetrics(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // TestMetrics: the admin address serves Prometheus metrics that follow the
 // audit log: a refused request and a tab's start and end move counters.
+// While the tab is open and its video flows, it has its own media series
+// (frames, bitrate, RTT, loss), labelled with its id and user; they go
+// when the tab ends.
 func TestMetrics(t *testing.T) {
 	needChromium(t)
 	site := newTestSite(t)
@@ -463,8 +507,73 @@ func TestMetrics(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("create: %d %v", status, out)
 	}
+	tabID := out["tab"].(string)
 	c := newPionClient(t, g, api, out["token"].(string))
 	waitFor(t, 30*time.Second, "the page", func() (bool, string) { return site.servedCount("/app.js") > 0, "" })
+
+	// RTT needs a sender report out and the pion client's receiver report
+	// back (its default interceptors send one a second): wait for it.
+	var live string
+	waitFor(t, 30*time.Second, "the tab's media series", func() (bool, string) {
+		live = scrapeMetrics(t, admin)
+		sent, _, _ := seriesValue(live, "glovebox_tab_frames_sent_total", tabID)
+		bps, _, _ := seriesValue(live, "glovebox_tab_target_bitrate_bps", tabID)
+		rtt, _, _ := seriesValue(live, "glovebox_tab_rtt_seconds", tabID)
+		return sent > 0 && bps > 0 && rtt > 0, live
+	})
+	for _, line := range strings.Split(live, "\n") {
+		if strings.Contains(line, `tab="`+tabID+`"`) {
+			t.Log(line)
+		}
+	}
+	user := "?"
+	for _, ev := range g.audit.events() {
+		if ev["event"] == proxy.EventTabStart && ev["tab"] == tabID {
+			user, _ = ev["user"].(string)
+		}
+	}
+	for _, w := range []struct {
+		name     string
+		min, max float64
+	}{
+		{"glovebox_tab_frames_in_total", 1, 1e9},
+		{"glovebox_tab_frames_sent_total", 1, 1e9},
+		{"glovebox_tab_frames_skipped_total", 0, 1e9},
+		{"glovebox_tab_keyframes_total", 1, 1e9},
+		{"glovebox_tab_media_bytes_total", 100, 1e12},
+		{"glovebox_tab_encode_seconds_total", 1e-9, 1e4},
+		{"glovebox_tab_target_bitrate_bps", 1000, 1e9},
+		{"glovebox_tab_rtt_seconds", 1e-6, 1}, // loopback
+		{"glovebox_tab_packet_loss_ratio", 0, 1},
+		{"glovebox_tab_packets_lost_total", 0, 1e9},
+		{"glovebox_tab_frame_width_pixels", 320, 800},
+		{"glovebox_tab_frame_height_pixels", 240, 600},
+		{"glovebox_tab_info", 1, 1},
+	} {
+		v, labels, ok := seriesValue(live, w.name, tabID)
+		switch {
+		case !ok:
+			t.Errorf("no %s for tab %s:\n%s", w.name, tabID, live)
+		case v < w.min || v > w.max:
+			t.Errorf("%s = %v, want %v–%v", w.name, v, w.min, w.max)
+		case !strings.HasPrefix(labels, `user="`+user+`"`):
+			t.Errorf("%s labels %s, want user=%q as in tab_start", w.name, labels, user)
+		case w.name == "glovebox_tab_info" && !strings.Contains(labels, `codec="vp8"`) && !strings.Contains(labels, `codec="h264"`):
+			t.Errorf("%s labels %s, want the codec", w.name, labels)
+		}
+	}
+	for _, name := range []string{"glovebox_tab_frames_sent_total", "glovebox_tab_rtt_seconds"} {
+		if n := strings.Count(live, "# TYPE "+name+" "); n != 1 {
+			t.Errorf("TYPE of %s written %d times", name, n)
+		}
+	}
+	// Counters only go up while the tab lives.
+	sent1, _, _ := seriesValue(live, "glovebox_tab_frames_sent_total", tabID)
+	sent2, _, _ := seriesValue(scrapeMetrics(t, admin), "glovebox_tab_frames_sent_total", tabID)
+	if sent2 < sent1 {
+		t.Errorf("glovebox_tab_frames_sent_total went from %v to %v", sent1, sent2)
+	}
+
 	c.pc.Close()
 	waitFor(t, 30*time.Second, "the tab to end", func() (bool, string) { return g.srv.Tabs() == 0, "" })
 
@@ -488,5 +597,8 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
+	}
+	if strings.Contains(body, `tab="`+tabID+`"`) || strings.Contains(body, "glovebox_tab_") {
+		t.Errorf("the ended tab's series are still there:\n%s", body)
 	}
 }

@@ -158,6 +158,9 @@ func runEndToEnd(t *testing.T, g *glovebox, site *testSite, remotePIDs func(brow
 	if f, _ := end["frames"].(float64); f < 2 {
 		t.Errorf("tab_end frames = %v, want the frames sent", end["frames"])
 	}
+	if end["codec"] != "vp8" { // preferred by default, and Chromium takes it
+		t.Errorf("tab_end codec = %v, want vp8", end["codec"])
+	}
 	tab, _ := end["tab"].(string)
 	return tab
 }

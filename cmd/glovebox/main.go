@@ -198,6 +198,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		"warm_pool", cfg.Isolate.Pool.Size,
 		"hint", "set your browser's HTTP proxy to this machine's address and port "+portOf(ln.Addr()))
 	metrics.Gauge("glovebox_tabs_open", "Isolated tabs open now.", func() float64 { return float64(srv.Tabs()) })
+	metrics.Collector(proxy.TabMediaMetrics(srv.TabMedia))
 	if pool != nil {
 		metrics.Gauge("glovebox_pool_ready", "Warm browsers ready now.", func() float64 { return float64(pool.Stats().Ready) })
 	}
