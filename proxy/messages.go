@@ -12,7 +12,8 @@ import (
 
 // The data channel carries small JSON objects with a "t" (type) field.
 // Client → Glovebox: mouse, wheel, key, text, resize.
-// Glovebox → client: url, title, dialog, error, ended.
+// Glovebox → client: url, title, dialog, error, ended, viewport (the answer
+// to resize).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -42,6 +43,12 @@ type serverMsg struct {
 	Title   string `json:"title,omitempty"`
 	Message string `json:"message,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// viewport: the remote viewport in effect after a resize, in CSS
+	// pixels, and the device pixel ratio honoured (both capped by
+	// tabs.max_width/max_height/max_scale).
+	Width  int     `json:"width,omitempty"`
+	Height int     `json:"height,omitempty"`
+	DPR    float64 `json:"dpr,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.

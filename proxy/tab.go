@@ -749,10 +749,15 @@ func (t *tab) apply(m clientMsg) error {
 		same := w == t.width && h == t.height && s == t.scale
 		t.width, t.height, t.scale = w, h, s
 		t.mu.Unlock()
-		if same {
-			return nil
+		if !same {
+			if err := t.page.Resize(ctx, w, h, s); err != nil {
+				return err
+			}
 		}
-		return t.page.Resize(ctx, w, h, s)
+		// The landing page maps input with the viewport in effect, which
+		// the caps may have made smaller than the window it asked for.
+		t.send(serverMsg{T: "viewport", Width: w, Height: h, DPR: s})
+		return nil
 	}
 	return nil
 }

@@ -123,9 +123,11 @@
     if (dc && dc.readyState === 'open') dc.send(JSON.stringify(m));
   }
 
+  // The remote viewport follows the window, within the server's caps: view
+  // changes when the server says which viewport it applied.
   function sendResize() {
-    view = viewport();
-    send({ t: 'resize', width: view.width, height: view.height, dpr: view.dpr });
+    const v = viewport();
+    send({ t: 'resize', width: v.width, height: v.height, dpr: v.dpr });
   }
 
   function onServerMessage(data) {
@@ -134,6 +136,9 @@
     switch (m.t) {
       case 'url': followURL(m.url); break;
       case 'title': document.title = m.title || location.host; break;
+      case 'viewport':
+        if (m.width > 0 && m.height > 0) view = { width: m.width, height: m.height, dpr: m.dpr || 1 };
+        break;
       case 'dialog': show('The page said: ' + (m.message || ''), 'toast'); break;
       case 'error': console.warn('glovebox:', m.message); break;
       case 'ended':
