@@ -16,6 +16,12 @@ const (
 	// keyframe about every 3 s; a tiny P-frame of the last image once a
 	// second keeps it content (0-2 kB/s instead of 50 kB/s of keyframes).
 	idleRefresh = time.Second
+	// followUp: a change that stops (a click on a quiet page) is followed
+	// after this long by a tiny P-frame of the same image. A frame is often
+	// one packet, and the browser only sees that it lost one when the next
+	// packet comes: with the follow-up it asks again (NACK) within this
+	// time, not at the next idle refresh a second later.
+	followUp = 150 * time.Millisecond
 	// minKeyInterval spaces keyframes that PLI/FIR bursts ask for; a request
 	// inside it is served when it ends.
 	minKeyInterval = 250 * time.Millisecond
@@ -53,6 +59,7 @@ type media struct {
 	wasReady         bool
 	held             bool // last is new and waits for the frame interval the bitrate allows
 	lastFrameBytes   int  // size of the last frame sent, for its time on the link
+	owed             bool // a follow-up frame is due followUp after the last one
 	decodeErrors     uint64
 }
 
@@ -203,8 +210,13 @@ func (p *Peer) step(now time.Time) time.Time {
 	switch {
 	case m.held && (due || keyNow):
 		p.encode(now, m.lastCaptured, keyNow)
+		m.owed = m.sentAny
 	case keyNow:
 		p.encode(now, m.syntheticCapture(now), true)
+		m.owed = m.sentAny
+	case m.owed && !m.held && now.Sub(m.lastSendWall) >= followUp:
+		p.encode(now, m.syntheticCapture(now), false)
+		m.owed = false
 	case m.sentAny && now.Sub(m.lastSendWall) >= idleRefresh:
 		p.encode(now, m.syntheticCapture(now), false)
 	}
@@ -219,7 +231,11 @@ func (p *Peer) step(now time.Time) time.Time {
 		}
 	}
 	if m.sentAny {
-		if r := m.lastSendWall.Add(idleRefresh); next.IsZero() || r.Before(next) {
+		wait := idleRefresh
+		if m.owed && !m.held {
+			wait = followUp
+		}
+		if r := m.lastSendWall.Add(wait); next.IsZero() || r.Before(next) {
 			next = r
 		}
 	}

@@ -146,9 +146,16 @@ func TestKeyframeRequest(t *testing.T) {
 		t.Fatalf("first frame %v", f0)
 	}
 
-	// A static page: no new frames, yet the last image is refreshed as a
-	// small delta frame about once a second.
+	// The change is followed up once, soon, by a small delta frame of the
+	// same image, so that a lost last packet is noticed.
 	start := time.Now()
+	follow := c.nextFrame(t, 3*time.Second)
+	if follow.key || !follow.is(green) || time.Since(start) > idleRefresh/2 {
+		t.Errorf("follow-up %v after %v, want a green delta frame after about %v", follow, time.Since(start), followUp)
+	}
+	// Then a static page: no new frames, yet the last image is refreshed
+	// as a small delta frame about once a second.
+	start = time.Now()
 	refresh := c.nextFrame(t, 3*time.Second)
 	if refresh.key || !refresh.is(green) || time.Since(start) < idleRefresh/2 {
 		t.Errorf("idle refresh %v after %v, want a green delta frame after about %v", refresh, time.Since(start), idleRefresh)
