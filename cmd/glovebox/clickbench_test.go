@@ -58,7 +58,8 @@ const clickProbe = `(() => {
 // new background colour), both taken in the user's page: its own mousedown
 // listener, and requestVideoFrameCallback with a pixel read. Process
 // runtime, loopback, the window (and so the remote viewport) at 720p and
-// 1080p; p50 and p95 over about 20 clicks per run, medians over runs.
+// 1080p, VP8 and H.264; p50 and p95 over about 20 clicks per run, medians
+// over runs.
 func BenchmarkClickToPhoton(b *testing.B) {
 	needChromium(b)
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -68,11 +69,15 @@ func BenchmarkClickToPhoton(b *testing.B) {
 	}))
 	defer site.Close()
 	for _, size := range []struct {
-		name string
-		w, h int
-	}{{"720p", 1280, 720}, {"1080p", 1920, 1080}} {
+		name  string
+		w, h  int
+		codec string
+	}{{"720p", 1280, 720, "vp8"}, {"1080p", 1920, 1080, "vp8"}, {"720p-h264", 1280, 720, "h264"}, {"1080p-h264", 1920, 1080, "h264"}} {
 		b.Run(size.name, func(b *testing.B) {
-			g := startGlovebox(b, func(c *Config) { c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond })
+			g := startGlovebox(b, func(c *Config) {
+				c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond
+				c.Stream.Codecs = []string{size.codec}
+			})
 			bctx := userBrowser(b, g.addr, chromedp.WindowSize(size.w, size.h))
 			var p50s, p95s []float64
 			missed := 0
