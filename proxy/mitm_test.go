@@ -158,7 +158,7 @@ func TestInterceptGarbage(t *testing.T) {
 	// Others are served: a real client gets the landing page over HTTPS.
 	tc := h.tlsConnect(t, "isolated.test:443")
 	resp, body := get(t, tc, bufio.NewReader(tc), "https://isolated.test/", navigate)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "/.glovebox/app.js") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="glovebox-screen"`) {
 		t.Errorf("after garbage: %s %q", resp.Status, body)
 	}
 }

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -13,17 +15,51 @@ var webFS embed.FS
 
 var pageTmpl = template.Must(template.ParseFS(webFS, "web/page.html"))
 
-// landingCSP lets the landing page load only Glovebox's own script and style
-// from the reserved path and talk only to its own origin.
-const landingCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-	"media-src 'self' blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+// landing is the landing page with its script and style inlined, so that
+// it makes no request of its own before it asks for its tab. Its policy
+// runs exactly that script and style, by hash, and lets it talk only to its
+// own origin. (/.glovebox/app.js and app.css are still served.)
+var landing = buildLanding()
+
+type landingDoc struct {
+	html []byte
+	csp  string
+}
+
+func buildLanding() landingDoc {
+	js, err := webFS.ReadFile("web/app.js")
+	if err != nil {
+		panic(err)
+	}
+	css, err := webFS.ReadFile("web/app.css")
+	if err != nil {
+		panic(err)
+	}
+	var b bytes.Buffer
+	tmpl := template.Must(template.ParseFS(webFS, "web/landing.html"))
+	if err := tmpl.Execute(&b, struct {
+		Style  template.CSS
+		Script template.JS
+	}{template.CSS(css), template.JS(js)}); err != nil {
+		panic(err)
+	}
+	csp := "default-src 'none'; script-src " + hashSource(js) + "; style-src " + hashSource(css) +
+		"; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+	return landingDoc{html: b.Bytes(), csp: csp}
+}
+
+// hashSource is the CSP source expression that allows the inline script or
+// style b.
+func hashSource(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
 
 // landingPage is what an isolated site's navigation gets instead of the site:
 // the same page for every URL, which reads its URL from location.
 func landingPage(r *http.Request) *http.Response {
-	b, _ := webFS.ReadFile("web/landing.html")
-	resp := goproxyResponse(r, http.StatusOK, "text/html; charset=utf-8", b)
-	resp.Header.Set("Content-Security-Policy", landingCSP)
+	resp := goproxyResponse(r, http.StatusOK, "text/html; charset=utf-8", landing.html)
+	resp.Header.Set("Content-Security-Policy", landing.csp)
 	resp.Header.Set("Referrer-Policy", "no-referrer")
 	resp.Header.Set("X-Glovebox", "isolated")
 	return resp

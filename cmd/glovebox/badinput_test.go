@@ -104,7 +104,7 @@ func TestIsolatedSubresourcesRefused(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("/.glovebox/app.js")) || bytes.Contains(body, []byte(site.marker)) {
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`id="glovebox-screen"`)) || bytes.Contains(body, []byte(site.marker)) {
 		t.Errorf("navigation: %d, landing page expected, got %q", resp.StatusCode, body)
 	}
 	if n := site.servedCount("/"); n != 0 {

@@ -268,7 +268,7 @@ func TestSquidAsChild(t *testing.T) {
 	px := "http://" + sq.addr
 
 	out := curl(t, "-x", px, "-H", "Sec-Fetch-Mode: navigate", "-H", "Sec-Fetch-Dest: document", "-D", "-", site.URL+"/")
-	if !strings.Contains(out, " 200 ") || !strings.Contains(out, "/.glovebox/app.js") || strings.Contains(out, site.marker) {
+	if !strings.Contains(out, " 200 ") || !strings.Contains(out, `id="glovebox-screen"`) || strings.Contains(out, site.marker) {
 		t.Errorf("navigation through Squid: want the landing page, got:\n%s", out)
 	}
 	if !strings.Contains(strings.ToLower(out), "x-glovebox: isolated") {

@@ -265,7 +265,7 @@ func TestHTTPSThroughGlovebox(t *testing.T) {
 
 	t.Run("isolated site", func(t *testing.T) {
 		nav := curlVia(t, g.addr, bundle, isolated.URL+"/", navHeaders...)
-		if nav.status != 200 || !strings.Contains(nav.body, "/.glovebox/app.js") {
+		if nav.status != 200 || !strings.Contains(nav.body, `id="glovebox-screen"`) {
 			t.Errorf("navigation: status %d, body %q\n%s", nav.status, nav.body, nav.stderr)
 		}
 		if !strings.Contains(nav.issuer, gloveboxIssuer) {
