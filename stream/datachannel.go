@@ -37,6 +37,10 @@ func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 		}
 	})
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		if !p.heard.Swap(true) {
+			p.viewerReady.Store(true) // see step
+			p.nudge()
+		}
 		if len(m.Data) > p.opts.MaxMessage {
 			err := fmt.Errorf("data channel message of %d bytes dropped: %w (max %d)",
 				len(m.Data), ErrMessageTooLarge, p.opts.MaxMessage)

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -61,6 +62,18 @@ type media struct {
 	lastFrameBytes   int  // size of the last frame sent, for its time on the link
 	owed             bool // a follow-up frame is due followUp after the last one
 	decodeErrors     uint64
+	imageSeq         uint64     // counts decoded images: names last
+	early            earlyFrame // last as a keyframe, encoded before the first connection
+}
+
+// earlyFrame is a keyframe encoded while the browser is still connecting:
+// creating the encoder and encoding the first keyframe take 10–60 ms on a
+// busy host, and done ahead the first frame goes out the moment the browser
+// is connected.
+type earlyFrame struct {
+	frame []byte
+	pts   int64
+	seq   uint64 // the image it encodes (media.imageSeq)
 }
 
 func newMedia() (*media, error) {
@@ -173,6 +186,7 @@ func (p *Peer) step(now time.Time) time.Time {
 			}
 			m.last, m.scratch = m.scratch, m.last
 			m.haveImage, m.lastSent, m.lastCaptured = true, false, f.captured
+			m.imageSeq++
 			newImage = true
 			p.stats.width.Store(int64(m.last.Width))
 			p.stats.height.Store(int64(m.last.Height))
@@ -183,6 +197,12 @@ func (p *Peer) step(now time.Time) time.Time {
 
 	if !p.connected.Load() || !p.track.bound() {
 		m.wasReady = false
+		// The codec is known once the track is bound (by Answer). Only
+		// before the first connection: while a reconnection is pending, an
+		// animated page would cost a keyframe per screencast frame.
+		if !m.sentAny && m.haveImage && p.track.bound() && (m.early.frame == nil || m.early.seq != m.imageSeq) {
+			p.encodeEarly()
+		}
 		return time.Time{}
 	}
 	if !m.wasReady {
@@ -194,6 +214,13 @@ func (p *Peer) step(now time.Time) time.Time {
 	if p.keyRequest.Swap(false) {
 		m.needKey = true
 	}
+	// Frames that reach the browser before its page has given the track to
+	// its video element are not shown, and a static page sends no more: the
+	// picture would wait for the follow-up, or the idle refresh a second
+	// later if that came too early too. The page's first data-channel
+	// message comes after it has the track: a frame of the same image then
+	// shows the picture.
+	refresh := p.viewerReady.Swap(false) && m.sentAny
 	if !m.haveImage {
 		return time.Time{}
 	}
@@ -214,6 +241,8 @@ func (p *Peer) step(now time.Time) time.Time {
 	case keyNow:
 		p.encode(now, m.syntheticCapture(now), true)
 		m.owed = m.sentAny
+	case refresh && !m.held:
+		p.encode(now, m.syntheticCapture(now), false) // the follow-up still comes after it
 	case m.owed && !m.held && now.Sub(m.lastSendWall) >= followUp:
 		p.encode(now, m.syntheticCapture(now), false)
 		m.owed = false
@@ -253,50 +282,42 @@ func (m *media) syntheticCapture(now time.Time) time.Time {
 	return m.lastSentCaptured.Add(now.Sub(m.lastSendWall))
 }
 
-// encode encodes m.last and sends it with the RTP timestamp of captured.
+// encodeEarly encodes m.last as a keyframe for encode to send once the
+// browser is connected.
+func (p *Peer) encodeEarly() {
+	m := p.media
+	m.early = earlyFrame{}
+	frame, pts, isKey, ok := p.encodeImage(m.lastCaptured, true)
+	if !ok || !isKey {
+		return
+	}
+	// The encoder reuses its output buffer.
+	m.early = earlyFrame{frame: bytes.Clone(frame), pts: pts, seq: m.imageSeq}
+}
+
+// encode encodes m.last and sends it with the RTP timestamp of captured. A
+// keyframe of m.last encoded early is sent as it is.
 func (p *Peer) encode(now, captured time.Time, key bool) {
 	m := p.media
 	m.held = false
-	img := &m.last
-	if m.enc != nil {
-		if w, h := m.enc.Size(); w != img.Width || h != img.Height {
-			m.enc.Close()
-			m.enc = nil
-		}
-	}
-	if m.enc == nil {
-		enc, err := newFrameEncoder(p.track.mime(), img.Width, img.Height, p.encoderKbps())
-		if err != nil {
-			p.log.Error("new encoder", "err", err, "width", img.Width, "height", img.Height)
+	early := m.early
+	m.early = earlyFrame{}
+	var (
+		frame []byte
+		pts   int64
+		isKey bool
+	)
+	if key && early.frame != nil && early.seq == m.imageSeq {
+		frame, pts, isKey = early.frame, early.pts, true
+	} else {
+		// After an early keyframe that was not sent, the encoder's
+		// reference is an image the browser never got.
+		key = key || early.frame != nil
+		var ok bool
+		if frame, pts, isKey, ok = p.encodeImage(captured, key); !ok || len(frame) == 0 {
 			return
 		}
-		m.enc = enc
-		key = true // a new encoder starts with a keyframe anyway
-	} else if err := m.enc.SetBitrate(p.encoderKbps()); err != nil {
-		p.log.Warn("set encoder bitrate", "err", err)
 	}
-
-	if !m.clockSet {
-		m.clockSet, m.t0, m.lastPTS = true, captured, -clockRate/30
-	}
-	pts := captured.Sub(m.t0).Nanoseconds() * clockRate / int64(time.Second)
-	if pts <= m.lastPTS {
-		pts = m.lastPTS + 1 // RTP time must advance, even if capture times do not
-	}
-	duration := min(max(pts-m.lastPTS, 1), clockRate)
-
-	start := time.Now()
-	frame, isKey, err := m.enc.Encode(img, pts, uint64(duration), key)
-	p.stats.encodeTime.Add(int64(time.Since(start)))
-	if err != nil {
-		p.log.Error("encode", "err", err)
-		return
-	}
-	m.lastPTS = pts
-	if len(frame) == 0 {
-		return
-	}
-	p.stats.framesEncoded.Add(1)
 	n, pkts, err := p.track.writeFrame(frame, m.tsBase+uint32(pts))
 	p.stats.bytesSent.Add(uint64(n))
 	p.stats.packetsSent.Add(uint64(pkts))
@@ -316,4 +337,51 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 		m.needKey = false
 		m.lastKeyWall = now
 	}
+}
+
+// encodeImage encodes m.last (a keyframe if key) with the RTP time of
+// captured, first making the encoder for its size and the negotiated codec
+// if need be. ok is false when that failed (logged).
+func (p *Peer) encodeImage(captured time.Time, key bool) (frame []byte, pts int64, isKey, ok bool) {
+	m := p.media
+	img := &m.last
+	if m.enc != nil {
+		if w, h := m.enc.Size(); w != img.Width || h != img.Height {
+			m.enc.Close()
+			m.enc = nil
+		}
+	}
+	if m.enc == nil {
+		enc, err := newFrameEncoder(p.track.mime(), img.Width, img.Height, p.encoderKbps())
+		if err != nil {
+			p.log.Error("new encoder", "err", err, "width", img.Width, "height", img.Height)
+			return nil, 0, false, false
+		}
+		m.enc = enc
+		key = true // a new encoder starts with a keyframe anyway
+	} else if err := m.enc.SetBitrate(p.encoderKbps()); err != nil {
+		p.log.Warn("set encoder bitrate", "err", err)
+	}
+
+	if !m.clockSet {
+		m.clockSet, m.t0, m.lastPTS = true, captured, -clockRate/30
+	}
+	pts = captured.Sub(m.t0).Nanoseconds() * clockRate / int64(time.Second)
+	if pts <= m.lastPTS {
+		pts = m.lastPTS + 1 // RTP time must advance, even if capture times do not
+	}
+	duration := min(max(pts-m.lastPTS, 1), clockRate)
+
+	start := time.Now()
+	frame, isKey, err := m.enc.Encode(img, pts, uint64(duration), key)
+	p.stats.encodeTime.Add(int64(time.Since(start)))
+	if err != nil {
+		p.log.Error("encode", "err", err)
+		return nil, 0, false, false
+	}
+	m.lastPTS = pts
+	if len(frame) > 0 {
+		p.stats.framesEncoded.Add(1)
+	}
+	return frame, pts, isKey, true
 }

@@ -121,9 +121,11 @@ type Peer struct {
 	dc        *webrtc.DataChannel
 	discTimer *time.Timer
 
-	wake       chan struct{}
-	keyRequest atomic.Bool
-	connected  atomic.Bool
+	wake        chan struct{}
+	keyRequest  atomic.Bool
+	connected   atomic.Bool
+	heard       atomic.Bool // a data-channel message has come from the browser
+	viewerReady atomic.Bool // ... for the first time, and step has not yet seen it
 
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -191,8 +193,10 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 }
 
 // Answer takes the browser's SDP offer (a recvonly or sendrecv video
-// transceiver and a data channel, non-trickle: its candidates included) and
-// returns the answer with all our candidates gathered. Errors for an offer
+// transceiver and a data channel, with whatever candidates it has: none is
+// needed, as the browser's connectivity checks make its address known as
+// a peer-reflexive candidate) and returns the answer with all our
+// candidates gathered. Errors for an offer
 // that cannot be parsed or used wrap ErrBadOffer. A Peer answers only once.
 func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, err error) {
 	if err := checkOffer(offerSDP, p.srv.cfg.codecs()); err != nil {
