@@ -228,16 +228,34 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	go t.titleLoop()
 	go t.watch(detached)
 
-	if err := t.setMetrics(tctx, opt.Width, opt.Height, opt.Scale); err != nil {
-		return nil, err
+	// Viewport, focus and screencast do not depend on each other: they go
+	// together instead of one round trip to the page after another (frames
+	// of another size are dropped until the viewport applies).
+	setup := []func() error{
+		func() error { return t.setMetrics(tctx, opt.Width, opt.Height, opt.Scale) },
+		func() error {
+			// A page that is not focused gets no focus events and shows no
+			// caret; the remote page stands for the user's focused tab.
+			_, err := cdp.Call(tctx, t.target, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+			if err != nil {
+				return fmt.Errorf("emulate focus: %w", err)
+			}
+			return nil
+		},
+		func() error { return t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale) },
 	}
-	// A page that is not focused gets no focus events and shows no caret;
-	// the remote page stands for the user's focused tab.
-	if _, err := cdp.Call(tctx, t.target, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}); err != nil {
-		return nil, fmt.Errorf("emulate focus: %w", err)
+	errs := make(chan error, len(setup))
+	for _, f := range setup {
+		go func() { errs <- f() }()
 	}
-	if err := t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale); err != nil {
-		return nil, err
+	var setupErr error
+	for range setup {
+		if err := <-errs; err != nil && setupErr == nil {
+			setupErr = err
+		}
+	}
+	if setupErr != nil {
+		return nil, setupErr
 	}
 	t.log.Debug("tab open", "target", id, "url", t.URL(), "width", opt.Width, "height", opt.Height, "scale", opt.Scale)
 	return t, nil
