@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,8 +171,9 @@ func mustRun(t testing.TB, name string, args ...string) {
 	}
 }
 
-// newShapedNet makes the namespace, the veth pair on 198.19.N.0/30 (a
-// benchmarking range, RFC 2544; the test checks the host does not use it),
+// newShapedNet makes the namespace, the veth pair on a /30 of 203.0.113.0/24
+// (TEST-NET-3, RFC 5737, never routed; the test checks the host does not use
+// it, and it stays clear of the containers' 198.18.0.0/15),
 // tbf at rate on both ends and a drop rule for lossPct % of UDP packets both
 // ways. Everything goes again at the end of the test, failed or not.
 func newShapedNet(t testing.TB, rate string, lossPct int) *shapedNet {
@@ -192,19 +194,24 @@ func newShapedNet(t testing.TB, rate string, lossPct int) *shapedNet {
 	if err != nil {
 		t.Fatalf("ip route: %v: %s", err, routes)
 	}
-	var prefix string
+	var base string // the /30's network address, less its last octet's value
 	for range 20 {
-		p := fmt.Sprintf("198.19.%d.", 100+mrand.IntN(150))
-		if !strings.Contains(string(out), p) && !strings.Contains(string(routes), p) {
-			prefix = p
+		n := 4 * (1 + mrand.IntN(62))
+		used := false
+		for _, a := range []string{fmt.Sprintf("203.0.113.%d/", n), fmt.Sprintf("203.0.113.%d/", n+1), fmt.Sprintf("203.0.113.%d/", n+2)} {
+			used = used || strings.Contains(string(out), a) || strings.Contains(string(routes), a)
+		}
+		if !used && !strings.Contains(string(routes), "203.0.113.0/24") {
+			base = fmt.Sprint(n)
 			break
 		}
 	}
-	if prefix == "" {
-		t.Skip("no free 198.19.x.0/30 on this host")
+	if base == "" {
+		t.Skip("no free /30 in 203.0.113.0/24 on this host")
 	}
+	n, _ := strconv.Atoi(base)
 	s := &shapedNet{ns: "shaped-" + id, hostIf: "shh" + id, nsIf: "shn" + id,
-		hostIP: prefix + "1", nsIP: prefix + "2", table: "shaped_" + id}
+		hostIP: fmt.Sprintf("203.0.113.%d", n+1), nsIP: fmt.Sprintf("203.0.113.%d", n+2), table: "shaped_" + id}
 
 	t.Cleanup(func() {
 		// The namespace takes its veth end, and with it the pair and qdiscs.
