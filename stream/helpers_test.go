@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
@@ -162,6 +163,37 @@ type clientOpts struct {
 	codec     string // default VP8
 	noVideo   bool
 	noChannel bool
+	// lose, if set, drops the incoming RTP packets it returns true for,
+	// before any interceptor (NACK) sees them: packets lost on the way.
+	lose func(*rtp.Header) bool
+}
+
+// loseFactory makes the interceptor of clientOpts.lose.
+type loseFactory struct{ lose func(*rtp.Header) bool }
+
+func (f loseFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &loseInterceptor{lose: f.lose}, nil
+}
+
+type loseInterceptor struct {
+	interceptor.NoOp
+	lose func(*rtp.Header) bool
+}
+
+func (l *loseInterceptor) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		for {
+			n, attrs, err := r.Read(b, a)
+			if err != nil {
+				return n, attrs, err
+			}
+			var h rtp.Header
+			if _, err := h.Unmarshal(b[:n]); err == nil && l.lose(&h) {
+				continue
+			}
+			return n, attrs, nil
+		}
+	})
 }
 
 func newTestClient(t *testing.T, o clientOpts) *testClient {
@@ -177,10 +209,18 @@ func newTestClient(t *testing.T, o clientOpts) *testClient {
 	must(t, me.RegisterCodec(codec, webrtc.RTPCodecTypeVideo))
 	must(t, me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo))
 	ir := &interceptor.Registry{}
+	if o.lose != nil {
+		ir.Add(loseFactory{o.lose}) // first: nearest the network
+	}
 	must(t, webrtc.RegisterDefaultInterceptors(me, ir))
 	se := webrtc.SettingEngine{LoggerFactory: newPionLoggerFactory(testLog())}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if o.lose != nil {
+		// A packet lose drops has been through SRTP, which would refuse a
+		// copy sent again as a replay; one lost on the way never arrived.
+		se.DisableSRTPReplayProtection(true)
+	}
 	if o.tcpOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	} else {

@@ -18,10 +18,11 @@ const (
 	// second keeps it content (0-2 kB/s instead of 50 kB/s of keyframes).
 	idleRefresh = time.Second
 	// followUp: a change that stops (a click on a quiet page) is followed
-	// after this long by a tiny P-frame of the same image. A frame is often
-	// one packet, and the browser only sees that it lost one when the next
-	// packet comes: with the follow-up it asks again (NACK) within this
-	// time, not at the next idle refresh a second later.
+	// after this long by its last packet sent again. A frame is often one
+	// packet, and the browser only sees that it lost the last one when the
+	// next packet comes, which on a quiet page is the idle refresh a second
+	// later. (A re-encoded frame would do it too, but it spends the
+	// encoder's budget and made the next click's frame later.)
 	followUp = 150 * time.Millisecond
 	// minKeyInterval spaces keyframes that PLI/FIR bursts ask for; a request
 	// inside it is served when it ends.
@@ -60,7 +61,7 @@ type media struct {
 	wasReady         bool
 	held             bool // last is new and waits for the frame interval the bitrate allows
 	lastFrameBytes   int  // size of the last frame sent, for its time on the link
-	owed             bool // a follow-up frame is due followUp after the last one
+	owed             bool // the last frame's last packet is due again followUp after it
 	decodeErrors     uint64
 	imageSeq         uint64     // counts decoded images: names last
 	early            earlyFrame // last as a keyframe, encoded before the first connection
@@ -216,8 +217,7 @@ func (p *Peer) step(now time.Time) time.Time {
 	}
 	// Frames that reach the browser before its page has given the track to
 	// its video element are not shown, and a static page sends no more: the
-	// picture would wait for the follow-up, or the idle refresh a second
-	// later if that came too early too. The page's first data-channel
+	// picture would wait for the idle refresh a second later. The page's first data-channel
 	// message comes after it has the track: a frame of the same image then
 	// shows the picture.
 	refresh := p.viewerReady.Swap(false) && m.sentAny
@@ -242,10 +242,15 @@ func (p *Peer) step(now time.Time) time.Time {
 		p.encode(now, m.syntheticCapture(now), true)
 		m.owed = m.sentAny
 	case refresh && !m.held:
-		p.encode(now, m.syntheticCapture(now), false) // the follow-up still comes after it
-	case m.owed && !m.held && now.Sub(m.lastSendWall) >= followUp:
 		p.encode(now, m.syntheticCapture(now), false)
+	case m.owed && !m.held && now.Sub(m.lastSendWall) >= followUp:
 		m.owed = false
+		if n, err := p.track.resendLast(); err != nil {
+			p.log.Debug("resend last video packet", "err", err)
+		} else if n > 0 {
+			p.stats.bytesSent.Add(uint64(n))
+			p.stats.packetsSent.Add(1)
+		}
 	case m.sentAny && now.Sub(m.lastSendWall) >= idleRefresh:
 		p.encode(now, m.syntheticCapture(now), false)
 	}

@@ -49,6 +49,10 @@ type videoTrack struct {
 	onBind    func()
 	// negotiated is the codec of the last Bind, kept after Unbind.
 	negotiated string
+	// The last packet written, for resendLast.
+	lastHeader  rtp.Header
+	lastPayload []byte
+	haveLast    bool
 }
 
 type trackBinding struct {
@@ -187,10 +191,36 @@ func (t *videoTrack) writeFrame(frame []byte, ts uint32) (bytes, packets int, er
 			}
 		}
 		if _, err := b.writer.WriteRTP(h, p); err != nil {
+			t.haveLast = false
 			return bytes, packets, err
 		}
 		bytes += len(p)
 		packets++
+		if i == len(payloads)-1 {
+			t.lastHeader = h.Clone()
+			t.lastPayload = append(t.lastPayload[:0], p...)
+			t.haveLast = true
+		}
 	}
 	return bytes, packets, nil
+}
+
+// resendLast writes the last packet of the last frame again, with the same
+// sequence number and timestamp: the browser drops it as a duplicate if it has it, and
+// has its frame whole if that packet was lost. A lost last packet is the
+// one loss a receiver cannot see (no later packet shows the gap) until
+// more video comes. It returns the payload bytes written, 0 if there is no
+// packet to resend.
+func (t *videoTrack) resendLast() (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.binding
+	if b == nil || !t.haveLast {
+		return 0, nil
+	}
+	h := t.lastHeader.Clone() // interceptors may set header extensions
+	if _, err := b.writer.WriteRTP(&h, t.lastPayload); err != nil {
+		return 0, err
+	}
+	return len(t.lastPayload), nil
 }
