@@ -361,10 +361,10 @@ func (p *Peer) Stats() Stats {
 
 // codec names the negotiated codec, "" before Answer bound the track.
 func (p *Peer) codec() string {
-	if p.track == nil || p.track.lastMime() == "" {
+	if p.track == nil {
 		return ""
 	}
-	return codecName(p.track.lastMime())
+	return codecName(p.track.lastMime()) // "" for ""
 }
 
 // Close ends the peer connection and the encoder goroutine, frees the
