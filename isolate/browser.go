@@ -70,7 +70,15 @@ type Browser struct {
 	Runtime string
 	// DevToolsURL is the browser's DevTools websocket address, such as
 	// ws://127.0.0.1:PORT/devtools/browser/UUID, reachable from the host.
+	// When DevToolsSocket is set, its host is only the Host header to send
+	// (localhost) and the connection goes to the socket.
 	DevToolsURL string
+	// DevToolsSocket is the path of a unix socket, open to Glovebox's user
+	// only, that reaches the browser's DevTools: the containerd runtime's
+	// way, so that no TCP port of the host leads to a tab's browser.
+	// Empty for the process runtime (development only), whose DevTools is
+	// on the host's loopback.
+	DevToolsSocket string
 	// Addr is the browser's own address as the egress proxy sees it: the
 	// source address of every request the browser makes. It is nil when the
 	// browser has no network of its own (the process runtime, or a

@@ -204,6 +204,10 @@ func clientLogger(log *slog.Logger) *clog.Entry {
 // pipes of its output.
 func (c *Containerd) containersDir() string { return filepath.Join(c.cfg.DataDir, "containers") }
 
+// devtoolsSocket is where the forwarder of the container whose directory
+// is dir listens.
+func devtoolsSocket(dir string) string { return filepath.Join(dir, "devtools.sock") }
+
 // Name returns the runtime's name, "containerd".
 func (c *Containerd) Name() string { return "containerd" }
 
@@ -270,7 +274,8 @@ func newContainerID() string {
 }
 
 // Start creates a new container for spec, starts Chromium in it and returns
-// once its DevTools answers through a forwarder on the host's loopback. ctx
+// once its DevTools answers through a forwarder on a unix socket of the
+// container's directory (Browser.DevToolsSocket). ctx
 // bounds the start only: the browser lives until Close.
 func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr error) {
 	spec, err := spec.normalize()
@@ -383,7 +388,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	}()
 
 	netns := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
-	if cb.fwd, err = newDevtoolsForwarder(c.base, netns, log); err != nil {
+	if cb.fwd, err = newDevtoolsForwarder(c.base, netns, devtoolsSocket(cb.dir), log); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", id, err)
 	}
 	if c.nw != nil {
@@ -413,7 +418,8 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	if err != nil {
 		return nil, err
 	}
-	b.DevToolsURL = "ws://" + cb.fwd.Addr() + path
+	b.DevToolsURL = "ws://localhost" + path
+	b.DevToolsSocket = cb.fwd.Socket()
 
 	c.mu.Lock()
 	if c.closed {
@@ -422,7 +428,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	}
 	c.browsers[b] = cb
 	c.mu.Unlock()
-	log.Info("browser started", "pid", task.Pid(), "devtools", b.DevToolsURL, "addr", b.Addr,
+	log.Info("browser started", "pid", task.Pid(), "addr", b.Addr,
 		"duration", time.Since(t0).Round(time.Millisecond))
 	return b, nil
 }
@@ -473,10 +479,14 @@ type ctrBrowser struct {
 func (cb *ctrBrowser) waitDevTools(ctx context.Context, exited <-chan struct{}, timeout time.Duration) (string, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", cb.fwd.Socket())
+	}}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 2 * time.Second}
-	version := "http://" + cb.fwd.Addr() + "/json/version"
+	// DevTools answers only a Host that is an address or localhost.
+	version := "http://localhost/json/version"
 	for {
 		if path, ok := devtoolsPath(ctx, hc, version); ok {
 			return path, nil

@@ -128,6 +128,8 @@ func (c ContainerdConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("data_dir: %q must be an absolute path", c.DataDir))
 	} else if c.Address == AddressManaged && len(daemonSocket(c.DataDir)) > maxSocketPath {
 		errs = append(errs, fmt.Errorf("data_dir: %q is too long for the managed containerd's socket %s (at most %d bytes)", c.DataDir, daemonSocket(c.DataDir), maxSocketPath))
+	} else if s := devtoolsSocket(filepath.Join(c.DataDir, "containers", newContainerID())); len(s) > maxSocketPath {
+		errs = append(errs, fmt.Errorf("data_dir: %q is too long for the browsers' DevTools sockets such as %s (at most %d bytes)", c.DataDir, s, maxSocketPath))
 	}
 	if c.Address == AddressManaged && c.Binary == "" {
 		errs = append(errs, errors.New("binary: must name the containerd program"))

@@ -73,7 +73,7 @@ func TestContainerdNetwork(t *testing.T) {
 	go srv.Serve(pl)
 	defer srv.Close()
 
-	actx, acancel := remote.NewAllocator(ctx, b.DevToolsURL, remote.NoModifyURL)
+	actx, acancel := remote.NewAllocator(ctx, devtoolsBridge(t, b), remote.NoModifyURL)
 	defer acancel()
 	cctx, ccancel := chromedp.NewContext(actx)
 	defer ccancel()

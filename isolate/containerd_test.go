@@ -131,8 +131,46 @@ func nsOf(pid int, ns string) string {
 	return l
 }
 
+// devtoolsBridge makes the DevTools socket of b reachable on a loopback
+// port for the test's own chromedp and HTTP clients, which dial only TCP,
+// and returns the ws:// address of the browser through it.
+func devtoolsBridge(t *testing.T, b *Browser) string {
+	t.Helper()
+	if b.DevToolsSocket == "" {
+		t.Fatalf("browser %s has no DevTools socket", b.ID)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				back, err := net.Dial("unix", b.DevToolsSocket)
+				if err != nil {
+					return
+				}
+				defer back.Close()
+				go io.Copy(back, c)
+				io.Copy(c, back)
+			}()
+		}
+	}()
+	u, err := url.Parse(b.DevToolsURL)
+	if err != nil {
+		t.Fatalf("DevToolsURL %q: %v", b.DevToolsURL, err)
+	}
+	return "ws://" + ln.Addr().String() + u.Path
+}
+
 // checkCtrGone checks that nothing of the container is left.
-func checkCtrGone(t *testing.T, c *Containerd, b *Browser, fwdAddr string) {
+func checkCtrGone(t *testing.T, c *Containerd, b *Browser, socket string) {
 	t.Helper()
 	ctx := namespaces.WithNamespace(t.Context(), testNamespace)
 	if _, err := c.client.LoadContainer(ctx, b.ID); err == nil {
@@ -153,10 +191,10 @@ func checkCtrGone(t *testing.T, c *Containerd, b *Browser, fwdAddr string) {
 	if _, err := os.Stat(filepath.Join(c.containersDir(), b.ID)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("container directory still there: %v", err)
 	}
-	if fwdAddr != "" {
-		if conn, err := net.DialTimeout("tcp", fwdAddr, time.Second); err == nil {
+	if socket != "" {
+		if conn, err := net.DialTimeout("unix", socket, time.Second); err == nil {
 			conn.Close()
-			t.Errorf("forwarder %s still accepts connections", fwdAddr)
+			t.Errorf("forwarder %s still accepts connections", socket)
 		}
 	}
 	select {
@@ -200,12 +238,15 @@ func TestContainerdStart(t *testing.T) {
 		t.Errorf("Running = %d, want 1", got)
 	}
 
-	// DevTools answers through the forwarder on the host's loopback.
+	// DevTools answers through the forwarder's unix socket, which only
+	// Glovebox's user can open, and on no TCP port.
 	u, err := url.Parse(b.DevToolsURL)
-	if err != nil || u.Scheme != "ws" || u.Hostname() != "127.0.0.1" || !strings.HasPrefix(u.Path, "/devtools/browser/") {
+	if err != nil || u.Scheme != "ws" || u.Host != "localhost" || !strings.HasPrefix(u.Path, "/devtools/browser/") {
 		t.Fatalf("DevToolsURL %q: %v", b.DevToolsURL, err)
 	}
-	resp, err := http.Get("http://" + u.Host + "/json/version")
+	checkSocketPrivate(t, b.DevToolsSocket)
+	bridged := devtoolsBridge(t, b)
+	resp, err := http.Get("http://" + strings.TrimPrefix(strings.SplitN(bridged, "/devtools", 2)[0], "ws://") + "/json/version")
 	if err != nil {
 		t.Fatalf("GET /json/version: %v", err)
 	}
@@ -321,7 +362,7 @@ func TestContainerdStart(t *testing.T) {
 	}
 
 	// A real page, through chromedp.
-	actx, acancel := remote.NewAllocator(ctx, b.DevToolsURL, remote.NoModifyURL)
+	actx, acancel := remote.NewAllocator(ctx, bridged, remote.NoModifyURL)
 	defer acancel()
 	cctx, ccancel := chromedp.NewContext(actx)
 	defer ccancel()
@@ -344,7 +385,7 @@ func TestContainerdStart(t *testing.T) {
 	acancel()
 
 	// Close leaves nothing.
-	fwd := u.Host
+	fwd := b.DevToolsSocket
 	t0 := time.Now()
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -364,6 +405,33 @@ func TestContainerdStart(t *testing.T) {
 	}
 }
 
+// checkSocketPrivate checks that the DevTools socket is Glovebox's alone: a
+// socket of mode 0600 in a directory of mode 0700, both root's, which
+// another local user cannot connect to (tried as nobody, with curl).
+func checkSocketPrivate(t *testing.T, socket string) {
+	t.Helper()
+	for path, want := range map[string]os.FileMode{socket: 0o600, filepath.Dir(socket): 0o700} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != want || st.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s: mode %v, owner %d: want %v, root's", path, st.Mode(), st.Sys().(*syscall.Stat_t).Uid, want)
+		}
+	}
+	curl := func(as ...string) (string, error) {
+		args := append(as, "curl", "-sS", "--max-time", "5", "--unix-socket", socket, "http://localhost/json/version")
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := curl("env"); err != nil || !strings.Contains(out, "webSocketDebuggerUrl") {
+		t.Fatalf("curl as root through %s: %v: %s", socket, err, out)
+	}
+	if out, err := curl("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"); err == nil || strings.Contains(out, "webSocketDebuggerUrl") {
+		t.Errorf("another local user (nobody) reached DevTools through %s: %s", socket, out)
+	}
+}
+
 func TestContainerdKilledFromOutside(t *testing.T) {
 	needContainerd(t)
 	c := newTestContainerd(t, nil, nil)
@@ -372,7 +440,7 @@ func TestContainerdKilledFromOutside(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	defer b.Close()
-	fwd := strings.TrimPrefix(strings.SplitN(b.DevToolsURL, "/devtools", 2)[0], "ws://")
+	fwd := b.DevToolsSocket
 	if err := syscall.Kill(int(ctrState(t, c, b).task.Pid()), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +718,7 @@ func TestContainerdReap(t *testing.T) {
 		t.Error("Reap killed the runtime's own browser")
 	default:
 	}
-	if _, err := http.Get("http://" + strings.TrimPrefix(strings.SplitN(mine.DevToolsURL, "/devtools", 2)[0], "ws://") + "/json/version"); err != nil {
+	if _, err := http.Get("http://" + strings.TrimPrefix(strings.SplitN(devtoolsBridge(t, mine), "/devtools", 2)[0], "ws://") + "/json/version"); err != nil {
 		t.Errorf("own browser after Reap: %v", err)
 	}
 }

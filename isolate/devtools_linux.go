@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -17,11 +19,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// devtoolsForwarder makes a container's DevTools reachable from the host
+// devtoolsForwarder makes a container's DevTools reachable by Glovebox
 // only. Chromium 156 ignores --remote-debugging-address, so DevTools listens
 // on the container's own 127.0.0.1, in its network namespace: the forwarder
-// listens on the host's 127.0.0.1 and dials each connection from a thread
-// switched into that namespace. Nothing listens on the container's veth.
+// listens on a unix socket that only Glovebox's user can open (mode 0600, in
+// the container's 0700 directory) and dials each connection from a thread
+// switched into that namespace. DevTools has no authentication of its own,
+// so it is on no TCP port of the host, where any local user (or a proxy
+// user, through an allowed request to loopback) could drive the browser.
+// Nothing listens on the container's veth.
 type devtoolsForwarder struct {
 	ln     net.Listener
 	netns  int // fd of the container's network namespace
@@ -38,15 +44,29 @@ type devtoolsForwarder struct {
 
 // newDevtoolsForwarder opens the network namespace at netnsPath (held open
 // for the forwarder's life, so it stays the same namespace however the
-// container's processes come and go) and listens on the host's loopback.
-func newDevtoolsForwarder(ctx context.Context, netnsPath string, log *slog.Logger) (*devtoolsForwarder, error) {
+// container's processes come and go) and listens on the unix socket at
+// socket, whose directory must be Glovebox's own (0700).
+func newDevtoolsForwarder(ctx context.Context, netnsPath, socket string, log *slog.Logger) (_ *devtoolsForwarder, retErr error) {
 	fd, err := unix.Open(netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		if retErr != nil {
+			unix.Close(fd)
+		}
+	}()
+	if st, err := os.Stat(filepath.Dir(socket)); err != nil || st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("listen for DevTools: %s must be a directory only its owner can open (%v)", filepath.Dir(socket), err)
+	}
+	ln, err := net.Listen("unix", socket)
 	if err != nil {
-		unix.Close(fd)
+		return nil, fmt.Errorf("listen for DevTools: %w", err)
+	}
+	// The directory already shuts everyone else out; the socket's own
+	// mode says so again, whatever the umask was.
+	if err := os.Chmod(socket, 0o600); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("listen for DevTools: %w", err)
 	}
 	f := &devtoolsForwarder{ln: ln, netns: fd, log: log, conns: make(map[net.Conn]struct{})}
@@ -56,8 +76,8 @@ func newDevtoolsForwarder(ctx context.Context, netnsPath string, log *slog.Logge
 	return f, nil
 }
 
-// Addr returns the forwarder's host:port on the host's loopback.
-func (f *devtoolsForwarder) Addr() string { return f.ln.Addr().String() }
+// Socket returns the path of the forwarder's unix socket.
+func (f *devtoolsForwarder) Socket() string { return f.ln.Addr().String() }
 
 func (f *devtoolsForwarder) serve() {
 	defer f.wg.Done()
@@ -116,7 +136,7 @@ func (f *devtoolsForwarder) forward(c net.Conn) {
 		back.(*net.TCPConn).CloseWrite()
 	}()
 	io.Copy(c, back)
-	c.(*net.TCPConn).CloseWrite()
+	c.(*net.UnixConn).CloseWrite()
 	<-done
 }
 

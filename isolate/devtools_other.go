@@ -12,10 +12,10 @@ import (
 // before one is made.
 type devtoolsForwarder struct{}
 
-func newDevtoolsForwarder(context.Context, string, *slog.Logger) (*devtoolsForwarder, error) {
+func newDevtoolsForwarder(context.Context, string, string, *slog.Logger) (*devtoolsForwarder, error) {
 	return nil, errors.New("isolate: the containerd runtime needs Linux")
 }
 
-func (f *devtoolsForwarder) Addr() string { return "" }
+func (f *devtoolsForwarder) Socket() string { return "" }
 
 func (f *devtoolsForwarder) Close() error { return nil }

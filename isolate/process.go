@@ -293,7 +293,7 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	}
 	p.browsers[b] = struct{}{}
 	p.mu.Unlock()
-	log.Info("browser started", "pid", cmd.Process.Pid, "devtools", b.DevToolsURL,
+	log.Info("browser started", "pid", cmd.Process.Pid,
 		"user", p.userName(), "duration", time.Since(start).Round(time.Millisecond))
 	return b, nil
 }

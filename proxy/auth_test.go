@@ -94,6 +94,7 @@ func startAuthProxy(t *testing.T, mutate func(*Config)) *authHarness {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Policy.Rules = []Rule{{Name: "loopback", Host: "127.0.0.1", Action: ActionAllow}}
+	cfg.Upstream.AllowLocal = []string{"127.0.0.1"}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -340,6 +340,9 @@ func upstreamErrorPage(r *http.Request, err error) *http.Response {
 	if err == nil {
 		err = errors.New("no response")
 	}
+	if errors.Is(err, ErrLocalDestination) {
+		return localDestPage(r, err)
+	}
 	if reason, ok := certProblem(err, r.URL.Hostname()); ok {
 		return errorPage(r, http.StatusBadGateway, "The site's certificate could not be verified",
 			"Glovebox did not connect to "+host+" because its certificate could not be verified: "+reason+

@@ -32,6 +32,9 @@ func startMITMProxy(t *testing.T, mutate func(*Config)) *mitmHarness {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS.Dir = filepath.Join(t.TempDir(), "tls")
+	// The tests' sites are on loopback, which users may not reach unless
+	// upstream.allow_local says so.
+	cfg.Upstream.AllowLocal = []string{"127.0.0.1"}
 	if mutate != nil {
 		mutate(&cfg)
 	}

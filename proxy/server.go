@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,9 @@ type Config struct {
 	// MediaAddrs are the public addresses the media is announced on behind
 	// 1:1 NAT, set by the wiring.
 	MediaAddrs []string `mapstructure:"-"`
+	// LocalNets are the isolated browsers' networks (isolate.network.subnet),
+	// set by the wiring: users' requests never go there.
+	LocalNets []netip.Prefix `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -128,6 +132,7 @@ type Server struct {
 	auth   *authenticator
 	up     *upstreamRoute
 	mitm   *mitm
+	guard  *localGuard
 
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered
@@ -157,6 +162,9 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	}
 	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log, auth: auth, mitm: m,
 		tabs: newTabManager(cfg.Tabs, iso, st, audit, log), self: &hostAddrs{list: net.InterfaceAddrs}}
+	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
+		return nil, err
+	}
 	s.api = s.apiHandler()
 
 	gp := goproxy.NewProxyHttpServer()
@@ -211,6 +219,11 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 	info.decision = d
 	switch d.Action {
 	case ActionAllow:
+		if err := s.guard.checkLiteral(r.URL.Hostname(), urlPort(r.URL)); err != nil {
+			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+			info.err = err
+			return r, localDestPage(r, err)
+		}
 		return r, nil
 	case ActionBlock:
 		return r, blockPage(r, d)
@@ -238,6 +251,15 @@ func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Con
 	info.decision = d
 	info.status = http.StatusOK
 	if d.Action == ActionAllow && d.NoInspect {
+		if h, p, _ := net.SplitHostPort(host); d.Rule != "glovebox-media" {
+			if err := s.guard.checkLiteral(h, p); err != nil {
+				info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+				info.err = err
+				info.status = http.StatusForbidden
+				ctx.Resp = localDestPage(ctx.Req, err)
+				return goproxy.RejectConnect, host
+			}
+		}
 		return goproxy.OkConnect, host
 	}
 	// Isolated sites get the landing page, blocked ones the block page, at
@@ -443,6 +465,17 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// urlPort is u's port, or the scheme's default.
+func urlPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // auditURL is the request's URL without credentials.

@@ -417,7 +417,7 @@ func (t *tab) start() (retErr error) {
 	}
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
-		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log,
+		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log, DevToolsSocket: b.DevToolsSocket,
 	})
 	if err != nil {
 		return fmt.Errorf("open page: %w", err)

@@ -37,6 +37,15 @@ type UpstreamConfig struct {
 	// IdleTimeout closes a kept-alive connection to a site (or to the
 	// parent) that has been idle this long.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// AllowLocal lists the host or host:port destinations on Glovebox's own
+	// host that users may reach through it anyway, written as in the URL
+	// ("127.0.0.1:8080", "intranet.local"; a name without a port allows
+	// every port). Everything else that is or resolves to loopback, an
+	// address of this host, the isolated browsers' network, link-local or a
+	// cloud metadata service is refused (403) whatever policy says, as
+	// Squid's "http_access deny to_localhost" does. Names sent to a parent
+	// proxy are resolved by the parent; addresses are checked here.
+	AllowLocal []string `mapstructure:"allow_local"`
 }
 
 // DefaultUpstreamConfig returns the defaults documented in config.yaml.
@@ -56,6 +65,11 @@ func (c *UpstreamConfig) Validate() error {
 	}
 	if c.IdleTimeout <= 0 {
 		return fmt.Errorf("upstream.idle_timeout: must be positive")
+	}
+	for i, a := range c.AllowLocal {
+		if _, err := parseAllowInternal(a); err != nil {
+			return fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
+		}
 	}
 	return nil
 }
@@ -264,10 +278,16 @@ func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
 // transport asks for the site's address, as proxyFor said direct), within
 // upstream_timeout; otherwise to the site.
 func (s *Server) dialUpstream(ctx context.Context, dial dialFunc, network, addr string) (net.Conn, error) {
-	host, _, _ := net.SplitHostPort(addr)
+	host, port, _ := net.SplitHostPort(addr)
 	p := s.up.parentFor(host)
-	if p == nil || strings.EqualFold(addr, p.Host) {
+	if p != nil && strings.EqualFold(addr, p.Host) {
 		return dial(ctx, network, addr)
+	}
+	if p == nil {
+		return s.guard.dial(ctx, dial, network, addr)
+	}
+	if err := s.guard.checkLiteral(host, port); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
 	defer cancel()
@@ -285,23 +305,31 @@ func (s *Server) dialConnect(r *http.Request, dial dialFunc, addr string) (net.C
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
 	defer cancel()
 	info := reqInfoOf(r)
-	host, _, _ := net.SplitHostPort(addr)
+	host, port, _ := net.SplitHostPort(addr)
 	var c net.Conn
 	var err error
-	if p := s.up.parentFor(host); p != nil && !s.isMediaTarget(addr) {
+	media := s.isMediaTarget(addr)
+	if p := s.up.parentFor(host); p != nil && !media {
 		info.parent = p.Host
 		var hdr http.Header
 		if via := s.via(r.ProtoMajor, r.ProtoMinor); via != "" {
 			hdr = http.Header{"Via": {via}}
 		}
-		c, err = dialParent(ctx, dial, p, s.up.auth, addr, hdr)
-	} else {
+		if err = s.guard.checkLiteral(host, port); err == nil {
+			c, err = dialParent(ctx, dial, p, s.up.auth, addr, hdr)
+		}
+	} else if media {
 		c, err = dial(ctx, "tcp", addr)
+	} else {
+		c, err = s.guard.dial(ctx, dial, "tcp", addr)
 	}
 	if err != nil {
 		info.err = err
 		info.status = upstreamStatus(err)
 		info.connectFailed = true
+		if errors.Is(err, ErrLocalDestination) {
+			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+		}
 	}
 	return c, err
 }
@@ -316,7 +344,9 @@ func (s *Server) connectFailed(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
 	}
 	status := upstreamStatus(err)
 	msg := "could not connect to " + ctx.Req.URL.Host + ": " + rootCause(err)
-	if info.parent != "" {
+	if errors.Is(err, ErrLocalDestination) {
+		msg = "does not forward to " + ctx.Req.URL.Host + ": " + err.Error() + " (upstream.allow_local lists the exceptions)"
+	} else if info.parent != "" {
 		msg = "could not open a tunnel to " + ctx.Req.URL.Host + " through the parent proxy " + info.parent + ": " + parentReason(err)
 	}
 	body := "Glovebox: " + msg + "\n"
@@ -336,6 +366,11 @@ func (s *Server) checkUpstream(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 		err := ctx.Error
 		if err == nil {
 			err = errors.New("no response")
+		}
+		if errors.Is(err, ErrLocalDestination) {
+			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+			info.err = err
+			return localDestPage(r, err)
 		}
 		if isTLSError(err) || (info.parent == "" && !isTimeout(err)) {
 			return nil
@@ -378,6 +413,9 @@ func (s *Server) checkUpstream(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 // upstreamStatus is the status for a failure to get a response: 504 for a
 // timeout, 502 for anything else.
 func upstreamStatus(err error) int {
+	if errors.Is(err, ErrLocalDestination) {
+		return http.StatusForbidden
+	}
 	if isTimeout(err) {
 		return http.StatusGatewayTimeout
 	}

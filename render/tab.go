@@ -64,6 +64,10 @@ type Options struct {
 	OnEvent func(Event)
 	// Log receives the tab's logs. Nil discards them.
 	Log *slog.Logger
+	// DevToolsSocket, when set, is the unix socket that reaches the
+	// browser's DevTools; the address given to Open then names only the
+	// path and Host of its websocket.
+	DevToolsSocket string
 }
 
 // normalize fills in defaults and checks the options.
@@ -166,7 +170,11 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		}
 	}()
 
-	t.allocCtx, t.allocCancel = remote.NewAllocator(ctx, devtoolsURL, remote.NoModifyURL)
+	if opt.DevToolsSocket != "" {
+		t.allocCtx, t.allocCancel = chromedp.NewAllocatorContext(ctx, &socketAllocator{socket: opt.DevToolsSocket, wsURL: devtoolsURL})
+	} else {
+		t.allocCtx, t.allocCancel = remote.NewAllocator(ctx, devtoolsURL, remote.NoModifyURL)
+	}
 	logf := func(level slog.Level) func(string, ...any) {
 		return func(format string, args ...any) {
 			t.log.Log(ctx, level, "chromedp: "+fmt.Sprintf(format, args...))
@@ -180,7 +188,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	// The first call on bctx connects, and binds the connection to bctx.
 	infos, err := chromedp.Targets(bctx)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", devtoolsURL, err)
+		return nil, fmt.Errorf("connect to DevTools: %w", err)
 	}
 	id, info := pickPage(infos)
 	if id == "" {

@@ -180,6 +180,9 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	// The test site is 127.0.0.1: no name needs resolving, and nothing the
 	// remote browser does in the background may leave the machine.
 	cfg.Isolate.Process.Flags = []string{"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"}
+	// The tests' allowed sites are on loopback, which users may not reach
+	// unless upstream.allow_local says so.
+	cfg.Proxy.Upstream.AllowLocal = []string{"127.0.0.1"}
 	cfg.Log.Level = "debug"
 	cfg.Log.Format = "text"
 	cfg.ShutdownGrace = 2 * time.Second

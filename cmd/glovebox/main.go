@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/http"
 	"os"
 	"os/signal"
@@ -180,6 +181,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	for _, m := range cfg.Stream.NAT1To1IPs {
 		public, _, _ := strings.Cut(m, "/")
 		pcfg.MediaAddrs = append(pcfg.MediaAddrs, public)
+	}
+	if cfg.Isolate.Runtime == "containerd" {
+		if p, err := netip.ParsePrefix(cfg.Isolate.Network.Subnet); err == nil {
+			pcfg.LocalNets = append(pcfg.LocalNets, p.Masked())
+		}
 	}
 	srv, err = proxy.New(pcfg, iso, st, audit, log)
 	if err != nil {

@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrLocalDestination reports an allowed request whose destination is on
+// Glovebox's own host (loopback, this host's addresses, the containers'
+// networks) or a cloud metadata service. Users' requests never go there
+// unless upstream.allow_local names the destination, whatever policy says:
+// behind them are the browsers' DevTools forwarders, the egress and admin
+// ports and the host's own services (Squid's "http_access deny
+// to_localhost").
+var ErrLocalDestination = errors.New("destination is on the Glovebox host")
+
+// ruleLocalDest is the rule of a request refused for its destination.
+const ruleLocalDest = "local destination"
+
+// metadataAddrs are the cloud providers' instance metadata and platform
+// services outside link-local, which is refused whole.
+var metadataAddrs = []netip.Addr{
+	netip.MustParseAddr("168.63.129.16"),   // Azure WireServer
+	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud metadata
+	netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
+}
+
+// localGuard decides whether an allowed request may go to a destination.
+type localGuard struct {
+	self  *hostAddrs
+	nets  []netip.Prefix // the containers' networks
+	allow map[allowKey]bool
+	// resolve finds a name's addresses; tests replace it.
+	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+}
+
+func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*localGuard, error) {
+	g := &localGuard{self: self, nets: nets, allow: map[allowKey]bool{},
+		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}}
+	for i, s := range allowLocal {
+		k, err := parseAllowInternal(s)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
+		}
+		g.allow[k] = true
+	}
+	return g, nil
+}
+
+// allowed reports whether upstream.allow_local names host (any port) or host:port.
+func (g *localGuard) allowed(host string, port string) bool {
+	name := canonHost(host)
+	return g.allow[allowKey{host: name}] || g.allow[allowKey{host: name, port: port}]
+}
+
+// reason says why a is a local destination, or "" when it is not one.
+func (g *localGuard) reason(a netip.Addr) string {
+	a = a.WithZone("").Unmap()
+	if b := a.As16(); a.Is6() && nat64WellKnown.Contains(a) {
+		a = netip.AddrFrom4([4]byte(b[12:16]))
+	}
+	switch {
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsUnspecified() || a.Is4() && a.As4()[0] == 0:
+		return "unspecified (this host)"
+	case a.IsLinkLocalUnicast():
+		return "link-local (cloud metadata)"
+	}
+	for _, m := range metadataAddrs {
+		if a == m {
+			return "a cloud metadata service"
+		}
+	}
+	for _, p := range g.nets {
+		if p.Contains(a) {
+			return "the isolated browsers' network"
+		}
+	}
+	if g.self.contains(a) {
+		return "an address of this host"
+	}
+	return ""
+}
+
+// checkLiteral refuses a destination written as a local address or a
+// loopback name, before anything is resolved or sent. hostport is
+// host:port, or a bare host (port 80 or 443 by scheme is not needed: a
+// host-wide allow_local entry is what matches then).
+func (g *localGuard) checkLiteral(host, port string) error {
+	h := strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if g.allowed(h, port) {
+		return nil
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return fmt.Errorf("%w: %s is a loopback name", ErrLocalDestination, host)
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		if why := g.reason(a); why != "" {
+			return fmt.Errorf("%w: %s is %s", ErrLocalDestination, a, why)
+		}
+	}
+	return nil
+}
+
+// dial connects to addr (host:port) directly: it resolves the name once,
+// refuses it if any address is local, and dials the addresses it checked,
+// so that a name cannot resolve to a public address for the check and to
+// loopback for the dial.
+func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkLiteral(host, port); err != nil {
+		return nil, err
+	}
+	allowed := g.allowed(host, port)
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		addrs, err = g.resolve(ctx, host)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+		if len(addrs) == 0 {
+			return nil, fmt.Errorf("resolve %s: no addresses", host)
+		}
+	}
+	for _, a := range addrs {
+		if why := g.reason(a); why != "" && !allowed {
+			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrLocalDestination, host, a, why)
+		}
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: bad port", addr)
+	}
+	return dialAddrs(ctx, dial, network, addrs, uint16(n))
+}
+
+// dialAddrs connects to the first of addrs that answers, splitting ctx's
+// time among them. It never resolves anything.
+func dialAddrs(ctx context.Context, dial dialFunc, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
+	var errs []error
+	for i, a := range addrs {
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if left := len(addrs) - i; left > 1 {
+			if dl, ok := ctx.Deadline(); ok {
+				actx, cancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
+			}
+		}
+		c, err := dial(actx, network, netip.AddrPortFrom(a, port).String())
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// localDestPage is the answer to a request refused for its destination.
+func localDestPage(r *http.Request, err error) *http.Response {
+	return errorPage(r, http.StatusForbidden, "Glovebox does not go there",
+		"Glovebox does not forward requests to its own host or to cloud metadata services ("+err.Error()+
+			"). If this destination is an application users need, an administrator can list it in upstream.allow_local.")
+}
