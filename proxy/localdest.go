@@ -104,7 +104,7 @@ func (g *localGuard) checkLiteral(host, port string) error {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return fmt.Errorf("%w: %s is a loopback name", ErrLocalDestination, host)
 	}
-	if a, err := netip.ParseAddr(h); err == nil {
+	if a, err := netip.ParseAddr(canonIPHost(h)); err == nil {
 		if why := g.reason(a); why != "" {
 			return fmt.Errorf("%w: %s is %s", ErrLocalDestination, a, why)
 		}
@@ -126,7 +126,7 @@ func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr stri
 	}
 	allowed := g.allowed(host, port)
 	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+	if a, err := netip.ParseAddr(canonIPHost(normHost(host))); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
 		addrs, err = g.resolve(ctx, host)

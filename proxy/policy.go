@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -132,7 +134,7 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 		n := 0
 		if r.Host != "" {
 			n++
-			h := normHost(r.Host)
+			h := canonIPHost(normHost(r.Host))
 			cr.match = func(host string, _ *url.URL) bool { return host == h }
 		}
 		if r.Domain != "" {
@@ -179,7 +181,19 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 // authentication is off or the user is unknown: rules with users or groups
 // then never match). For CONNECT requests u has only a host and port.
 func (p *Policy) Decide(u *url.URL, user string) Decision {
-	host := normHost(u.Host)
+	host := canonIPHost(normHost(u.Host))
+	if host != normHost(u.Host) {
+		// url_regex sees the address as the rules spell it too.
+		c := *u
+		c.Host = host
+		if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+			c.Host = "[" + host + "]"
+		}
+		if port := u.Port(); port != "" {
+			c.Host += ":" + port
+		}
+		u = &c
+	}
 	for _, r := range p.rules {
 		if (r.who == nil || r.who[user]) && (r.match == nil || r.match(host, u)) {
 			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile}
@@ -223,6 +237,63 @@ func ruleUsers(r Rule, groups map[string][]string) (map[string]bool, error) {
 		}
 	}
 	return who, nil
+}
+
+// canonIPHost spells an IP address host one way, so that a rule for
+// 10.1.2.3 also matches [::ffff:10.1.2.3], [::ffff:a01:203], 10.1.515,
+// 0x0a.1.2.3, 012.1.2.3 and 167838211: the forms that URL parsers and
+// resolvers take for the same address (WHATWG URL's IPv4 parser, inet_aton).
+// IPv4-mapped IPv6 becomes IPv4, an IPv6 zone is dropped. Names are
+// returned as they are. h is normHost's result.
+func canonIPHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.WithZone("").Unmap().String()
+	}
+	if a, ok := parseLegacyIPv4(h); ok {
+		return a.String()
+	}
+	return h
+}
+
+// parseLegacyIPv4 parses the IPv4 forms besides dotted decimal that the
+// WHATWG URL standard (and inet_aton) accept: one to four parts, each
+// decimal, octal (leading 0) or hexadecimal (0x), the last filling the
+// remaining bytes. A host whose last label is not such a number is a name.
+func parseLegacyIPv4(h string) (netip.Addr, bool) {
+	parts := strings.Split(h, ".")
+	if len(parts) == 0 || len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	nums := make([]uint64, len(parts))
+	for i, p := range parts {
+		base := 10
+		switch {
+		case strings.HasPrefix(p, "0x"):
+			p, base = p[2:], 16
+			if p == "" {
+				p = "0"
+			}
+		case len(p) > 1 && p[0] == '0':
+			p, base = p[1:], 8
+		}
+		n, err := strconv.ParseUint(p, base, 32)
+		if p == "" || err != nil {
+			return netip.Addr{}, false
+		}
+		nums[i] = n
+	}
+	last := nums[len(nums)-1]
+	if last >= 1<<(8*(5-len(nums))) {
+		return netip.Addr{}, false
+	}
+	v := last
+	for i, n := range nums[:len(nums)-1] {
+		if n > 255 {
+			return netip.Addr{}, false
+		}
+		v |= n << (8 * (3 - i))
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
 }
 
 // normHost lowercases a host and strips its port, brackets and trailing dot.

@@ -102,3 +102,48 @@ func TestPolicyErrors(t *testing.T) {
 		t.Errorf("empty policy: %v", err)
 	}
 }
+
+// TestPolicyIPLiteralForms: a rule for an address matches every spelling
+// of it that a URL parser or resolver takes for the same address, so that
+// none of them is a way around it.
+func TestPolicyIPLiteralForms(t *testing.T) {
+	p, err := NewPolicy(PolicyConfig{Default: ActionAllow, Rules: []Rule{
+		{Name: "v4", Host: "10.1.2.3", Action: ActionBlock},
+		{Name: "v6", Host: "[2001:db8::1]", Action: ActionBlock},
+		{Name: "re", URLRegex: `^http://192\.0\.2\.7(:\d+)?/`, Action: ActionBlock},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, rule string }{
+		{"http://10.1.2.3/", "v4"},
+		{"http://[::ffff:10.1.2.3]/", "v4"},
+		{"http://[::ffff:a01:203]:8080/", "v4"},
+		{"http://[0:0:0:0:0:ffff:10.1.2.3]/", "v4"},
+		{"http://10.1.515/", "v4"},
+		{"http://10.66051/", "v4"},
+		{"http://167838211/", "v4"},
+		{"http://0xa.1.2.3/", "v4"},
+		{"http://0x0A010203/", "v4"},
+		{"http://012.1.2.3/", "v4"},
+		{"http://10.1.2.3./", "v4"},
+		{"http://[2001:DB8:0:0::1]/", "v6"},
+		{"http://[2001:db8::1%25eth0]/", "v6"},
+		{"http://[::ffff:192.0.2.7]:81/x", "re"},
+		{"http://0xc0.0.2.7/", "re"},
+		// Not the address: names and other numbers.
+		{"http://10.1.2.4/", "default"},
+		{"http://10.1.2.3.example/", "default"},
+		{"http://1.2.3.4.5/", "default"},
+		{"http://08.1.2.3/", "default"},
+		{"http://10.256.2.3/", "default"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if d := p.Decide(u, ""); d.Rule != tc.rule {
+			t.Errorf("%s: rule %q, want %q", tc.url, d.Rule, tc.rule)
+		}
+	}
+}
