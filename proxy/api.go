@@ -3,8 +3,12 @@ package proxy
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -56,6 +60,22 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
+	// A tab is for the page that asks for it: on the host the request
+	// came to, and isolated for this user. A page elsewhere cannot have
+	// tabs opened in the user's name.
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
+		return
+	}
+	if originOf(u) != originOf(r.URL) {
+		writeJSONError(w, http.StatusForbidden, "wrong_origin", "url must be on the origin the request is sent to ("+originOf(r.URL)+")")
+		return
+	}
+	if d := s.policy.Decide(u, reqInfoOf(r).user); d.Action != ActionIsolate {
+		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
+		return
+	}
 	t, err := s.tabs.create(req, clientIP(r), reqInfoOf(r).user)
 	if err != nil {
 		s.writeTabError(w, err)
@@ -99,13 +119,34 @@ func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// apiHandoff is the landing page asking to follow its remote page to
+// another origin. A hand-over code goes only to an origin that policy
+// isolates for the tab's user: anywhere else, the site's own scripts would
+// read it from the URL and claim the tab. Leaving isolation ends the tab,
+// and the user's browser goes there plainly, as a normal link would.
 func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.handoff(t)})
+	var req struct {
+		URL string `json:"url"`
+	}
+	if !readJSON(w, r, &req) {
+		return
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
+		return
+	}
+	if d := s.policy.Decide(u, t.user); d.Action != ActionIsolate {
+		writeJSON(w, http.StatusOK, map[string]any{"navigate": u.String()})
+		t.end("left isolation for " + u.Hostname())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.handoff(t, originOf(u))})
 }
 
 func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +156,7 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	t, err := s.tabs.claim(req.Code, tabOwnerOf(r))
+	t, err := s.tabs.claim(req.Code, tabOwnerOf(r), originOf(r.URL))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -137,6 +178,12 @@ func (s *Server) writeTabError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrCapacity):
 		writeJSONError(w, http.StatusServiceUnavailable, "capacity",
 			"Glovebox is at capacity: every isolated tab is in use. Close another isolated tab or try again in a minute.")
+	case errors.Is(err, ErrUserLimit):
+		writeJSONError(w, http.StatusTooManyRequests, "too_many_tabs",
+			fmt.Sprintf("You have %d isolated tabs open, the most one person may have. Close one of them and reload this page.", s.cfg.Tabs.MaxPerUser))
+	case errors.Is(err, ErrRateLimited):
+		w.Header().Set("Retry-After", "10")
+		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "Isolated tabs are being opened too fast. Wait a few seconds and reload this page.")
 	case errors.Is(err, ErrClosing):
 		writeJSONError(w, http.StatusServiceUnavailable, "shutting_down", "Glovebox is restarting. Try again in a moment.")
 	case errors.Is(err, errBadRequest):
@@ -149,9 +196,41 @@ func (s *Server) writeTabError(w http.ResponseWriter, err error) {
 	}
 }
 
+// originOf is u's origin, scheme://host:port, the port always written.
+func originOf(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = urlPort(u)
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(canonIPHost(normHost(u.Host)), port)
+}
+
+// sameOrigin refuses a request that a browser says comes from another
+// site: its Origin is not the request's own, or Sec-Fetch-Site is not
+// same-origin. A JSON body already takes a CORS preflight from another
+// origin, which the API never answers; this says no even when it would be
+// sent without one. Clients other than browsers send neither header.
+func sameOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		ou, err := url.Parse(o)
+		if err != nil || ou.Host == "" || originOf(ou) != originOf(r.URL) {
+			writeJSONError(w, http.StatusForbidden, "cross_origin", "Glovebox's API answers only its own page, on "+originOf(r.URL))
+			return false
+		}
+	}
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" {
+		writeJSONError(w, http.StatusForbidden, "cross_origin", "Glovebox's API answers only its own page, on "+originOf(r.URL))
+		return false
+	}
+	return true
+}
+
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "text/plain") {
-		writeJSONError(w, http.StatusUnsupportedMediaType, "bad_request", "send JSON")
+	if !sameOrigin(w, r) {
+		return false
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeJSONError(w, http.StatusUnsupportedMediaType, "bad_request", "send JSON, with Content-Type: application/json")
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))

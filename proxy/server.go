@@ -192,8 +192,11 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 func (s *Server) register() {
 	s.gp.OnRequest().DoFunc(s.beginIntercepted) // first: requests inside intercepted HTTPS
 	s.registerAuth()
+	// The API is answered only where the landing page can be: on origins
+	// policy isolates for this user. Elsewhere /.glovebox/ is the site's
+	// own path, and no page of an allowed site can reach a tab.
 	s.gp.OnRequest(goproxy.ReqConditionFunc(func(r *http.Request, _ *goproxy.ProxyCtx) bool {
-		return strings.HasPrefix(r.URL.Path, apiPrefix)
+		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideRequest(r, reqInfoOf(r).user).Action == ActionIsolate
 	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		reqInfoOf(r).own = true
 		return r, recordResponse(r, s.api)
@@ -374,6 +377,18 @@ func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
 	}
 	return t.id, t.user, true
 }
+
+// TabInfo describes one open tab, for operators.
+type TabInfo struct {
+	Tab, User, ClientIP, URL string
+	Started                  time.Time
+}
+
+// TabList lists the open tabs, ordered by id.
+func (s *Server) TabList() []TabInfo { return s.tabs.list() }
+
+// EndTab ends the tab with id for reason, and reports whether it existed.
+func (s *Server) EndTab(id, reason string) bool { return s.tabs.endByID(id, reason) }
 
 // Tabs is how many isolated tabs exist now.
 func (s *Server) Tabs() int { return s.tabs.count() }

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/render"
 	"github.com/glovebox/glovebox/stream"
@@ -36,6 +38,12 @@ type Streamer interface {
 type TabsConfig struct {
 	// Max is how many isolated tabs may exist at once; past it the landing page says capacity is full.
 	Max int `mapstructure:"max"`
+	// MaxPerUser is how many isolated tabs one user (or, without proxy
+	// authentication, one client address) may have at once.
+	MaxPerUser int `mapstructure:"max_per_user"`
+	// CreatePerMinute bounds how fast one user (or client address) may open
+	// tabs; a burst of MaxPerUser is allowed.
+	CreatePerMinute int `mapstructure:"create_per_minute"`
 	// IdleTimeout ends a tab that has had no input from its user for this long.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxLifetime ends a tab this long after it started, whatever it is doing.
@@ -57,15 +65,17 @@ type TabsConfig struct {
 // DefaultTabsConfig returns the defaults documented in config.yaml.
 func DefaultTabsConfig() TabsConfig {
 	return TabsConfig{
-		Max:           20,
-		IdleTimeout:   30 * time.Minute,
-		MaxLifetime:   12 * time.Hour,
-		StartTimeout:  30 * time.Second,
-		ReattachGrace: 10 * time.Second,
-		MaxWidth:      3840,
-		MaxHeight:     2160,
-		MaxScale:      2,
-		JPEGQuality:   80,
+		Max:             20,
+		MaxPerUser:      5,
+		CreatePerMinute: 30,
+		IdleTimeout:     30 * time.Minute,
+		MaxLifetime:     12 * time.Hour,
+		StartTimeout:    30 * time.Second,
+		ReattachGrace:   10 * time.Second,
+		MaxWidth:        3840,
+		MaxHeight:       2160,
+		MaxScale:        2,
+		JPEGQuality:     80,
 	}
 }
 
@@ -74,6 +84,10 @@ func (c *TabsConfig) Validate() error {
 	switch {
 	case c.Max < 1:
 		return fmt.Errorf("tabs.max: %d: must be at least 1", c.Max)
+	case c.MaxPerUser < 1:
+		return fmt.Errorf("tabs.max_per_user: %d: must be at least 1", c.MaxPerUser)
+	case c.CreatePerMinute < 1:
+		return fmt.Errorf("tabs.create_per_minute: %d: must be at least 1", c.CreatePerMinute)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("tabs.idle_timeout: must be positive")
 	case c.MaxLifetime <= 0:
@@ -99,6 +113,10 @@ var (
 	ErrCapacity = errors.New("all isolated tabs are in use")
 	ErrNoTab    = errors.New("no such tab")
 	ErrClosing  = errors.New("glovebox is shutting down")
+	// ErrUserLimit: the user has tabs.max_per_user tabs open.
+	ErrUserLimit = errors.New("too many isolated tabs for one user")
+	// ErrRateLimited: the user opens tabs faster than tabs.create_per_minute.
+	ErrRateLimited = errors.New("isolated tabs opened too fast")
 )
 
 // maxClientMessage bounds one data-channel message from a landing page; the
@@ -122,6 +140,7 @@ type tabManager struct {
 	tabs   map[string]*tab    // by token
 	byAddr map[string]*tab    // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
+	rates  map[string]*rate.Limiter // tab creation, by owner
 	closed bool
 }
 
@@ -152,13 +171,15 @@ func (e *TabEndedError) Unwrap() error { return ErrNoTab }
 type handoffCode struct {
 	token   string
 	owner   string
+	origin  string // the origin the code was issued for: only there can it be claimed
 	expires time.Time
 }
 
 func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &tabManager{cfg: cfg, iso: iso, st: st, audit: audit, log: log,
-		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, gone: map[string]goneTab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{}}
+		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, gone: map[string]goneTab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{},
+		rates: map[string]*rate.Limiter{}}
 }
 
 // tabRequest is what a landing page asks for.
@@ -195,6 +216,14 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 		m.mu.Unlock()
 		return nil, ErrCapacity
 	}
+	if m.ownedBy(t.owner) >= m.cfg.MaxPerUser {
+		m.mu.Unlock()
+		return nil, ErrUserLimit
+	}
+	if !m.limiter(t.owner).Allow() {
+		m.mu.Unlock()
+		return nil, ErrRateLimited
+	}
 	t.ctx, t.cancel = context.WithCancel(m.ctx)
 	t.detachedAt = time.Now() // no landing page attached yet: the grace applies from now
 	m.tabs[t.token] = t
@@ -203,6 +232,39 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 
 	go t.run()
 	return t, nil
+}
+
+// ownedBy counts owner's tabs. m.mu is held.
+func (m *tabManager) ownedBy(owner string) int {
+	n := 0
+	for _, t := range m.tabs {
+		if t.owner == owner {
+			n++
+		}
+	}
+	return n
+}
+
+// maxRateOwners bounds the tab-creation limiters kept; past it, those that
+// are full again (their owners idle) are forgotten.
+const maxRateOwners = 4096
+
+// limiter is owner's tab-creation limiter. m.mu is held.
+func (m *tabManager) limiter(owner string) *rate.Limiter {
+	if l, ok := m.rates[owner]; ok {
+		return l
+	}
+	burst := m.cfg.MaxPerUser
+	if len(m.rates) >= maxRateOwners {
+		for k, l := range m.rates {
+			if l.Tokens() >= float64(burst) {
+				delete(m.rates, k)
+			}
+		}
+	}
+	l := rate.NewLimiter(rate.Limit(float64(m.cfg.CreatePerMinute)/60), burst)
+	m.rates[owner] = l
+	return l
 }
 
 func (m *tabManager) clampViewport(w, h int, dpr float64) (int, int, float64) {
@@ -242,7 +304,7 @@ func (m *tabManager) count() int {
 
 // handoff issues a one-time code with which a landing page at another origin
 // takes over the tab; the code travels in the URL fragment, never to a server.
-func (m *tabManager) handoff(t *tab) string {
+func (m *tabManager) handoff(t *tab, origin string) string {
 	code := randomToken()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -252,16 +314,17 @@ func (m *tabManager) handoff(t *tab) string {
 			delete(m.codes, c)
 		}
 	}
-	m.codes[code] = handoffCode{token: t.token, owner: t.owner, expires: now.Add(m.cfg.ReattachGrace)}
+	m.codes[code] = handoffCode{token: t.token, owner: t.owner, origin: origin, expires: now.Add(m.cfg.ReattachGrace)}
 	return code
 }
 
-// claim exchanges a handoff code for the tab's token, once.
-func (m *tabManager) claim(code, owner string) (*tab, error) {
+// claim exchanges a handoff code for the tab's token, once, on the
+// origin it was issued for.
+func (m *tabManager) claim(code, owner, origin string) (*tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.codes[code]
-	if !ok || h.owner != owner || time.Now().After(h.expires) {
+	if !ok || h.owner != owner || h.origin != origin || time.Now().After(h.expires) {
 		return nil, ErrNoTab
 	}
 	delete(m.codes, code)
@@ -294,6 +357,36 @@ func (m *tabManager) lookupAddr(ip string) (*tab, bool) {
 	defer m.mu.Unlock()
 	t, ok := m.byAddr[ip]
 	return t, ok
+}
+
+// list describes the open tabs, ordered by id.
+func (m *tabManager) list() []TabInfo {
+	m.mu.Lock()
+	out := make([]TabInfo, 0, len(m.tabs))
+	for _, t := range m.tabs {
+		out = append(out, TabInfo{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.url, Started: t.created})
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b TabInfo) int { return strings.Compare(a.Tab, b.Tab) })
+	return out
+}
+
+// endByID ends the tab with id, if there is one.
+func (m *tabManager) endByID(id, reason string) bool {
+	m.mu.Lock()
+	var found *tab
+	for _, t := range m.tabs {
+		if t.id == id {
+			found = t
+			break
+		}
+	}
+	m.mu.Unlock()
+	if found == nil {
+		return false
+	}
+	found.end(reason)
+	return true
 }
 
 // close ends every tab and waits for their browsers to be gone.

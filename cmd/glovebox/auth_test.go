@@ -220,7 +220,7 @@ func TestAuthUsersAndTabs(t *testing.T) {
 				t.Fatalf("alice's tab: %d %v", status, out)
 			}
 			token, tab := out["token"].(string), out["tab"].(string)
-			status, out = postJSON(t, alice, api+"/tabs/"+token+"/handoff", nil)
+			status, out = postJSON(t, alice, api+"/tabs/"+token+"/handoff", map[string]string{"url": site.URL + "/next"})
 			if status != 200 {
 				t.Fatalf("alice's handoff: %d %v", status, out)
 			}

@@ -179,8 +179,15 @@
       return;
     }
     try {
-      const j = await post('/tabs/' + token + '/handoff', {});
+      const j = await post('/tabs/' + token + '/handoff', { url: url.href });
       leaving = true;
+      if (j.navigate) {
+        // Not isolated: the tab has ended, and the browser goes there
+        // itself, with no code in the URL for that site to read.
+        sessionStorage.removeItem(KEY);
+        location.assign(j.navigate);
+        return;
+      }
       const orig = url.hash;
       url.hash = '';
       const params = new URLSearchParams();
