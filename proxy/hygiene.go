@@ -62,11 +62,15 @@ type LimitsConfig struct {
 	// MaxHeaderCount bounds the number of header field lines of a request;
 	// more get 431. 0 turns the check off.
 	MaxHeaderCount int `mapstructure:"max_header_count"`
+	// MaxConnsPerClient bounds the connections one client address may
+	// have open at once; more are answered 429 and closed. Behind a
+	// downstream proxy every user shares its address: raise it there.
+	MaxConnsPerClient int `mapstructure:"max_conns_per_client"`
 }
 
 // DefaultLimitsConfig returns the defaults documented in config.yaml.
 func DefaultLimitsConfig() LimitsConfig {
-	return LimitsConfig{MaxHeaderBytes: 64 << 10, MaxHeaderCount: 100}
+	return LimitsConfig{MaxHeaderBytes: 64 << 10, MaxHeaderCount: 100, MaxConnsPerClient: 256}
 }
 
 // Validate reports the first bad value, naming its key.
@@ -76,6 +80,9 @@ func (c *LimitsConfig) Validate() error {
 	}
 	if c.MaxHeaderCount < 0 {
 		return fmt.Errorf("limits.max_header_count: must not be negative")
+	}
+	if c.MaxConnsPerClient < 1 {
+		return fmt.Errorf("limits.max_conns_per_client: %d: must be at least 1", c.MaxConnsPerClient)
 	}
 	return nil
 }
@@ -96,6 +103,7 @@ func isToken(s string) bool {
 // Rules of the proxy's own refusals, in audit events.
 const (
 	ruleHeaderCount = "too many header fields"
+	ruleHeaderSize  = "header fields too large"
 	ruleBadConnect  = "bad CONNECT"
 	ruleLoop        = "loop"
 )

@@ -135,6 +135,7 @@ func (m *mitm) transportFor(base *http.Transport, d Decision) *http.Transport {
 // intercept answers a CONNECT by TLS interception.
 func (s *Server) intercept(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	c := &interceptedConn{s: s, connInfo: reqInfoOf(ctx.Req)}
+	c.connInfo.intercepted = c // the hijack wraps the connection for it
 	// goproxy hands the CONNECT's RoundTripper to each request inside the
 	// tunnel: that is how they find their connection.
 	ctx.RoundTripper = c
@@ -147,8 +148,9 @@ type interceptedConn struct {
 	s        *Server
 	connInfo *reqInfo // the CONNECT's: who asked
 
-	mu   sync.Mutex
-	conn net.Conn // the client's connection, once its ClientHello came
+	mu     sync.Mutex
+	conn   net.Conn    // the client's connection, once its ClientHello came
+	tunnel *tunnelConn // the hijacked connection under it, bounded
 }
 
 // tlsConfig is the server side of the client's TLS: a certificate for the
@@ -166,9 +168,6 @@ func (c *interceptedConn) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Conf
 		// goproxy clears the connection's deadlines when it takes it over;
 		// these bound the handshake and, later, the idle time between requests.
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			c.mu.Lock()
-			c.conn = hello.Conn
-			c.mu.Unlock()
 			hello.Conn.SetDeadline(time.Now().Add(mitmHandshakeTimeout))
 			return nil, nil
 		},
@@ -184,18 +183,31 @@ func (c *interceptedConn) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Conf
 func (c *interceptedConn) setIdle() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.SetWriteDeadline(time.Time{})
-		c.conn.SetReadDeadline(time.Now().Add(c.s.mitm.idle))
+	if c.tunnel != nil {
+		c.tunnel.await()
+		c.tunnel.SetWriteDeadline(time.Time{})
+		c.tunnel.SetReadDeadline(time.Now().Add(c.s.mitm.idle))
 	}
 }
 
 func (c *interceptedConn) busy() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.SetDeadline(time.Time{})
+	if c.tunnel != nil {
+		c.tunnel.serving()
+		c.tunnel.SetDeadline(time.Time{})
 	}
+}
+
+// hijacked wraps the CONNECT's connection as goproxy takes it over: from
+// now on only client_header_timeout separates the 200 from the client's
+// first bytes, and header bytes are bounded as they are outside a tunnel.
+func (c *interceptedConn) hijacked(conn net.Conn) net.Conn {
+	t := newTunnelConn(conn, c.s.cfg.Limits.MaxHeaderBytes, c.s.cfg.ClientHeaderTimeout)
+	c.mu.Lock()
+	c.tunnel = t
+	c.mu.Unlock()
+	return t
 }
 
 // RoundTrip sends an allowed request to its site over TLS verified against
@@ -261,7 +273,24 @@ func (s *Server) beginIntercepted(r *http.Request, ctx *goproxy.ProxyCtx) (*http
 	ir.req = r
 	// goproxy reads ctx.Req for the response handlers.
 	ctx.Req = r
+	// The limits a plain request gets from the HTTP server and refuse.
+	lim := s.cfg.Limits
+	if n := headerBytes(r); n > lim.MaxHeaderBytes {
+		return r, s.tooLarge(r, info, ruleHeaderSize, fmt.Sprintf("the request's headers are %d bytes; at most %d are allowed", n, lim.MaxHeaderBytes))
+	}
+	if n := headerCount(r.Header); lim.MaxHeaderCount > 0 && n > lim.MaxHeaderCount {
+		return r, s.tooLarge(r, info, ruleHeaderCount, fmt.Sprintf("the request has %d header fields; at most %d are allowed", n, lim.MaxHeaderCount))
+	}
 	return r, nil
+}
+
+// tooLarge answers 431 for a request inside a tunnel, and closes the connection.
+func (s *Server) tooLarge(r *http.Request, info *reqInfo, rule, msg string) *http.Response {
+	info.decision = Decision{Action: ActionRefuse, Rule: rule}
+	info.err = fmt.Errorf("refused: %s", msg)
+	resp := goproxyResponse(r, http.StatusRequestHeaderFieldsTooLarge, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+	resp.Close = true
+	return resp
 }
 
 // endIntercepted is the last response handler: the audit event is written
@@ -394,4 +423,83 @@ func ipStrings(ips []net.IP) []string {
 		out[i] = ip.String()
 	}
 	return out
+}
+
+// headerSlack is what a tunnel may read past limits.max_header_bytes
+// before a request's headers are complete: TLS record overhead and the
+// parser's read-ahead. The exact limit is checked on the parsed request.
+const headerSlack = 64 << 10
+
+// errTunnelHeaders ends an intercepted connection whose client sends more
+// header bytes than the limit allows: goproxy reads requests inside the
+// tunnel with no bound of its own.
+var errTunnelHeaders = errors.New("request headers inside the tunnel exceed limits.max_header_bytes")
+
+// tunnelConn is the client's connection of an intercepted CONNECT, as
+// goproxy gets it at hijack time. It bounds what is read while a request's
+// headers are awaited (from the CONNECT until the first request is parsed,
+// and between requests), so that inside the tunnel the header limits hold
+// as they do for plain requests; the deadline set at the CONNECT bounds a
+// client that says nothing after the 200.
+type tunnelConn struct {
+	net.Conn
+
+	mu       sync.Mutex
+	awaiting bool  // a request's headers are being read
+	budget   int64 // bytes that may still be read while awaiting
+	limit    int64
+}
+
+func newTunnelConn(c net.Conn, maxHeader int, timeout time.Duration) *tunnelConn {
+	t := &tunnelConn{Conn: c, limit: int64(maxHeader) + headerSlack}
+	t.await()
+	c.SetDeadline(time.Now().Add(timeout))
+	return t
+}
+
+// await starts the wait for a request's headers.
+func (t *tunnelConn) await() {
+	t.mu.Lock()
+	t.awaiting, t.budget = true, t.limit
+	t.mu.Unlock()
+}
+
+// serving marks the request's headers as read: its body is not bounded here.
+func (t *tunnelConn) serving() {
+	t.mu.Lock()
+	t.awaiting = false
+	t.mu.Unlock()
+}
+
+func (t *tunnelConn) Read(p []byte) (int, error) {
+	t.mu.Lock()
+	if t.awaiting {
+		if t.budget <= 0 {
+			t.mu.Unlock()
+			return 0, errTunnelHeaders
+		}
+		if int64(len(p)) > t.budget {
+			p = p[:t.budget]
+		}
+	}
+	t.mu.Unlock()
+	n, err := t.Conn.Read(p)
+	t.mu.Lock()
+	if t.awaiting {
+		t.budget -= int64(n)
+	}
+	t.mu.Unlock()
+	return n, err
+}
+
+// headerBytes is about the size of r's request line and header fields as
+// sent: what limits.max_header_bytes bounds.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n + len(r.Host)
 }

@@ -317,7 +317,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOwn(w, r)
 		return
 	}
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, info: info}
 	if !s.refuse(cw, r, info) {
 		s.gp.ServeHTTP(cw, r)
 	}
@@ -337,6 +337,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		s.listenPort.Store(int32(a.Port))
 	}
+	ln = newClientLimitListener(ln, s.cfg.Limits.MaxConnsPerClient)
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ClientHeaderTimeout,
@@ -422,9 +423,10 @@ type reqInfo struct {
 	own      bool
 	err      error
 
-	forwarded     bool   // sent on to the site (policy allowed it)
-	parent        string // the parent proxy it went through, host:port
-	connectFailed bool   // a CONNECT whose connection could not be made
+	intercepted   *interceptedConn // a CONNECT answered by interception
+	forwarded     bool             // sent on to the site (policy allowed it)
+	parent        string           // the parent proxy it went through, host:port
+	connectFailed bool             // a CONNECT whose connection could not be made
 }
 
 type reqInfoKey struct{}
@@ -439,6 +441,7 @@ func reqInfoOf(r *http.Request) *reqInfo {
 // countingWriter records the status and body bytes written to the client.
 type countingWriter struct {
 	http.ResponseWriter
+	info   *reqInfo
 	status int
 	n      int64
 }
@@ -470,7 +473,11 @@ func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if !ok {
 		return nil, nil, errors.New("connection cannot be hijacked")
 	}
-	return h.Hijack()
+	conn, rw, err := h.Hijack()
+	if err == nil && c.info != nil && c.info.intercepted != nil {
+		conn = c.info.intercepted.hijacked(conn)
+	}
+	return conn, rw, err
 }
 
 // clientIP is the address of the connection the request came on.
