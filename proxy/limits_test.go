@@ -157,3 +157,46 @@ func writeCertPEM(t *testing.T, cert *x509.Certificate) string {
 	}
 	return f
 }
+
+// TestClientsACL: only the clients networks may use the proxy; anyone else
+// gets 403 and is disconnected. A list wider than the private networks
+// with no authentication is an open proxy, and the log says so.
+func TestClientsACL(t *testing.T) {
+	h := startAuthProxy(t, func(c *Config) { c.Clients = []string{"127.0.0.1/32", "::1"} })
+	if resp, _ := h.send(t, "127.0.0.1", "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode == http.StatusForbidden {
+		t.Errorf("a listed client: %d", resp.StatusCode)
+	}
+	resp, body := h.send(t, "127.0.0.2", "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "clients") {
+		t.Errorf("an unlisted client: %d %q, want 403", resp.StatusCode, body)
+	}
+	if strings.Contains(h.log.String(), "OPEN PROXY") {
+		t.Errorf("warned of an open proxy for loopback clients:\n%s", h.log)
+	}
+
+	for _, tc := range []struct {
+		clients []string
+		auth    string
+		warn    bool
+	}{
+		{DefaultClients(), AuthNone, false},
+		{[]string{"0.0.0.0/0"}, AuthNone, true},
+		{[]string{"10.0.0.0/8", "203.0.113.0/24"}, AuthNone, true},
+		{[]string{"::/0"}, AuthNone, true},
+	} {
+		h := startAuthProxy(t, func(c *Config) { c.Clients = tc.clients; c.Auth.Mode = tc.auth })
+		if got := strings.Contains(h.log.String(), "OPEN PROXY"); got != tc.warn {
+			t.Errorf("clients %v, auth %s: warned %v, want %v:\n%s", tc.clients, tc.auth, got, tc.warn, h.log)
+		}
+	}
+
+	c := DefaultConfig()
+	c.Clients = []string{"10.0.0.0/8", "not-a-net"}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clients[1]") {
+		t.Errorf("Validate = %v, want an error naming clients[1]", err)
+	}
+	c.Clients = nil
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clients") {
+		t.Errorf("Validate of an empty list = %v, want an error", err)
+	}
+}

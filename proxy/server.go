@@ -27,6 +27,9 @@ import (
 type Config struct {
 	// Listen is the address of the explicit HTTP proxy users' browsers are pointed at.
 	Listen string `mapstructure:"listen"`
+	// Clients lists the networks (CIDR prefixes or addresses) whose
+	// clients may use the proxy; others get 403 and are disconnected.
+	Clients []string `mapstructure:"clients"`
 	// Policy decides allow, isolate or block per request.
 	Policy PolicyConfig `mapstructure:"policy"`
 	// Tabs bounds the isolated tabs.
@@ -67,6 +70,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:            ":3128",
+		Clients:           DefaultClients(),
 		Policy:            PolicyConfig{Default: ActionIsolate},
 		Tabs:              DefaultTabsConfig(),
 		Auth:              DefaultAuthConfig(),
@@ -86,6 +90,9 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q: want host:port or :port", c.Listen)
+	}
+	if _, err := parseClients(c.Clients); err != nil {
+		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return err
@@ -132,7 +139,8 @@ type Server struct {
 	auth   *authenticator
 	up     *upstreamRoute
 	mitm   *mitm
-	guard  *localGuard
+	guard   *localGuard
+	clients []netip.Prefix
 
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered
@@ -166,6 +174,12 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		return nil, err
 	}
 	s.api = s.apiHandler()
+	s.clients, _ = parseClients(cfg.Clients) // validated above
+	if wide := widerThanDefault(s.clients); wide != "" && cfg.Auth.Mode == AuthNone {
+		log.Warn("OPEN PROXY: clients includes "+wide+" and auth.mode is none: anyone who reaches "+cfg.Listen+
+			" from there browses from this server's address without signing in. Narrow clients or turn authentication on.",
+			"clients", cfg.Clients)
+	}
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = goproxyLogger{log}
@@ -337,7 +351,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		s.listenPort.Store(int32(a.Port))
 	}
-	ln = newClientLimitListener(ln, s.cfg.Limits.MaxConnsPerClient)
+	ln = newClientLimitListener(ln, s.cfg.Limits.MaxConnsPerClient, s.clients)
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: s.cfg.ClientHeaderTimeout,
