@@ -129,16 +129,16 @@ func (c *Config) Validate() error {
 
 // Server is the forward proxy. It is an http.Handler.
 type Server struct {
-	cfg    Config
-	policy *Policy
-	audit  *Audit
-	log    *slog.Logger
-	gp     *goproxy.ProxyHttpServer
-	api    http.Handler
-	tabs   *tabManager
-	auth   *authenticator
-	up     *upstreamRoute
-	mitm   *mitm
+	cfg     Config
+	policy  *Policy
+	audit   *Audit
+	log     *slog.Logger
+	gp      *goproxy.ProxyHttpServer
+	api     http.Handler
+	tabs    *tabManager
+	auth    *authenticator
+	up      *upstreamRoute
+	mitm    *mitm
 	guard   *localGuard
 	clients []netip.Prefix
 
