@@ -44,7 +44,9 @@ func NewAudit(w io.Writer) *Audit {
 			return a
 		},
 	})
-	return &Audit{l: slog.New(h)}
+	// Events name URLs and errors that quote them: no token or hand-over
+	// code may reach the SOC's log through them (see redact.go).
+	return &Audit{l: slog.New(newRedactHandler(h))}
 }
 
 // RequestEvent is one proxy decision.

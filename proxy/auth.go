@@ -16,6 +16,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,9 +43,9 @@ type AuthConfig struct {
 	// Header, believed only from TrustedProxies).
 	Mode string `mapstructure:"mode"`
 	// Htpasswd is the path of an htpasswd file with bcrypt entries
-	// (htpasswd -B), for mode basic. Changes to it are picked up within
-	// seconds; a changed file with a mistake is refused and the last good
-	// one kept.
+	// (htpasswd -B) of cost 5 to 14, for mode basic. Changes to it are
+	// picked up within seconds; a changed file with a mistake is refused
+	// and the last good one kept.
 	Htpasswd string `mapstructure:"htpasswd"`
 	// Header is the request header in which a trusted downstream proxy names
 	// the user it authenticated, for mode header. It is stripped from every
@@ -139,14 +140,35 @@ func parseTrusted(list []string) ([]netip.Prefix, error) {
 // ErrNotBcrypt says an htpasswd entry uses a hash other than bcrypt.
 var ErrNotBcrypt = errors.New("not a bcrypt hash")
 
-// loadHtpasswd reads user:bcrypt-hash lines. Other hash types (MD5 apr1,
-// SHA1, crypt, plain text) are refused: they are weak, and a file that mixes
-// them would leave some users less protected than the administrator thinks.
+// ErrBcryptCost says an htpasswd entry's bcrypt cost is outside
+// minBcryptCost..maxBcryptCost.
+var ErrBcryptCost = errors.New("bcrypt cost out of range")
+
+// The bcrypt costs an htpasswd entry may have. Below 5 a hash is cheap to
+// crack (htpasswd -B makes 5 unless told otherwise); each step up doubles
+// the time of every check, and a check runs for each sign-in and for each
+// unknown user: at 14 that is about a second of CPU, and a cost of 24 (which
+// a malformed "$2y$24$…" entry parses as) would be fifty minutes.
+const (
+	minBcryptCost = 5
+	maxBcryptCost = 14
+)
+
+// loadHtpasswd reads user:bcrypt-hash lines: see parseHtpasswd.
 func loadHtpasswd(path string) (map[string][]byte, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseHtpasswd(path, raw)
+}
+
+// parseHtpasswd parses the user:bcrypt-hash lines of the file name. Other
+// hash types (MD5 apr1, SHA1, crypt, plain text) are refused: they are weak,
+// and a file that mixes them would leave some users less protected than the
+// administrator thinks. So is a bcrypt cost outside 5..14. It does no bcrypt
+// work: loading a file is cheap whatever it holds.
+func parseHtpasswd(name string, raw []byte) (map[string][]byte, error) {
 	users := map[string][]byte{}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
@@ -156,23 +178,69 @@ func loadHtpasswd(path string) (map[string][]byte, error) {
 		}
 		user, hash, ok := strings.Cut(line, ":")
 		if !ok || user == "" {
-			return nil, fmt.Errorf("%s:%d: want user:hash", path, n)
+			return nil, fmt.Errorf("%s:%d: want user:hash", name, n)
 		}
 		if _, dup := users[user]; dup {
-			return nil, fmt.Errorf("%s:%d: user %q is listed twice", path, n, user)
+			return nil, fmt.Errorf("%s:%d: user %q is listed twice", name, n, user)
 		}
 		if !strings.HasPrefix(hash, "$2") {
-			return nil, fmt.Errorf("%s:%d: user %q: %w (make entries with htpasswd -B)", path, n, user, ErrNotBcrypt)
+			return nil, fmt.Errorf("%s:%d: user %q: %w (make entries with htpasswd -B)", name, n, user, ErrNotBcrypt)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("%s:%d: user %q: %w: %v", path, n, user, ErrNotBcrypt, err)
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: user %q: %w: %v", name, n, user, ErrNotBcrypt, err)
+		}
+		if cost < minBcryptCost || cost > maxBcryptCost {
+			return nil, fmt.Errorf("%s:%d: user %q: %w: cost %d, want %d to %d (htpasswd -B -C 10)",
+				name, n, user, ErrBcryptCost, cost, minBcryptCost, maxBcryptCost)
 		}
 		users[user] = []byte(hash)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return users, nil
+}
+
+// dummyHashes are the hashes compared against when the user does not exist,
+// one per cost, each made once on first use: an unknown user takes as long
+// to refuse as a wrong password, and no request (nor a lock) waits for a
+// hash to be made more than once.
+var dummyHashes = func() (out [maxBcryptCost + 1]func() []byte) {
+	for c := minBcryptCost; c <= maxBcryptCost; c++ {
+		out[c] = sync.OnceValue(func() []byte {
+			// It fails only for a cost out of range or a password over 72 bytes.
+			h, _ := bcrypt.GenerateFromPassword([]byte("glovebox-no-such-user"), c)
+			return h
+		})
+	}
+	return out
+}()
+
+// dummyHash is the dummy hash of cost c (which parseHtpasswd bounded).
+func dummyHash(c int) []byte {
+	return dummyHashes[min(max(c, minBcryptCost), maxBcryptCost)]()
+}
+
+// commonCost is the cost most of users' hashes have (the lowest of a tie):
+// the one an unknown user's refusal is timed to match.
+func commonCost(users map[string][]byte) int {
+	var n [maxBcryptCost + 1]int
+	for _, h := range users {
+		if c, err := bcrypt.Cost(h); err == nil && c >= minBcryptCost && c <= maxBcryptCost {
+			n[c]++
+		}
+	}
+	if len(users) == 0 {
+		return bcrypt.DefaultCost
+	}
+	best := minBcryptCost
+	for c := minBcryptCost + 1; c <= maxBcryptCost; c++ {
+		if n[c] > n[best] {
+			best = c
+		}
+	}
+	return best
 }
 
 // htpasswd is the user file, reloaded when it changes.
@@ -181,26 +249,12 @@ type htpasswd struct {
 	every time.Duration // how often the file is looked at
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	users   map[string][]byte
-	dummy   []byte
-	info    os.FileInfo
-	checked time.Time
-}
-
-// dummyFor makes the hash compared against when the user does not exist, at
-// the cost of the file's first entry, so that an unknown user takes as long
-// to refuse as a wrong password.
-func dummyFor(users map[string][]byte) []byte {
-	cost := bcrypt.DefaultCost
-	for _, h := range users {
-		if c, err := bcrypt.Cost(h); err == nil {
-			cost = c
-		}
-		break
-	}
-	h, _ := bcrypt.GenerateFromPassword([]byte("glovebox-no-such-user"), cost)
-	return h
+	mu        sync.Mutex // only held to read or swap the fields below
+	users     map[string][]byte
+	cost      int // of the dummy hash: commonCost(users)
+	info      os.FileInfo
+	checked   time.Time
+	reloading bool // a reload is reading the file
 }
 
 func newHtpasswd(path string, log *slog.Logger) (*htpasswd, error) {
@@ -213,40 +267,59 @@ func newHtpasswd(path string, log *slog.Logger) (*htpasswd, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.users, h.dummy, h.info, h.checked = users, dummyFor(users), info, time.Now()
+	h.users, h.cost, h.info, h.checked = users, commonCost(users), info, time.Now()
+	dummyHash(h.cost) // made now rather than by the first unknown user
 	return h, nil
 }
 
-// current returns the users and the dummy hash, reloading the file first if
-// it changed. A file that went missing or has a mistake keeps the last good
-// users, loudly.
-func (h *htpasswd) current() (map[string][]byte, []byte) {
+// current returns the users and the cost of the dummy hash, reloading the
+// file first if it changed. A file that went missing or has a mistake
+// keeps the last good users, loudly. The file is read outside the lock,
+// by one caller at a time; the others go on with the users they have.
+func (h *htpasswd) current() (map[string][]byte, int) {
+	now := time.Now()
+	h.mu.Lock()
+	due := !h.reloading && now.Sub(h.checked) >= h.every
+	if due {
+		h.checked, h.reloading = now, true
+	}
+	info := h.info
+	h.mu.Unlock()
+	if due {
+		h.reload(info)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.reload(time.Now())
-	return h.users, h.dummy
+	return h.users, h.cost
 }
 
-func (h *htpasswd) reload(now time.Time) {
-	if now.Sub(h.checked) < h.every {
-		return
-	}
-	h.checked = now
+// reload reads the file if it differs from old (what was loaded) and swaps
+// it in if it is good.
+func (h *htpasswd) reload(old os.FileInfo) {
+	next := old
+	defer func() {
+		h.mu.Lock()
+		h.info, h.reloading = next, false
+		h.mu.Unlock()
+	}()
 	info, err := os.Stat(h.path)
 	if err != nil {
 		h.log.Error("htpasswd file unreadable; keeping the users loaded before", "path", h.path, "err", err)
 		return
 	}
-	if os.SameFile(info, h.info) && info.ModTime().Equal(h.info.ModTime()) && info.Size() == h.info.Size() {
+	if os.SameFile(info, old) && info.ModTime().Equal(old.ModTime()) && info.Size() == old.Size() {
 		return
 	}
+	next = info // do not re-read a bad file every time; the next change is looked at
 	users, err := loadHtpasswd(h.path)
 	if err != nil {
 		h.log.Error("htpasswd file changed but is refused; keeping the users loaded before", "err", err)
-		h.info = info // do not re-read a bad file every time; the next change is looked at
 		return
 	}
-	h.users, h.dummy, h.info = users, dummyFor(users), info
+	cost := commonCost(users)
+	h.mu.Lock()
+	h.users, h.cost = users, cost
+	h.mu.Unlock()
 	h.log.Info("htpasswd file reloaded", "path", h.path, "users", len(users))
 }
 
@@ -265,6 +338,10 @@ type authenticator struct {
 	sem    chan struct{} // bounds concurrent bcrypt work
 	mu     sync.Mutex
 	good   map[[32]byte]time.Time
+
+	limit *loginThrottle // failed sign-ins per address
+	// compare is bcrypt.CompareHashAndPassword; tests count its calls.
+	compare func(hash, pass []byte) error
 }
 
 const (
@@ -279,7 +356,7 @@ func newAuthenticator(c AuthConfig, log *slog.Logger) (*authenticator, error) {
 	}
 	a := &authenticator{mode: c.Mode, header: textproto.CanonicalMIMEHeaderKey(c.Header), trusted: trusted,
 		log: log.With("component", "auth"), sem: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
-		good: map[[32]byte]time.Time{}}
+		good: map[[32]byte]time.Time{}, limit: newLoginThrottle(), compare: bcrypt.CompareHashAndPassword}
 	if a.mode == "" {
 		a.mode = AuthNone
 	}
@@ -302,6 +379,9 @@ type authIdentity struct{ user string }
 type authFailure struct {
 	reason string // for the audit event's error and the log
 	user   string // the name tried, for the log only
+	// retry is set when the address is refused for too many failed
+	// sign-ins: how long until it may try again.
+	retry time.Duration
 }
 
 // authenticate returns the user ("" with mode none) or why the request must
@@ -375,6 +455,11 @@ func validUserName(u string) bool {
 }
 
 func (a *authenticator) basic(authz, ip string) (string, *authFailure) {
+	// A refused address is told so whatever it sends: a 407 would only
+	// make its browser ask for a password that would not be checked.
+	if retry, no := a.limit.blocked(ip, time.Now()); no {
+		return "", a.throttled(ip, retry)
+	}
 	if authz == "" {
 		return "", &authFailure{reason: "no credentials"}
 	}
@@ -390,7 +475,10 @@ func (a *authenticator) basic(authz, ip string) (string, *authFailure) {
 	if !ok || !validUserName(user) {
 		return "", a.failed(ip, "", "malformed Basic credentials")
 	}
-	if !a.checkPassword(user, pass) {
+	if ok, retry := a.checkPassword(user, pass, ip); !ok {
+		if retry > 0 {
+			return "", a.throttled(ip, retry)
+		}
 		return "", a.failed(ip, user, "wrong user name or password")
 	}
 	return user, nil
@@ -402,10 +490,19 @@ func (a *authenticator) failed(ip, user, reason string) *authFailure {
 	return &authFailure{reason: reason, user: user}
 }
 
+// throttled is the refusal of an address that failed too often. The warning
+// was logged when the refusal started; each refused request is only a
+// debug line.
+func (a *authenticator) throttled(ip string, retry time.Duration) *authFailure {
+	a.log.Debug("proxy authentication refused: too many failed sign-ins from the address", "client_ip", ip)
+	return &authFailure{reason: "too many failed sign-ins from this address", retry: retry}
+}
+
 // checkPassword compares in constant time (bcrypt's comparison), and as long
-// for a user that does not exist as for a wrong password.
-func (a *authenticator) checkPassword(user, pass string) bool {
-	users, dummy := a.pw.current()
+// for a user that does not exist as for a wrong password. It reports a
+// retry time instead of checking when the address has failed too often.
+func (a *authenticator) checkPassword(user, pass, ip string) (bool, time.Duration) {
+	users, cost := a.pw.current()
 	hash, known := users[user]
 	mac := hmac.New(sha256.New, a.secret[:])
 	mac.Write([]byte(user))
@@ -420,19 +517,35 @@ func (a *authenticator) checkPassword(user, pass string) bool {
 	exp, cached := a.good[key]
 	a.mu.Unlock()
 	if cached && known && now.Before(exp) {
-		return true
+		return true, 0
 	}
 
+	verdict, retry := a.limit.begin(ip, key, now)
+	switch verdict {
+	case attemptRefused:
+		return false, retry
+	case attemptRepeat:
+		return false, 0
+	}
+	var dummy []byte
+	if !known {
+		dummy = dummyHash(cost) // made once, outside every lock but its own
+	}
 	a.sem <- struct{}{}
 	var err error
 	if known {
-		err = bcrypt.CompareHashAndPassword(hash, []byte(pass))
+		err = a.compare(hash, []byte(pass))
 	} else {
-		bcrypt.CompareHashAndPassword(dummy, []byte(pass))
+		a.compare(dummy, []byte(pass))
 	}
 	<-a.sem
-	if !known || err != nil {
-		return false
+	ok := known && err == nil
+	if verdict == attemptCheck && a.limit.end(ip, key, !ok, time.Now()) {
+		a.log.Warn("proxy authentication: too many failed sign-ins; refusing the address for a while",
+			"client_ip", ip, "failures", a.limit.max, "within", a.limit.window, "refused_for", a.limit.block)
+	}
+	if !ok {
+		return false, 0
 	}
 	a.mu.Lock()
 	if len(a.good) >= authCacheMax {
@@ -440,11 +553,15 @@ func (a *authenticator) checkPassword(user, pass string) bool {
 	}
 	a.good[key] = now.Add(authCacheFor)
 	a.mu.Unlock()
-	return true
+	return true, 0
 }
 
-// challenge is the 407 for a request without valid credentials.
-func (a *authenticator) challenge(r *http.Request) *http.Response {
+// challenge is the 407 for a request without valid credentials, or the 429
+// for one from an address refused for too many failed sign-ins.
+func (a *authenticator) challenge(r *http.Request, fail *authFailure) *http.Response {
+	if fail != nil && fail.retry > 0 {
+		return a.tooMany(r, fail.retry)
+	}
 	msg := "Glovebox needs your user name and password before it opens sites for you."
 	if a.mode == AuthHeader {
 		msg = "Glovebox accepts requests only through your organisation's proxy, which tells it who you are. Set your browser to use that proxy."
@@ -456,6 +573,21 @@ func (a *authenticator) challenge(r *http.Request) *http.Response {
 		resp = errorPage(r, http.StatusProxyAuthRequired, "Sign-in required", msg)
 	}
 	resp.Header.Set("Proxy-Authenticate", `Basic realm="`+authRealm+`"`)
+	return resp
+}
+
+// tooMany is the 429 of a refused address. It has no Proxy-Authenticate:
+// a password would not be checked.
+func (a *authenticator) tooMany(r *http.Request, retry time.Duration) *http.Response {
+	mins := int((retry + time.Minute - 1) / time.Minute)
+	msg := fmt.Sprintf("Too many failed sign-ins came from your address. Glovebox will check passwords from it again in %d minute(s).", mins)
+	var resp *http.Response
+	if r.Method == http.MethodConnect || !isNavigation(r) {
+		resp = goproxyResponse(r, http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+	} else {
+		resp = errorPage(r, http.StatusTooManyRequests, "Too many failed sign-ins", msg)
+	}
+	resp.Header.Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
 	return resp
 }
 
@@ -476,7 +608,7 @@ func (s *Server) registerAuth() {
 		if fail != nil {
 			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
 			info.err = errors.New("proxy authentication: " + fail.reason)
-			return r, s.auth.challenge(r)
+			return r, s.auth.challenge(r, fail)
 		}
 		info.user = user
 		return r, nil
@@ -487,8 +619,8 @@ func (s *Server) registerAuth() {
 		if fail != nil {
 			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
 			info.err = errors.New("proxy authentication: " + fail.reason)
-			info.status = http.StatusProxyAuthRequired
-			ctx.Resp = s.auth.challenge(ctx.Req)
+			ctx.Resp = s.auth.challenge(ctx.Req, fail)
+			info.status = ctx.Resp.StatusCode
 			// The connection is closed after the 407; the client retries
 			// with credentials on a new one.
 			ctx.Resp.Close = true

@@ -159,7 +159,8 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	log = log.With("component", "proxy")
+	// Every line the proxy logs goes through redactHandler: see redact.go.
+	log = slog.New(newRedactHandler(log.Handler())).With("component", "proxy")
 	auth, err := newAuthenticator(cfg.Auth, log)
 	if err != nil {
 		return nil, err
@@ -514,19 +515,19 @@ func urlPort(u *url.URL) string {
 	return "80"
 }
 
-// auditURL is the request's URL without credentials.
+// auditURL is the request's URL as it may be logged: without credentials,
+// tab tokens or hand-over codes (see logURL).
 func auditURL(r *http.Request) string {
 	if r.Method == http.MethodConnect {
-		return r.URL.Host
+		return redactText(r.URL.Host)
 	}
-	u := *r.URL
-	u.User = nil
-	return u.String()
+	return logURL(r.URL)
 }
 
 func isBadOffer(err error) bool { return errors.Is(err, stream.ErrBadOffer) }
 
-// goproxyLogger sends goproxy's printf logging to slog at debug level.
+// goproxyLogger sends goproxy's printf logging to slog at debug level. Its
+// messages print request URLs; the proxy's logger redacts them.
 type goproxyLogger struct{ l *slog.Logger }
 
 func (g goproxyLogger) Printf(format string, v ...any) {

@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLogURL(t *testing.T) {
+	const tok, code = "T0KEN-abc_XYZ", "C0DE-abc_XYZ"
+	tests := []struct{ in, want string }{
+		{"http://a.test/page?q=1", "http://a.test/page?q=1"},
+		{"http://u:p@a.test/x", "http://a.test/x"},
+		{"http://a.test/%2Fodd%2Fpath", "http://a.test/%2Fodd%2Fpath"}, // kept as sent
+		{"/.glovebox/api/tabs", "/.glovebox/api/tabs"},
+		{"http://a.test/.glovebox/api/tabs/" + tok + "/offer", "http://a.test/.glovebox/api/tabs/REDACTED/offer"},
+		{"http://a.test/.glovebox/api/tabs/" + tok, "http://a.test/.glovebox/api/tabs/REDACTED"},
+		{"/.glovebox/api/tabs/" + tok + "/handoff?x=1", "/.glovebox/api/tabs/REDACTED/handoff?x=1"},
+		{"/%2Eglovebox/api/tabs/%54" + tok + "/detach", "/.glovebox/api/tabs/REDACTED/detach"},
+		{"/.glovebox/api/../api/tabs/" + tok + "/offer", "/.glovebox/api/tabs/REDACTED/offer"},
+		{"/.GLOVEBOX/API/TABS/" + tok + "/offer", "/.GLOVEBOX/API/TABS/REDACTED/offer"},
+		{"/.glovebox//api/tabs/" + tok + "/offer", "/.glovebox/api/tabs/REDACTED/offer"},
+		{"/%2E%67LOVEBOX%2fapi/tabs/" + tok + "/offer", "/.gLOVEBOX/api/tabs/REDACTED/offer"},
+		{"http://a.test/page?glovebox-handoff=" + code + "&h=%23x", "http://a.test/page?glovebox-handoff=REDACTED&h=%23x"},
+		{"http://a.test/page?%67lovebox-handoff=" + code, "http://a.test/page?%67lovebox-handoff=REDACTED"},
+		{"http://a.test/page?glovebox%2Dhandoff=" + code, "http://a.test/page?glovebox%2Dhandoff=REDACTED"},
+		{"http://a.test/page?glovebox-handoff%3D" + code, "http://a.test/page?glovebox-handoff%3DREDACTED"},
+		{"http://a.test/page?x=1#glovebox-handoff=" + code, "http://a.test/page?x=1#glovebox-handoff=REDACTED"}, // the query, as a server reads it
+		{"/page#glovebox-handoff=" + code, "/page%23glovebox-handoff=REDACTED"},                                 // the path, as a server reads it
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			u, err := url.ParseRequestURI(tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := logURL(u)
+			if got != tt.want {
+				t.Errorf("logURL = %q, want %q", got, tt.want)
+			}
+			if strings.Contains(got, tok) || strings.Contains(got, code) {
+				t.Errorf("a secret is in %q", got)
+			}
+		})
+	}
+	// Free text, as goproxy prints a URL: escaped characters and all.
+	for _, s := range []string{
+		"/%2E%67LOVEBOX%2fapi/tabs/" + tok + "/offer",
+		"x /.glovebox/api%2F%2ftabs/" + tok + "%2Foffer y",
+		"?%67lovebox-handoff%3d" + code,
+		`Get "http://a.test/.glovebox/api/tabs/` + tok + `/detach": boom`,
+	} {
+		if got := redactText(s); strings.Contains(got, tok) || strings.Contains(got, code) || !strings.Contains(got, "REDACTED") {
+			t.Errorf("redactText(%q) = %q", s, got)
+		}
+	}
+	// A fragment is never logged (url.Parse keeps one; a server never has one).
+	u, _ := url.Parse("https://b.test/p#glovebox-handoff=" + code + "&h=x")
+	if got := logURL(u); got != "https://b.test/p" {
+		t.Errorf("with a fragment: %q", got)
+	}
+}
+
+func TestRedactHandler(t *testing.T) {
+	const tok = "T0KEN-abc_XYZ"
+	var buf bytes.Buffer
+	l := slog.New(newRedactHandler(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	p := "/.glovebox/api/tabs/" + tok + "/offer"
+	u, _ := url.Parse("http://a.test" + p)
+	l.With("url", p).WithGroup("g").Debug("Got request "+p, "err", &url.Error{Op: "Get", URL: u.String(), Err: errors.New("boom")},
+		"u", u, "nested", slog.GroupValue(slog.String("url", "x?glovebox-handoff="+tok)), "n", 3)
+	out := buf.String()
+	if strings.Contains(out, tok) {
+		t.Errorf("the token is in %s", out)
+	}
+	if n := strings.Count(out, "REDACTED"); n != 5 {
+		t.Errorf("%d REDACTED, want 5 (message, With, error, Stringer, group): %s", n, out)
+	}
+	if !strings.Contains(out, "n=3") || !strings.Contains(out, "boom") {
+		t.Errorf("other attributes lost: %s", out)
+	}
+}
+
+// TestAPITokenNotLogged: a request that carries a tab token in its API path
+// or a hand-over code in its URL, refused with 407 before the API sees it
+// (a browser whose proxy sign-in lapsed sends exactly that), is audited
+// with the secret replaced, and no log line, audit or operational at debug
+// level (goproxy's verbose messages included), has it. The same inside
+// intercepted HTTPS.
+func TestAPITokenNotLogged(t *testing.T) {
+	tok, code := randomToken(), randomToken()
+	pw := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, pw, map[string]string{"alice": "pw"})
+	h := startAuthProxy(t, func(c *Config) {
+		c.Auth.Mode = AuthBasic
+		c.Auth.Htpasswd = pw
+	}, func(s *Server) { s.gp.Verbose = true }) // goproxy prints every request's URL
+
+	tests := []struct{ name, method, target, want string }{
+		{"offer", "POST", "http://isolated.test/.glovebox/api/tabs/" + tok + "/offer", "http://isolated.test/.glovebox/api/tabs/REDACTED/offer"},
+		{"detach", "POST", "http://isolated.test/.glovebox/api/tabs/" + tok + "/detach", "http://isolated.test/.glovebox/api/tabs/REDACTED/detach"},
+		{"handoff, dot escaped", "POST", "http://isolated.test/%2Eglovebox/api/tabs/" + tok + "/handoff", "http://isolated.test/.glovebox/api/tabs/REDACTED/handoff"},
+		{"code in the query", "GET", "http://isolated.test/page?glovebox-handoff=" + code, "http://isolated.test/page?glovebox-handoff=REDACTED"},
+		{"code in the query, escaped", "GET", "http://isolated.test/page?%67lovebox-handoff=" + code, "http://isolated.test/page?%67lovebox-handoff=REDACTED"},
+		{"code in a fragment sent anyway", "GET", "http://isolated.test/page#glovebox-handoff=" + code, "http://isolated.test/page%23glovebox-handoff=REDACTED"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := h.send(t, "127.0.0.1", tt.method+" "+tt.target+" HTTP/1.1\r\nHost: isolated.test\r\nContent-Length: 2\r\n\r\n{}")
+			if resp.StatusCode != http.StatusProxyAuthRequired {
+				t.Fatalf("status %d, want 407", resp.StatusCode)
+			}
+			h.request(t, tt.want, http.StatusProxyAuthRequired)
+		})
+	}
+	// The claim carries its code in the body, which is never logged.
+	body := `{"code":"` + code + `"}`
+	resp, _ := h.send(t, "127.0.0.1", "POST http://isolated.test/.glovebox/api/claim HTTP/1.1\r\nHost: isolated.test\r\nContent-Type: application/json\r\n"+
+		fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))+body)
+	if resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("claim: status %d, want 407", resp.StatusCode)
+	}
+	h.request(t, "http://isolated.test/.glovebox/api/claim", http.StatusProxyAuthRequired)
+
+	t.Run("intercepted HTTPS", func(t *testing.T) {
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "CONNECT isolated.test:443 HTTP/1.1\r\nHost: isolated.test:443\r\n"+basicAuth("alice", "pw")+"\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(h.srv.mitm.ca.Certificate())
+		tc := tls.Client(c, &tls.Config{ServerName: "isolated.test", RootCAs: roots})
+		br := bufio.NewReader(tc)
+		for _, u := range []string{"https://isolated.test/.glovebox/api/tabs/" + tok + "/detach", "https://isolated.test/page?glovebox-handoff=" + code} {
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("{}"))
+			if strings.Contains(u, "page") {
+				req.Method = http.MethodGet
+				req.Body = nil
+				req.ContentLength = 0
+			}
+			if err := req.Write(tc); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		h.request(t, "https://isolated.test/page?glovebox-handoff=REDACTED", http.StatusForbidden)
+	})
+
+	for name, out := range map[string]string{"audit log": h.audit.String(), "log": h.log.String()} {
+		if !strings.Contains(out, "REDACTED") {
+			t.Errorf("nothing redacted in the %s: did the requests reach it?", name)
+		}
+		for _, secret := range []string{tok, code} {
+			if strings.Contains(out, secret) {
+				t.Errorf("the %s has a secret:\n%s", name, out)
+			}
+		}
+	}
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
