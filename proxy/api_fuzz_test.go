@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -162,10 +164,7 @@ func checkFuzzTab(t *testing.T, s *Server, out map[string]any, client string) {
 // capacity nor pile up.
 func endFuzzTabs(m *tabManager) {
 	m.mu.Lock()
-	tabs := make([]*tab, 0, len(m.tabs))
-	for _, t := range m.tabs {
-		tabs = append(tabs, t)
-	}
+	tabs := slices.Collect(maps.Values(m.tabs))
 	m.mu.Unlock()
 	for _, t := range tabs {
 		t.end("fuzz input done")
