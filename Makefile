@@ -10,8 +10,12 @@ DEB_PACKAGES := chromium libvpx-dev libopenh264-dev libturbojpeg0-dev pkg-config
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
 CONFIG ?= config.yaml
+# FUZZTIME is how long `make fuzz` runs each fuzz target. Fuzzing is without
+# -race, which would slow it several times over for little: the seed corpora
+# also run, with -race, as ordinary tests.
+FUZZTIME ?= 10s
 
-.PHONY: help deps build run test bench lint clean
+.PHONY: help deps build run test fuzz bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -36,9 +40,21 @@ build: deps ## build bin/glovebox
 run: build ## run Glovebox with config.yaml (CONFIG=path for another)
 	./bin/glovebox serve --config $(CONFIG)
 
-test: deps ## run every test (real Chromium, real WebRTC peers)
+test: deps ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# go test takes one -fuzz target per run, so each func Fuzz* found in a
+# *_test.go gets its own; a new target needs no change here.
+fuzz: deps ## run each fuzz target for FUZZTIME (10s); seeds and failing inputs are in its package's testdata/fuzz
+	@set -e; \
+	for file in $$(grep -rlE --include='*_test.go' --exclude-dir=testdata --exclude-dir=.git '^func Fuzz' . | sort); do \
+		for name in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' "$$file"); do \
+			echo "go test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$(dirname "$$file")/"; \
+			go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) "$$(dirname "$$file")/"; \
+		done; \
+	done
 
 bench: deps ## run the benchmarks, print a table of their medians and write bench-results/latest.json (GLOVEBOX_BENCH_TABS=N adds an N-tab run)
 	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ | tee bench.out

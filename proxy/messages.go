@@ -72,18 +72,24 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 			return m, fmt.Errorf("%w: number out of range", errBadMessage)
 		}
 	}
+	// Input is checked here with render's own rules, so that a message the
+	// page would refuse is refused at once, as every other bad message is,
+	// and never queued or counted as the user's activity.
 	switch m.T {
 	case "mouse":
 		if m.Type != "move" && m.Type != "down" && m.Type != "up" {
 			return m, fmt.Errorf("%w: mouse type %q", errBadMessage, m.Type)
 		}
-	case "wheel":
-	case "key":
-		if m.Type != "down" && m.Type != "up" {
-			return m, fmt.Errorf("%w: key type %q", errBadMessage, m.Type)
+		if err := m.mouseEvent().Validate(); err != nil {
+			return m, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
-		if len(m.Key) > 64 || len(m.Code) > 64 {
-			return m, fmt.Errorf("%w: key name too long", errBadMessage)
+	case "wheel":
+		if err := m.wheelEvent().Validate(); err != nil {
+			return m, fmt.Errorf("%w: %w", errBadMessage, err)
+		}
+	case "key":
+		if err := m.keyEvent().Validate(); err != nil {
+			return m, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
 	case "text":
 		if len(m.Text) > maxTextInput {

@@ -34,6 +34,18 @@ func TestParseClientMsg(t *testing.T) {
 		"wrong field":  `{"t":"mouse","type":"move","x":"left"}`,
 		"array":        `[1,2,3]`,
 		"truncated":    `{"t":"mouse","type":`,
+		// Values render refuses are refused on arrival.
+		"huge modifiers": `{"t":"mouse","type":"move","x":1,"y":1,"mods":9223372036854775807}`,
+		"mouse button":   `{"t":"mouse","type":"down","x":1,"y":1,"button":"0"}`,
+		"mouse buttons":  `{"t":"mouse","type":"move","x":1,"y":1,"buttons":-1}`,
+		"click count":    `{"t":"mouse","type":"down","x":1,"y":1,"button":"left","clicks":1000000}`,
+		"far position":   `{"t":"mouse","type":"move","x":500000,"y":0}`,
+		"wheel delta":    `{"t":"wheel","x":1,"y":1,"dy":900000}`,
+		"wheel mods":     `{"t":"wheel","x":1,"y":1,"dy":1,"mods":16}`,
+		"empty key":      `{"t":"key","type":"down","code":"KeyA"}`,
+		"control key":    `{"t":"key","type":"down","key":"\u0000"}`,
+		"key code":       `{"t":"key","type":"down","key":"a","keyCode":65536}`,
+		"key code name":  `{"t":"key","type":"down","key":"a","code":"Key A"}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

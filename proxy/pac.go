@@ -82,6 +82,11 @@ func parsePACDirect(s string) (pacDirect, error) {
 		return pacDirect{net: p.Masked()}, nil
 	}
 	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		// A zone is any text after "%", and browsers give FindProxyForURL
+		// hosts without one.
+		if a.Zone() != "" {
+			return pacDirect{}, fmt.Errorf("an IPv6 zone (%%%s) is not an address browsers ask for", a.Zone())
+		}
 		return pacDirect{ip: a.Unmap().String()}, nil
 	}
 	name := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), ".")

@@ -123,6 +123,8 @@ func TestPACConfigErrors(t *testing.T) {
 		{"space", PACConfig{Direct: []string{"a b"}}, "want a host or domain name"},
 		{"IPv6 range", PACConfig{Direct: []string{"fd00::/8"}}, "only IPv4 ranges"},
 		{"empty", PACConfig{Direct: []string{""}}, "pac.direct[0]"},
+		{"IPv6 zone", PACConfig{Direct: []string{"fe80::1%eth0"}}, "pac.direct[0]: \"fe80::1%eth0\": an IPv6 zone"},
+		{"text in a zone", PACConfig{Direct: []string{`[fe80::1%"];alert(1)//]`}}, "an IPv6 zone"},
 		{"proxy without port", PACConfig{Proxy: "proxy.example"}, `pac.proxy: "proxy.example": want host:port`},
 		{"proxy bad port", PACConfig{Proxy: "proxy.example:0"}, "pac.proxy"},
 		{"proxy injection", PACConfig{Proxy: `p.example:80"; x="`}, "pac.proxy"},

@@ -193,8 +193,9 @@ type tabRequest struct {
 // create registers a tab and starts its browser in the background.
 func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error) {
 	u, err := url.Parse(req.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: url must be an absolute http or https URL", errBadRequest)
+	// u.Host is ":80" for "http://:80/": a port is no host to browse to.
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return nil, fmt.Errorf("%w: url must be an absolute http or https URL with a host", errBadRequest)
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := &tab{

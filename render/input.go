@@ -131,6 +131,13 @@ func mouseEventParams(ev MouseEvent) (mouseParams, error) {
 	return p, nil
 }
 
+// Validate reports the error Mouse would refuse ev with, so that a caller
+// can turn bad input away where it arrives rather than when it is applied.
+func (ev MouseEvent) Validate() error {
+	_, err := mouseEventParams(ev)
+	return err
+}
+
 // Mouse injects a mouse event into the page.
 func (t *Tab) Mouse(ctx context.Context, ev MouseEvent) error {
 	p, err := mouseEventParams(ev)
@@ -227,6 +234,13 @@ func keyLocation(code string) int64 {
 		return 3
 	}
 	return 0
+}
+
+// Validate reports the error Key would refuse ev with, so that a caller
+// can turn bad input away where it arrives rather than when it is applied.
+func (ev KeyEvent) Validate() error {
+	_, err := keyEventParams(ev)
+	return err
 }
 
 // Key injects a key event into the page.

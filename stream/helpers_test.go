@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -28,6 +29,11 @@ import (
 func TestMain(m *testing.M) {
 	base := runtime.NumGoroutine()
 	code := m.Run()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		// go test -fuzz's coordinator has called signal.Notify, whose
+		// goroutine stays for the life of the process.
+		base++
+	}
 	if code == 0 {
 		if err := settleGoroutines(base, 10*time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, err)

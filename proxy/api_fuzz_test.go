@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/stream"
+)
+
+// apiFuzzIsolator never has a browser: Start waits for the tab to end, so a
+// tab stays starting for as long as the test keeps it.
+type apiFuzzIsolator struct{}
+
+func (apiFuzzIsolator) Name() string { return "fuzz" }
+
+func (apiFuzzIsolator) Start(ctx context.Context, _ isolate.Spec) (*isolate.Browser, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// errFuzzPeer is what apiFuzzStreamer answers every offer with.
+var errFuzzPeer = errors.New("fuzz streamer makes no peers")
+
+// apiFuzzStreamer counts the offers that got past the API to the streamer.
+type apiFuzzStreamer struct{ calls atomic.Int64 }
+
+func (s *apiFuzzStreamer) NewPeer(stream.PeerOptions) (*stream.Peer, error) {
+	s.calls.Add(1)
+	return nil, errFuzzPeer
+}
+
+// API endpoints FuzzAPIBodies posts to, by its first argument modulo 3.
+const (
+	fuzzCreate = iota
+	fuzzOffer
+	fuzzClaim
+)
+
+// FuzzAPIBodies posts arbitrary bodies with arbitrary Content-Types to the
+// /.glovebox/api endpoints that read JSON (create a tab, offer, claim),
+// through the API handler of a real Server whose Isolator and Streamer are
+// fakes. Every answer is a documented status with a JSON error, never a
+// 500; a tab created has an absolute http or https URL with a host and a
+// viewport within the caps. Seeds in testdata/fuzz/FuzzAPIBodies are what
+// proxy/web/app.js posts.
+func FuzzAPIBodies(f *testing.F) {
+	cfg := DefaultConfig()
+	cfg.Tabs.StartTimeout = 24 * time.Hour // tabs end when the test ends them
+	st := &apiFuzzStreamer{}
+	s, err := New(cfg, apiFuzzIsolator{}, st, nil, quietLog())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(s.tabs.close)
+	const client = "192.0.2.1"
+
+	f.Fuzz(func(t *testing.T, endpoint uint8, contentType string, body []byte) {
+		defer endFuzzTabs(s.tabs)
+		path := "/.glovebox/api/tabs"
+		switch endpoint % 3 {
+		case fuzzOffer:
+			tab, err := s.tabs.create(tabRequest{URL: "https://site.example/", Width: 800, Height: 600, DPR: 1}, client, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			path = "/.glovebox/api/tabs/" + tab.token + "/offer"
+		case fuzzClaim:
+			path = "/.glovebox/api/claim"
+		}
+		r := httptest.NewRequest(http.MethodPost, "http://site.example"+path, bytes.NewReader(body))
+		r.RemoteAddr = client + ":41000"
+		if contentType != "" {
+			r.Header.Set("Content-Type", contentType)
+		}
+		peersBefore := st.calls.Load()
+		w := httptest.NewRecorder()
+		s.api.ServeHTTP(w, r)
+
+		var out map[string]any
+		if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+			t.Fatalf("status %d with Content-Type %q", w.Code, ct)
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil {
+			t.Fatalf("status %d with a body that is not a JSON object: %q", w.Code, w.Body)
+		}
+		if w.Code >= 400 {
+			code, _ := out["error"].(string)
+			if msg, _ := out["message"].(string); code == "" || msg == "" {
+				t.Fatalf("status %d without an error and a message: %s", w.Code, w.Body)
+			}
+		}
+		switch {
+		case w.Code == http.StatusUnsupportedMediaType:
+			if contentType == "" {
+				t.Fatalf("415 for a request without a Content-Type")
+			}
+			return
+		case w.Code == http.StatusBadRequest || w.Code == http.StatusRequestEntityTooLarge:
+			return
+		}
+		// Anything else took a body that is one JSON value and nothing more.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		var v any
+		if err := dec.Decode(&v); err != nil || dec.More() {
+			t.Fatalf("status %d for a body that is not one JSON value: %q", w.Code, body)
+		}
+		switch endpoint % 3 {
+		case fuzzCreate:
+			if w.Code != http.StatusCreated {
+				t.Fatalf("create: status %d: %s", w.Code, w.Body)
+			}
+			checkFuzzTab(t, s, out, client)
+		case fuzzOffer:
+			if w.Code != http.StatusBadGateway || st.calls.Load() != peersBefore+1 || !strings.Contains(w.Body.String(), errFuzzPeer.Error()) {
+				t.Fatalf("offer: status %d, %d peers asked for: %s", w.Code, st.calls.Load()-peersBefore, w.Body)
+			}
+		case fuzzClaim:
+			// No hand-over code was issued, so none can be claimed.
+			if w.Code != http.StatusNotFound {
+				t.Fatalf("claim: status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
+}
+
+// checkFuzzTab fails t unless the tab the API answered out for is one the
+// tab manager may start a browser for.
+func checkFuzzTab(t *testing.T, s *Server, out map[string]any, client string) {
+	t.Helper()
+	token, _ := out["token"].(string)
+	tab, err := s.tabs.lookup(token, tabOwner("", client))
+	if err != nil {
+		t.Fatalf("the tab created is not there: %v (%v)", err, out)
+	}
+	u, err := url.Parse(tab.url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || tab.host != u.Hostname() {
+		t.Fatalf("created a tab for %q (host %q), not an absolute http or https URL with a host", tab.url, tab.host)
+	}
+	cfg := s.cfg.Tabs
+	if tab.width < 320 || tab.width > cfg.MaxWidth || tab.height < 240 || tab.height > cfg.MaxHeight ||
+		math.IsNaN(tab.scale) || tab.scale < 1 || tab.scale > cfg.MaxScale {
+		t.Fatalf("created a tab of %dx%d@%v, outside the caps", tab.width, tab.height, tab.scale)
+	}
+	if out["width"] != float64(tab.width) || out["height"] != float64(tab.height) || out["dpr"] != tab.scale {
+		t.Fatalf("answered %v for a tab of %dx%d@%v", out, tab.width, tab.height, tab.scale)
+	}
+}
+
+// endFuzzTabs ends every tab of m, waits for them to be gone and forgets
+// them, so that one input's tabs neither count against the next one's
+// capacity nor pile up.
+func endFuzzTabs(m *tabManager) {
+	m.mu.Lock()
+	tabs := slices.Collect(maps.Values(m.tabs))
+	m.mu.Unlock()
+	for _, t := range tabs {
+		t.end("fuzz input done")
+	}
+	m.wg.Wait()
+	m.mu.Lock()
+	clear(m.gone)
+	clear(m.codes)
+	m.mu.Unlock()
+}
+
+// TestAPICreateURL: a tab is only opened for an absolute http or https URL
+// that names a host; a port alone ("http://:80/") is not one.
+func TestAPICreateURL(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tabs.StartTimeout = 24 * time.Hour
+	s, err := New(cfg, apiFuzzIsolator{}, &apiFuzzStreamer{}, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.tabs.close)
+	tests := []struct {
+		url  string
+		want int
+	}{
+		{"https://a.example/", http.StatusCreated},
+		{"http://[::1]:8080/x", http.StatusCreated},
+		{"http://:80/", http.StatusBadRequest},
+		{"https://:", http.StatusBadRequest},
+		{"http://", http.StatusBadRequest},
+		{"/relative", http.StatusBadRequest},
+		{"ftp://a.example/", http.StatusBadRequest},
+		{"javascript:alert(1)", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			defer endFuzzTabs(s.tabs)
+			body, _ := json.Marshal(tabRequest{URL: tt.url, Width: 800, Height: 600, DPR: 1})
+			r := httptest.NewRequest(http.MethodPost, "http://site.example/.glovebox/api/tabs", bytes.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			w := httptest.NewRecorder()
+			s.api.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("status %d, want %d: %s", w.Code, tt.want, w.Body)
+			}
+		})
+	}
+}

@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzClientMsg feeds arbitrary bytes to the data-channel message parser, as
+// a landing page (or anyone holding a tab's token) may send them. Seeds are
+// the messages proxy/web/app.js sends, in testdata/fuzz/FuzzClientMsg.
+func FuzzClientMsg(f *testing.F) {
+	m := &tabManager{cfg: DefaultTabsConfig()}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		msg, err := parseClientMsg(b)
+		if err != nil {
+			if !errors.Is(err, errBadMessage) {
+				t.Fatalf("error %v does not wrap errBadMessage", err)
+			}
+			return
+		}
+		checkClientMsg(t, m, msg)
+
+		// What Glovebox accepted, re-encoded, is accepted as the same message.
+		again, err := json.Marshal(msg)
+		if err != nil {
+			t.Fatalf("re-encode %+v: %v", msg, err)
+		}
+		msg2, err := parseClientMsg(again)
+		if err != nil {
+			t.Fatalf("re-encoded %s: %v", again, err)
+		}
+		if msg2 != msg {
+			t.Fatalf("round trip changed the message:\n%+v\n%+v", msg, msg2)
+		}
+	})
+}
+
+// checkClientMsg fails t unless msg, which parseClientMsg accepted, is one
+// that the tab can apply without Chromium or render refusing it.
+func checkClientMsg(t *testing.T, m *tabManager, msg clientMsg) {
+	t.Helper()
+	for _, v := range []float64{msg.X, msg.Y, msg.DX, msg.DY, msg.DPR} {
+		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e6 {
+			t.Fatalf("accepted a number out of range: %+v", msg)
+		}
+	}
+	switch msg.T {
+	case "mouse":
+		if err := msg.mouseEvent().Validate(); err != nil {
+			t.Fatalf("accepted a mouse message render refuses: %+v: %v", msg, err)
+		}
+	case "wheel":
+		if err := msg.wheelEvent().Validate(); err != nil {
+			t.Fatalf("accepted a wheel message render refuses: %+v: %v", msg, err)
+		}
+	case "key":
+		if err := msg.keyEvent().Validate(); err != nil {
+			t.Fatalf("accepted a key message render refuses: %+v: %v", msg, err)
+		}
+	case "text":
+		if !utf8.ValidString(msg.Text) || len(msg.Text) > maxTextInput {
+			t.Fatalf("accepted text that is not UTF-8 of at most %d bytes: %q", maxTextInput, msg.Text)
+		}
+	case "resize":
+		if msg.Width <= 0 || msg.Height <= 0 {
+			t.Fatalf("accepted a resize to %dx%d", msg.Width, msg.Height)
+		}
+		w, h, s := m.clampViewport(msg.Width, msg.Height, msg.DPR)
+		if w < 320 || w > m.cfg.MaxWidth || h < 240 || h > m.cfg.MaxHeight || !(s >= 1 && s <= m.cfg.MaxScale) {
+			t.Fatalf("resize %+v clamped to %dx%d@%v, outside the caps", msg, w, h, s)
+		}
+	default:
+		t.Fatalf("accepted a message of unknown type %q", msg.T)
+	}
+}
