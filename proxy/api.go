@@ -64,8 +64,8 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 	// came to, and isolated for this user. A page elsewhere cannot have
 	// tabs opened in the user's name.
 	u, err := url.Parse(req.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL with a host")
 		return
 	}
 	if originOf(u) != originOf(r.URL) {
