@@ -228,3 +228,27 @@ func TestAPICreateURL(t *testing.T) {
 		})
 	}
 }
+
+// TestTabURLCredentialsNotLogged: a tab whose URL carries a user and
+// password (typed into the address bar) is logged without them.
+func TestTabURLCredentialsNotLogged(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Tabs.StartTimeout = 24 * time.Hour
+	s, err := New(cfg, apiFuzzIsolator{}, &apiFuzzStreamer{}, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.tabs.close)
+	defer endFuzzTabs(s.tabs)
+	body, _ := json.Marshal(tabRequest{URL: "http://alice:s3cret@site.example/x", Width: 800, Height: 600, DPR: 1})
+	r := httptest.NewRequest(http.MethodPost, "http://site.example/.glovebox/api/tabs", bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	s.api.ServeHTTP(w, r)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if l := s.TabList(); len(l) != 1 || l[0].URL != "http://site.example/x" {
+		t.Errorf("tab URL for operators and the audit log: %v, want it without credentials", l)
+	}
+}

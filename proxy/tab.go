@@ -200,7 +200,7 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := &tab{
 		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: tabOwner(user, clientIP),
-		url: u.String(), host: u.Hostname(), created: time.Now(),
+		url: u.String(), logURL: logURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
 		width: w, height: h, scale: s,
@@ -365,7 +365,7 @@ func (m *tabManager) list() []TabInfo {
 	m.mu.Lock()
 	out := make([]TabInfo, 0, len(m.tabs))
 	for _, t := range m.tabs {
-		out = append(out, TabInfo{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.url, Started: t.created})
+		out = append(out, TabInfo{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.logURL, Started: t.created})
 	}
 	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b TabInfo) int { return strings.Compare(a.Tab, b.Tab) })
@@ -417,6 +417,7 @@ type tab struct {
 	user     string
 	owner    string // who may use the token: see tabOwner
 	url      string
+	logURL   string // url as it may be logged: no credentials
 	host     string
 	created  time.Time
 
@@ -462,7 +463,7 @@ func (t *tab) run() {
 		t.end("start failed: " + err.Error())
 		return
 	}
-	t.m.audit.TabStart(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
+	t.m.audit.TabStart(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
@@ -522,7 +523,7 @@ func (t *tab) start() (retErr error) {
 	if err := page.Navigate(navCtx, t.url); err != nil {
 		// Chromium shows its own error page (DNS failure, refused, …): the
 		// user sees it in the video, as they would locally.
-		t.log.Info("navigation failed", "url", t.url, "err", err)
+		t.log.Info("navigation failed", "url", t.logURL, "err", err)
 	}
 	return nil
 }
@@ -895,7 +896,7 @@ func (t *tab) teardown() {
 	t.mu.Lock()
 	s := t.stats
 	t.mu.Unlock()
-	t.m.audit.TabEnd(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.url, Host: t.host,
+	t.m.audit.TabEnd(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
 		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
 		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),
