@@ -34,9 +34,10 @@ var metadataAddrs = []netip.Addr{
 
 // localGuard decides whether an allowed request may go to a destination.
 type localGuard struct {
-	self  *hostAddrs
-	nets  []netip.Prefix // the containers' networks
-	allow map[allowKey]bool
+	self      *hostAddrs
+	nets      []netip.Prefix // the containers' networks
+	allow     map[allowKey]bool
+	allowNets []netip.Prefix // allow_local's CIDR entries
 	// resolve finds a name's addresses; tests replace it.
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 }
@@ -47,6 +48,10 @@ func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}}
 	for i, s := range allowLocal {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			g.allowNets = append(g.allowNets, p.Masked())
+			continue
+		}
 		k, err := parseAllowInternal(s)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
@@ -56,10 +61,30 @@ func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*
 	return g, nil
 }
 
-// allowed reports whether upstream.allow_local names host (any port) or host:port.
+// allowed reports whether upstream.allow_local names host (any port) or
+// host:port, or host is an address in one of its prefixes.
 func (g *localGuard) allowed(host string, port string) bool {
-	name := canonHost(host)
-	return g.allow[allowKey{host: name}] || g.allow[allowKey{host: name, port: port}]
+	name := canonHost(canonIPHost(normHost(host)))
+	if g.allow[allowKey{host: name}] || g.allow[allowKey{host: name, port: port}] {
+		return true
+	}
+	return g.allowedAddr(name)
+}
+
+// allowedAddr reports whether the address a (a string) is in one of
+// allow_local's prefixes.
+func (g *localGuard) allowedAddr(a string) bool {
+	ip, err := netip.ParseAddr(a)
+	if err != nil {
+		return false
+	}
+	ip = ip.WithZone("").Unmap()
+	for _, p := range g.allowNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // reason says why a is a local destination, or "" when it is not one.
@@ -138,7 +163,7 @@ func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr stri
 		}
 	}
 	for _, a := range addrs {
-		if why := g.reason(a); why != "" && !allowed {
+		if why := g.reason(a); why != "" && !allowed && !g.allowedAddr(a.String()) {
 			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrLocalDestination, host, a, why)
 		}
 	}

@@ -135,6 +135,23 @@ func TestLocalDestinationsRefusedIntercepted(t *testing.T) {
 	}
 }
 
+// TestAllowLocalPrefix: an allow_local prefix opens the addresses in it.
+func TestAllowLocalPrefix(t *testing.T) {
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "here") }))
+	defer site.Close()
+	h := startAuthProxy(t, func(c *Config) {
+		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Upstream.AllowLocal = []string{"127.0.0.0/8"}
+	})
+	target := site.Listener.Addr().String()
+	if resp, body := h.send(t, "127.0.0.1", "GET http://"+target+"/ HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != http.StatusOK || body != "here" {
+		t.Errorf("an address in an allowed prefix: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := h.send(t, "127.0.0.1", "GET http://169.254.169.254/ HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("metadata, outside the prefix: %d, want 403", resp.StatusCode)
+	}
+}
+
 func TestAllowLocalValidate(t *testing.T) {
 	c := DefaultConfig()
 	c.Upstream.AllowLocal = []string{"127.0.0.1:8080", "http://x"}

@@ -40,7 +40,7 @@ type UpstreamConfig struct {
 	// AllowLocal lists the host or host:port destinations on Glovebox's own
 	// host that users may reach through it anyway, written as in the URL
 	// ("127.0.0.1:8080", "intranet.local"; a name without a port allows
-	// every port). Everything else that is or resolves to loopback, an
+	// every port), or CIDR prefixes of addresses ("127.0.0.0/8"). Everything else that is or resolves to loopback, an
 	// address of this host, the isolated browsers' network, link-local or a
 	// cloud metadata service is refused (403) whatever policy says, as
 	// Squid's "http_access deny to_localhost" does. Names sent to a parent
@@ -67,6 +67,9 @@ func (c *UpstreamConfig) Validate() error {
 		return fmt.Errorf("upstream.idle_timeout: must be positive")
 	}
 	for i, a := range c.AllowLocal {
+		if _, err := netip.ParsePrefix(a); err == nil {
+			continue
+		}
 		if _, err := parseAllowInternal(a); err != nil {
 			return fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
 		}

@@ -182,7 +182,7 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	cfg.Isolate.Process.Flags = []string{"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"}
 	// The tests' allowed sites are on loopback, which users may not reach
 	// unless upstream.allow_local says so.
-	cfg.Proxy.Upstream.AllowLocal = []string{"127.0.0.1"}
+	cfg.Proxy.Upstream.AllowLocal = []string{"127.0.0.0/8"}
 	cfg.Log.Level = "debug"
 	cfg.Log.Format = "text"
 	cfg.ShutdownGrace = 2 * time.Second

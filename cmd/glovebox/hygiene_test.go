@@ -358,7 +358,7 @@ func TestHeaderLimits(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
 	g := startGlovebox(t, func(c *Config) {
 		allowLoopback(c)
-		c.Proxy.Limits = proxy.LimitsConfig{MaxHeaderBytes: 8 << 10, MaxHeaderCount: 20}
+		c.Proxy.Limits.MaxHeaderBytes, c.Proxy.Limits.MaxHeaderCount = 8<<10, 20
 	})
 	headers := func(n int) string {
 		var b strings.Builder

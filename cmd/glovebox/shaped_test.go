@@ -319,6 +319,8 @@ func TestShapedLink(t *testing.T) {
 	defer site.Close()
 	g := startGlovebox(t, func(c *Config) {
 		c.Proxy.Listen = sn.hostIP + ":0"
+		// The user's browser is on the other end of the shaped /30.
+		c.Proxy.Clients = append(c.Proxy.Clients, sn.hostIP+"/30")
 		c.Stream.Loopback = false
 		c.Stream.Addresses = []string{sn.hostIP}
 	})

@@ -161,6 +161,8 @@ func BenchmarkShapedLink(b *testing.B) {
 	defer site.Close()
 	g := startGlovebox(b, func(c *Config) {
 		c.Proxy.Listen = sn.hostIP + ":0"
+		// The user's browser is on the other end of the shaped /30.
+		c.Proxy.Clients = append(c.Proxy.Clients, sn.hostIP+"/30")
 		c.Stream.Loopback = false
 		c.Stream.Addresses = []string{sn.hostIP}
 		c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond
