@@ -585,7 +585,7 @@ func TestContainerdReap(t *testing.T) {
 			cgroups = append(cgroups, cg)
 		}
 	}
-	oldDaemon := crashed.daemon.cmd.Process.Pid
+	oldDaemon := crashed.daemon.pid()
 
 	// The next start replaces the daemon and reaps the container.
 	c := newTestContainerd(t, func(c *ContainerdConfig) { *c = cfg }, nil)
