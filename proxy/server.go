@@ -128,6 +128,7 @@ type Server struct {
 	auth   *authenticator
 	up     *upstreamRoute
 	mitm   *mitm
+	health *Health
 
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered
@@ -158,6 +159,10 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log, auth: auth, mitm: m,
 		tabs: newTabManager(cfg.Tabs, iso, st, audit, log), self: &hostAddrs{list: net.InterfaceAddrs}}
 	s.api = s.apiHandler()
+	s.health = NewHealth()
+	if audit != nil {
+		s.health.Add("audit", func(context.Context) error { return audit.Health() })
+	}
 
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = goproxyLogger{log}
@@ -353,6 +358,11 @@ func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
 	return t.id, t.user, true
 }
 
+// Health is the proxy's health, served at /healthz: the audit log's
+// check, and those the wiring adds (the runtime's, the pool's). Serve it on
+// other addresses too, so that every /healthz gives the same answer.
+func (s *Server) Health() *Health { return s.health }
+
 // Tabs is how many isolated tabs exist now.
 func (s *Server) Tabs() int { return s.tabs.count() }
 
@@ -366,8 +376,7 @@ func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 	case "/proxy.pac", "/wpad.dat":
 		s.servePAC(w, r)
 	case "/healthz":
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
+		s.health.ServeHTTP(w, r)
 	case CAPEMPath, CADERPath:
 		s.serveCACert(w, r, r.URL.Path == CADERPath)
 	case "/":
