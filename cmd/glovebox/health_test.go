@@ -121,15 +121,8 @@ func TestContainerdHealthzDaemonRestart(t *testing.T) {
 	}
 	waitHealthz(t, own, 90*time.Second, "/healthz to recover", func(code int, body string) bool { return code == 200 && body == "ok\n" })
 
-	api := site.URL + "/.glovebox/api"
-	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
-	if status != 201 {
-		t.Fatalf("create a tab after the restart: %d %v", status, out)
-	}
-	newPionClient(t, g, api, out["token"].(string))
-	waitFor(t, 60*time.Second, "the page to load in a container after the restart", func() (bool, string) {
-		return site.servedCount("/app.js") > 0, ""
-	})
+	// A tab opened after the restart gets a container that loads its page.
+	openTab(t, g, site)
 }
 
 // TestHealthzAuditDiskFull: the audit file on a file system that fills up.
