@@ -27,6 +27,8 @@ import (
 	clog "github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	lslog "github.com/sirupsen/logrus/hooks/slog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Errors of the containerd runtime that callers branch on. Returned errors
@@ -157,6 +159,9 @@ func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log 
 		return nil, fmt.Errorf("%w: connect to %s: %w", ErrContainerd, address, err)
 	}
 	c.client = cl
+	if c.daemon != nil {
+		c.daemon.supervise(c.base, c.daemonRestarted)
+	}
 	vctx, cancel := context.WithTimeout(ctx, min(cfg.StartTimeout, 10*time.Second))
 	version, err := cl.Version(vctx)
 	cancel()
@@ -231,6 +236,10 @@ func (c *Containerd) Running() int {
 // Start fails after it. It is idempotent.
 func (c *Containerd) Close() error {
 	c.closeOnce.Do(func() {
+		// First: a daemon that dies while Glovebox stops stays down.
+		if c.daemon != nil {
+			c.daemon.endSupervision()
+		}
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
@@ -264,6 +273,49 @@ func (c *Containerd) Close() error {
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr
+}
+
+// healthTimeout bounds Health's call to containerd.
+const healthTimeout = 2 * time.Second
+
+// Health reports whether containerd serves: the managed daemon is running
+// (not exited, nor failing to start again), and containerd answers a
+// Version call within healthTimeout. It returns an ErrContainerd error
+// saying why not.
+func (c *Containerd) Health(ctx context.Context) error {
+	if c.daemon != nil {
+		if err := c.daemon.health(); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	defer cancel()
+	if _, err := c.client.Version(ctx); err != nil {
+		return fmt.Errorf("%w: no answer: %w", ErrContainerd, err)
+	}
+	return nil
+}
+
+// daemonRestarted is called once the managed containerd serves again after
+// it died. The restarted daemon takes over the containers whose shims
+// outlived it (their browsers run on, and their waits are made again); the
+// client is told to connect at once rather than after gRPC's back-off; and
+// what could not be torn down while the daemon was away (tabs that ended
+// meanwhile) is reaped.
+func (c *Containerd) daemonRestarted(ctx context.Context) {
+	if conn, ok := c.client.Conn().(interface{ ResetConnectBackoff() }); ok {
+		conn.ResetConnectBackoff()
+	}
+	ctx, cancel := context.WithTimeout(clog.WithLogger(ctx, c.clog), 30*time.Second)
+	defer cancel()
+	// Calls fail at once until gRPC has connected again: wait for it.
+	if _, err := c.client.IsServing(ctx); err != nil {
+		c.log.Warn("containerd restarted but does not serve", "err", err)
+		return
+	}
+	if err := c.Reap(ctx); err != nil {
+		c.log.Warn("reap after the managed containerd's restart", "err", err)
+	}
 }
 
 // newContainerID returns "glovebox-" and 12 random hex digits.
@@ -376,7 +428,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 		return nil, fmt.Errorf("wait for task %s: %w", id, err)
 	}
 	go func() {
-		st := <-exitC
+		st := cb.wait(waitCtx, exitC)
 		cb.mu.Lock()
 		cb.exit = st
 		closing := cb.closing
@@ -473,6 +525,41 @@ type ctrBrowser struct {
 	exit    client.ExitStatus
 	closing bool
 }
+
+// wait returns the task's exit status from exitC. A wait that ends because
+// containerd went away (it died, or is restarting) is not the browser's
+// exit: the container's shim keeps the browser running, and a containerd
+// that comes back takes the shim over. The wait is then made again once
+// containerd answers, unless ctx ends first.
+func (cb *ctrBrowser) wait(ctx context.Context, exitC <-chan client.ExitStatus) client.ExitStatus {
+	st := <-exitC
+	if !daemonLost(st.Error()) || ctx.Err() != nil {
+		return st
+	}
+	cb.log.Warn("containerd went away: the browser runs on; waiting for containerd to come back", "err", st.Error())
+	delay := 250 * time.Millisecond
+	for daemonLost(st.Error()) {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return st
+		}
+		delay = min(2*delay, 2*time.Second)
+		if _, err := cb.task.Status(ctx); errdefs.IsUnavailable(err) {
+			continue
+		}
+		ch, err := cb.task.Wait(ctx)
+		if err != nil {
+			continue
+		}
+		cb.log.Info("containerd is back: watching the browser again")
+		st = <-ch
+	}
+	return st
+}
+
+// daemonLost reports whether err says containerd could not be reached.
+func daemonLost(err error) bool { return status.Code(err) == codes.Unavailable }
 
 // waitDevTools polls /json/version through the forwarder until DevTools
 // answers, and returns the browser's DevTools path.

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -65,16 +66,44 @@ disabled_plugins = [%s]
 `, q(filepath.Join(dir, "root")), q(filepath.Join(dir, "state")), strings.Join(plugins, ", "), q(sock), q(sock+".ttrpc"))
 }
 
-// managedDaemon is a containerd that Glovebox started and stops.
+// managedDaemon is a containerd that Glovebox started, keeps running and
+// stops. Once supervised, a daemon that exits is started again, after a
+// back-off that grows while it keeps dying.
 type managedDaemon struct {
 	log     *slog.Logger
+	cfg     ContainerdConfig
 	socket  string
 	config  string
 	logFile string
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-	waitErr error
+
+	mu   sync.Mutex
+	proc *daemonProc // the process running now, or the last one
+	// down says why the daemon does not serve now (it exited, or cannot be
+	// started again); nil while it serves.
+	down error
+
+	quit     chan struct{} // closed by endSupervision
+	quitOnce sync.Once
+	supDone  chan struct{} // closed when the supervisor has returned; nil if none started
 }
+
+// daemonProc is one run of the managed containerd.
+type daemonProc struct {
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{} // closed when the process has exited
+	waitErr error         // set before done is closed
+}
+
+// Supervision's back-off: the first restart comes after restartMin, each
+// one that follows a short run after twice the last delay, up to
+// restartMax; a daemon that ran restartStable or longer is restarted after
+// restartMin again.
+const (
+	restartMin    = 500 * time.Millisecond
+	restartMax    = 30 * time.Second
+	restartStable = time.Minute
+)
 
 // startDaemon starts the managed containerd under cfg.DataDir and returns
 // once its socket accepts connections. A managed containerd that a crashed
@@ -82,31 +111,50 @@ type managedDaemon struct {
 // stopped first, so that the daemon always runs this start's config and
 // binary, and is a child that Close can wait for. The containers it ran are
 // taken over by the new daemon from the state directory, and then reaped.
-func startDaemon(ctx context.Context, cfg ContainerdConfig, log *slog.Logger) (_ *managedDaemon, retErr error) {
+// It is not supervised until supervise is called.
+func startDaemon(ctx context.Context, cfg ContainerdConfig, log *slog.Logger) (*managedDaemon, error) {
 	dir := daemonDir(cfg.DataDir)
 	d := &managedDaemon{
 		log:     log.With("part", "daemon"),
+		cfg:     cfg,
 		socket:  daemonSocket(cfg.DataDir),
 		config:  filepath.Join(dir, "config.toml"),
 		logFile: filepath.Join(dir, "containerd.log"),
-		done:    make(chan struct{}),
+		quit:    make(chan struct{}),
 	}
-	binary, err := exec.LookPath(cfg.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("%w: binary: %w", ErrContainerd, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrContainerd, err)
-	}
-	if err := d.replaceLeftover(); err != nil {
+	if err := d.spawn(ctx); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(d.config, daemonConfig(cfg.DataDir), 0o600); err != nil {
-		return nil, fmt.Errorf("%w: write config: %w", ErrContainerd, err)
+	return d, nil
+}
+
+// spawn starts one containerd process and waits until its socket accepts
+// connections. On failure no process of it is left.
+func (d *managedDaemon) spawn(ctx context.Context) (retErr error) {
+	// Looked up at each start: a binary removed or replaced since is
+	// what a restart runs, or fails on.
+	binary, err := exec.LookPath(d.cfg.Binary)
+	if err != nil {
+		return fmt.Errorf("%w: binary: %w", ErrContainerd, err)
+	}
+	dir := daemonDir(d.cfg.DataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrContainerd, err)
+	}
+	if err := d.replaceLeftover(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(d.config, daemonConfig(d.cfg.DataDir), 0o600); err != nil {
+		return fmt.Errorf("%w: write config: %w", ErrContainerd, err)
+	}
+	// The previous run's log is kept beside the new one: after a crash,
+	// it is the one that says why.
+	if err := os.Rename(d.logFile, d.logFile+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: keep the last log: %w", ErrContainerd, err)
 	}
 	out, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrContainerd, err)
+		return fmt.Errorf("%w: %w", ErrContainerd, err)
 	}
 	defer out.Close()
 
@@ -119,21 +167,20 @@ func startDaemon(ctx context.Context, cfg ContainerdConfig, log *slog.Logger) (_
 	cmd.Dir = dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%w: start %s: %w", ErrContainerd, binary, err)
+		return fmt.Errorf("%w: start %s: %w", ErrContainerd, binary, err)
 	}
-	d.cmd = cmd
+	p := &daemonProc{cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
-		d.waitErr = cmd.Wait()
-		close(d.done)
+		p.waitErr = cmd.Wait()
+		close(p.done)
 	}()
 	defer func() {
 		if retErr != nil {
-			d.stop()
+			p.stop(d.log)
 		}
 	}()
 
-	t0 := time.Now()
-	timer := time.NewTimer(cfg.StartTimeout)
+	timer := time.NewTimer(d.cfg.StartTimeout)
 	defer timer.Stop()
 	for {
 		if c, err := net.DialTimeout("unix", d.socket, time.Second); err == nil {
@@ -142,17 +189,116 @@ func startDaemon(ctx context.Context, cfg ContainerdConfig, log *slog.Logger) (_
 		}
 		select {
 		case <-time.After(20 * time.Millisecond):
-		case <-d.done:
-			return nil, fmt.Errorf("%w: %s exited during start (%v): %s", ErrContainerd, binary, d.waitErr, d.logTail())
+		case <-p.done:
+			return fmt.Errorf("%w: %s exited during start (%v): %s", ErrContainerd, binary, p.waitErr, d.logTail())
 		case <-timer.C:
-			return nil, fmt.Errorf("%w: %s did not open %s within %v: %s", ErrContainerd, binary, d.socket, cfg.StartTimeout, d.logTail())
+			return fmt.Errorf("%w: %s did not open %s within %v: %s", ErrContainerd, binary, d.socket, d.cfg.StartTimeout, d.logTail())
 		case <-ctx.Done():
-			return nil, fmt.Errorf("start containerd: %w", ctx.Err())
+			return fmt.Errorf("start containerd: %w", ctx.Err())
 		}
 	}
+	d.mu.Lock()
+	d.proc = p
+	d.down = nil
+	d.mu.Unlock()
 	d.log.Info("managed containerd started", "pid", cmd.Process.Pid, "socket", d.socket,
-		"log", d.logFile, "duration", time.Since(t0).Round(time.Millisecond))
-	return d, nil
+		"log", d.logFile, "duration", time.Since(p.started).Round(time.Millisecond))
+	return nil
+}
+
+// supervise restarts the daemon whenever it exits, until endSupervision
+// or until base ends. restarted is called after each restart, in the
+// supervisor, with a context that endSupervision cancels.
+func (d *managedDaemon) supervise(base context.Context, restarted func(ctx context.Context)) {
+	d.supDone = make(chan struct{})
+	ctx, cancel := context.WithCancel(base)
+	go func() {
+		defer cancel()
+		select {
+		case <-d.quit:
+		case <-d.supDone:
+		}
+	}()
+	go func() {
+		defer close(d.supDone)
+		d.superviseLoop(ctx, restarted)
+	}()
+}
+
+func (d *managedDaemon) superviseLoop(ctx context.Context, restarted func(ctx context.Context)) {
+	delay := restartMin
+	for {
+		d.mu.Lock()
+		p := d.proc
+		d.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.done:
+		}
+		ran := time.Since(p.started)
+		if ran >= restartStable {
+			delay = restartMin
+		}
+		d.setDown(fmt.Errorf("%w: the managed containerd exited (%v); restarting it", ErrContainerd, p.waitErr))
+		d.log.Error("managed containerd exited: restarting it", "pid", p.cmd.Process.Pid, "status", p.waitErr,
+			"ran", ran.Round(time.Millisecond), "restart_in", delay, "log_tail", d.logTail())
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, restartMax)
+			err := d.spawn(ctx)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// err says ErrContainerd already: said once is enough.
+			why := strings.TrimPrefix(err.Error(), ErrContainerd.Error()+": ")
+			d.setDown(fmt.Errorf("%w: the managed containerd exited and does not start again: %s", ErrContainerd, why))
+			d.log.Error("managed containerd did not restart", "err", err, "retry_in", delay)
+		}
+		d.log.Warn("managed containerd restarted", "pid", d.pid())
+		if restarted != nil {
+			restarted(ctx)
+		}
+	}
+}
+
+// health returns why the daemon does not serve, or nil.
+func (d *managedDaemon) health() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.down
+}
+
+func (d *managedDaemon) setDown(err error) {
+	d.mu.Lock()
+	d.down = err
+	d.mu.Unlock()
+}
+
+// pid is the process id of the daemon's last run.
+func (d *managedDaemon) pid() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proc == nil {
+		return 0
+	}
+	return d.proc.cmd.Process.Pid
+}
+
+// endSupervision stops restarting the daemon and waits for a restart under
+// way to end. The daemon that runs keeps running. It is idempotent.
+func (d *managedDaemon) endSupervision() {
+	d.quitOnce.Do(func() { close(d.quit) })
+	if d.supDone != nil {
+		<-d.supDone
+	}
 }
 
 // replaceLeftover stops a managed containerd left running on this DataDir
@@ -177,28 +323,38 @@ func (d *managedDaemon) replaceLeftover() error {
 	return nil
 }
 
-// stop ends the daemon: SIGTERM, then SIGKILL after daemonGrace.
+// stop ends supervision, then the daemon: SIGTERM, then SIGKILL after
+// daemonGrace. A daemon being stopped is not restarted.
 func (d *managedDaemon) stop() error {
-	if d.cmd == nil {
+	d.endSupervision()
+	d.mu.Lock()
+	p := d.proc
+	d.mu.Unlock()
+	if p == nil {
 		return nil
 	}
+	return p.stop(d.log)
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after daemonGrace.
+func (p *daemonProc) stop(log *slog.Logger) error {
 	select {
-	case <-d.done:
+	case <-p.done:
 		return nil
 	default:
 	}
-	pid := d.cmd.Process.Pid
-	d.cmd.Process.Signal(syscall.SIGTERM)
+	pid := p.cmd.Process.Pid
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-d.done:
-		d.log.Info("managed containerd stopped", "pid", pid)
+	case <-p.done:
+		log.Info("managed containerd stopped", "pid", pid)
 		return nil
 	case <-time.After(daemonGrace):
 	}
-	d.log.Warn("managed containerd did not stop in time: killing it", "pid", pid, "grace", daemonGrace)
-	d.cmd.Process.Kill()
+	log.Warn("managed containerd did not stop in time: killing it", "pid", pid, "grace", daemonGrace)
+	p.cmd.Process.Kill()
 	select {
-	case <-d.done:
+	case <-p.done:
 		return nil
 	case <-time.After(5 * time.Second):
 		return fmt.Errorf("stop containerd: pid %d did not exit", pid)

@@ -432,6 +432,20 @@ func checkSocketPrivate(t *testing.T, socket string) {
 	}
 }
 
+// killInit kills the init of b's container with SIGKILL and waits for b's
+// Done, which the runtime's wait of the task closes.
+func killInit(t *testing.T, c *Containerd, b *Browser) {
+	t.Helper()
+	if err := syscall.Kill(int(ctrState(t, c, b).task.Pid()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("Done not closed after the container's init was killed")
+	}
+}
+
 func TestContainerdKilledFromOutside(t *testing.T) {
 	needContainerd(t)
 	c := newTestContainerd(t, nil, nil)
@@ -441,14 +455,7 @@ func TestContainerdKilledFromOutside(t *testing.T) {
 	}
 	defer b.Close()
 	fwd := b.DevToolsSocket
-	if err := syscall.Kill(int(ctrState(t, c, b).task.Pid()), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-b.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("Done not closed after the container's init was killed")
-	}
+	killInit(t, c, b)
 	if got := c.Running(); got != 0 {
 		t.Errorf("Running after the kill = %d", got)
 	}
@@ -653,7 +660,7 @@ func TestContainerdReap(t *testing.T) {
 			cgroups = append(cgroups, cg)
 		}
 	}
-	oldDaemon := crashed.daemon.cmd.Process.Pid
+	oldDaemon := crashed.daemon.pid()
 
 	// The next start replaces the daemon and reaps the container.
 	c := newTestContainerd(t, func(c *ContainerdConfig) { *c = cfg }, nil)

@@ -72,7 +72,16 @@ type Pool struct {
 	starting int
 	stats    PoolStats
 	closed   bool
+	// failStreak counts the warm starts that failed since the last one
+	// that succeeded; lastErr is the last one's error.
+	failStreak int
+	lastErr    error
 }
+
+// poolFailingAfter is how many warm starts in a row must fail for the pool
+// to report itself failing: one failure is a browser's bad luck, several are
+// a runtime that cannot start browsers.
+const poolFailingAfter = 3
 
 // NewPool starts filling a pool of warm browsers from st.
 func NewPool(st Starter, cfg PoolConfig, log *slog.Logger) *Pool {
@@ -140,6 +149,10 @@ func (p *Pool) startOne() {
 	if err != nil {
 		p.stats.Failures++
 		closed := p.closed
+		if !closed && !errors.Is(err, context.Canceled) {
+			p.failStreak++
+			p.lastErr = err
+		}
 		p.mu.Unlock()
 		if closed || errors.Is(err, context.Canceled) {
 			return
@@ -152,6 +165,7 @@ func (p *Pool) startOne() {
 		}
 		return
 	}
+	p.failStreak, p.lastErr = 0, nil
 	if p.closed {
 		p.mu.Unlock()
 		b.Close()
@@ -193,6 +207,19 @@ func (p *Pool) Stats() PoolStats {
 	s.Ready = len(p.ready)
 	s.Starting = p.starting
 	return s
+}
+
+// Health reports whether the pool can start browsers: an error, naming the
+// last failure, once poolFailingAfter warm starts in a row have failed; nil
+// again after one succeeds. An empty pool whose starts succeed is busy, not
+// failing.
+func (p *Pool) Health() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failStreak < poolFailingAfter {
+		return nil
+	}
+	return fmt.Errorf("pool: the last %d warm starts failed (%d ready): %w", p.failStreak, len(p.ready), p.lastErr)
 }
 
 // Close stops filling and destroys every unclaimed browser. Claimed ones

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,4 +142,24 @@ func TestPoolReplacesDeadAndRetriesFailures(t *testing.T) {
 	if b == dead {
 		t.Error("a dead browser was handed out")
 	}
+}
+
+// TestPoolHealth: a pool whose warm starts keep failing reports it, with the
+// runtime's error; once a start succeeds it is healthy again.
+func TestPoolHealth(t *testing.T) {
+	f := &fakeStarter{}
+	f.fail.Store(true)
+	p := NewPool(f, PoolConfig{Size: 2, RetryDelay: 10 * time.Millisecond}, quietLog())
+	defer p.Close()
+	waitUntil(t, "the pool to report failing", func() bool { return p.Health() != nil })
+	err := p.Health()
+	t.Log(err)
+	if s := p.Stats(); s.Failures < poolFailingAfter {
+		t.Errorf("failing after %d failures, want at least %d", s.Failures, poolFailingAfter)
+	}
+	if !strings.Contains(err.Error(), "start failed") || !strings.Contains(err.Error(), "warm starts failed") {
+		t.Errorf("Health = %q, want the count and the runtime's error", err)
+	}
+	f.fail.Store(false)
+	waitUntil(t, "the pool to recover", func() bool { return p.Health() == nil && p.Stats().Ready == 2 })
 }

@@ -84,7 +84,7 @@ func (c *Containerd) Reap(ctx context.Context) error {
 		}
 	}
 	if nContainers+nDirs+nCgroups > 0 {
-		c.log.Warn("removed what a previous Glovebox left", "containers", nContainers, "dirs", nDirs, "cgroups", nCgroups)
+		c.log.Warn("removed what was left behind (a crash, or a teardown while containerd was away)", "containers", nContainers, "dirs", nDirs, "cgroups", nCgroups)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("isolate containerd: reap: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -20,15 +21,54 @@ const (
 
 // Audit writes one JSON line per proxy decision and per tab start and end.
 type Audit struct {
-	l *slog.Logger
+	l    *slog.Logger
+	sink *auditSink
 	// Metrics, when set, counts every event too.
 	Metrics *Metrics
+}
+
+// auditSink is the writer under the audit log. It keeps the error of the
+// last write: slog drops a handler's errors, and a SOC that loses events
+// (a full disk, a closed pipe) must learn it from health.
+type auditSink struct {
+	w io.Writer
+
+	mu      sync.Mutex
+	lastErr error
+	errAt   time.Time
+}
+
+func (s *auditSink) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.mu.Lock()
+	s.lastErr = err
+	if err != nil {
+		s.errAt = time.Now()
+	}
+	s.mu.Unlock()
+	return n, err
+}
+
+// Health reports whether the audit log's last write failed, and why; nil
+// once a write succeeds again.
+func (a *Audit) Health() error {
+	if a == nil {
+		return nil
+	}
+	s := a.sink
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr == nil {
+		return nil
+	}
+	return fmt.Errorf("audit: events are being lost: last write failed at %s: %w", s.errAt.UTC().Format(time.RFC3339), s.lastErr)
 }
 
 // NewAudit returns an Audit writing JSON lines to w. The message key becomes
 // "event" and the level is left out: every line is an event, not a log.
 func NewAudit(w io.Writer) *Audit {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{
+	sink := &auditSink{w: w}
+	h := slog.NewJSONHandler(sink, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) > 0 {
 				return a
@@ -46,7 +86,7 @@ func NewAudit(w io.Writer) *Audit {
 	})
 	// Events name URLs and errors that quote them: no token or hand-over
 	// code may reach the SOC's log through them (see redact.go).
-	return &Audit{l: slog.New(newRedactHandler(h))}
+	return &Audit{l: slog.New(newRedactHandler(h)), sink: sink}
 }
 
 // RequestEvent is one proxy decision.

@@ -141,6 +141,7 @@ type Server struct {
 	mitm    *mitm
 	guard   *localGuard
 	clients []netip.Prefix
+	health  *Health
 
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered
@@ -180,6 +181,10 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		log.Warn("OPEN PROXY: clients includes "+wide+" and auth.mode is none: anyone who reaches "+cfg.Listen+
 			" from there browses from this server's address without signing in. Narrow clients or turn authentication on.",
 			"clients", cfg.Clients)
+	}
+	s.health = NewHealth()
+	if audit != nil {
+		s.health.Add("audit", func(context.Context) error { return audit.Health() })
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -406,6 +411,11 @@ func (s *Server) TabList() []TabInfo { return s.tabs.list() }
 // EndTab ends the tab with id for reason, and reports whether it existed.
 func (s *Server) EndTab(id, reason string) bool { return s.tabs.endByID(id, reason) }
 
+// Health is the proxy's health, served at /healthz: the audit log's
+// check, and those the wiring adds (the runtime's, the pool's). Serve it on
+// other addresses too, so that every /healthz gives the same answer.
+func (s *Server) Health() *Health { return s.health }
+
 // Tabs is how many isolated tabs exist now.
 func (s *Server) Tabs() int { return s.tabs.count() }
 
@@ -419,8 +429,7 @@ func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 	case "/proxy.pac", "/wpad.dat":
 		s.servePAC(w, r)
 	case "/healthz":
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
+		s.health.ServeHTTP(w, r)
 	case CAPEMPath, CADERPath:
 		s.serveCACert(w, r, r.URL.Path == CADERPath)
 	case "/":

@@ -164,12 +164,11 @@ func TestContainerdEndToEnd(t *testing.T) {
 	}
 }
 
-// TestContainerIsolation checks the remote browser's container: its own PID,
-// mount and network namespaces, uid 1000 with no capabilities, and Chromium's
-// own sandbox on.
-func TestContainerIsolation(t *testing.T) {
-	site := newTestSite(t)
-	g := startContainerdGlovebox(t, site, 0, nil)
+// openTab opens a tab on the site's page through the API, with a pion
+// client as its viewer, and waits until the remote browser has loaded the
+// page's script.
+func openTab(t *testing.T, g *glovebox, site *testSite) {
+	t.Helper()
 	api := site.URL + "/.glovebox/api"
 	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": site.URL + "/", "width": 800, "height": 600})
 	if status != 201 {
@@ -179,6 +178,15 @@ func TestContainerIsolation(t *testing.T) {
 	waitFor(t, 60*time.Second, "the page to load in the container", func() (bool, string) {
 		return site.servedCount("/app.js") > 0, ""
 	})
+}
+
+// TestContainerIsolation checks the remote browser's container: its own PID,
+// mount and network namespaces, uid 1000 with no capabilities, and Chromium's
+// own sandbox on.
+func TestContainerIsolation(t *testing.T) {
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 0, nil)
+	openTab(t, g, site)
 
 	pids := containerPIDs()
 	browser := browserProc(pids)

@@ -208,8 +208,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	if pool != nil {
 		metrics.Gauge("glovebox_pool_ready", "Warm browsers ready now.", func() float64 { return float64(pool.Stats().Ready) })
 	}
+	// One health for the admin address and the proxy's own /healthz.
+	if c, ok := starter.(*isolate.Containerd); ok {
+		srv.Health().Add("containerd", c.Health)
+	}
+	if pool != nil {
+		srv.Health().Add("pool", func(context.Context) error { return pool.Health() })
+	}
+	metrics.Collector(proxy.HealthMetrics(srv.Health()))
 	if cfg.Admin.Listen != "" {
-		stop, err := serveAdmin(cfg.Admin.Listen, metrics, log)
+		stop, err := serveAdmin(cfg.Admin.Listen, metrics, srv.Health(), log)
 		if err != nil {
 			ln.Close()
 			srv.Close()
@@ -224,14 +232,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 }
 
 // serveAdmin serves /metrics and /healthz on addr until stop is called.
-func serveAdmin(addr string, metrics http.Handler, log *slog.Logger) (stop func(), err error) {
+func serveAdmin(addr string, metrics, health http.Handler, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("GET /healthz", health)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go hs.Serve(ln)
 	log.Info("admin address", "component", "main", "listen", ln.Addr().String())
