@@ -38,10 +38,13 @@ type EgressConfig struct {
 	// Upstream is a parent proxy, http://[user:pass@]host:port, for all
 	// egress; empty means direct ("" in the configuration file inherits
 	// upstream.proxy and "direct" means direct: the wiring resolves both,
-	// see WithParent). Glovebox still resolves and checks every
-	// name itself and refuses internal destinations before forwarding; the
-	// upstream then resolves the name again and is trusted to go where it
-	// is told.
+	// see WithParent). Glovebox resolves and checks every name itself,
+	// refuses internal destinations, and gives the upstream only the
+	// address it checked: CONNECT 93.184.215.14:443 for a tunnel, and a
+	// plain http:// request too goes through a CONNECT to the address, with
+	// the name in the Host header inside. The upstream never sees the name,
+	// so it cannot resolve it again to somewhere else (DNS rebinding); it
+	// must allow CONNECT to port 80 (and to any other port the sites use).
 	Upstream string `mapstructure:"upstream"`
 	// Direct lists the destinations that bypass Upstream (upstream.direct,
 	// set by the wiring).
@@ -115,9 +118,7 @@ type Egress struct {
 	log    *slog.Logger
 	allow  map[allowKey]bool
 
-	upstream     *url.URL // nil: direct
-	upstreamAuth string   // Proxy-Authorization for the upstream's CONNECT, or ""
-	route        *upstreamRoute
+	route *upstreamRoute // the upstream, its Proxy-Authorization and upstream.direct
 
 	gp *goproxy.ProxyHttpServer
 	tr *http.Transport
@@ -160,15 +161,14 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		e.allow[k] = true
 	}
 	var err error
-	if e.upstream, e.upstreamAuth, err = parseUpstream(egressParent(cfg.Upstream)); err != nil {
-		return nil, err
-	}
 	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
 		return nil, err
 	}
 
 	// goproxy's default transport skips TLS verification and reads proxy
-	// settings from the environment: neither is acceptable here.
+	// settings from the environment: neither is acceptable here. It has no
+	// Proxy: a request for the upstream goes through a tunnel its dial
+	// opens (dialForTransport), as the upstream must not see the name.
 	e.tr = &http.Transport{
 		DialContext:            e.dialForTransport,
 		TLSHandshakeTimeout:    cfg.DialTimeout,
@@ -180,9 +180,6 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		// The browser's own Accept-Encoding goes through untouched and
 		// bodies are relayed as they come.
 		DisableCompression: true,
-	}
-	if e.upstream != nil {
-		e.tr.Proxy = e.proxyFor // adds Proxy-Authorization from the URL's user info
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -384,20 +381,30 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 	return addrs, nil
 }
 
-// dialVetted connects to the first of addrs that answers, splitting the dial
-// timeout among them. It never resolves anything.
-func (e *Egress) dialVetted(ctx context.Context, addrs []netip.Addr, port uint16) (net.Conn, error) {
+// dialVetted connects to the first of the checked addresses that answers,
+// splitting the dial timeout among them. It never resolves anything. With
+// an upstream it opens a tunnel through it to the address, CONNECT
+// 93.184.215.14:443 or [2606:4700::1]:80, never to the name, which the
+// upstream would resolve again.
+func (e *Egress) dialVetted(ctx context.Context, st *egressState) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
 	var errs []error
-	for i, a := range addrs {
+	for i, a := range st.addrs {
 		actx, acancel := ctx, context.CancelFunc(func() {})
-		if left := len(addrs) - i; left > 1 {
+		if left := len(st.addrs) - i; left > 1 {
 			if dl, ok := ctx.Deadline(); ok {
 				actx, acancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
 			}
 		}
-		c, err := e.dial(actx, "tcp", netip.AddrPortFrom(a, port).String())
+		target := netip.AddrPortFrom(a, st.port).String()
+		var c net.Conn
+		var err error
+		if st.parent != nil {
+			c, err = dialParent(actx, e.dial, st.parent, e.route.auth, target, nil)
+		} else {
+			c, err = e.dial(actx, "tcp", target)
+		}
 		acancel()
 		if err == nil {
 			return c, nil
@@ -410,24 +417,18 @@ func (e *Egress) dialVetted(ctx context.Context, addrs []netip.Addr, port uint16
 	return nil, errors.Join(errs...)
 }
 
-// dialForTransport is the HTTP transport's only way out: in direct mode to
-// the addresses ServeHTTP checked for this request, in upstream mode to the
-// upstream. A dial the transport starts for one request may serve another
-// request for the same host:port, whose addresses were checked too.
-func (e *Egress) dialForTransport(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialForTransport is the HTTP transport's only way out: to the addresses
+// ServeHTTP checked for this request, direct or through a tunnel of the
+// upstream (the transport then sends the request in origin form, its Host
+// header naming the site, inside the tunnel). A dial the transport starts
+// for one request may serve another request for the same host:port, whose
+// addresses were checked too.
+func (e *Egress) dialForTransport(ctx context.Context, _, addr string) (net.Conn, error) {
 	st := egressStateOf(ctx)
 	if st == nil {
 		return nil, fmt.Errorf("dial %s: no checked address", addr)
 	}
-	if st.parent != nil {
-		if !strings.EqualFold(addr, st.parent.Host) {
-			return nil, fmt.Errorf("dial %s: not the upstream", addr)
-		}
-		ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-		defer cancel()
-		return e.dial(ctx, network, addr)
-	}
-	return e.dialVetted(ctx, st.addrs, st.port)
+	return e.dialVetted(ctx, st)
 }
 
 // forward relays one plain HTTP request through goproxy and the transport.
@@ -435,7 +436,7 @@ func (e *Egress) forward(w http.ResponseWriter, r *http.Request, st *egressState
 	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { st.setDest(ci.Conn.RemoteAddr()) }}
 	r = r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
 	// The URL names the destination; a different Host header must not steer
-	// the upstream or a virtual host elsewhere.
+	// a virtual host elsewhere.
 	r.Host = ""
 	cw := &countingWriter{ResponseWriter: w}
 	e.gp.ServeHTTP(cw, r) // strips Proxy-Authorization and Proxy-Connection
@@ -456,15 +457,9 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 	}
 	defer e.tunnels.Done()
 
-	var dest net.Conn
-	var err error
-	if st.parent != nil {
-		dest, err = e.connectUpstream(r.Context(), st.parent, r.URL.Host)
-	} else {
-		dest, err = e.dialVetted(r.Context(), st.addrs, st.port)
-		if err == nil {
-			st.setDest(dest.RemoteAddr())
-		}
+	dest, err := e.dialVetted(r.Context(), st)
+	if err == nil && st.parent == nil {
+		st.setDest(dest.RemoteAddr())
 	}
 	if err != nil {
 		st.setErr(err)
@@ -519,14 +514,6 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 	}
 	<-done
 	return http.StatusOK, n
-}
-
-// connectUpstream opens a tunnel to target (host:port, the name as the
-// browser sent it) through the upstream proxy.
-func (e *Egress) connectUpstream(ctx context.Context, parent *url.URL, target string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-	defer cancel()
-	return dialParent(ctx, e.dial, parent, e.upstreamAuth, target, nil)
 }
 
 // bufferedConn is a connection whose first bytes were read into r.

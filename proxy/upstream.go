@@ -481,12 +481,3 @@ func egressParent(s string) string {
 	}
 	return s
 }
-
-// proxyFor is the egress transport's Proxy: the parent ServeHTTP chose for
-// this request (nil for an upstream.direct exception).
-func (e *Egress) proxyFor(r *http.Request) (*url.URL, error) {
-	if st := egressStateOf(r.Context()); st != nil {
-		return st.parent, nil
-	}
-	return nil, errors.New("egress: request without checked state")
-}
