@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -49,6 +50,12 @@ type EgressConfig struct {
 	// Direct lists the destinations that bypass Upstream (upstream.direct,
 	// set by the wiring).
 	Direct []string `mapstructure:"-"`
+	// AuthHeader is the header in which a trusted downstream proxy names
+	// the user (auth.header, set by the wiring; "" is its default,
+	// X-Authenticated-User). The egress removes it from every request, so
+	// an isolated page cannot pass itself off as a user to an internal app
+	// that trusts it.
+	AuthHeader string `mapstructure:"-"`
 	// DialTimeout bounds resolving a name and connecting to a site (or the upstream).
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
@@ -117,6 +124,8 @@ type Egress struct {
 	audit  *Audit
 	log    *slog.Logger
 	allow  map[allowKey]bool
+	// authHeader is removed from every request (EgressConfig.AuthHeader).
+	authHeader string
 
 	route *upstreamRoute // the upstream, its Proxy-Authorization and upstream.direct
 
@@ -149,7 +158,8 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 	}
 	log = log.With("component", "egress")
 	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: audit, log: log, allow: map[allowKey]bool{},
-		host: &hostAddrs{list: net.InterfaceAddrs},
+		authHeader: cmp.Or(cfg.AuthHeader, DefaultAuthConfig().Header),
+		host:       &hostAddrs{list: net.InterfaceAddrs},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -438,6 +448,12 @@ func (e *Egress) forward(w http.ResponseWriter, r *http.Request, st *egressState
 	// The URL names the destination; a different Host header must not steer
 	// a virtual host elsewhere.
 	r.Host = ""
+	// As the front proxy does (cleanRequest); goproxy removes only
+	// Connection itself and the Proxy- headers. The user header is the
+	// front proxy's to set: an internal app behind the egress that trusts
+	// it must not get one a page wrote.
+	removeHopByHop(r.Header, isWebSocket(r.Header))
+	r.Header.Del(e.authHeader)
 	cw := &countingWriter{ResponseWriter: w}
 	e.gp.ServeHTTP(cw, r) // strips Proxy-Authorization and Proxy-Connection
 	return cw.status, cw.n
