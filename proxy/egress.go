@@ -34,8 +34,15 @@ type EgressConfig struct {
 	// resolve to internal addresses, e.g. "wiki.corp.example",
 	// "10.1.2.3:8080", "127.0.0.1:8080". A name without a port allows every
 	// port. Everything else that resolves to a loopback, private, link-local
-	// (cloud metadata), CGNAT, multicast or otherwise reserved address is refused.
+	// (cloud metadata), CGNAT, multicast or otherwise reserved address is
+	// refused. Deny and the cloud metadata addresses win over it.
 	AllowInternal []string `mapstructure:"allow_internal"`
+	// Deny lists address blocks (CIDR prefixes, or single addresses) the
+	// isolated browsers may never reach, even through a name allow_internal
+	// names: deny is checked first, as Squid's http_access deny lines before
+	// the allow ones. The cloud metadata addresses (169.254.169.254,
+	// fd00:ec2::254, Azure's 168.63.129.16 and others) are always on it.
+	Deny []string `mapstructure:"deny"`
 	// Upstream is a parent proxy, http://[user:pass@]host:port, for all
 	// egress; empty means direct ("" in the configuration file inherits
 	// upstream.proxy and "direct" means direct: the wiring resolves both,
@@ -74,6 +81,9 @@ func (c *EgressConfig) Validate() error {
 		if _, err := parseAllowInternal(s); err != nil {
 			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
 		}
+	}
+	if _, err := newAddrDenylist(c.Deny); err != nil {
+		return err
 	}
 	if _, _, err := parseUpstream(egressParent(c.Upstream)); err != nil {
 		return fmt.Errorf("egress.upstream: %w", err)
@@ -124,6 +134,7 @@ type Egress struct {
 	audit  *Audit
 	log    *slog.Logger
 	allow  map[allowKey]bool
+	deny   addrDenylist
 	// authHeader is removed from every request (EgressConfig.AuthHeader).
 	authHeader string
 
@@ -171,6 +182,9 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		e.allow[k] = true
 	}
 	var err error
+	if e.deny, err = newAddrDenylist(cfg.Deny); err != nil {
+		return nil, err
+	}
 	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
 		return nil, err
 	}
@@ -352,10 +366,11 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	return host, uint16(n), nil
 }
 
-// vet resolves host once and checks every address it resolves to, against
-// the internal ranges and this host's own addresses. Names in
-// allow_internal skip the check, but are still resolved here so that what
-// is dialled is what was resolved.
+// vet resolves host once and checks every address it resolves to: against
+// egress.deny and the cloud metadata addresses, then the internal ranges
+// and this host's own addresses. Names in allow_internal skip the second
+// check, never the first, and are still resolved here so that what is
+// dialled is what was resolved.
 func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Addr, error) {
 	name := canonHost(host)
 	allowed := e.allow[allowKey{host: name}] || e.allow[allowKey{host: name, port: strconv.Itoa(int(port))}]
@@ -377,6 +392,9 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 		}
 	}
 	for i, a := range addrs {
+		if why := e.deny.reason(a); why != "" {
+			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrInternalAddress, host, a, why)
+		}
 		why := internalReason(a)
 		if why == "" && e.host.contains(a) {
 			why = "an address of this host"

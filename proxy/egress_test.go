@@ -478,6 +478,9 @@ func TestEgressRefusesInternal(t *testing.T) {
 		"100.64.0.1:" + p,
 		"169.254.169.254:80",
 		"meta.test:80",
+		"168.63.129.16:80", // Azure WireServer
+		"100.100.100.200:80",
+		"[fd00:ec2::254]:80",
 		"198.18.0.5:" + p,
 		"192.0.2.10:" + p,
 		"224.0.0.1:" + p,
@@ -907,6 +910,8 @@ func TestEgressConfigValidate(t *testing.T) {
 		{"allow scheme", func(c *EgressConfig) { c.AllowInternal = []string{"ok.test", "http://wiki"} }, "egress.allow_internal[1]"},
 		{"allow port", func(c *EgressConfig) { c.AllowInternal = []string{"wiki:http"} }, "egress.allow_internal[0]"},
 		{"allow empty", func(c *EgressConfig) { c.AllowInternal = []string{""} }, "egress.allow_internal[0]"},
+		{"deny prefix", func(c *EgressConfig) { c.Deny = []string{"10.0.0.0/8", "10.0.0.0/33"} }, "egress.deny[1]"},
+		{"deny name", func(c *EgressConfig) { c.Deny = []string{"wiki.corp"} }, "egress.deny[0]"},
 		{"upstream scheme", func(c *EgressConfig) { c.Upstream = "socks5://p:1080" }, "egress.upstream"},
 		{"upstream no port", func(c *EgressConfig) { c.Upstream = "http://proxy.corp" }, "egress.upstream"},
 		{"upstream bare", func(c *EgressConfig) { c.Upstream = "proxy.corp:3128" }, "egress.upstream"},
@@ -931,6 +936,7 @@ func TestEgressConfigValidate(t *testing.T) {
 	c = DefaultEgressConfig()
 	c.AllowInternal = []string{"wiki.corp.example", "10.1.2.3:8080", "[fd00::1]:443", "fd00::2", "WIKI.corp.example."}
 	c.Upstream = "http://u:p@proxy.corp:3128/"
+	c.Deny = []string{"10.20.0.0/16", "168.63.129.16", "fd00::/8"}
 	if err := c.Validate(); err != nil {
 		t.Errorf("good config: %v", err)
 	}
