@@ -335,7 +335,11 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // egressTarget checks that r is a proxy request and returns the host it is
-// for (brackets stripped) and its port.
+// for and its port. An address comes back in its canonical form, whatever
+// form the request wrote it in (127.1, 0x7f.0.0.1, [::FFFF:7f00:1]), so
+// that allow_internal, upstream.direct and the checks see the address a
+// browser would go to; a name must be a DNS name, and one whose last label
+// is a number must be an IPv4 address: browsers read it as one.
 func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	u := r.URL
 	if r.Method == http.MethodConnect {
@@ -362,6 +366,19 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	n, err := strconv.ParseUint(p, 10, 16)
 	if err != nil || n == 0 {
 		return "", 0, errors.New("bad port " + strconv.Quote(p))
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String(), uint16(n), nil
+	}
+	if endsInNumber(host) {
+		a, ok := parseLegacyIPv4(strings.TrimSuffix(host, "."))
+		if !ok {
+			return "", 0, errors.New("bad IPv4 address " + strconv.Quote(host))
+		}
+		return a.String(), uint16(n), nil
+	}
+	if !validHostname(strings.TrimSuffix(host, ".")) {
+		return "", 0, errors.New("bad host name " + strconv.Quote(host))
 	}
 	return host, uint16(n), nil
 }
@@ -658,6 +675,9 @@ func canonHost(h string) string {
 	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.String()
+	}
+	if a, ok := parseLegacyIPv4(h); ok {
+		return a.String() // as egressTarget reads it
 	}
 	return h
 }

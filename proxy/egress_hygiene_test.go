@@ -70,9 +70,10 @@ func TestEgressDeny(t *testing.T) {
 		"[::ffff:93.184.215.14]:80",
 		"[64:ff9b::5db8:d70e]:80", // NAT64 of 93.184.215.14
 		"[2002:5db8:d70e::1]:80",  // 6to4 of it
-		"wiki.test:80",            // allowed, but on the deny list
-		"10.9.0.5:" + o.port,      // allowed by address, denied by prefix
-		"meta.test:80",            // 169.254.169.254: metadata wins over allow_internal
+		"0x5d.0xb8.0xd7.0x0e:80",
+		"wiki.test:80",       // allowed, but on the deny list
+		"10.9.0.5:" + o.port, // allowed by address, denied by prefix
+		"meta.test:80",       // 169.254.169.254: metadata wins over allow_internal
 		"metadata.google.internal:80",
 		"168.63.129.16:80", // Azure WireServer, a public address
 		"wire.test:80",

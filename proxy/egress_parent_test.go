@@ -44,6 +44,8 @@ func TestEgressParentGetsCheckedAddress(t *testing.T) {
 			parent: []string{"CONNECT 93.184.215.14:443"}, tunnels: []string{"GET /in public.test"}},
 		{name: "CONNECT IPv6", req: "CONNECT public6.test:8443", inside: "GET / HTTP/1.1\r\nHost: public6.test\r\n\r\n", status: 200,
 			parent: []string{"CONNECT [2606:4700:4700::1111]:8443"}, tunnels: []string{"GET / public6.test"}},
+		{name: "CONNECT loose IPv4", req: "CONNECT 0x5d.184.0xd70e:443", inside: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", status: 200,
+			parent: []string{"CONNECT 93.184.215.14:443"}, tunnels: []string{"GET / x"}},
 		{name: "CONNECT next address", req: "CONNECT dual.test:443", inside: "GET / HTTP/1.1\r\nHost: dual.test\r\n\r\n", status: 200,
 			parent: []string{"CONNECT [2606:4700:4700::1111]:443", "CONNECT 93.184.215.14:443"}, tunnels: []string{"GET / dual.test"}},
 		// TLS to the site inside the tunnel, which this parent does not speak.

@@ -193,6 +193,24 @@ func parseDenyPrefix(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
+// endsInNumber reports whether host's last label (a trailing dot aside) is
+// a number, decimal or 0x hex: browsers (the WHATWG URL standard) then read
+// the whole host as an IPv4 address (parseLegacyIPv4), or reject it, but
+// never look it up.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if strings.Trim(last, "0123456789") == "" {
+		return true
+	}
+	// However large: 0x100000000 is a bad address, not a name.
+	hex, ok := strings.CutPrefix(strings.ToLower(last), "0x")
+	return ok && strings.Trim(hex, "0123456789abcdef") == ""
+}
+
 // hostAddrTTL is how long hostAddrs trusts its list of this host's addresses.
 const hostAddrTTL = 5 * time.Second
 
