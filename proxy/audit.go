@@ -151,7 +151,8 @@ type EgressEvent struct {
 	Bytes    int64
 	Duration time.Duration
 	// DestIP is the checked address dialled; "" when none was (refused,
-	// failed, or sent to the upstream proxy, which resolves names itself).
+	// failed, or sent to the upstream proxy: it is given the checked
+	// address, but Glovebox does not see its connection).
 	DestIP string
 	Error  string
 }

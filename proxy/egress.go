@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -33,19 +34,35 @@ type EgressConfig struct {
 	// resolve to internal addresses, e.g. "wiki.corp.example",
 	// "10.1.2.3:8080", "127.0.0.1:8080". A name without a port allows every
 	// port. Everything else that resolves to a loopback, private, link-local
-	// (cloud metadata), CGNAT, multicast or otherwise reserved address is refused.
+	// (cloud metadata), CGNAT, multicast or otherwise reserved address is
+	// refused. Deny and the cloud metadata addresses win over it.
 	AllowInternal []string `mapstructure:"allow_internal"`
+	// Deny lists address blocks (CIDR prefixes, or single addresses) the
+	// isolated browsers may never reach, even through a name allow_internal
+	// names: deny is checked first, as Squid's http_access deny lines before
+	// the allow ones. The cloud metadata addresses (169.254.169.254,
+	// fd00:ec2::254, Azure's 168.63.129.16 and others) are always on it.
+	Deny []string `mapstructure:"deny"`
 	// Upstream is a parent proxy, http://[user:pass@]host:port, for all
 	// egress; empty means direct ("" in the configuration file inherits
 	// upstream.proxy and "direct" means direct: the wiring resolves both,
-	// see WithParent). Glovebox still resolves and checks every
-	// name itself and refuses internal destinations before forwarding; the
-	// upstream then resolves the name again and is trusted to go where it
-	// is told.
+	// see WithParent). Glovebox resolves and checks every name itself,
+	// refuses internal destinations, and gives the upstream only the
+	// address it checked: CONNECT 93.184.215.14:443 for a tunnel, and a
+	// plain http:// request too goes through a CONNECT to the address, with
+	// the name in the Host header inside. The upstream never sees the name,
+	// so it cannot resolve it again to somewhere else (DNS rebinding); it
+	// must allow CONNECT to port 80 (and to any other port the sites use).
 	Upstream string `mapstructure:"upstream"`
 	// Direct lists the destinations that bypass Upstream (upstream.direct,
 	// set by the wiring).
 	Direct []string `mapstructure:"-"`
+	// AuthHeader is the header in which a trusted downstream proxy names
+	// the user (auth.header, set by the wiring; "" is its default,
+	// X-Authenticated-User). The egress removes it from every request, so
+	// an isolated page cannot pass itself off as a user to an internal app
+	// that trusts it.
+	AuthHeader string `mapstructure:"-"`
 	// DialTimeout bounds resolving a name and connecting to a site (or the upstream).
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
@@ -64,6 +81,9 @@ func (c *EgressConfig) Validate() error {
 		if _, err := parseAllowInternal(s); err != nil {
 			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
 		}
+	}
+	if _, err := newAddrDenylist(c.Deny); err != nil {
+		return err
 	}
 	if _, _, err := parseUpstream(egressParent(c.Upstream)); err != nil {
 		return fmt.Errorf("egress.upstream: %w", err)
@@ -114,10 +134,11 @@ type Egress struct {
 	audit  *Audit
 	log    *slog.Logger
 	allow  map[allowKey]bool
+	deny   addrDenylist
+	// authHeader is removed from every request (EgressConfig.AuthHeader).
+	authHeader string
 
-	upstream     *url.URL // nil: direct
-	upstreamAuth string   // Proxy-Authorization for the upstream's CONNECT, or ""
-	route        *upstreamRoute
+	route *upstreamRoute // the upstream, its Proxy-Authorization and upstream.direct
 
 	gp *goproxy.ProxyHttpServer
 	tr *http.Transport
@@ -148,7 +169,8 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 	}
 	log = log.With("component", "egress")
 	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: audit, log: log, allow: map[allowKey]bool{},
-		host: &hostAddrs{list: net.InterfaceAddrs},
+		authHeader: cmp.Or(cfg.AuthHeader, DefaultAuthConfig().Header),
+		host:       &hostAddrs{list: net.InterfaceAddrs},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -160,7 +182,7 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		e.allow[k] = true
 	}
 	var err error
-	if e.upstream, e.upstreamAuth, err = parseUpstream(egressParent(cfg.Upstream)); err != nil {
+	if e.deny, err = newAddrDenylist(cfg.Deny); err != nil {
 		return nil, err
 	}
 	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
@@ -168,7 +190,9 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 	}
 
 	// goproxy's default transport skips TLS verification and reads proxy
-	// settings from the environment: neither is acceptable here.
+	// settings from the environment: neither is acceptable here. It has no
+	// Proxy: a request for the upstream goes through a tunnel its dial
+	// opens (dialForTransport), as the upstream must not see the name.
 	e.tr = &http.Transport{
 		DialContext:            e.dialForTransport,
 		TLSHandshakeTimeout:    cfg.DialTimeout,
@@ -180,9 +204,6 @@ func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, lo
 		// The browser's own Accept-Encoding goes through untouched and
 		// bodies are relayed as they come.
 		DisableCompression: true,
-	}
-	if e.upstream != nil {
-		e.tr.Proxy = e.proxyFor // adds Proxy-Authorization from the URL's user info
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -314,7 +335,11 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // egressTarget checks that r is a proxy request and returns the host it is
-// for (brackets stripped) and its port.
+// for and its port. An address comes back in its canonical form, whatever
+// form the request wrote it in (127.1, 0x7f.0.0.1, [::FFFF:7f00:1]), so
+// that allow_internal, upstream.direct and the checks see the address a
+// browser would go to; a name must be a DNS name, and one whose last label
+// is a number must be an IPv4 address: browsers read it as one.
 func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	u := r.URL
 	if r.Method == http.MethodConnect {
@@ -342,13 +367,27 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	if err != nil || n == 0 {
 		return "", 0, errors.New("bad port " + strconv.Quote(p))
 	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.String(), uint16(n), nil
+	}
+	if endsInNumber(host) {
+		a, ok := parseLegacyIPv4(strings.TrimSuffix(host, "."))
+		if !ok {
+			return "", 0, errors.New("bad IPv4 address " + strconv.Quote(host))
+		}
+		return a.String(), uint16(n), nil
+	}
+	if !validHostname(strings.TrimSuffix(host, ".")) {
+		return "", 0, errors.New("bad host name " + strconv.Quote(host))
+	}
 	return host, uint16(n), nil
 }
 
-// vet resolves host once and checks every address it resolves to, against
-// the internal ranges and this host's own addresses. Names in
-// allow_internal skip the check, but are still resolved here so that what
-// is dialled is what was resolved.
+// vet resolves host once and checks every address it resolves to: against
+// egress.deny and the cloud metadata addresses, then the internal ranges
+// and this host's own addresses. Names in allow_internal skip the second
+// check, never the first, and are still resolved here so that what is
+// dialled is what was resolved.
 func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Addr, error) {
 	name := canonHost(host)
 	allowed := e.allow[allowKey{host: name}] || e.allow[allowKey{host: name, port: strconv.Itoa(int(port))}]
@@ -370,6 +409,9 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 		}
 	}
 	for i, a := range addrs {
+		if why := e.deny.reason(a); why != "" {
+			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrInternalAddress, host, a, why)
+		}
 		why := internalReason(a)
 		if why == "" && e.host.contains(a) {
 			why = "an address of this host"
@@ -384,20 +426,30 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 	return addrs, nil
 }
 
-// dialVetted connects to the first of addrs that answers, splitting the dial
-// timeout among them. It never resolves anything.
-func (e *Egress) dialVetted(ctx context.Context, addrs []netip.Addr, port uint16) (net.Conn, error) {
+// dialVetted connects to the first of the checked addresses that answers,
+// splitting the dial timeout among them. It never resolves anything. With
+// an upstream it opens a tunnel through it to the address, CONNECT
+// 93.184.215.14:443 or [2606:4700::1]:80, never to the name, which the
+// upstream would resolve again.
+func (e *Egress) dialVetted(ctx context.Context, st *egressState) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
 	var errs []error
-	for i, a := range addrs {
+	for i, a := range st.addrs {
 		actx, acancel := ctx, context.CancelFunc(func() {})
-		if left := len(addrs) - i; left > 1 {
+		if left := len(st.addrs) - i; left > 1 {
 			if dl, ok := ctx.Deadline(); ok {
 				actx, acancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
 			}
 		}
-		c, err := e.dial(actx, "tcp", netip.AddrPortFrom(a, port).String())
+		target := netip.AddrPortFrom(a, st.port).String()
+		var c net.Conn
+		var err error
+		if st.parent != nil {
+			c, err = dialParent(actx, e.dial, st.parent, e.route.auth, target, nil)
+		} else {
+			c, err = e.dial(actx, "tcp", target)
+		}
 		acancel()
 		if err == nil {
 			return c, nil
@@ -410,24 +462,18 @@ func (e *Egress) dialVetted(ctx context.Context, addrs []netip.Addr, port uint16
 	return nil, errors.Join(errs...)
 }
 
-// dialForTransport is the HTTP transport's only way out: in direct mode to
-// the addresses ServeHTTP checked for this request, in upstream mode to the
-// upstream. A dial the transport starts for one request may serve another
-// request for the same host:port, whose addresses were checked too.
-func (e *Egress) dialForTransport(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialForTransport is the HTTP transport's only way out: to the addresses
+// ServeHTTP checked for this request, direct or through a tunnel of the
+// upstream (the transport then sends the request in origin form, its Host
+// header naming the site, inside the tunnel). A dial the transport starts
+// for one request may serve another request for the same host:port, whose
+// addresses were checked too.
+func (e *Egress) dialForTransport(ctx context.Context, _, addr string) (net.Conn, error) {
 	st := egressStateOf(ctx)
 	if st == nil {
 		return nil, fmt.Errorf("dial %s: no checked address", addr)
 	}
-	if st.parent != nil {
-		if !strings.EqualFold(addr, st.parent.Host) {
-			return nil, fmt.Errorf("dial %s: not the upstream", addr)
-		}
-		ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-		defer cancel()
-		return e.dial(ctx, network, addr)
-	}
-	return e.dialVetted(ctx, st.addrs, st.port)
+	return e.dialVetted(ctx, st)
 }
 
 // forward relays one plain HTTP request through goproxy and the transport.
@@ -435,8 +481,14 @@ func (e *Egress) forward(w http.ResponseWriter, r *http.Request, st *egressState
 	trace := &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { st.setDest(ci.Conn.RemoteAddr()) }}
 	r = r.WithContext(httptrace.WithClientTrace(r.Context(), trace))
 	// The URL names the destination; a different Host header must not steer
-	// the upstream or a virtual host elsewhere.
+	// a virtual host elsewhere.
 	r.Host = ""
+	// As the front proxy does (cleanRequest); goproxy removes only
+	// Connection itself and the Proxy- headers. The user header is the
+	// front proxy's to set: an internal app behind the egress that trusts
+	// it must not get one a page wrote.
+	removeHopByHop(r.Header, isWebSocket(r.Header))
+	r.Header.Del(e.authHeader)
 	cw := &countingWriter{ResponseWriter: w}
 	e.gp.ServeHTTP(cw, r) // strips Proxy-Authorization and Proxy-Connection
 	return cw.status, cw.n
@@ -456,15 +508,9 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 	}
 	defer e.tunnels.Done()
 
-	var dest net.Conn
-	var err error
-	if st.parent != nil {
-		dest, err = e.connectUpstream(r.Context(), st.parent, r.URL.Host)
-	} else {
-		dest, err = e.dialVetted(r.Context(), st.addrs, st.port)
-		if err == nil {
-			st.setDest(dest.RemoteAddr())
-		}
+	dest, err := e.dialVetted(r.Context(), st)
+	if err == nil && st.parent == nil {
+		st.setDest(dest.RemoteAddr())
 	}
 	if err != nil {
 		st.setErr(err)
@@ -519,14 +565,6 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 	}
 	<-done
 	return http.StatusOK, n
-}
-
-// connectUpstream opens a tunnel to target (host:port, the name as the
-// browser sent it) through the upstream proxy.
-func (e *Egress) connectUpstream(ctx context.Context, parent *url.URL, target string) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
-	defer cancel()
-	return dialParent(ctx, e.dial, parent, e.upstreamAuth, target, nil)
 }
 
 // bufferedConn is a connection whose first bytes were read into r.
@@ -637,6 +675,9 @@ func canonHost(h string) string {
 	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.String()
+	}
+	if a, ok := parseLegacyIPv4(h); ok {
+		return a.String() // as egressTarget reads it
 	}
 	return h
 }

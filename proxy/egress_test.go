@@ -478,6 +478,9 @@ func TestEgressRefusesInternal(t *testing.T) {
 		"100.64.0.1:" + p,
 		"169.254.169.254:80",
 		"meta.test:80",
+		"168.63.129.16:80", // Azure WireServer
+		"100.100.100.200:80",
+		"[fd00:ec2::254]:80",
 		"198.18.0.5:" + p,
 		"192.0.2.10:" + p,
 		"224.0.0.1:" + p,
@@ -653,21 +656,27 @@ func TestEgressRebinding(t *testing.T) {
 	}
 }
 
-// upstreamProxy is a loopback parent proxy that records what it is asked:
-// it answers plain requests itself and echoes CONNECT tunnels.
+// upstreamProxy is a loopback parent proxy that records what it is asked
+// and dials nothing: it answers plain requests itself, and inside a CONNECT
+// tunnel it answers the HTTP requests that come through as if it were the
+// site. Given a resolver, it resolves a CONNECT target's name as a real
+// parent would, and records the address it would have gone to.
 type upstreamProxy struct {
-	ln   *countingListener
-	mu   sync.Mutex
-	seen []string // "METHOD target auth"
+	ln *countingListener
+	// refuse, when set, makes the parent answer 502 to a CONNECT to target.
+	refuse func(target string) bool
+
+	mu      sync.Mutex
+	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	seen    []string // "METHOD target auth"
+	inner   []string // "METHOD request-URI Host" of the requests inside tunnels
 }
 
 func startUpstream(t *testing.T) *upstreamProxy {
 	t.Helper()
 	up := &upstreamProxy{ln: loopbackListener(t)}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		up.mu.Lock()
-		up.seen = append(up.seen, r.Method+" "+r.RequestURI+" "+r.Header.Get("Proxy-Authorization"))
-		up.mu.Unlock()
+		up.record(r)
 		if r.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte("u:p@ss")) {
 			w.Header().Set("Proxy-Authenticate", `Basic realm="up"`)
 			http.Error(w, "who are you", http.StatusProxyAuthRequired)
@@ -677,23 +686,65 @@ func startUpstream(t *testing.T) *upstreamProxy {
 			io.WriteString(w, "via upstream")
 			return
 		}
+		if up.refuse != nil && up.refuse(r.RequestURI) {
+			http.Error(w, "cannot reach "+r.RequestURI, http.StatusBadGateway)
+			return
+		}
 		c, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			return
 		}
 		defer c.Close()
 		io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
-		io.Copy(c, brw)
+		for {
+			req, err := http.ReadRequest(brw.Reader)
+			if err != nil {
+				return // the end of the tunnel, or TLS, which this parent does not speak
+			}
+			io.Copy(io.Discard, req.Body)
+			up.mu.Lock()
+			up.inner = append(up.inner, req.Method+" "+req.RequestURI+" "+req.Host)
+			up.mu.Unlock()
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len("via upstream"), "via upstream")
+		}
 	})}
 	go srv.Serve(up.ln)
 	t.Cleanup(func() { srv.Close() })
 	return up
 }
 
+// record notes a request to the parent and, for a CONNECT to a name, the
+// parent's own resolution of it.
+func (up *upstreamProxy) record(r *http.Request) {
+	up.mu.Lock()
+	up.seen = append(up.seen, r.Method+" "+r.RequestURI+" "+r.Header.Get("Proxy-Authorization"))
+	resolve := up.resolve
+	up.mu.Unlock()
+	host, _, err := net.SplitHostPort(r.RequestURI)
+	if _, aerr := netip.ParseAddr(host); r.Method == http.MethodConnect && err == nil && aerr != nil && resolve != nil {
+		as, _ := resolve(r.Context(), host)
+		up.mu.Lock()
+		up.seen = append(up.seen, fmt.Sprintf("(parent resolved %s to %v)", host, as))
+		up.mu.Unlock()
+	}
+}
+
+func (up *upstreamProxy) setResolver(fn func(ctx context.Context, host string) ([]netip.Addr, error)) {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	up.resolve = fn
+}
+
 func (up *upstreamProxy) requests() []string {
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	return append([]string(nil), up.seen...)
+}
+
+func (up *upstreamProxy) tunnelled() []string {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return append([]string(nil), up.inner...)
 }
 
 func TestEgressUpstream(t *testing.T) {
@@ -713,20 +764,27 @@ func TestEgressUpstream(t *testing.T) {
 		t.Errorf("audit event %v", ev)
 	}
 
-	c, br, cresp := connect(t, h.addr, "site.test:443", "Proxy-Authorization: Basic Y2xpZW50OnNlY3JldA==\r\n", "early ")
+	// The request right behind the CONNECT: early bytes reach the upstream too.
+	c, br, cresp := connect(t, h.addr, "site.test:443", "Proxy-Authorization: Basic Y2xpZW50OnNlY3JldA==\r\n",
+		"GET /t HTTP/1.1\r\nHost: site.test\r\n\r\n")
 	if cresp.StatusCode != http.StatusOK {
 		t.Fatalf("CONNECT status %d", cresp.StatusCode)
 	}
-	io.WriteString(c, "ping\n")
-	if line, err := br.ReadString('\n'); err != nil || line != "early ping\n" {
-		t.Fatalf("echo through upstream %q, %v", line, err)
+	if r, err := http.ReadResponse(br, nil); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("through the upstream's tunnel: %v, %v", r, err)
 	}
 	c.Close()
 	h.audit.wait(t, "CONNECT", "site.test:443")
 
-	want := []string{"GET " + u + " " + auth, "CONNECT site.test:443 " + auth}
+	// Both as tunnels to the address checked (site.test is 127.0.0.1), the
+	// plain request in origin form inside.
+	want := []string{"CONNECT 127.0.0.1:" + o.port + " " + auth, "CONNECT 127.0.0.1:443 " + auth}
 	if got := up.requests(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("upstream saw\n%q\nwant\n%q", got, want)
+	}
+	wantInner := []string{"GET /a site.test:" + o.port, "GET /t site.test"}
+	if got := up.tunnelled(); strings.Join(got, "\n") != strings.Join(wantInner, "\n") {
+		t.Errorf("upstream's tunnels carried\n%q\nwant\n%q", got, wantInner)
 	}
 
 	// Internal destinations never reach the upstream.
@@ -852,6 +910,8 @@ func TestEgressConfigValidate(t *testing.T) {
 		{"allow scheme", func(c *EgressConfig) { c.AllowInternal = []string{"ok.test", "http://wiki"} }, "egress.allow_internal[1]"},
 		{"allow port", func(c *EgressConfig) { c.AllowInternal = []string{"wiki:http"} }, "egress.allow_internal[0]"},
 		{"allow empty", func(c *EgressConfig) { c.AllowInternal = []string{""} }, "egress.allow_internal[0]"},
+		{"deny prefix", func(c *EgressConfig) { c.Deny = []string{"10.0.0.0/8", "10.0.0.0/33"} }, "egress.deny[1]"},
+		{"deny name", func(c *EgressConfig) { c.Deny = []string{"wiki.corp"} }, "egress.deny[0]"},
 		{"upstream scheme", func(c *EgressConfig) { c.Upstream = "socks5://p:1080" }, "egress.upstream"},
 		{"upstream no port", func(c *EgressConfig) { c.Upstream = "http://proxy.corp" }, "egress.upstream"},
 		{"upstream bare", func(c *EgressConfig) { c.Upstream = "proxy.corp:3128" }, "egress.upstream"},
@@ -876,6 +936,7 @@ func TestEgressConfigValidate(t *testing.T) {
 	c = DefaultEgressConfig()
 	c.AllowInternal = []string{"wiki.corp.example", "10.1.2.3:8080", "[fd00::1]:443", "fd00::2", "WIKI.corp.example."}
 	c.Upstream = "http://u:p@proxy.corp:3128/"
+	c.Deny = []string{"10.20.0.0/16", "168.63.129.16", "fd00::/8"}
 	if err := c.Validate(); err != nil {
 		t.Errorf("good config: %v", err)
 	}

@@ -24,14 +24,6 @@ var ErrLocalDestination = errors.New("destination is on the Glovebox host")
 // ruleLocalDest is the rule of a request refused for its destination.
 const ruleLocalDest = "local destination"
 
-// metadataAddrs are the cloud providers' instance metadata and platform
-// services outside link-local, which is refused whole.
-var metadataAddrs = []netip.Addr{
-	netip.MustParseAddr("168.63.129.16"),   // Azure WireServer
-	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud metadata
-	netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
-}
-
 // localGuard decides whether an allowed request may go to a destination.
 type localGuard struct {
 	self      *hostAddrs
@@ -101,10 +93,8 @@ func (g *localGuard) reason(a netip.Addr) string {
 	case a.IsLinkLocalUnicast():
 		return "link-local (cloud metadata)"
 	}
-	for _, m := range metadataAddrs {
-		if a == m {
-			return "a cloud metadata service"
-		}
+	if isMetadata(a) { // the egress's list (netcheck.go)
+		return "a cloud metadata service"
 	}
 	for _, p := range g.nets {
 		if p.Contains(a) {

@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,7 +23,7 @@ type specialRange struct {
 var internalV4 = []specialRange{
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified (this network)"}, // Linux connects 0.0.0.0 to the host itself
 	{netip.MustParsePrefix("10.0.0.0/8"), "private (RFC 1918)"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space (CGNAT)"},
+	{netip.MustParsePrefix("100.64.0.0/10"), "shared address space (CGNAT)"}, // Alibaba's metadata 100.100.100.200 is in it
 	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
 	{netip.MustParsePrefix("169.254.0.0/16"), "link-local (cloud metadata)"},
 	{netip.MustParsePrefix("172.16.0.0/12"), "private (RFC 1918)"},
@@ -64,26 +66,15 @@ func internalReason(a netip.Addr) string {
 	}
 	a = a.Unmap()
 	if a.Is4() {
-		for _, r := range internalV4 {
-			if r.prefix.Contains(a) {
-				return r.what
-			}
+		return rangeReason(internalV4, a)
+	}
+	if v4, form, ok := embeddedV4(a); ok {
+		if why := internalReason(v4); why != "" {
+			return form + " of " + why
 		}
 		return ""
 	}
-	b := a.As16()
-	switch {
-	case nat64WellKnown.Contains(a):
-		if why := internalReason(netip.AddrFrom4([4]byte(b[12:16]))); why != "" {
-			return "NAT64 form of " + why
-		}
-		return ""
-	case sixToFour.Contains(a):
-		if why := internalReason(netip.AddrFrom4([4]byte(b[2:6]))); why != "" {
-			return "6to4 form of " + why
-		}
-		return ""
-	case !globalUnicast6.Contains(a):
+	if !globalUnicast6.Contains(a) {
 		switch {
 		case a.IsLoopback():
 			return "loopback"
@@ -98,12 +89,126 @@ func internalReason(a netip.Addr) string {
 		}
 		return "not global unicast IPv6"
 	}
-	for _, r := range internalV6 {
+	return rangeReason(internalV6, a)
+}
+
+// embeddedV4 returns the IPv4 address a NAT64 (64:ff9b::/96) or 6to4
+// (2002::/16) address carries, and which form it is. IPv4-mapped addresses
+// are not among them: callers Unmap first.
+func embeddedV4(a netip.Addr) (v4 netip.Addr, form string, ok bool) {
+	b := a.As16()
+	switch {
+	case nat64WellKnown.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), "NAT64 form", true
+	case sixToFour.Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), "6to4 form", true
+	}
+	return netip.Addr{}, "", false
+}
+
+// rangeReason is the description of the first of rs that holds a, or "".
+func rangeReason(rs []specialRange, a netip.Addr) string {
+	for _, r := range rs {
 		if r.prefix.Contains(a) {
 			return r.what
 		}
 	}
 	return ""
+}
+
+// metadataRanges are the clouds' instance metadata and host agent
+// addresses: behind them are the machine's credentials. The egress refuses
+// them even for a host allow_internal names; isMetadata lets the front
+// proxy, which may reach internal sites, refuse them too.
+var metadataRanges = []specialRange{
+	{netip.MustParsePrefix("169.254.169.254/32"), "cloud metadata (AWS, GCP, Azure, OCI, OpenStack and others)"}, // GCP's metadata.google.internal
+	{netip.MustParsePrefix("169.254.170.2/32"), "cloud metadata (AWS ECS task credentials)"},
+	{netip.MustParsePrefix("169.254.170.23/32"), "cloud metadata (AWS EKS Pod Identity)"},
+	{netip.MustParsePrefix("169.254.0.23/32"), "cloud metadata (Tencent Cloud)"},
+	{netip.MustParsePrefix("100.100.100.200/32"), "cloud metadata (Alibaba Cloud)"},
+	{netip.MustParsePrefix("168.63.129.16/32"), "cloud host agent (Azure WireServer)"}, // a public address the hypervisor answers
+	{netip.MustParsePrefix("192.0.0.192/32"), "cloud metadata (Oracle Cloud Classic)"},
+	{netip.MustParsePrefix("fd00:ec2::254/128"), "cloud metadata (AWS, IPv6)"},
+	{netip.MustParsePrefix("fd00:ec2::23/128"), "cloud metadata (AWS EKS Pod Identity, IPv6)"},
+}
+
+// isMetadata reports whether a is a cloud metadata address, in any of its
+// forms (IPv4-mapped, NAT64, 6to4, with a zone).
+func isMetadata(a netip.Addr) bool {
+	return addrDenylist(metadataRanges).reason(a) != ""
+}
+
+// addrDenylist is a list of refused address blocks that nothing allows:
+// the cloud metadata addresses and the operator's own (egress.deny).
+type addrDenylist []specialRange
+
+// newAddrDenylist is the metadata addresses and the prefixes of
+// egress.deny; an error names the bad entry's key.
+func newAddrDenylist(deny []string) (addrDenylist, error) {
+	d := append(addrDenylist(nil), metadataRanges...)
+	for i, s := range deny {
+		p, err := parseDenyPrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("egress.deny[%d]: %w", i, err)
+		}
+		d = append(d, specialRange{p, "refused by egress.deny " + p.String()})
+	}
+	return d, nil
+}
+
+// reason says which entry of d refuses a, or "". An IPv4 block also holds
+// the IPv6 forms of its addresses: ::ffff:a.b.c.d, NAT64 and 6to4.
+func (d addrDenylist) reason(a netip.Addr) string {
+	a = a.WithZone("").Unmap()
+	if why := rangeReason(d, a); why != "" {
+		return why
+	}
+	if v4, form, ok := embeddedV4(a); ok {
+		if why := rangeReason(d, v4); why != "" {
+			return form + " of " + why
+		}
+	}
+	return ""
+}
+
+// parseDenyPrefix reads a CIDR prefix or a single address. IPv4-mapped
+// prefixes (::ffff:10.0.0.0/104) become IPv4 ones, which is how addresses
+// are compared.
+func parseDenyPrefix(s string) (netip.Prefix, error) {
+	bad := fmt.Errorf("%q: want a CIDR prefix (10.0.0.0/8, fd00::/8) or an IP address", s)
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, bad
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, bad
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// endsInNumber reports whether host's last label (a trailing dot aside) is
+// a number, decimal or 0x hex: browsers (the WHATWG URL standard) then read
+// the whole host as an IPv4 address (parseLegacyIPv4), or reject it, but
+// never look it up.
+func endsInNumber(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if strings.Trim(last, "0123456789") == "" {
+		return true
+	}
+	// However large: 0x100000000 is a bad address, not a name.
+	hex, ok := strings.CutPrefix(strings.ToLower(last), "0x")
+	return ok && strings.Trim(hex, "0123456789abcdef") == ""
 }
 
 // hostAddrTTL is how long hostAddrs trusts its list of this host's addresses.

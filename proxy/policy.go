@@ -268,7 +268,7 @@ func parseLegacyIPv4(h string) (netip.Addr, bool) {
 	for i, p := range parts {
 		base := 10
 		switch {
-		case strings.HasPrefix(p, "0x"):
+		case strings.HasPrefix(p, "0x") || strings.HasPrefix(p, "0X"):
 			p, base = p[2:], 16
 			if p == "" {
 				p = "0"

@@ -113,20 +113,29 @@ func parseDirect(s string) (directMatch, error) {
 		return directMatch{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
 	}
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
-	if name == "" || len(name) > 253 {
+	if !validHostname(name) {
 		return directMatch{}, bad
+	}
+	return directMatch{domain: name}, nil
+}
+
+// validHostname reports whether name (no trailing dot) is a DNS name of
+// letters, digits, "-" and "_": labels of 1–63, 253 in all.
+func validHostname(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
 	}
 	for _, label := range strings.Split(name, ".") {
 		if label == "" || len(label) > 63 {
-			return directMatch{}, bad
+			return false
 		}
 		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return directMatch{}, bad
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
 			}
 		}
 	}
-	return directMatch{domain: name}, nil
+	return true
 }
 
 // upstreamRoute picks, per destination host, the parent proxy or direct.
@@ -483,13 +492,4 @@ func egressParent(s string) string {
 		return ""
 	}
 	return s
-}
-
-// proxyFor is the egress transport's Proxy: the parent ServeHTTP chose for
-// this request (nil for an upstream.direct exception).
-func (e *Egress) proxyFor(r *http.Request) (*url.URL, error) {
-	if st := egressStateOf(r.Context()); st != nil {
-		return st.parent, nil
-	}
-	return nil, errors.New("egress: request without checked state")
 }

@@ -225,7 +225,7 @@ func TestEgressDirectExceptions(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || body != "via upstream" {
 		t.Errorf("not an exception: %d %q, want the upstream's answer", resp.StatusCode, body)
 	}
-	if got := up.requests(); len(got) != 1 || !strings.HasPrefix(got[0], "GET http://site.test:") {
+	if got := up.requests(); len(got) != 1 || !strings.HasPrefix(got[0], "CONNECT 127.0.0.1:"+o.port+" ") {
 		t.Errorf("upstream saw %q, want only the site.test request", got)
 	}
 }

@@ -96,6 +96,15 @@ func defaultConfig() Config {
 	}
 }
 
+// egressConfig is egress.* with what the egress proxy takes from the rest:
+// its parent (egress.upstream "" inherits upstream.proxy), upstream.direct,
+// and auth.header, which it removes from the isolated browsers' requests.
+func (c *Config) egressConfig() proxy.EgressConfig {
+	e := c.Egress.WithParent(c.Proxy.Upstream)
+	e.AuthHeader = c.Proxy.Auth.Header
+	return e
+}
+
 // Validate reports the first bad value, naming its key.
 func (c *Config) Validate() error {
 	if err := c.Proxy.Validate(); err != nil {

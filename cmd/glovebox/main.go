@@ -121,8 +121,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		if err != nil {
 			return err
 		}
-		// egress.upstream "" inherits upstream.proxy; upstream.direct applies to both.
-		egress, err = proxy.NewEgress(cfg.Egress.WithParent(cfg.Proxy.Upstream), pol, func(ip string) (string, string, bool) {
+		egress, err = proxy.NewEgress(cfg.egressConfig(), pol, func(ip string) (string, string, bool) {
 			if srv == nil {
 				return "", "", false
 			}

@@ -329,7 +329,9 @@ func jsonField(t testing.TB, body, key string) string {
 
 // TestSquidParentForEgress: the isolated browsers' egress proxy sends
 // every request of a containerd tab through Squid (egress.upstream), with
-// credentials; Squid's access log shows the remote page's loads.
+// credentials, as a tunnel to the address it checked (plain HTTP too, so
+// that Squid never resolves a name again); Squid's access log shows the
+// tunnel once it is closed.
 func TestSquidParentForEgress(t *testing.T) {
 	needSquid(t)
 	site := newTestSite(t)
@@ -350,20 +352,27 @@ func TestSquidParentForEgress(t *testing.T) {
 		for ctx.Err() == nil && site.servedCount(p) == 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		sq.waitLogged(t, "TCP_MISS/200", "GET "+site.URL+p+" ", " "+user+" ")
+		if site.servedCount(p) == 0 {
+			t.Fatalf("the site never served %s", p)
+		}
 	}
 	// The egress audit events: the tab, and no destination address of
 	// Glovebox's own (Squid dialled the site).
-	tab := ""
-	for _, e := range g.audit.events() {
-		if e["event"] == "egress_request" && e["url"] == site.URL+"/app.js" {
-			tab, _ = e["tab"].(string)
-			if e["status"] != 200.0 || e["dest_ip"] != "" {
-				t.Errorf("egress event %v, want 200 with no dest_ip", e)
+	// It is written once the response is relayed, after the site served it.
+	waitFor(t, 10*time.Second, "the egress_request for the script", func() (bool, string) {
+		for _, e := range g.audit.events() {
+			if e["event"] == "egress_request" && e["url"] == site.URL+"/app.js" {
+				if tab, _ := e["tab"].(string); tab == "" || e["status"] != 200.0 || e["dest_ip"] != "" {
+					t.Errorf("egress event %v, want a tab, 200 and no dest_ip", e)
+				}
+				return true, ""
 			}
 		}
-	}
-	if tab == "" {
-		t.Errorf("no egress_request for the script with a tab:\n%s", g.audit.String())
-	}
+		return false, g.audit.String()
+	})
+	// Stopping Glovebox closes the egress's kept-alive tunnels, which Squid
+	// logs as they end.
+	g.stop(t)
+	siteURL, _ := url.Parse(site.URL)
+	sq.waitLogged(t, "TCP_TUNNEL/200", " CONNECT "+siteURL.Host+" "+user+" ")
 }
