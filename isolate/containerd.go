@@ -140,6 +140,9 @@ func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log 
 	if err := os.MkdirAll(c.containersDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("isolate containerd: data_dir: %w", err)
 	}
+	if err := c.writePolicy(); err != nil {
+		return nil, fmt.Errorf("isolate containerd: data_dir: %w", err)
+	}
 	address := strings.TrimPrefix(cfg.Address, "unix://")
 	if cfg.Address == AddressManaged {
 		d, err := startDaemon(ctx, cfg, log)
@@ -212,6 +215,29 @@ func (c *Containerd) containersDir() string { return filepath.Join(c.cfg.DataDir
 // devtoolsSocket is where the forwarder of the container whose directory
 // is dir listens.
 func devtoolsSocket(dir string) string { return filepath.Join(dir, "devtools.sock") }
+
+// policyFile is the browsers' managed policy file, bound read-only into
+// every container.
+func (c *Containerd) policyFile() string { return filepath.Join(c.cfg.DataDir, "chromium-policy.json") }
+
+// writePolicy writes the policy file, replacing it whole: containers bind
+// it when they are created, so none sees it half written.
+func (c *Containerd) writePolicy() error {
+	data, err := policyJSON(c.cfg.TrustedCAs)
+	if err != nil {
+		return err
+	}
+	tmp := c.policyFile() + ".new"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	// WriteFile keeps the mode of a file left by a crash, and the umask
+	// trims a new one: the browser's user must read it.
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.policyFile())
+}
 
 // Name returns the runtime's name, "containerd".
 func (c *Containerd) Name() string { return "containerd" }
@@ -385,7 +411,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	if err := os.WriteFile(hosts, hostsFile(nil), 0o644); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", id, err)
 	}
-	s := ctrSpec{id: id, cfg: c.cfg, spec: spec, rootfs: c.rootfs, binds: c.binds, hosts: hosts, ipv6: c.ipv6}
+	s := ctrSpec{id: id, cfg: c.cfg, spec: spec, rootfs: c.rootfs, binds: c.binds, hosts: hosts, policy: c.policyFile(), ipv6: c.ipv6}
 	if c.nw != nil {
 		s.egressPort = c.nw.EgressPort()
 	}

@@ -1,6 +1,7 @@
 package isolate
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -33,8 +34,8 @@ type ContainerdConfig struct {
 	// is removed: give each Glovebox on a host a namespace of its own.
 	Namespace string `mapstructure:"namespace"`
 	// DataDir holds the managed containerd's root, state and socket, the
-	// template root file system of "host" mode and a small directory per
-	// container. It must be on a local file system, and its path short
+	// template root file system of "host" mode, the browsers' managed
+	// policy file and a small directory per container. It must be on a local file system, and its path short
 	// enough for a socket (about 80 bytes).
 	DataDir string `mapstructure:"data_dir"`
 	// Binary is the containerd program started in managed mode: a path, or
@@ -76,6 +77,11 @@ type ContainerdConfig struct {
 	// StartTimeout is how long a browser may take to open DevTools, and the
 	// managed containerd to answer, before the start fails.
 	StartTimeout time.Duration `mapstructure:"start_timeout"`
+	// TrustedCAs are DER certificates the browsers trust as roots besides
+	// Chromium's own (the CACertificates policy): tls.extra_ca_files and
+	// every rule's ca_file. It is not a setting of its own: the wiring
+	// reads it from those files.
+	TrustedCAs [][]byte `mapstructure:"-"`
 }
 
 // DefaultContainerdConfig returns the containerd runtime's defaults.
@@ -172,6 +178,11 @@ func (c ContainerdConfig) Validate() error {
 	}
 	if c.StartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("start_timeout: %v must be positive", c.StartTimeout))
+	}
+	for i, der := range c.TrustedCAs {
+		if _, err := x509.ParseCertificate(der); err != nil {
+			errs = append(errs, fmt.Errorf("trusted CA %d (from tls.extra_ca_files or a rule's ca_file): %w", i, err))
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("isolate containerd config: %w", errors.Join(errs...))

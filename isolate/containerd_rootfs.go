@@ -55,6 +55,10 @@ func buildTemplate(dir string, uid, gid int) ([]string, error) {
 		{name: "home", mode: 0o755},
 		{name: "home/" + containerUser, mode: 0o700, uid: uid, gid: gid},
 		{name: "etc/hosts", file: true, mode: 0o644},
+		{name: "etc/chromium", mode: 0o755},
+		{name: "etc/chromium/policies", mode: 0o755},
+		{name: "etc/chromium/policies/managed", mode: 0o755},
+		{name: containerPolicyFile[1:], file: true, mode: 0o644},
 		{name: "etc/passwd", mode: 0o644, data: fmt.Sprintf(
 			"root:x:0:0:root:/root:/usr/sbin/nologin\n"+
 				"%s:x:%d:%d:Glovebox browser:%s:/usr/sbin/nologin\n"+

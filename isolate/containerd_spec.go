@@ -69,6 +69,9 @@ type ctrSpec struct {
 	binds []string
 	// hosts is the host path of the container's own /etc/hosts.
 	hosts string
+	// policy is the host path of the browsers' managed policy file,
+	// bound at containerPolicyFile.
+	policy string
 	// egressPort is the egress proxy's port, or 0 when the container has
 	// no network but loopback.
 	egressPort int
@@ -141,6 +144,10 @@ func specOpts(s ctrSpec) []oci.SpecOpts {
 		// mounted on, whatever mode= says; uid= and gid= it keeps.
 		withMount(tmpfs(containerHome, s.cfg.HomeMB, "mode=0700", fmt.Sprintf("uid=%d", uid), fmt.Sprintf("gid=%d", gid))),
 		withMount(specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: s.hosts,
+			Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}}),
+		// Glovebox's own file, never the host's /etc/chromium: "host" mode
+		// does not bind that.
+		withMount(specs.Mount{Destination: containerPolicyFile, Type: "bind", Source: s.policy,
 			Options: []string{"bind", "ro", "nosuid", "nodev", "noexec"}}),
 		oci.WithCgroup(path.Join(cgroupParent, s.id)),
 		oci.WithMemoryLimit(uint64(s.cfg.MemoryMB) << 20),

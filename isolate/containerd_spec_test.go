@@ -26,6 +26,7 @@ func testCtrSpec() ctrSpec {
 		rootfs:     "/var/lib/glovebox/rootfs",
 		binds:      []string{"/usr", "/etc/fonts", "/etc/ld.so.cache"},
 		hosts:      "/var/lib/glovebox/containers/glovebox-0123456789ab/hosts",
+		policy:     "/var/lib/glovebox/chromium-policy.json",
 		egressPort: 3129,
 		ipv6:       true,
 	}
@@ -67,6 +68,7 @@ func TestContainerdSpec(t *testing.T) {
 		"--disable-gpu", "--disable-breakpad", "--password-store=basic", "--use-mock-keychain", "--mute-audio",
 		"--hide-scrollbars", "--window-size=800,600", "--force-device-scale-factor=2",
 		"--proxy-server=http://glovebox-egress:3129", "--proxy-bypass-list=<-loopback>", "--lang=de",
+		"--gaia-url=http://127.0.0.1:9", "--component-updater=url-source=http://127.0.0.1:9/",
 	} {
 		if !slices.Contains(p.Args, want) {
 			t.Errorf("args lack %s: %q", want, p.Args)
@@ -116,6 +118,16 @@ func TestContainerdSpec(t *testing.T) {
 	}
 	if m, _ := mountAt(spec, "/etc/hosts"); m.Source != s.hosts || !slices.Contains(m.Options, "ro") {
 		t.Errorf("/etc/hosts = %+v, want a read-only bind of %s", m, s.hosts)
+	}
+	// The managed policy is Glovebox's file, and nothing of the host's
+	// /etc/chromium is bound.
+	if m, _ := mountAt(spec, "/etc/chromium/policies/managed/glovebox.json"); m.Source != s.policy || !slices.Contains(m.Options, "ro") {
+		t.Errorf("policy file = %+v, want a read-only bind of %s", m, s.policy)
+	}
+	for _, m := range spec.Mounts {
+		if strings.HasPrefix(m.Source, "/etc/chromium") {
+			t.Errorf("the host's %s is bound at %s", m.Source, m.Destination)
+		}
 	}
 
 	// tmpfs with sizes, replacing containerd's default /dev/shm and /run.

@@ -93,6 +93,10 @@ var ErrSubnetFull = errors.New("isolate: every address block of the container su
 // creates, so that Reap can find what a crashed Glovebox left.
 const hostIfPrefix = "gbh"
 
+// HostInterfacePrefix starts the name of the host end of every container's
+// veth: interfaces that only the containers reach.
+const HostInterfacePrefix = hostIfPrefix
+
 // containerIf is the name of the container's end of its veth.
 const containerIf = "eth0"
 

@@ -31,8 +31,9 @@ var disabledFeatures = []string{
 	"WebUIOmniboxAimPopup", "WebUIOmniboxFullPopup",
 }
 
-// baseFlags keep a headless Chromium quiet and small. It still sends
-// background requests despite them, which the egress proxy must refuse.
+// baseFlags keep a headless Chromium quiet and small. In a container the
+// managed policies (policy.go) hold it further; whatever still gets out, the
+// egress proxy must refuse.
 var baseFlags = []string{
 	"--headless=new",
 	"--no-first-run",
@@ -52,6 +53,14 @@ var baseFlags = []string{
 	"--disable-client-side-phishing-detection",
 	"--disable-domain-reliability",
 	"--no-pings",
+	// Chromium 156 lists the Google accounts of the cookie jar at every
+	// start (IdentityManager::OnNetworkInitialized) and asks for its
+	// on-device model manifest, whatever the flags above and the managed
+	// policies say. Port 9 is one Chromium never connects to
+	// (ERR_UNSAFE_PORT), so both fail inside the browser instead of
+	// reaching the egress proxy.
+	"--gaia-url=http://127.0.0.1:9",
+	"--component-updater=url-source=http://127.0.0.1:9/",
 }
 
 // chromiumArgs returns the command line of a browser with the profile dir.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -25,9 +26,17 @@ type Config struct {
 	// demos where the viewer runs on the same machine.
 	Loopback bool `mapstructure:"loopback"`
 	// Addresses limits media to these local IPv4 addresses (candidates are
-	// gathered only on them); empty means every address of the host. A
-	// loopback address here implies Loopback.
+	// gathered only on them); empty means every address of the host but
+	// those of the browsers' containers. A loopback address here implies
+	// Loopback.
 	Addresses []string `mapstructure:"addresses"`
+	// ExcludeNets are local networks users cannot reach, whose addresses
+	// are never offered as candidates: the containers' links. It is not a
+	// setting of its own: the wiring sets it from isolate.network.subnet.
+	ExcludeNets []netip.Prefix `mapstructure:"-"`
+	// ExcludeInterfaces are name prefixes of local interfaces never used
+	// for media: the host ends of the containers' veths. The wiring sets it.
+	ExcludeInterfaces []string `mapstructure:"-"`
 	// MaxBitrate is the VP8 target bitrate ceiling of one tab, in bits/s;
 	// 0 means DefaultMaxBitrate.
 	MaxBitrate int `mapstructure:"max_bitrate"`
@@ -58,8 +67,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("udp_port: %d is not a port (0-65535)", c.UDPPort))
 	}
 	for i, a := range c.Addresses {
-		if ip := net.ParseIP(a); ip == nil || ip.To4() == nil {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || !ip.Is4() {
 			errs = append(errs, fmt.Errorf("addresses[%d]: %q is not an IPv4 address", i, a))
+			continue
+		}
+		for _, n := range c.ExcludeNets {
+			if n.Contains(ip) {
+				errs = append(errs, fmt.Errorf("addresses[%d]: %s is in %s, the containers' network, which users cannot reach", i, a, n))
+			}
 		}
 	}
 	if c.TCPPort < -1 || c.TCPPort > 65535 {
@@ -113,16 +129,52 @@ func parseNATMapping(s string) (public, private string, err error) {
 	return public, private, nil
 }
 
-// ipFilter keeps the configured addresses, or all when none are configured.
+// ipFilter keeps the configured addresses, or all when none are configured,
+// but never one of ExcludeNets. It is nil when it would keep everything.
 func (c *Config) ipFilter() func(net.IP) bool {
-	if len(c.Addresses) == 0 {
+	if len(c.Addresses) == 0 && len(c.ExcludeNets) == 0 {
 		return nil
 	}
-	keep := map[string]bool{}
+	nets := slices.Clone(c.ExcludeNets)
+	keep := map[netip.Addr]bool{}
 	for _, a := range c.Addresses {
-		keep[net.ParseIP(a).To4().String()] = true
+		if ip, err := netip.ParseAddr(a); err == nil {
+			keep[ip] = true
+		}
 	}
-	return func(ip net.IP) bool { return keep[ip.String()] }
+	return func(ip net.IP) bool {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok {
+			return false
+		}
+		a = a.Unmap()
+		if len(keep) > 0 && !keep[a] {
+			return false
+		}
+		for _, n := range nets {
+			if n.Contains(a) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// interfaceFilter drops the interfaces named with a prefix of
+// ExcludeInterfaces. It is nil when it would keep every interface.
+func (c *Config) interfaceFilter() func(string) bool {
+	if len(c.ExcludeInterfaces) == 0 {
+		return nil
+	}
+	prefixes := slices.Clone(c.ExcludeInterfaces)
+	return func(name string) bool {
+		for _, p := range prefixes {
+			if strings.HasPrefix(name, p) {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 // loopback reports whether loopback candidates are wanted.

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,10 @@ func TestConfigValidate(t *testing.T) {
 		{"codecs empty means default", func(c *Config) { c.Codecs = nil }, ""},
 		{"unknown codec", func(c *Config) { c.Codecs = []string{"vp8", "av1"} }, `codecs[1]: "av1"`},
 		{"codec twice", func(c *Config) { c.Codecs = []string{"vp8", "vp8"} }, `codecs[1]: "vp8" is listed twice`},
+		{"address in the containers' network", func(c *Config) {
+			c.Addresses = []string{"192.0.2.10", "198.18.0.1"}
+			c.ExcludeNets = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}
+		}, "addresses[1]: 198.18.0.1 is in 198.18.0.0/15"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,5 +73,42 @@ func TestNATRules(t *testing.T) {
 	}
 	if r := rules[1]; len(r.External) != 2 || r.Local != "" || r.Mode != webrtc.ICEAddressRewriteReplace {
 		t.Errorf("catch-all rule %+v", r)
+	}
+}
+
+// TestCandidateFilters: which local interfaces and addresses may be offered
+// as media candidates.
+func TestCandidateFilters(t *testing.T) {
+	containers := []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}
+	tests := []struct {
+		name  string
+		cfg   Config
+		iface string
+		ip    string
+		keep  bool
+	}{
+		{"no filter", Config{}, "eth0", "198.18.0.1", true},
+		{"host address", Config{ExcludeNets: containers, ExcludeInterfaces: []string{"gbh"}}, "eth0", "192.0.2.10", true},
+		{"loopback", Config{ExcludeNets: containers, ExcludeInterfaces: []string{"gbh"}}, "lo", "127.0.0.1", true},
+		{"a container's veth", Config{ExcludeNets: containers, ExcludeInterfaces: []string{"gbh"}}, "gbh1a2b3c4d", "198.18.0.1", false},
+		{"the containers' network on another interface", Config{ExcludeNets: containers}, "eth1", "198.19.255.253", false},
+		{"a veth's name whatever its address", Config{ExcludeInterfaces: []string{"gbh"}}, "gbh00000000", "192.0.2.99", false},
+		{"just outside the network", Config{ExcludeNets: containers}, "eth0", "198.20.0.1", true},
+		{"configured address", Config{Addresses: []string{"192.0.2.10"}, ExcludeNets: containers}, "eth0", "192.0.2.10", true},
+		{"another address", Config{Addresses: []string{"192.0.2.10"}, ExcludeNets: containers}, "eth0", "192.0.2.11", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keep := true
+			if f := tt.cfg.interfaceFilter(); f != nil {
+				keep = f(tt.iface)
+			}
+			if f := tt.cfg.ipFilter(); f != nil {
+				keep = keep && f(net.ParseIP(tt.ip))
+			}
+			if keep != tt.keep {
+				t.Errorf("%s %s: keep = %v, want %v", tt.iface, tt.ip, keep, tt.keep)
+			}
+		})
 	}
 }

@@ -62,7 +62,7 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	}()
 
 	var err error
-	if s.udpMux, err = listenUDPMux(cfg.UDPPort, cfg.loopback(), cfg.ipFilter(), pionLog); err != nil {
+	if s.udpMux, err = listenUDPMux(cfg.UDPPort, cfg.loopback(), cfg.interfaceFilter(), cfg.ipFilter(), pionLog); err != nil {
 		return nil, err
 	}
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
@@ -83,8 +83,14 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(cfg.loopback())
+	// ICE-TCP candidates come from the interfaces of the moment each peer
+	// gathers, the containers' veths among them: both filters keep those
+	// out of every answer.
 	if f := cfg.ipFilter(); f != nil {
 		se.SetIPFilter(f)
+	}
+	if f := cfg.interfaceFilter(); f != nil {
+		se.SetInterfaceFilter(f)
 	}
 	se.SetSCTPMaxMessageSize(maxSCTPMessage)
 	if rules, err := natRules(cfg.NAT1To1IPs); err != nil {
@@ -141,7 +147,7 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 
 // listenUDPMux binds one UDP port on every local IPv4 address. For port 0 it
 // picks a free port first, so that all addresses share one port.
-func listenUDPMux(port int, loopback bool, filter func(net.IP) bool, lf *pionLoggerFactory) (*ice.MultiUDPMuxDefault, error) {
+func listenUDPMux(port int, loopback bool, ifFilter func(string) bool, filter func(net.IP) bool, lf *pionLoggerFactory) (*ice.MultiUDPMuxDefault, error) {
 	opts := []ice.UDPMuxFromPortOption{
 		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
 		ice.UDPMuxFromPortWithLogger(lf.NewLogger("ice-udp")),
@@ -153,6 +159,9 @@ func listenUDPMux(port int, loopback bool, filter func(net.IP) bool, lf *pionLog
 	}
 	if filter != nil {
 		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(filter))
+	}
+	if ifFilter != nil {
+		opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(ifFilter))
 	}
 	var lastErr error
 	for range 5 {

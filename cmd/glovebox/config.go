@@ -140,7 +140,9 @@ func (c *Config) Validate() error {
 	if err := c.Isolate.Pool.Validate(); err != nil {
 		return fmt.Errorf("isolate.pool: %w", err)
 	}
-	if err := c.Stream.Validate(); err != nil {
+	// As serve hands it to stream, with the containers' network left out.
+	sc := streamConfig(*c)
+	if err := sc.Validate(); err != nil {
 		return fmt.Errorf("stream: %w", err)
 	}
 	if c.Admin.Listen != "" {

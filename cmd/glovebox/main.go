@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -97,7 +98,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	metrics := proxy.NewMetrics()
 	audit.Metrics = metrics
 
-	st, err := stream.NewServer(cfg.Stream, log)
+	st, err := stream.NewServer(streamConfig(cfg), log)
 	if err != nil {
 		return fmt.Errorf("start WebRTC: %w", err)
 	}
@@ -137,7 +138,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			return fmt.Errorf("container network: %w", err)
 		}
 		defer nw.Close()
-		c, err := isolate.NewContainerd(ctx, cfg.Isolate.Containerd, nw, log)
+		ccfg := cfg.Isolate.Containerd
+		if ccfg.TrustedCAs, err = trustedCAs(cfg.Proxy); err != nil {
+			return err
+		}
+		c, err := isolate.NewContainerd(ctx, ccfg, nw, log)
 		if err != nil {
 			return fmt.Errorf("start containerd runtime: %w", err)
 		}
@@ -228,6 +233,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		hooks.ready(ln.Addr(), srv, pool)
 	}
 	return srv.Serve(ctx, ln, cfg.ShutdownGrace)
+}
+
+// streamConfig is the stream configuration with the containers' links left
+// out of the media candidates: they are on this host, and users cannot
+// reach them.
+func streamConfig(cfg Config) stream.Config {
+	sc := cfg.Stream
+	if cfg.Isolate.Runtime == "containerd" {
+		if subnet, err := netip.ParsePrefix(cfg.Isolate.Network.Subnet); err == nil { // validated
+			sc.ExcludeNets = append(slices.Clone(sc.ExcludeNets), subnet)
+		}
+		sc.ExcludeInterfaces = append(slices.Clone(sc.ExcludeInterfaces), isolate.HostInterfacePrefix)
+	}
+	return sc
 }
 
 // serveAdmin serves /metrics and /healthz on addr until stop is called.
