@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // apiPrefix is the reserved path the proxy answers itself on every host. The
@@ -72,7 +74,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "wrong_origin", "url must be on the origin the request is sent to ("+originOf(r.URL)+")")
 		return
 	}
-	if d := s.policy.Decide(u, reqInfoOf(r).user); d.Action != ActionIsolate {
+	if d := s.policy.Decide(u, reqInfoOf(r).user); d.Action != policy.ActionIsolate {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
@@ -141,7 +143,7 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
 		return
 	}
-	if d := s.policy.Decide(u, t.user); d.Action != ActionIsolate {
+	if d := s.policy.Decide(u, t.user); d.Action != policy.ActionIsolate {
 		writeJSON(w, http.StatusOK, map[string]any{"navigate": u.String()})
 		t.end("left isolation for " + u.Hostname())
 		return
@@ -202,7 +204,7 @@ func originOf(u *url.URL) string {
 	if port == "" {
 		port = urlPort(u)
 	}
-	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(canonIPHost(normHost(u.Host)), port)
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(policy.CanonIPHost(policy.NormHost(u.Host)), port)
 }
 
 // sameOrigin refuses a request that a browser says comes from another

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // Audit event names. The schema of each is pinned by TestAuditSchema: SOC
@@ -96,7 +98,7 @@ type RequestEvent struct {
 	Method   string
 	URL      string
 	Host     string
-	Action   Action
+	Action   policy.Action
 	Rule     string
 	Status   int
 	Bytes    int64
@@ -143,8 +145,8 @@ type EgressEvent struct {
 	Method   string
 	URL      string // without credentials; host:port for CONNECT
 	Host     string
-	Action   Action // allow, isolate, block or refuse
-	Rule     string // the policy rule, or the egress proxy's reason to refuse
+	Action   policy.Action // allow, isolate, block or refuse
+	Rule     string        // the policy rule, or the egress proxy's reason to refuse
 	Status   int
 	// Bytes is what reached the browser: the response body, or for a
 	// CONNECT tunnel the bytes from the destination.

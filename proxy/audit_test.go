@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // TestAuditSchema pins the keys of every audit event: SOC tooling parses them.
@@ -14,14 +16,14 @@ func TestAuditSchema(t *testing.T) {
 	var buf bytes.Buffer
 	a := NewAudit(&buf)
 	a.Request(RequestEvent{ClientIP: "192.0.2.1", Method: "GET", URL: "http://a.test/", Host: "a.test",
-		Action: ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: 1500 * time.Microsecond})
+		Action: policy.ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: 1500 * time.Microsecond})
 	a.TabStart(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process", Browser: "pid 1"})
 	a.TabEnd(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process",
 		Browser: "pid 1", Duration: time.Minute, Frames: 3, Keyframes: 1, Bytes: 1000, Reason: "closed by user"})
 	a.Egress(EgressEvent{Tab: "t1", User: "alice", ClientIP: "198.18.0.2", Method: "GET", URL: "http://a.test/", Host: "a.test",
-		Action: ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: time.Millisecond, DestIP: "192.0.2.7"})
+		Action: policy.ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: time.Millisecond, DestIP: "192.0.2.7"})
 	a.Egress(EgressEvent{ClientIP: "198.18.0.9", Method: "CONNECT", URL: "a.test:443", Host: "a.test",
-		Action: ActionRefuse, Rule: "unknown source", Status: 403})
+		Action: policy.ActionRefuse, Rule: "unknown source", Status: 403})
 
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},

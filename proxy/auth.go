@@ -23,6 +23,7 @@ import (
 	"unicode"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -567,7 +568,7 @@ func (a *authenticator) challenge(r *http.Request, fail *authFailure) *http.Resp
 		msg = "Glovebox accepts requests only through your organisation's proxy, which tells it who you are. Set your browser to use that proxy."
 	}
 	var resp *http.Response
-	if r.Method == http.MethodConnect || !isNavigation(r) {
+	if r.Method == http.MethodConnect || !policy.IsNavigation(r) {
 		resp = goproxyResponse(r, http.StatusProxyAuthRequired, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	} else {
 		resp = errorPage(r, http.StatusProxyAuthRequired, "Sign-in required", msg)
@@ -582,7 +583,7 @@ func (a *authenticator) tooMany(r *http.Request, retry time.Duration) *http.Resp
 	mins := int((retry + time.Minute - 1) / time.Minute)
 	msg := fmt.Sprintf("Too many failed sign-ins came from your address. Glovebox will check passwords from it again in %d minute(s).", mins)
 	var resp *http.Response
-	if r.Method == http.MethodConnect || !isNavigation(r) {
+	if r.Method == http.MethodConnect || !policy.IsNavigation(r) {
 		resp = goproxyResponse(r, http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	} else {
 		resp = errorPage(r, http.StatusTooManyRequests, "Too many failed sign-ins", msg)
@@ -606,7 +607,7 @@ func (s *Server) registerAuth() {
 		info := reqInfoOf(r)
 		user, fail := s.auth.authenticate(r, ctx)
 		if fail != nil {
-			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
+			info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: "proxy_auth"}
 			info.err = errors.New("proxy authentication: " + fail.reason)
 			return r, s.auth.challenge(r, fail)
 		}
@@ -617,7 +618,7 @@ func (s *Server) registerAuth() {
 		info := reqInfoOf(ctx.Req)
 		user, fail := s.auth.authenticate(ctx.Req, ctx)
 		if fail != nil {
-			info.decision = Decision{Action: ActionRefuse, Rule: "proxy_auth"}
+			info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: "proxy_auth"}
 			info.err = errors.New("proxy authentication: " + fail.reason)
 			ctx.Resp = s.auth.challenge(ctx.Req, fail)
 			info.status = ctx.Resp.StatusCode
@@ -656,7 +657,7 @@ func withReqInfo(r *http.Request, info *reqInfo) *http.Request {
 
 // PolicyConfig is the policy as NewPolicy needs it: with the groups of
 // auth.groups, which its rules may name.
-func (c *Config) PolicyConfig() PolicyConfig {
+func (c *Config) PolicyConfig() policy.Config {
 	p := c.Policy
 	p.Groups = c.Auth.Groups
 	return p

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/policy"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -98,7 +99,7 @@ func startAuthProxy(t *testing.T, mutate func(*Config), before ...func(*Server))
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Policy.Rules = []Rule{{Name: "loopback", Host: "127.0.0.1", Action: ActionAllow}}
+	cfg.Policy.Rules = []policy.Rule{{Name: "loopback", Host: "127.0.0.1", Action: policy.ActionAllow}}
 	cfg.Upstream.AllowLocal = []string{"127.0.0.1"}
 	if mutate != nil {
 		mutate(&cfg)

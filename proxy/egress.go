@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // EgressConfig configures the egress proxy, the only thing the isolated
@@ -98,10 +99,6 @@ func (c *EgressConfig) Validate() error {
 // whose browser made it; ok=false for unknown sources, which are refused.
 type TabLookup func(srcIP string) (tab, user string, ok bool)
 
-// ActionRefuse is the egress proxy's own refusal, in audit events only: the
-// source is not a known tab, the request is malformed, or the destination is internal.
-const ActionRefuse Action = "refuse"
-
 // ErrInternalAddress is wrapped by the refusal of a destination that
 // resolves to an internal address.
 var ErrInternalAddress = errors.New("internal address")
@@ -129,7 +126,7 @@ const (
 // the connection. It is an http.Handler.
 type Egress struct {
 	cfg    EgressConfig
-	policy *Policy
+	policy *policy.Policy
 	lookup TabLookup
 	audit  *Audit
 	log    *slog.Logger
@@ -157,7 +154,7 @@ type Egress struct {
 
 // NewEgress builds the egress proxy. lookup tells which tab a container's
 // address belongs to.
-func NewEgress(cfg EgressConfig, pol *Policy, lookup TabLookup, audit *Audit, log *slog.Logger) (*Egress, error) {
+func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, audit *Audit, log *slog.Logger) (*Egress, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -272,13 +269,13 @@ func egressStateOf(ctx context.Context) *egressState {
 // ServeHTTP serves one request of an isolated browser and writes its audit event.
 func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ev := EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: normHost(r.URL.Host)}
+	ev := EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
 		e.audit.Egress(ev)
 	}()
 	refuse := func(status int, rule, msg string, err error) {
-		ev.Action, ev.Rule, ev.Status = ActionRefuse, rule, status
+		ev.Action, ev.Rule, ev.Status = policy.ActionRefuse, rule, status
 		if err != nil {
 			ev.Error = err.Error()
 		}
@@ -301,7 +298,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	d := e.policy.DecideRequest(r, user)
 	ev.Action, ev.Rule = d.Action, d.Rule
-	if d.Action == ActionBlock {
+	if d.Action == policy.ActionBlock {
 		ev.Status = http.StatusForbidden
 		egressError(w, http.StatusForbidden, "blocked by policy rule "+d.Rule+": "+ev.URL)
 		return
@@ -371,7 +368,7 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 		return a.String(), uint16(n), nil
 	}
 	if endsInNumber(host) {
-		a, ok := parseLegacyIPv4(strings.TrimSuffix(host, "."))
+		a, ok := policy.ParseLegacyIPv4(strings.TrimSuffix(host, "."))
 		if !ok {
 			return "", 0, errors.New("bad IPv4 address " + strconv.Quote(host))
 		}
@@ -676,7 +673,7 @@ func canonHost(h string) string {
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.String()
 	}
-	if a, ok := parseLegacyIPv4(h); ok {
+	if a, ok := policy.ParseLegacyIPv4(h); ok {
 		return a.String() // as egressTarget reads it
 	}
 	return h

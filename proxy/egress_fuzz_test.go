@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // readProxyRequest parses "METHOD target" as Go's server does a request
@@ -23,7 +25,7 @@ func readProxyRequest(method, target string) (*http.Request, error) {
 // every name and counts its calls.
 func targetEgress(t testing.TB) (*Egress, *atomic.Int64) {
 	t.Helper()
-	pol, err := NewPolicy(allowAll)
+	pol, err := policy.New(allowAll)
 	if err != nil {
 		t.Fatal(err)
 	}

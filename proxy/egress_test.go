@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // Every test here talks only to loopback: names go through fakeResolver and
@@ -266,12 +268,12 @@ type egressHarness struct {
 }
 
 // startEgress serves an egress proxy on 127.0.0.1:0 until the test ends.
-func startEgress(t *testing.T, cfg EgressConfig, pc PolicyConfig, lookup TabLookup) *egressHarness {
+func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLookup) *egressHarness {
 	t.Helper()
 	if lookup == nil {
 		lookup = testLookup
 	}
-	pol, err := NewPolicy(pc)
+	pol, err := policy.New(pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +318,7 @@ func testEgressConfig(allow ...string) EgressConfig {
 	return cfg
 }
 
-var allowAll = PolicyConfig{Default: ActionAllow}
+var allowAll = policy.Config{Default: policy.ActionAllow}
 
 // exchange sends one raw request on a new connection and reads the response and its body.
 func exchange(t *testing.T, addr, req string) (*http.Response, string) {
@@ -555,7 +557,7 @@ func TestEgressUnknownSource(t *testing.T) {
 
 func TestEgressPolicy(t *testing.T) {
 	o := startOrigin(t)
-	pc := PolicyConfig{Default: ActionIsolate, Rules: []Rule{{Name: "no-evil", Domain: "evil.test", Action: ActionBlock}}}
+	pc := policy.Config{Default: policy.ActionIsolate, Rules: []policy.Rule{{Name: "no-evil", Domain: "evil.test", Action: policy.ActionBlock}}}
 	h := startEgress(t, testEgressConfig("site.test"), pc, nil)
 
 	u := "http://www.evil.test/x"
@@ -857,7 +859,7 @@ func TestEgressMalformed(t *testing.T) {
 
 func TestEgressShutdownClosesTunnels(t *testing.T) {
 	echo := startEcho(t)
-	pol, _ := NewPolicy(allowAll)
+	pol, _ := policy.New(allowAll)
 	e, err := NewEgress(testEgressConfig("site.test"), pol, testLookup, nil, nil)
 	if err != nil {
 		t.Fatal(err)

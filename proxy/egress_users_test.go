@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // TestEgressDecidesForTheTabsUser: the isolated browser's requests are
@@ -11,8 +13,8 @@ import (
 // inside the isolated tab too.
 func TestEgressDecidesForTheTabsUser(t *testing.T) {
 	o := startOrigin(t)
-	pc := PolicyConfig{Default: ActionIsolate, Groups: map[string][]string{"contractors": {"alice"}},
-		Rules: []Rule{{Name: "contractors-no-site", Host: "site.test", Groups: []string{"contractors"}, Action: ActionBlock}}}
+	pc := policy.Config{Default: policy.ActionIsolate, Groups: map[string][]string{"contractors": {"alice"}},
+		Rules: []policy.Rule{{Name: "contractors-no-site", Host: "site.test", Groups: []string{"contractors"}, Action: policy.ActionBlock}}}
 	u := "http://site.test:" + o.port + "/"
 	req := "GET " + u + " HTTP/1.1\r\nHost: site.test\r\n\r\n"
 

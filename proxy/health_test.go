@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 func TestHealthHandler(t *testing.T) {
@@ -126,7 +128,7 @@ func TestAuditHealth(t *testing.T) {
 	if err := a.Health(); err != nil {
 		t.Errorf("Health before any write = %v", err)
 	}
-	a.Request(RequestEvent{URL: "http://example.com/", Action: ActionAllow, Status: 200})
+	a.Request(RequestEvent{URL: "http://example.com/", Action: policy.ActionAllow, Status: 200})
 	if err := a.Health(); !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "audit: ") {
 		t.Errorf("Health after a write to /dev/full = %v, want ENOSPC", err)
 	}
@@ -159,7 +161,7 @@ func TestServerHealthz(t *testing.T) {
 	defer full.Close()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Policy.Default = ActionBlock
+	cfg.Policy.Default = policy.ActionBlock
 	srv, err := New(cfg, nil, nil, NewAudit(full), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

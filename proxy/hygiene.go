@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // HygieneConfig is what Glovebox does to the headers of the requests and
@@ -128,7 +129,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, info *reqInfo) b
 	default:
 		return false
 	}
-	info.decision = Decision{Action: ActionRefuse, Rule: rule}
+	info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: rule}
 	info.err = fmt.Errorf("refused: %s", msg)
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")

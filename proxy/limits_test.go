@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // TestTunnelHeaderLimits: inside intercepted HTTPS the header limits hold
@@ -26,7 +28,7 @@ func TestTunnelHeaderLimits(t *testing.T) {
 	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served++ }))
 	defer origin.Close()
 	h := startMITMProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Policy = policy.Config{Default: policy.ActionAllow}
 		c.TLS.ExtraCAFiles = []string{writeCertPEM(t, origin.Certificate())}
 	})
 	target := origin.Listener.Addr().String()
@@ -82,7 +84,7 @@ func TestTunnelHeaderLimits(t *testing.T) {
 // is disconnected after client_header_timeout, as a plain one is.
 func TestTunnelSilentClient(t *testing.T) {
 	h := startMITMProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Policy = policy.Config{Default: policy.ActionAllow}
 		c.ClientHeaderTimeout = 300 * time.Millisecond
 	})
 	c := h.connect(t, "example.test:443")

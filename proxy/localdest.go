@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // ErrLocalDestination reports an allowed request whose destination is on
@@ -56,7 +58,7 @@ func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*
 // allowed reports whether upstream.allow_local names host (any port) or
 // host:port, or host is an address in one of its prefixes.
 func (g *localGuard) allowed(host string, port string) bool {
-	name := canonHost(canonIPHost(normHost(host)))
+	name := canonHost(policy.CanonIPHost(policy.NormHost(host)))
 	if g.allow[allowKey{host: name}] || g.allow[allowKey{host: name, port: port}] {
 		return true
 	}
@@ -119,7 +121,7 @@ func (g *localGuard) checkLiteral(host, port string) error {
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
 		return fmt.Errorf("%w: %s is a loopback name", ErrLocalDestination, host)
 	}
-	if a, err := netip.ParseAddr(canonIPHost(h)); err == nil {
+	if a, err := netip.ParseAddr(policy.CanonIPHost(h)); err == nil {
 		if why := g.reason(a); why != "" {
 			return fmt.Errorf("%w: %s is %s", ErrLocalDestination, a, why)
 		}
@@ -141,7 +143,7 @@ func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr stri
 	}
 	allowed := g.allowed(host, port)
 	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(canonIPHost(normHost(host))); err == nil {
+	if a, err := netip.ParseAddr(policy.CanonIPHost(policy.NormHost(host))); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
 		addrs, err = g.resolve(ctx, host)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // TestLocalDestinationsRefused: a proxy user whose requests policy allows
@@ -31,7 +33,7 @@ func TestLocalDestinationsRefused(t *testing.T) {
 	// Everything allowed; HTTPS tunnelled as it is (no_inspect), so that
 	// a CONNECT's 200 would be a real tunnel.
 	h := startAuthProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow, Rules: []Rule{{Name: "all", Glob: "*", Action: ActionAllow, NoInspect: true}}}
+		c.Policy = policy.Config{Default: policy.ActionAllow, Rules: []policy.Rule{{Name: "all", Glob: "*", Action: policy.ActionAllow, NoInspect: true}}}
 		c.Upstream.AllowLocal = nil
 		c.LocalNets = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}
 	})
@@ -81,7 +83,7 @@ func TestLocalDestinationsRefused(t *testing.T) {
 	for refused := 0; refused < 2; {
 		refused = 0
 		for _, ev := range h.audit.events(t) {
-			if ev["rule"] == ruleLocalDest && ev["action"] == string(ActionRefuse) && ev["status"] == float64(http.StatusForbidden) {
+			if ev["rule"] == ruleLocalDest && ev["action"] == string(policy.ActionRefuse) && ev["status"] == float64(http.StatusForbidden) {
 				refused++
 			}
 		}
@@ -106,7 +108,7 @@ func TestLocalDestinationsRefused(t *testing.T) {
 
 	// allow_local names one host:port: that one is reached, nothing else.
 	h2 := startAuthProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Policy = policy.Config{Default: policy.ActionAllow}
 		c.Upstream.AllowLocal = []string{"127.0.0.1:" + port}
 	})
 	if resp, body := h2.send(t, "127.0.0.1", "GET http://127.0.0.1:"+port+"/json/version HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "webSocketDebuggerUrl") {
@@ -124,7 +126,7 @@ func TestLocalDestinationsRefusedIntercepted(t *testing.T) {
 	local := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
 	defer local.Close()
 	h := startMITMProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Policy = policy.Config{Default: policy.ActionAllow}
 		c.Upstream.AllowLocal = nil
 	})
 	target := local.Listener.Addr().String()
@@ -140,7 +142,7 @@ func TestAllowLocalPrefix(t *testing.T) {
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "here") }))
 	defer site.Close()
 	h := startAuthProxy(t, func(c *Config) {
-		c.Policy = PolicyConfig{Default: ActionAllow}
+		c.Policy = policy.Config{Default: policy.ActionAllow}
 		c.Upstream.AllowLocal = []string{"127.0.0.0/8"}
 	})
 	target := site.Listener.Addr().String()

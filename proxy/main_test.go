@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
+
+var update = flag.Bool("update", false, "rewrite golden files")
 
 // TestMain keeps the interception CA that every New makes out of
 // /var/lib: tests that start a Server with DefaultConfig share one CA in

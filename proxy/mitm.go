@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // HTTPS interception. A CONNECT to a host policy isolates or blocks, or
@@ -70,14 +71,14 @@ func newMITM(cfg Config, log *slog.Logger) (*mitm, error) {
 		}
 		pool := roots.Clone()
 		if err := appendCAFile(pool, r.CAFile); err != nil {
-			return nil, fmt.Errorf("%w: policy.rules[%d] (%s): ca_file: %w", ErrPolicy, i, ruleName(r, i), err)
+			return nil, fmt.Errorf("%w: policy.rules[%d] (%s): ca_file: %w", policy.ErrPolicy, i, ruleName(r, i), err)
 		}
 		m.rulePools[r.CAFile] = pool
 	}
 	return m, nil
 }
 
-func ruleName(r Rule, i int) string {
+func ruleName(r policy.Rule, i int) string {
 	if r.Name != "" {
 		return r.Name
 	}
@@ -113,7 +114,7 @@ func (m *mitm) configure(gp *goproxy.ProxyHttpServer) {
 // transportFor is the transport for an allowed request: base, or for a
 // rule with a ca_file a copy of base that also trusts that file. Copies are
 // made on first use, so they have whatever base was given by then.
-func (m *mitm) transportFor(base *http.Transport, d Decision) *http.Transport {
+func (m *mitm) transportFor(base *http.Transport, d policy.Decision) *http.Transport {
 	pool := m.rulePools[d.CAFile]
 	if d.CAFile == "" || pool == nil {
 		return base
@@ -156,7 +157,7 @@ type interceptedConn struct {
 // tlsConfig is the server side of the client's TLS: a certificate for the
 // CONNECT's host, issued by Glovebox's CA.
 func (c *interceptedConn) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
-	name := normHost(host)
+	name := policy.NormHost(host)
 	cert, err := c.s.mitm.cache.Fetch(name, func() (*tls.Certificate, error) { return c.s.mitm.ca.issue(name) })
 	if err != nil {
 		c.s.log.Warn("issue a certificate for interception", "host", name, "err", err)
@@ -286,7 +287,7 @@ func (s *Server) beginIntercepted(r *http.Request, ctx *goproxy.ProxyCtx) (*http
 
 // tooLarge answers 431 for a request inside a tunnel, and closes the connection.
 func (s *Server) tooLarge(r *http.Request, info *reqInfo, rule, msg string) *http.Response {
-	info.decision = Decision{Action: ActionRefuse, Rule: rule}
+	info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: rule}
 	info.err = fmt.Errorf("refused: %s", msg)
 	resp := goproxyResponse(r, http.StatusRequestHeaderFieldsTooLarge, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	resp.Close = true

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // mitmHarness is a real proxy Server on loopback with interception. Its
@@ -196,7 +198,7 @@ func TestInterceptCertCacheBound(t *testing.T) {
 // CONNECT has its own; the /.glovebox/ API has none, as for plain HTTP.
 func TestInterceptedRequestsAudited(t *testing.T) {
 	h := startMITMProxy(t, func(c *Config) {
-		c.Policy.Rules = []Rule{{Name: "no-gambling", Host: "casino.test", Action: ActionBlock}}
+		c.Policy.Rules = []policy.Rule{{Name: "no-gambling", Host: "casino.test", Action: policy.ActionBlock}}
 	})
 	tc := h.tlsConnect(t, "isolated.test:443")
 	br := bufio.NewReader(tc)
@@ -296,24 +298,24 @@ func TestIdleInterceptedConnectionClosed(t *testing.T) {
 func TestPolicyTLSOptions(t *testing.T) {
 	errs := []struct {
 		name string
-		rule Rule
+		rule policy.Rule
 		want string
 	}{
-		{"no_inspect on block", Rule{Name: "b", Host: "a.test", Action: ActionBlock, NoInspect: true}, "apply only to allow rules"},
-		{"ca_file on isolate", Rule{Name: "i", Host: "a.test", Action: ActionIsolate, CAFile: "/x.pem"}, "apply only to allow rules"},
-		{"both", Rule{Name: "a", Host: "a.test", Action: ActionAllow, NoInspect: true, CAFile: "/x.pem"}, "ca_file has no use with no_inspect"},
+		{"no_inspect on block", policy.Rule{Name: "b", Host: "a.test", Action: policy.ActionBlock, NoInspect: true}, "apply only to allow rules"},
+		{"ca_file on isolate", policy.Rule{Name: "i", Host: "a.test", Action: policy.ActionIsolate, CAFile: "/x.pem"}, "apply only to allow rules"},
+		{"both", policy.Rule{Name: "a", Host: "a.test", Action: policy.ActionAllow, NoInspect: true, CAFile: "/x.pem"}, "ca_file has no use with no_inspect"},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewPolicy(PolicyConfig{Rules: []Rule{tt.rule}})
-			if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "policy.rules[0] ("+tt.rule.Name+")") {
+			_, err := policy.New(policy.Config{Rules: []policy.Rule{tt.rule}})
+			if !errors.Is(err, policy.ErrPolicy) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "policy.rules[0] ("+tt.rule.Name+")") {
 				t.Errorf("err = %v, want one naming the rule and saying %q", err, tt.want)
 			}
 		})
 	}
-	p, err := NewPolicy(PolicyConfig{Rules: []Rule{
-		{Name: "bank", Domain: "bank.test", Action: ActionAllow, NoInspect: true},
-		{Name: "corp", Domain: "corp.test", Action: ActionAllow, CAFile: "/etc/corp.pem"},
+	p, err := policy.New(policy.Config{Rules: []policy.Rule{
+		{Name: "bank", Domain: "bank.test", Action: policy.ActionAllow, NoInspect: true},
+		{Name: "corp", Domain: "corp.test", Action: policy.ActionAllow, CAFile: "/etc/corp.pem"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -328,7 +330,7 @@ func TestPolicyTLSOptions(t *testing.T) {
 	// A ca_file that is not there is reported by key when the proxy starts.
 	cfg := DefaultConfig()
 	cfg.TLS.Dir = filepath.Join(t.TempDir(), "tls")
-	cfg.Policy.Rules = []Rule{{Name: "corp", Domain: "corp.test", Action: ActionAllow, CAFile: "/nonexistent/corp.pem"}}
+	cfg.Policy.Rules = []policy.Rule{{Name: "corp", Domain: "corp.test", Action: policy.ActionAllow, CAFile: "/nonexistent/corp.pem"}}
 	if _, err := New(cfg, nil, nil, nil, quietLog()); err == nil || !strings.Contains(err.Error(), "policy.rules[0] (corp): ca_file") {
 		t.Errorf("missing ca_file: %v", err)
 	}

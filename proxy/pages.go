@@ -8,6 +8,8 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 //go:embed web
@@ -66,8 +68,8 @@ func landingPage(r *http.Request) *http.Response {
 }
 
 // blockPage says what was blocked and by which rule.
-func blockPage(r *http.Request, d Decision) *http.Response {
-	if !isNavigation(r) {
+func blockPage(r *http.Request, d policy.Decision) *http.Response {
+	if !policy.IsNavigation(r) {
 		return goproxyResponse(r, http.StatusForbidden, "text/plain; charset=utf-8",
 			[]byte("Blocked by Glovebox policy rule "+d.Rule+": "+auditURL(r)+"\n"))
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 	// clients may use the proxy; others get 403 and are disconnected.
 	Clients []string `mapstructure:"clients"`
 	// Policy decides allow, isolate or block per request.
-	Policy PolicyConfig `mapstructure:"policy"`
+	Policy policy.Config `mapstructure:"policy"`
 	// Tabs bounds the isolated tabs.
 	Tabs TabsConfig `mapstructure:"tabs"`
 	// Auth is proxy authentication: who makes each request.
@@ -71,7 +72,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":3128",
 		Clients:           DefaultClients(),
-		Policy:            PolicyConfig{Default: ActionIsolate},
+		Policy:            policy.Config{Default: policy.ActionIsolate},
 		Tabs:              DefaultTabsConfig(),
 		Auth:              DefaultAuthConfig(),
 		PAC:               DefaultPACConfig(),
@@ -103,7 +104,7 @@ func (c *Config) Validate() error {
 	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
-	if _, err := NewPolicy(c.PolicyConfig()); err != nil {
+	if _, err := policy.New(c.PolicyConfig()); err != nil {
 		return err
 	}
 	if c.UpstreamTimeout <= 0 {
@@ -130,7 +131,7 @@ func (c *Config) Validate() error {
 // Server is the forward proxy. It is an http.Handler.
 type Server struct {
 	cfg     Config
-	policy  *Policy
+	policy  *policy.Policy
 	audit   *Audit
 	log     *slog.Logger
 	gp      *goproxy.ProxyHttpServer
@@ -156,7 +157,7 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pol, err := NewPolicy(cfg.PolicyConfig())
+	pol, err := policy.New(cfg.PolicyConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +217,7 @@ func (s *Server) register() {
 	// policy isolates for this user. Elsewhere /.glovebox/ is the site's
 	// own path, and no page of an allowed site can reach a tab.
 	s.gp.OnRequest(goproxy.ReqConditionFunc(func(r *http.Request, _ *goproxy.ProxyCtx) bool {
-		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideRequest(r, reqInfoOf(r).user).Action == ActionIsolate
+		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideRequest(r, reqInfoOf(r).user).Action == policy.ActionIsolate
 	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		reqInfoOf(r).own = true
 		return r, recordResponse(r, s.api)
@@ -241,17 +242,17 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 	d := s.policy.DecideRequest(r, info.user)
 	info.decision = d
 	switch d.Action {
-	case ActionAllow:
+	case policy.ActionAllow:
 		if err := s.guard.checkLiteral(r.URL.Hostname(), urlPort(r.URL)); err != nil {
-			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+			info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: ruleLocalDest}
 			info.err = err
 			return r, localDestPage(r, err)
 		}
 		return r, nil
-	case ActionBlock:
+	case policy.ActionBlock:
 		return r, blockPage(r, d)
 	}
-	if isNavigation(r) {
+	if policy.IsNavigation(r) {
 		if r.Method != http.MethodGet {
 			return r, errorPage(r, http.StatusForbidden, "This request cannot be isolated",
 				"A "+r.Method+" navigation to an isolated site cannot be opened in isolation. Open the page first and submit the form from there.")
@@ -268,15 +269,15 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 func (s *Server) decideConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	d := s.policy.DecideRequest(ctx.Req, reqInfoOf(ctx.Req).user)
 	if s.isMediaTarget(host) {
-		d = Decision{Action: ActionAllow, Rule: "glovebox-media", NoInspect: true}
+		d = policy.Decision{Action: policy.ActionAllow, Rule: "glovebox-media", NoInspect: true}
 	}
 	info := reqInfoOf(ctx.Req)
 	info.decision = d
 	info.status = http.StatusOK
-	if d.Action == ActionAllow && d.NoInspect {
+	if d.Action == policy.ActionAllow && d.NoInspect {
 		if h, p, _ := net.SplitHostPort(host); d.Rule != "glovebox-media" {
 			if err := s.guard.checkLiteral(h, p); err != nil {
-				info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+				info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: ruleLocalDest}
 				info.err = err
 				info.status = http.StatusForbidden
 				ctx.Resp = localDestPage(ctx.Req, err)
@@ -441,7 +442,7 @@ func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 
 // reqInfo carries what policy decided from goproxy's handlers to the audit event.
 type reqInfo struct {
-	decision Decision
+	decision policy.Decision
 	user     string // who made the request: "" when anonymous
 	status   int
 	own      bool

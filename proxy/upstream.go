@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // UpstreamConfig says how allowed traffic leaves Glovebox: direct, or
@@ -340,7 +341,7 @@ func (s *Server) dialConnect(r *http.Request, dial dialFunc, addr string) (net.C
 		info.status = upstreamStatus(err)
 		info.connectFailed = true
 		if errors.Is(err, ErrLocalDestination) {
-			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+			info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: ruleLocalDest}
 		}
 	}
 	return c, err
@@ -380,7 +381,7 @@ func (s *Server) checkUpstream(resp *http.Response, ctx *goproxy.ProxyCtx) *http
 			err = errors.New("no response")
 		}
 		if errors.Is(err, ErrLocalDestination) {
-			info.decision = Decision{Action: ActionRefuse, Rule: ruleLocalDest}
+			info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: ruleLocalDest}
 			info.err = err
 			return localDestPage(r, err)
 		}

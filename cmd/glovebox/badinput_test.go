@@ -18,10 +18,11 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
-func proxyRule(name, host string) proxy.Rule {
-	return proxy.Rule{Name: name, Host: host, Action: proxy.ActionAllow}
+func proxyRule(name, host string) policy.Rule {
+	return policy.Rule{Name: name, Host: host, Action: policy.ActionAllow}
 }
 
 // rawProxy sends raw bytes to the proxy and returns the status line of its answer.
@@ -393,7 +394,7 @@ func TestConnectToMediaPort(t *testing.T) {
 // for the CA or the PAC file at the proxy's own address gets them (they are
 // not a site for policy to isolate), and without signing in.
 func TestOwnPagesThroughProxy(t *testing.T) {
-	g := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Default = proxy.ActionBlock })
+	g := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Default = policy.ActionBlock })
 	for path, ctype := range map[string]string{
 		"/glovebox-ca.pem": "application/x-pem-file",
 		"/proxy.pac":       "application/x-ns-proxy-autoconfig",

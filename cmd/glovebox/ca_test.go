@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 func TestTrustedCAs(t *testing.T) {
@@ -30,16 +31,16 @@ func TestTrustedCAs(t *testing.T) {
 	tests := []struct {
 		name    string
 		extra   []string
-		rules   []proxy.Rule
+		rules   []policy.Rule
 		want    [][]byte
 		wantErr string
 	}{
 		{name: "none"},
 		{name: "extra and rules, once each", extra: []string{ab},
-			rules: []proxy.Rule{{Host: "x", Action: proxy.ActionBlock}, {Host: "a", Action: proxy.ActionAllow, CAFile: a}, {Host: "c", Action: proxy.ActionAllow, CAFile: c}},
+			rules: []policy.Rule{{Host: "x", Action: policy.ActionBlock}, {Host: "a", Action: policy.ActionAllow, CAFile: a}, {Host: "c", Action: policy.ActionAllow, CAFile: c}},
 			want:  [][]byte{derA, derB, derC}},
 		{name: "missing extra file", extra: []string{ab, filepath.Join(dir, "nope.pem")}, wantErr: "tls.extra_ca_files[1]"},
-		{name: "no certificate in a rule's file", rules: []proxy.Rule{{Host: "a", Action: proxy.ActionAllow, CAFile: empty}}, wantErr: "policy.rules[0].ca_file: " + empty + ": no PEM certificates"},
+		{name: "no certificate in a rule's file", rules: []policy.Rule{{Host: "a", Action: policy.ActionAllow, CAFile: empty}}, wantErr: "policy.rules[0].ca_file: " + empty + ": no PEM certificates"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // tlsCORSListener serves a secret over HTTPS with cert and CORS allowed, so an
@@ -53,7 +53,7 @@ func TestContainerdBrowserSettings(t *testing.T) {
 	g := startContainerdGlovebox(t, site, 1, func(c *Config) {
 		c.Proxy.TLS.ExtraCAFiles = []string{extraCA.pemFile}
 		c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules,
-			proxy.Rule{Name: "internal-pki", Domain: "internal.test", Action: proxy.ActionAllow, CAFile: ruleCA.pemFile})
+			policy.Rule{Name: "internal-pki", Domain: "internal.test", Action: policy.ActionAllow, CAFile: ruleCA.pemFile})
 		c.Egress.AllowInternal = append(c.Egress.AllowInternal, extraAddr, ruleAddr)
 		// Media on every address of the host but the containers'. The
 		// only offer below has no candidates: nothing is sent anywhere.

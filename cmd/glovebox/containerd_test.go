@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/vishvananda/netns"
-
-	"github.com/glovebox/glovebox/proxy"
 )
 
 // needContainerd skips, saying why, where the containerd runtime cannot run.
@@ -55,8 +54,8 @@ func startContainerdGlovebox(t testing.TB, site *testSite, pool int, mutate func
 		c.Isolate.Containerd.Namespace = "glovebox-test"
 		c.Egress.Port = freePort(t)
 		c.Egress.AllowInternal = []string{siteURL.Host}
-		c.Proxy.Policy.Default = proxy.ActionBlock
-		c.Proxy.Policy.Rules = []proxy.Rule{{Name: "test-site", Host: "127.0.0.1", Action: proxy.ActionIsolate}}
+		c.Proxy.Policy.Default = policy.ActionBlock
+		c.Proxy.Policy.Rules = []policy.Rule{{Name: "test-site", Host: "127.0.0.1", Action: policy.ActionIsolate}}
 		if mutate != nil {
 			mutate(c)
 		}

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // Proxy hygiene (RFC 9110/9112) and upstream failures, seen from both ends:
@@ -509,7 +510,7 @@ func TestHangingUpstream(t *testing.T) {
 // tunnelRule allows 127.0.0.1 without TLS interception: CONNECTs to it
 // are tunnelled, so the tests see the tunnel itself.
 func tunnelRule(c *Config) {
-	c.Proxy.Policy.Rules = append([]proxy.Rule{{Name: "tunnel-loopback", Host: "127.0.0.1", Action: proxy.ActionAllow, NoInspect: true}}, c.Proxy.Policy.Rules...)
+	c.Proxy.Policy.Rules = append([]policy.Rule{{Name: "tunnel-loopback", Host: "127.0.0.1", Action: policy.ActionAllow, NoInspect: true}}, c.Proxy.Policy.Rules...)
 }
 
 // TestParentFailures: a parent proxy that hangs or refuses connections
@@ -694,7 +695,7 @@ func TestParentCredentials(t *testing.T) {
 func TestMalformedConnect(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
 	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Policy.Default = proxy.ActionAllow
+		c.Proxy.Policy.Default = policy.ActionAllow
 		tunnelRule(c)
 	})
 	for _, target := range []string{"nohostport", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:http", ":443", "a:b:c", "/path", "127.0.0.1:80/x", "[::1"} {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -118,7 +119,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			return fmt.Errorf("egress.port: listen: %w", err)
 		}
 		defer eln.Close()
-		pol, err := proxy.NewPolicy(cfg.Proxy.PolicyConfig())
+		pol, err := policy.New(cfg.Proxy.PolicyConfig())
 		if err != nil {
 			return err
 		}

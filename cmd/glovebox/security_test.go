@@ -12,14 +12,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 // portRule matches one loopback HTTP site by its port, which is all that
 // tells the test's sites apart.
-func portRule(t testing.TB, name, siteURL string, action proxy.Action) proxy.Rule {
-	return proxy.Rule{Name: name, URLRegex: `^http://127\.0\.0\.1:` + portOfURL(t, siteURL) + `(/|$)`, Action: action}
+func portRule(t testing.TB, name, siteURL string, action policy.Action) policy.Rule {
+	return policy.Rule{Name: name, URLRegex: `^http://127\.0\.0\.1:` + portOfURL(t, siteURL) + `(/|$)`, Action: action}
 }
 
 // apiRequest sends one API request through the proxy with the given
@@ -61,7 +60,7 @@ func TestHandoffOnlyToIsolatedOrigins(t *testing.T) {
 	}))
 	defer allowed.Close()
 	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Policy.Rules = []proxy.Rule{portRule(t, "allowed", allowed.URL, proxy.ActionAllow)}
+		c.Proxy.Policy.Rules = []policy.Rule{portRule(t, "allowed", allowed.URL, policy.ActionAllow)}
 	})
 	api := isolated.URL + "/.glovebox/api"
 	status, out := apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": isolated.URL + "/", "width": 800, "height": 600})
@@ -202,7 +201,7 @@ func TestNavigationToAllowedSite(t *testing.T) {
 	}))
 	defer leaving.Close()
 	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Policy.Rules = []proxy.Rule{portRule(t, "allowed", allowed.URL, proxy.ActionAllow)}
+		c.Proxy.Policy.Rules = []policy.Rule{portRule(t, "allowed", allowed.URL, policy.ActionAllow)}
 	})
 	bctx := userBrowser(t, g.addr)
 	if err := chromedp.Do(bctx, chromedp.Navigate(leaving.URL+"/")); err != nil {

@@ -33,6 +33,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 func needTool(t testing.TB, name string) {
@@ -132,8 +133,8 @@ func portOfURL(t testing.TB, raw string) string {
 
 // siteRule matches one loopback HTTPS site by its port, which is all that
 // tells the test's sites apart: no name is resolved.
-func siteRule(t testing.TB, name string, s *testSite, action proxy.Action) proxy.Rule {
-	return proxy.Rule{Name: name, URLRegex: `^https://127\.0\.0\.1:` + portOfURL(t, s.URL) + `(/|$)`, Action: action}
+func siteRule(t testing.TB, name string, s *testSite, action policy.Action) policy.Rule {
+	return policy.Rule{Name: name, URLRegex: `^https://127\.0\.0\.1:` + portOfURL(t, s.URL) + `(/|$)`, Action: action}
 }
 
 // gloveboxCA downloads the CA certificate from the proxy's own address.
@@ -206,20 +207,20 @@ func TestHTTPSThroughGlovebox(t *testing.T) {
 	)
 	g := startGlovebox(t, func(c *Config) {
 		c.Proxy.TLS.ExtraCAFiles = []string{originCA.pemFile}
-		noInspect := siteRule(t, "private-site", tunnelled, proxy.ActionAllow)
+		noInspect := siteRule(t, "private-site", tunnelled, policy.ActionAllow)
 		noInspect.NoInspect = true
-		corpRule := siteRule(t, "corp-app", corp, proxy.ActionAllow)
+		corpRule := siteRule(t, "corp-app", corp, policy.ActionAllow)
 		corpRule.CAFile = corpCA.pemFile
-		c.Proxy.Policy.Rules = []proxy.Rule{
-			siteRule(t, "allowed-site", inspected, proxy.ActionAllow),
+		c.Proxy.Policy.Rules = []policy.Rule{
+			siteRule(t, "allowed-site", inspected, policy.ActionAllow),
 			noInspect,
-			siteRule(t, "isolated-site", isolated, proxy.ActionIsolate),
-			siteRule(t, "no-such-site", blocked, proxy.ActionBlock),
+			siteRule(t, "isolated-site", isolated, policy.ActionIsolate),
+			siteRule(t, "no-such-site", blocked, policy.ActionBlock),
 			corpRule,
-			siteRule(t, "corp-without-ca", corpNoCA, proxy.ActionAllow),
-			siteRule(t, "self-signed", selfSigned, proxy.ActionAllow),
-			siteRule(t, "wrong-name", wrongName, proxy.ActionAllow),
-			siteRule(t, "expired", expired, proxy.ActionAllow),
+			siteRule(t, "corp-without-ca", corpNoCA, policy.ActionAllow),
+			siteRule(t, "self-signed", selfSigned, policy.ActionAllow),
+			siteRule(t, "wrong-name", wrongName, policy.ActionAllow),
+			siteRule(t, "expired", expired, policy.ActionAllow),
 		}
 	})
 	// What a user installs: Glovebox's CA (and, for the one site Glovebox

@@ -1,4 +1,9 @@
-package proxy
+// Package policy decides, for each request, whether Glovebox allows,
+// isolates or blocks it: the ordered rules of the configuration (host,
+// domain, glob or url_regex matchers, users and groups), compiled once, and
+// the detection of the navigations that get a landing page. It knows
+// nothing of the proxy's servers and imports no other Glovebox package.
+package policy
 
 import (
 	"errors"
@@ -22,6 +27,11 @@ const (
 	ActionIsolate Action = "isolate"
 	ActionBlock   Action = "block"
 )
+
+// ActionRefuse is the proxies' own refusal, in audit events only, never a
+// rule's: a malformed or oversized request, a failed sign-in, a source that
+// is not a known tab, a destination that is internal or on this host.
+const ActionRefuse Action = "refuse"
 
 func (a Action) valid() bool {
 	return a == ActionAllow || a == ActionIsolate || a == ActionBlock
@@ -61,7 +71,7 @@ type Rule struct {
 }
 
 // PolicyConfig is the ordered list of rules; the first that matches wins.
-type PolicyConfig struct {
+type Config struct {
 	// Default is the action for requests no rule matches: isolate (the default), allow or block.
 	Default Action `mapstructure:"default"`
 	// Rules are tried in order; the first match decides.
@@ -72,8 +82,8 @@ type PolicyConfig struct {
 }
 
 // Validate reports the first mistake in the policy, naming the rule.
-func (c *PolicyConfig) Validate() error {
-	_, err := NewPolicy(*c)
+func (c *Config) Validate() error {
+	_, err := New(*c)
 	return err
 }
 
@@ -106,8 +116,8 @@ type compiledRule struct {
 // ErrPolicy is wrapped by every policy configuration error.
 var ErrPolicy = errors.New("invalid policy")
 
-// NewPolicy compiles a policy, reporting the first bad rule by its position and name.
-func NewPolicy(c PolicyConfig) (*Policy, error) {
+// New compiles a policy, reporting the first bad rule by its position and name.
+func New(c Config) (*Policy, error) {
 	p := &Policy{def: c.Default}
 	if p.def == "" {
 		p.def = ActionIsolate
@@ -134,12 +144,12 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 		n := 0
 		if r.Host != "" {
 			n++
-			h := canonIPHost(normHost(r.Host))
+			h := CanonIPHost(NormHost(r.Host))
 			cr.match = func(host string, _ *url.URL) bool { return host == h }
 		}
 		if r.Domain != "" {
 			n++
-			d := strings.TrimPrefix(normHost(r.Domain), ".")
+			d := strings.TrimPrefix(NormHost(r.Domain), ".")
 			cr.match = func(host string, _ *url.URL) bool {
 				return host == d || strings.HasSuffix(host, "."+d)
 			}
@@ -181,8 +191,8 @@ func NewPolicy(c PolicyConfig) (*Policy, error) {
 // authentication is off or the user is unknown: rules with users or groups
 // then never match). For CONNECT requests u has only a host and port.
 func (p *Policy) Decide(u *url.URL, user string) Decision {
-	host := canonIPHost(normHost(u.Host))
-	if host != normHost(u.Host) {
+	host := CanonIPHost(NormHost(u.Host))
+	if host != NormHost(u.Host) {
 		// url_regex sees the address as the rules spell it too.
 		c := *u
 		c.Host = host
@@ -245,11 +255,11 @@ func ruleUsers(r Rule, groups map[string][]string) (map[string]bool, error) {
 // resolvers take for the same address (WHATWG URL's IPv4 parser, inet_aton).
 // IPv4-mapped IPv6 becomes IPv4, an IPv6 zone is dropped. Names are
 // returned as they are. h is normHost's result.
-func canonIPHost(h string) string {
+func CanonIPHost(h string) string {
 	if a, err := netip.ParseAddr(h); err == nil {
 		return a.WithZone("").Unmap().String()
 	}
-	if a, ok := parseLegacyIPv4(h); ok {
+	if a, ok := ParseLegacyIPv4(h); ok {
 		return a.String()
 	}
 	return h
@@ -259,7 +269,7 @@ func canonIPHost(h string) string {
 // WHATWG URL standard (and inet_aton) accept: one to four parts, each
 // decimal, octal (leading 0) or hexadecimal (0x), the last filling the
 // remaining bytes. A host whose last label is not such a number is a name.
-func parseLegacyIPv4(h string) (netip.Addr, bool) {
+func ParseLegacyIPv4(h string) (netip.Addr, bool) {
 	parts := strings.Split(h, ".")
 	if len(parts) == 0 || len(parts) > 4 {
 		return netip.Addr{}, false
@@ -297,7 +307,7 @@ func parseLegacyIPv4(h string) (netip.Addr, bool) {
 }
 
 // normHost lowercases a host and strips its port, brackets and trailing dot.
-func normHost(h string) string {
+func NormHost(h string) string {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	}

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ func TestPolicyUserRuleErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewPolicy(PolicyConfig{Rules: []Rule{tt.rule}, Groups: groups})
+			_, err := New(Config{Rules: []Rule{tt.rule}, Groups: groups})
 			if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want ErrPolicy mentioning %q", err, tt.want)
 			}
@@ -33,7 +33,7 @@ func TestPolicyUserRuleErrors(t *testing.T) {
 // applies to every site, for those users only; the anonymous user ("")
 // never matches one, even a group that is empty.
 func TestPolicyUsersOnlyRule(t *testing.T) {
-	p, err := NewPolicy(PolicyConfig{Default: ActionIsolate, Groups: map[string][]string{"Admins": {"root"}, "empty": nil},
+	p, err := New(Config{Default: ActionIsolate, Groups: map[string][]string{"Admins": {"root"}, "empty": nil},
 		Rules: []Rule{
 			{Name: "nobody", Groups: []string{"EMPTY"}, Action: ActionBlock},
 			{Name: "admins", Groups: []string{"admins"}, Action: ActionAllow},

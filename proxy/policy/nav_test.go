@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"net/http"
@@ -33,7 +33,7 @@ func TestIsNavigation(t *testing.T) {
 			for k, v := range tt.h {
 				r.Header.Set(k, v)
 			}
-			if got := isNavigation(r); got != tt.want {
+			if got := IsNavigation(r); got != tt.want {
 				t.Errorf("isNavigation = %v, want %v", got, tt.want)
 			}
 		})

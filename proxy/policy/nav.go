@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"mime"
@@ -11,7 +11,7 @@ import (
 // only kind of request to an isolated site that gets the landing page.
 // Browsers say so with Fetch Metadata; for clients that send none, a GET
 // whose Accept prefers text/html counts.
-func isNavigation(r *http.Request) bool {
+func IsNavigation(r *http.Request) bool {
 	mode, dest := r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("Sec-Fetch-Dest")
 	if mode != "" || dest != "" {
 		return mode == "navigate" && (dest == "document" || dest == "iframe" || dest == "frame")

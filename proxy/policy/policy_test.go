@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"bufio"
@@ -29,14 +29,14 @@ func TestPolicyGolden(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	var pc PolicyConfig
+	var pc Config
 	if err := mapstructure.Decode(doc, &pc); err != nil {
 		t.Fatal(err)
 	}
 	if err := mapstructure.Decode(doc["groups"], &pc.Groups); err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPolicy(pc)
+	p, err := New(pc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,19 +77,19 @@ func TestPolicyGolden(t *testing.T) {
 func TestPolicyErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  PolicyConfig
+		cfg  Config
 		want string
 	}{
-		{"bad default", PolicyConfig{Default: "quarantine"}, `policy.default "quarantine"`},
-		{"bad action", PolicyConfig{Rules: []Rule{{Name: "x", Host: "a", Action: "permit"}}}, `policy.rules[0] (x): action "permit"`},
-		{"no matcher", PolicyConfig{Rules: []Rule{{Action: ActionAllow}}}, `policy.rules[0] (rule 1): give exactly one`},
-		{"two matchers", PolicyConfig{Rules: []Rule{{Host: "a", Domain: "b", Action: ActionAllow}}}, "found 2"},
-		{"bad regex", PolicyConfig{Rules: []Rule{{Name: "r", URLRegex: "(", Action: ActionBlock}}}, "url_regex"},
-		{"bad glob", PolicyConfig{Rules: []Rule{{Name: "g", Glob: "[", Action: ActionBlock}}}, "glob"},
+		{"bad default", Config{Default: "quarantine"}, `policy.default "quarantine"`},
+		{"bad action", Config{Rules: []Rule{{Name: "x", Host: "a", Action: "permit"}}}, `policy.rules[0] (x): action "permit"`},
+		{"no matcher", Config{Rules: []Rule{{Action: ActionAllow}}}, `policy.rules[0] (rule 1): give exactly one`},
+		{"two matchers", Config{Rules: []Rule{{Host: "a", Domain: "b", Action: ActionAllow}}}, "found 2"},
+		{"bad regex", Config{Rules: []Rule{{Name: "r", URLRegex: "(", Action: ActionBlock}}}, "url_regex"},
+		{"bad glob", Config{Rules: []Rule{{Name: "g", Glob: "[", Action: ActionBlock}}}, "glob"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewPolicy(tt.cfg)
+			_, err := New(tt.cfg)
 			if !errors.Is(err, ErrPolicy) {
 				t.Fatalf("err = %v, want ErrPolicy", err)
 			}
@@ -98,7 +98,7 @@ func TestPolicyErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewPolicy(PolicyConfig{}); err != nil {
+	if _, err := New(Config{}); err != nil {
 		t.Errorf("empty policy: %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func TestPolicyErrors(t *testing.T) {
 // of it that a URL parser or resolver takes for the same address, so that
 // none of them is a way around it.
 func TestPolicyIPLiteralForms(t *testing.T) {
-	p, err := NewPolicy(PolicyConfig{Default: ActionAllow, Rules: []Rule{
+	p, err := New(Config{Default: ActionAllow, Rules: []Rule{
 		{Name: "v4", Host: "10.1.2.3", Action: ActionBlock},
 		{Name: "v6", Host: "[2001:db8::1]", Action: ActionBlock},
 		{Name: "re", URLRegex: `^http://192\.0\.2\.7(:\d+)?/`, Action: ActionBlock},
