@@ -3,10 +3,15 @@ package proxy
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/glovebox/glovebox/proxy/tlsca"
 )
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
@@ -19,7 +24,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defaultTLSDir = filepath.Join(dir, "tls")
+	tlsca.DefaultDir = filepath.Join(dir, "tls")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

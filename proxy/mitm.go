@@ -17,6 +17,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tlsca"
 )
 
 // HTTPS interception. A CONNECT to a host policy isolates or blocks, or
@@ -34,8 +35,8 @@ const mitmHandshakeTimeout = 30 * time.Second
 // mitm holds what interception needs: the CA, the certificates it issued,
 // and the roots sites' certificates are verified against.
 type mitm struct {
-	ca    *CA
-	cache *certCache
+	ca    *tlsca.CA
+	cache *tlsca.Cache
 	// roots are the system's roots and tls.extra_ca_files.
 	roots *x509.CertPool
 	// rulePools add an allow rule's ca_file to roots, by file path.
@@ -47,7 +48,7 @@ type mitm struct {
 }
 
 func newMITM(cfg Config, log *slog.Logger) (*mitm, error) {
-	ca, err := LoadCA(cfg.TLS, log)
+	ca, err := tlsca.Load(cfg.TLS, log)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +63,7 @@ func newMITM(cfg Config, log *slog.Logger) (*mitm, error) {
 			return nil, fmt.Errorf("tls.extra_ca_files[%d]: %w", i, err)
 		}
 	}
-	m := &mitm{ca: ca, cache: newCertCache(cfg.TLS.CertCacheSize), roots: roots,
+	m := &mitm{ca: ca, cache: tlsca.NewCache(cfg.TLS.CertCacheSize), roots: roots,
 		rulePools: map[string]*x509.CertPool{}, ruleTransports: map[string]*http.Transport{},
 		idle: cfg.ClientIdleTimeout}
 	for i, r := range cfg.Policy.Rules {
@@ -158,7 +159,7 @@ type interceptedConn struct {
 // CONNECT's host, issued by Glovebox's CA.
 func (c *interceptedConn) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
 	name := policy.NormHost(host)
-	cert, err := c.s.mitm.cache.Fetch(name, func() (*tls.Certificate, error) { return c.s.mitm.ca.issue(name) })
+	cert, err := c.s.mitm.cache.Fetch(name, func() (*tls.Certificate, error) { return c.s.mitm.ca.Issue(name) })
 	if err != nil {
 		c.s.log.Warn("issue a certificate for interception", "host", name, "err", err)
 		return nil, err

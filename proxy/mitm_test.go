@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tlsca"
 )
 
 // mitmHarness is a real proxy Server on loopback with interception. Its
@@ -180,7 +181,7 @@ func TestInterceptCertCacheBound(t *testing.T) {
 	for _, target := range targets {
 		tc := h.tlsConnect(t, target) // verifies the host against the leaf's SAN
 		leaf := tc.ConnectionState().PeerCertificates[0]
-		if leaf.Issuer.CommonName != CAName {
+		if leaf.Issuer.CommonName != tlsca.CAName {
 			t.Errorf("%s: leaf issued by %q", target, leaf.Issuer.CommonName)
 		}
 		tc.Close()

@@ -21,6 +21,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tlsca"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -40,7 +41,7 @@ type Config struct {
 	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
 	PAC PACConfig `mapstructure:"pac"`
 	// TLS is HTTPS interception: its CA, and the roots sites are verified against.
-	TLS TLSConfig `mapstructure:"tls"`
+	TLS tlsca.Config `mapstructure:"tls"`
 	// UpstreamTimeout bounds connecting to and waiting for the response headers of an allowed site.
 	UpstreamTimeout time.Duration `mapstructure:"upstream_timeout"`
 	// ClientIdleTimeout closes a keep-alive client connection idle this long.
@@ -76,7 +77,7 @@ func DefaultConfig() Config {
 		Tabs:              DefaultTabsConfig(),
 		Auth:              DefaultAuthConfig(),
 		PAC:               DefaultPACConfig(),
-		TLS:               DefaultTLSConfig(),
+		TLS:               tlsca.DefaultConfig(),
 		UpstreamTimeout:   30 * time.Second,
 		ClientIdleTimeout: 2 * time.Minute,
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tlsca"
 )
 
 func proxyRule(name, host string) policy.Rule {
@@ -376,7 +377,7 @@ func TestConnectToMediaPort(t *testing.T) {
 	// Any other port of an isolated host is intercepted, never tunnelled:
 	// the client meets Glovebox's own certificate and the port sees nothing.
 	other, accepted := acceptCounter(t)
-	if issuer := interceptIssuer(t, g.addr, other); issuer != proxy.CAName || accepted() != 0 {
+	if issuer := interceptIssuer(t, g.addr, other); issuer != tlsca.CAName || accepted() != 0 {
 		t.Errorf("CONNECT to another port of an isolated host: certificate from %q, %d connections to the port; want Glovebox's, none", issuer, accepted())
 	}
 	// A tunnel's event is written when it closes.

@@ -34,6 +34,7 @@ import (
 
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tlsca"
 )
 
 func needTool(t testing.TB, name string) {
@@ -229,7 +230,7 @@ func TestHTTPSThroughGlovebox(t *testing.T) {
 	if err := os.WriteFile(bundle, append(gloveboxCA(t, g), originCA.pem...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const gloveboxIssuer = proxy.CAName
+	const gloveboxIssuer = tlsca.CAName
 
 	t.Run("allowed site is inspected", func(t *testing.T) {
 		r := curlVia(t, g.addr, bundle, inspected.URL+"/style.css")
@@ -411,7 +412,7 @@ func TestCACommand(t *testing.T) {
 		t.Fatalf("glovebox ca printed %q", out1.String())
 	}
 	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil || cert.Subject.CommonName != proxy.CAName || !cert.IsCA {
+	if err != nil || cert.Subject.CommonName != tlsca.CAName || !cert.IsCA {
 		t.Fatalf("printed certificate: %v %v", cert, err)
 	}
 	st, err := os.Stat(filepath.Join(dir, "ca.key"))
@@ -464,7 +465,7 @@ func TestCADownload(t *testing.T) {
 			}
 			der = block.Bytes
 		}
-		if c, err := x509.ParseCertificate(der); err != nil || c.Subject.CommonName != proxy.CAName {
+		if c, err := x509.ParseCertificate(der); err != nil || c.Subject.CommonName != tlsca.CAName {
 			t.Errorf("%s: %v %v", tt.path, c, err)
 		}
 	}

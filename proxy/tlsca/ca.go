@@ -1,4 +1,8 @@
-package proxy
+// Package tlsca is the interception CA of Glovebox's HTTPS inspection: it
+// loads or generates the CA, issues the per-host certificates presented to
+// browsers, and keeps them in a bounded cache. It imports no other Glovebox
+// package.
+package tlsca
 
 import (
 	"container/list"
@@ -27,7 +31,7 @@ import (
 // TLSConfig configures HTTPS interception: the CA that issues the
 // certificates Glovebox presents to browsers, and what Glovebox trusts of
 // the sites it connects to.
-type TLSConfig struct {
+type Config struct {
 	// Dir holds the CA Glovebox generates at its first start (ca.crt, and
 	// ca.key readable by its owner only), used when CACert and CAKey are empty.
 	Dir string `mapstructure:"dir"`
@@ -44,17 +48,17 @@ type TLSConfig struct {
 	ExtraCAFiles []string `mapstructure:"extra_ca_files"`
 }
 
-// defaultTLSDir is tls.dir's default. This package's TestMain points it at
-// a temporary directory, so that no test makes a CA in /var/lib.
-var defaultTLSDir = "/var/lib/glovebox/tls"
+// DefaultDir is tls.dir's default. Tests point it at a temporary
+// directory, so that no test makes a CA in /var/lib.
+var DefaultDir = "/var/lib/glovebox/tls"
 
 // DefaultTLSConfig returns the defaults documented in config.yaml.
-func DefaultTLSConfig() TLSConfig {
-	return TLSConfig{Dir: defaultTLSDir, CertCacheSize: 1000}
+func DefaultConfig() Config {
+	return Config{Dir: DefaultDir, CertCacheSize: 1000}
 }
 
 // Validate reports the first bad value, naming its key.
-func (c *TLSConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case (c.CACert == "") != (c.CAKey == ""):
 		return fmt.Errorf("tls.ca_cert, tls.ca_key: give both files or neither")
@@ -105,7 +109,7 @@ type CA struct {
 // LoadCA loads the CA from cfg.CACert and cfg.CAKey, or from cfg.Dir, where
 // it is generated (ECDSA P-256, ten years) if there is none yet. Errors name
 // the configuration key at fault.
-func LoadCA(cfg TLSConfig, log *slog.Logger) (*CA, error) {
+func Load(cfg Config, log *slog.Logger) (*CA, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCA, err)
 	}
@@ -376,8 +380,8 @@ func randomSerial() *big.Int {
 	return n.Add(n, big.NewInt(1))
 }
 
-// issue makes a certificate for one host name or IP address.
-func (ca *CA) issue(host string) (*tls.Certificate, error) {
+// Issue makes a certificate for one host name or IP address.
+func (ca *CA) Issue(host string) (*tls.Certificate, error) {
 	if host == "" {
 		return nil, errors.New("issue certificate: empty host")
 	}
@@ -415,7 +419,7 @@ func (ca *CA) issue(host string) (*tls.Certificate, error) {
 
 // certCache keeps issued certificates by host, least recently used
 // dropped first past its bound. It is a goproxy.CertStorage.
-type certCache struct {
+type Cache struct {
 	max int
 
 	mu sync.Mutex
@@ -428,13 +432,13 @@ type cacheEntry struct {
 	cert *tls.Certificate
 }
 
-func newCertCache(max int) *certCache {
-	return &certCache{max: max, ll: list.New(), m: map[string]*list.Element{}}
+func NewCache(max int) *Cache {
+	return &Cache{max: max, ll: list.New(), m: map[string]*list.Element{}}
 }
 
 // Fetch returns the cached certificate for host, or one gen makes. A
 // certificate close to its end is made again.
-func (c *certCache) Fetch(host string, gen func() (*tls.Certificate, error)) (*tls.Certificate, error) {
+func (c *Cache) Fetch(host string, gen func() (*tls.Certificate, error)) (*tls.Certificate, error) {
 	c.mu.Lock()
 	if el, ok := c.m[host]; ok {
 		e := el.Value.(*cacheEntry)
@@ -469,7 +473,7 @@ func (c *certCache) Fetch(host string, gen func() (*tls.Certificate, error)) (*t
 }
 
 // Len is how many certificates the cache holds.
-func (c *certCache) Len() int {
+func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ll.Len()

@@ -1,4 +1,4 @@
-package proxy
+package tlsca
 
 import (
 	"bytes"
@@ -25,9 +25,9 @@ func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestCAGeneratedOnceAndReused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tls")
-	cfg := DefaultTLSConfig()
+	cfg := DefaultConfig()
 	cfg.Dir = dir
-	ca1, err := LoadCA(cfg, quietLog())
+	ca1, err := Load(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestCAGeneratedOnceAndReused(t *testing.T) {
 	}
 
 	// A restart loads the same CA rather than making another.
-	ca2, err := LoadCA(cfg, quietLog())
+	ca2, err := Load(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestCAGeneratedOnceAndReused(t *testing.T) {
 		t.Error("a second start made a new CA")
 	}
 	// Certificates from the restarted CA chain to the first one's certificate.
-	leaf, err := ca2.issue("example.test")
+	leaf, err := ca2.Issue("example.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +75,10 @@ func TestCALoadsConfiguredFiles(t *testing.T) {
 	for _, form := range []string{"ecdsa-pkcs8", "ecdsa-sec1", "rsa-pkcs1"} {
 		t.Run(form, func(t *testing.T) {
 			pki := newTestPKI(t, "Corp Intermediate", form)
-			cfg := DefaultTLSConfig()
+			cfg := DefaultConfig()
 			cfg.Dir = filepath.Join(t.TempDir(), "unused")
 			cfg.CACert, cfg.CAKey = pki.certFile, pki.keyFile
-			ca, err := LoadCA(cfg, quietLog())
+			ca, err := Load(cfg, quietLog())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +88,7 @@ func TestCALoadsConfiguredFiles(t *testing.T) {
 			if _, err := os.Stat(cfg.Dir); !errors.Is(err, os.ErrNotExist) {
 				t.Error("tls.dir was used although ca_cert and ca_key are set")
 			}
-			leaf, err := ca.issue("127.0.0.1")
+			leaf, err := ca.Issue("127.0.0.1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,9 +142,9 @@ func TestCABadFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultTLSConfig()
+			cfg := DefaultConfig()
 			cfg.CACert, cfg.CAKey, cfg.Dir = tt.cert, tt.key, tt.dir
-			_, err := LoadCA(cfg, quietLog())
+			_, err := Load(cfg, quietLog())
 			if !errors.Is(err, ErrCA) {
 				t.Fatalf("err = %v, want ErrCA", err)
 			}
@@ -155,21 +155,21 @@ func TestCABadFiles(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadCA(TLSConfig{CACert: good.certFile, CertCacheSize: 1}, quietLog()); err == nil ||
+	if _, err := Load(Config{CACert: good.certFile, CertCacheSize: 1}, quietLog()); err == nil ||
 		!strings.Contains(err.Error(), "tls.ca_cert, tls.ca_key") {
 		t.Errorf("cert without key: %v", err)
 	}
 }
 
 func TestLeafCertificates(t *testing.T) {
-	cfg := DefaultTLSConfig()
+	cfg := DefaultConfig()
 	cfg.Dir = t.TempDir()
-	ca, err := LoadCA(cfg, quietLog())
+	ca, err := Load(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, host := range []string{"www.example.test", "127.0.0.1", "::1", "xn--bcher-kva.test"} {
-		leaf, err := ca.issue(host)
+		leaf, err := ca.Issue(host)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestLeafCertificates(t *testing.T) {
 }
 
 func TestCertCacheBound(t *testing.T) {
-	c := newCertCache(3)
+	c := NewCache(3)
 	gens := map[string]int{}
 	fetch := func(host string) *tls.Certificate {
 		cert, err := c.Fetch(host, func() (*tls.Certificate, error) {
