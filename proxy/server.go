@@ -20,6 +20,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 	"github.com/glovebox/glovebox/stream"
@@ -39,7 +40,7 @@ type Config struct {
 	// Auth is proxy authentication: who makes each request.
 	Auth AuthConfig `mapstructure:"auth"`
 	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
-	PAC PACConfig `mapstructure:"pac"`
+	PAC pac.Config `mapstructure:"pac"`
 	// TLS is HTTPS interception: its CA, and the roots sites are verified against.
 	TLS tlsca.Config `mapstructure:"tls"`
 	// UpstreamTimeout bounds connecting to and waiting for the response headers of an allowed site.
@@ -76,7 +77,7 @@ func DefaultConfig() Config {
 		Policy:            policy.Config{Default: policy.ActionIsolate},
 		Tabs:              DefaultTabsConfig(),
 		Auth:              DefaultAuthConfig(),
-		PAC:               DefaultPACConfig(),
+		PAC:               pac.DefaultConfig(),
 		TLS:               tlsca.DefaultConfig(),
 		UpstreamTimeout:   30 * time.Second,
 		ClientIdleTimeout: 2 * time.Minute,
@@ -143,6 +144,7 @@ type Server struct {
 	mitm    *mitm
 	guard   *localGuard
 	clients []netip.Prefix
+	pacFile http.Handler
 	health  *Health
 
 	// self knows this host's addresses and listenPort the proxy's port, so
@@ -178,6 +180,7 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		return nil, err
 	}
 	s.api = s.apiHandler()
+	s.pacFile = pac.Handler(cfg.PAC, log)
 	s.clients, _ = parseClients(cfg.Clients) // validated above
 	if wide := widerThanDefault(s.clients); wide != "" && cfg.Auth.Mode == AuthNone {
 		log.Warn("OPEN PROXY: clients includes "+wide+" and auth.mode is none: anyone who reaches "+cfg.Listen+
@@ -429,7 +432,7 @@ func (s *Server) TabMedia() []TabMedia { return s.tabs.media() }
 func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/proxy.pac", "/wpad.dat":
-		s.servePAC(w, r)
+		s.pacFile.ServeHTTP(w, r)
 	case "/healthz":
 		s.health.ServeHTTP(w, r)
 	case CAPEMPath, CADERPath:

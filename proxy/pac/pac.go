@@ -1,8 +1,11 @@
-package proxy
+// Package pac makes Glovebox's proxy auto-configuration file from the pac
+// settings and serves it. It imports no other Glovebox package.
+package pac
 
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,7 +16,7 @@ import (
 
 // PACConfig shapes the proxy auto-configuration file served at /proxy.pac
 // (and /wpad.dat) on the proxy's own address.
-type PACConfig struct {
+type Config struct {
 	// Proxy is Glovebox's address as clients reach it, host:port. Empty: the
 	// host and port the PAC file was fetched from, which is right unless a
 	// load balancer or NAT stands between.
@@ -29,14 +32,14 @@ type PACConfig struct {
 }
 
 // DefaultPACConfig returns the defaults documented in config.yaml.
-func DefaultPACConfig() PACConfig {
-	return PACConfig{DirectPrivate: true}
+func DefaultConfig() Config {
+	return Config{DirectPrivate: true}
 }
 
 // Validate reports the first bad value, naming its key. Values end up in a
 // script that every browser runs, so only well-formed names and addresses
 // are accepted.
-func (c *PACConfig) Validate() error {
+func (c *Config) Validate() error {
 	if c.Proxy != "" {
 		_, _, err := net.SplitHostPort(c.Proxy)
 		if _, ok := pacProxyAddr(c.Proxy); !ok || err != nil {
@@ -124,32 +127,34 @@ func pacProxyAddr(hostport string) (string, bool) {
 // configuration change reaches them soon.
 const pacMaxAge = 300
 
-// servePAC answers /proxy.pac and /wpad.dat. No credentials are asked:
-// browsers fetch it before they know any.
-func (s *Server) servePAC(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "GET the PAC file", http.StatusMethodNotAllowed)
-		return
-	}
-	addr := s.cfg.PAC.Proxy
-	if addr == "" {
-		addr = pacAddrFor(r)
-	}
-	script, err := s.cfg.PAC.Script(addr)
-	if err != nil {
-		s.log.Warn("PAC file", "err", err)
-		http.Error(w, "Glovebox cannot make its PAC file: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-ns-proxy-autoconfig")
-	w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", pacMaxAge))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Length", strconv.Itoa(len(script)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(script)
+// Handler answers /proxy.pac and /wpad.dat with c's PAC file. No
+// credentials are asked: browsers fetch it before they know any.
+func Handler(c Config, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "GET the PAC file", http.StatusMethodNotAllowed)
+			return
+		}
+		addr := c.Proxy
+		if addr == "" {
+			addr = pacAddrFor(r)
+		}
+		script, err := c.Script(addr)
+		if err != nil {
+			log.Warn("PAC file", "err", err)
+			http.Error(w, "Glovebox cannot make its PAC file: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-ns-proxy-autoconfig")
+		w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", pacMaxAge))
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Length", strconv.Itoa(len(script)))
+		if r.Method == http.MethodHead {
+			return
+		}
+		w.Write(script)
+	})
 }
 
 // pacAddrFor is the proxy address a PAC request reached: its Host header
@@ -172,7 +177,7 @@ func pacAddrFor(r *http.Request) string {
 // a route and every browser runs the same logic. There is no DIRECT
 // fallback after the proxy: if Glovebox is down, browsing that policy
 // isolates fails rather than silently going direct.
-func (c PACConfig) Script(proxyAddr string) ([]byte, error) {
+func (c Config) Script(proxyAddr string) ([]byte, error) {
 	addr, ok := pacProxyAddr(proxyAddr)
 	if !ok {
 		return nil, fmt.Errorf("proxy address %q: want host:port", proxyAddr)

@@ -1,4 +1,4 @@
-package proxy
+package pac
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // which is only the generator's fixed text. Seeds in testdata/fuzz/FuzzPACSettings.
 func FuzzPACSettings(f *testing.F) {
 	f.Fuzz(func(t *testing.T, proxyAddr, direct string, directPrivate bool, host string) {
-		c := PACConfig{Proxy: proxyAddr, DirectPrivate: directPrivate}
+		c := Config{Proxy: proxyAddr, DirectPrivate: directPrivate}
 		if direct != "" {
 			c.Direct = strings.Split(direct, "\n")
 		}
@@ -60,7 +60,7 @@ var pacValue = regexp.MustCompile(`^(PROXY )?[a-z0-9_.:\[\]-]+$`)
 
 // checkPACScript fails t unless script is the generator's fixed text with
 // only well-formed, properly quoted values in it.
-func checkPACScript(t *testing.T, c PACConfig, script string) {
+func checkPACScript(t *testing.T, c Config, script string) {
 	t.Helper()
 	vars, ok := strings.CutSuffix(script, pacLogic)
 	if !ok {

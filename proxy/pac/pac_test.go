@@ -1,7 +1,8 @@
-package proxy
+package pac
 
 import (
 	"context"
+	"flag"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,26 +13,17 @@ import (
 	"testing"
 )
 
-func pacServer(t *testing.T, pc PACConfig) *Server {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.PAC = pc
-	s, err := New(cfg, nil, nil, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+var update = flag.Bool("update", false, "rewrite golden files")
 
 // getPAC asks s for path with the given Host header, over a connection whose
 // local address is 192.0.2.10:3128.
-func getPAC(s *Server, path, host string) *httptest.ResponseRecorder {
+func getPAC(h http.Handler, path, host string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest("GET", path, nil)
 	r.Host = host
 	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey,
 		&net.TCPAddr{IP: net.ParseIP("192.0.2.10"), Port: 3128}))
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 	return w
 }
 
@@ -40,19 +32,19 @@ func getPAC(s *Server, path, host string) *httptest.ResponseRecorder {
 func TestPACGolden(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  PACConfig
+		cfg  Config
 		host string // the Host header the PAC file is fetched with
 	}{
-		{"default", DefaultPACConfig(), "glovebox.corp.example:3128"},
-		{"configured", PACConfig{Proxy: "proxy.example.com:8080", DirectPrivate: false,
+		{"default", DefaultConfig(), "glovebox.corp.example:3128"},
+		{"configured", Config{Proxy: "proxy.example.com:8080", DirectPrivate: false,
 			Direct: []string{"corp.example", "*.intranet.test", ".lan.example", "Wiki.Example.org.", "10.20.0.0/16", "192.0.2.7", "[2001:DB8::1]", "printer"}},
 			"ignored.example:1"},
-		{"ipv6-host", DefaultPACConfig(), "[::1]:3128"},
-		{"no-port", DefaultPACConfig(), "wpad.corp.example"},
+		{"ipv6-host", DefaultConfig(), "[::1]:3128"},
+		{"no-port", DefaultConfig(), "wpad.corp.example"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := pacServer(t, tt.cfg)
+			s := Handler(tt.cfg, slog.New(slog.DiscardHandler))
 			w := getPAC(s, "/proxy.pac", tt.host)
 			if w.Code != 200 {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -86,7 +78,7 @@ func TestPACGolden(t *testing.T) {
 // header, which the client controls; anything but a well-formed host:port
 // is replaced by the connection's own address.
 func TestPACHostHeaderInjection(t *testing.T) {
-	s := pacServer(t, DefaultPACConfig())
+	s := Handler(DefaultConfig(), slog.New(slog.DiscardHandler))
 	for _, host := range []string{
 		`evil";alert(1);"`,
 		`a.example:3128"; return "DIRECT`,
@@ -115,19 +107,19 @@ func TestPACHostHeaderInjection(t *testing.T) {
 func TestPACConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  PACConfig
+		cfg  Config
 		want string
 	}{
-		{"quote in a direct host", PACConfig{Direct: []string{"ok.example", `a"b.example`}}, `pac.direct[1]: "a\"b.example"`},
-		{"script in a direct host", PACConfig{Direct: []string{"</script><script>x()"}}, "pac.direct[0]"},
-		{"space", PACConfig{Direct: []string{"a b"}}, "want a host or domain name"},
-		{"IPv6 range", PACConfig{Direct: []string{"fd00::/8"}}, "only IPv4 ranges"},
-		{"empty", PACConfig{Direct: []string{""}}, "pac.direct[0]"},
-		{"IPv6 zone", PACConfig{Direct: []string{"fe80::1%eth0"}}, "pac.direct[0]: \"fe80::1%eth0\": an IPv6 zone"},
-		{"text in a zone", PACConfig{Direct: []string{`[fe80::1%"];alert(1)//]`}}, "an IPv6 zone"},
-		{"proxy without port", PACConfig{Proxy: "proxy.example"}, `pac.proxy: "proxy.example": want host:port`},
-		{"proxy bad port", PACConfig{Proxy: "proxy.example:0"}, "pac.proxy"},
-		{"proxy injection", PACConfig{Proxy: `p.example:80"; x="`}, "pac.proxy"},
+		{"quote in a direct host", Config{Direct: []string{"ok.example", `a"b.example`}}, `pac.direct[1]: "a\"b.example"`},
+		{"script in a direct host", Config{Direct: []string{"</script><script>x()"}}, "pac.direct[0]"},
+		{"space", Config{Direct: []string{"a b"}}, "want a host or domain name"},
+		{"IPv6 range", Config{Direct: []string{"fd00::/8"}}, "only IPv4 ranges"},
+		{"empty", Config{Direct: []string{""}}, "pac.direct[0]"},
+		{"IPv6 zone", Config{Direct: []string{"fe80::1%eth0"}}, "pac.direct[0]: \"fe80::1%eth0\": an IPv6 zone"},
+		{"text in a zone", Config{Direct: []string{`[fe80::1%"];alert(1)//]`}}, "an IPv6 zone"},
+		{"proxy without port", Config{Proxy: "proxy.example"}, `pac.proxy: "proxy.example": want host:port`},
+		{"proxy bad port", Config{Proxy: "proxy.example:0"}, "pac.proxy"},
+		{"proxy injection", Config{Proxy: `p.example:80"; x="`}, "pac.proxy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,7 +129,7 @@ func TestPACConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	if err := (&PACConfig{Proxy: "[2001:db8::2]:3128", Direct: []string{"10.0.0.0/8", "::1", "x_y.corp"}}).Validate(); err != nil {
+	if err := (&Config{Proxy: "[2001:db8::2]:3128", Direct: []string{"10.0.0.0/8", "::1", "x_y.corp"}}).Validate(); err != nil {
 		t.Errorf("good config: %v", err)
 	}
 }
