@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -105,7 +106,7 @@ func startAuthProxy(t *testing.T, mutate func(*Config), before ...func(*Server))
 		mutate(&cfg)
 	}
 	h := &authHarness{audit: &syncBuffer{}, log: &logBuffer{}}
-	srv, err := New(cfg, nil, nil, NewAudit(h.audit), slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := New(cfg, nil, nil, audit.New(h.audit), slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func (h *authHarness) request(t *testing.T, url string, status int) map[string]a
 	for {
 		var last map[string]any
 		for _, m := range h.audit.events(t) {
-			if m["event"] == EventRequest && m["url"] == url && m["status"] == float64(status) {
+			if m["event"] == audit.EventRequest && m["url"] == url && m["status"] == float64(status) {
 				last = m
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -128,7 +129,7 @@ type Egress struct {
 	cfg    EgressConfig
 	policy *policy.Policy
 	lookup TabLookup
-	audit  *Audit
+	audit  *audit.Audit
 	log    *slog.Logger
 	allow  map[allowKey]bool
 	deny   addrDenylist
@@ -154,7 +155,7 @@ type Egress struct {
 
 // NewEgress builds the egress proxy. lookup tells which tab a container's
 // address belongs to.
-func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, audit *Audit, log *slog.Logger) (*Egress, error) {
+func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audit.Audit, log *slog.Logger) (*Egress, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, audit *Au
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "egress")
-	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: audit, log: log, allow: map[allowKey]bool{},
+	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: aud, log: log, allow: map[allowKey]bool{},
 		authHeader: cmp.Or(cfg.AuthHeader, DefaultAuthConfig().Header),
 		host:       &hostAddrs{list: net.InterfaceAddrs},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
@@ -269,7 +270,7 @@ func egressStateOf(ctx context.Context) *egressState {
 // ServeHTTP serves one request of an isolated browser and writes its audit event.
 func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ev := EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
+	ev := audit.EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
 		e.audit.Egress(ev)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -156,7 +157,7 @@ func (b *syncBuffer) wait(t *testing.T, method, u string) map[string]any {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		for _, m := range b.events(t) {
-			if m["event"] == EventEgress && m["method"] == method && m["url"] == u {
+			if m["event"] == audit.EventEgress && m["method"] == method && m["url"] == u {
 				return m
 			}
 		}
@@ -278,7 +279,7 @@ func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLoo
 		t.Fatal(err)
 	}
 	h := &egressHarness{audit: &syncBuffer{}, res: newFakeResolver(), guard: &dialGuard{}}
-	h.e, err = NewEgress(cfg, pol, lookup, NewAudit(h.audit), slog.New(slog.DiscardHandler))
+	h.e, err = NewEgress(cfg, pol, lookup, audit.New(h.audit), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

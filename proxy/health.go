@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/audit"
 )
 
 // checkTimeout bounds each health check: a check that does not answer in
@@ -129,8 +131,8 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HealthMetrics returns a collector (see Metrics.Collector) of
 // glovebox_health{check}: 1 for each check of h that passes, 0 for each
 // that fails.
-func HealthMetrics(h *Health) func(emit Emit) {
-	return func(emit Emit) {
+func HealthMetrics(h *Health) func(emit audit.Emit) {
+	return func(emit audit.Emit) {
 		// A scrape hands collectors no context; each check has its deadline.
 		for _, c := range h.Check(context.Background()) {
 			v := 1.0

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -124,28 +125,28 @@ func TestAuditHealth(t *testing.T) {
 		t.Skip("no /dev/full:", err)
 	}
 	defer full.Close()
-	a := NewAudit(full)
+	a := audit.New(full)
 	if err := a.Health(); err != nil {
 		t.Errorf("Health before any write = %v", err)
 	}
-	a.Request(RequestEvent{URL: "http://example.com/", Action: policy.ActionAllow, Status: 200})
+	a.Request(audit.RequestEvent{URL: "http://example.com/", Action: policy.ActionAllow, Status: 200})
 	if err := a.Health(); !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "audit: ") {
 		t.Errorf("Health after a write to /dev/full = %v, want ENOSPC", err)
 	}
 
 	w := &failingWriter{}
-	a = NewAudit(w)
-	a.TabStart(TabEvent{Tab: "t1"})
+	a = audit.New(w)
+	a.TabStart(audit.TabEvent{Tab: "t1"})
 	if err := a.Health(); err != nil {
 		t.Errorf("Health after a write = %v", err)
 	}
 	w.full.Store(true)
-	a.TabEnd(TabEvent{Tab: "t1"})
+	a.TabEnd(audit.TabEvent{Tab: "t1"})
 	if err := a.Health(); !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("Health after a failed write = %v, want ENOSPC", err)
 	}
 	w.full.Store(false)
-	a.Egress(EgressEvent{Tab: "t1"})
+	a.Egress(audit.EgressEvent{Tab: "t1"})
 	if err := a.Health(); err != nil {
 		t.Errorf("Health after the disk has room again = %v", err)
 	}
@@ -162,7 +163,7 @@ func TestServerHealthz(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Policy.Default = policy.ActionBlock
-	srv, err := New(cfg, nil, nil, NewAudit(full), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := New(cfg, nil, nil, audit.New(full), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestHealthMetrics(t *testing.T) {
 	h := NewHealth()
 	h.Add("containerd", func(context.Context) error { return nil })
 	h.Add("audit", func(context.Context) error { return errors.New("full") })
-	m := NewMetrics()
+	m := audit.NewMetrics()
 	m.Collector(HealthMetrics(h))
 	got := scrape(t, m)
 	for _, want := range []string{

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 )
@@ -354,8 +355,8 @@ func (b *auditBody) Close() error {
 }
 
 // requestEvent is the audit event of one proxied request.
-func requestEvent(r *http.Request, info *reqInfo, status int, n int64, d time.Duration) RequestEvent {
-	e := RequestEvent{ClientIP: clientIP(r), User: info.user, Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
+func requestEvent(r *http.Request, info *reqInfo, status int, n int64, d time.Duration) audit.RequestEvent {
+	e := audit.RequestEvent{ClientIP: clientIP(r), User: info.user, Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
 		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: n, Duration: d}
 	if info.err != nil {
 		e.Error = info.err.Error()

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 )
@@ -42,7 +43,7 @@ func startMITMProxy(t *testing.T, mutate func(*Config)) *mitmHarness {
 		mutate(&cfg)
 	}
 	h := &mitmHarness{audit: &syncBuffer{}}
-	srv, err := New(cfg, nil, nil, NewAudit(h.audit), quietLog())
+	srv, err := New(cfg, nil, nil, audit.New(h.audit), quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestInterceptedRequestsAudited(t *testing.T) {
 	for {
 		evs = nil
 		for _, e := range h.audit.events(t) {
-			if e["event"] == EventRequest {
+			if e["event"] == audit.EventRequest {
 				evs = append(evs, e)
 			}
 		}

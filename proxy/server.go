@@ -20,6 +20,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
@@ -134,7 +135,7 @@ func (c *Config) Validate() error {
 type Server struct {
 	cfg     Config
 	policy  *policy.Policy
-	audit   *Audit
+	audit   *audit.Audit
 	log     *slog.Logger
 	gp      *goproxy.ProxyHttpServer
 	api     http.Handler
@@ -156,7 +157,7 @@ type Server struct {
 }
 
 // New builds the proxy. iso starts browsers, st makes WebRTC peers.
-func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) (*Server, error) {
+func New(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -165,7 +166,7 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 		return nil, err
 	}
 	// Every line the proxy logs goes through redactHandler: see redact.go.
-	log = slog.New(newRedactHandler(log.Handler())).With("component", "proxy")
+	log = slog.New(audit.NewRedactHandler(log.Handler())).With("component", "proxy")
 	auth, err := newAuthenticator(cfg.Auth, log)
 	if err != nil {
 		return nil, err
@@ -174,8 +175,8 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: pol, audit: audit, log: log, auth: auth, mitm: m,
-		tabs: newTabManager(cfg.Tabs, iso, st, audit, log), self: &hostAddrs{list: net.InterfaceAddrs}}
+	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: auth, mitm: m,
+		tabs: newTabManager(cfg.Tabs, iso, st, aud, log), self: &hostAddrs{list: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
 	}
@@ -188,8 +189,8 @@ func New(cfg Config, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) 
 			"clients", cfg.Clients)
 	}
 	s.health = NewHealth()
-	if audit != nil {
-		s.health.Add("audit", func(context.Context) error { return audit.Health() })
+	if aud != nil {
+		s.health.Add("audit", func(context.Context) error { return aud.Health() })
 	}
 
 	gp := goproxy.NewProxyHttpServer()
@@ -533,9 +534,9 @@ func urlPort(u *url.URL) string {
 // tab tokens or hand-over codes (see logURL).
 func auditURL(r *http.Request) string {
 	if r.Method == http.MethodConnect {
-		return redactText(r.URL.Host)
+		return audit.RedactText(r.URL.Host)
 	}
-	return logURL(r.URL)
+	return audit.LogURL(r.URL)
 }
 
 func isBadOffer(err error) bool { return errors.Is(err, stream.ErrBadOffer) }

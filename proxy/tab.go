@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/render"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -128,7 +129,7 @@ type tabManager struct {
 	cfg   TabsConfig
 	iso   Isolator
 	st    Streamer
-	audit *Audit
+	audit *audit.Audit
 	log   *slog.Logger
 
 	ctx    context.Context // parent of every tab; cancelled by close
@@ -175,9 +176,9 @@ type handoffCode struct {
 	expires time.Time
 }
 
-func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, audit *Audit, log *slog.Logger) *tabManager {
+func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logger) *tabManager {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tabManager{cfg: cfg, iso: iso, st: st, audit: audit, log: log,
+	return &tabManager{cfg: cfg, iso: iso, st: st, audit: aud, log: log,
 		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, gone: map[string]goneTab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{},
 		rates: map[string]*rate.Limiter{}}
 }
@@ -200,7 +201,7 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := &tab{
 		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: tabOwner(user, clientIP),
-		url: u.String(), logURL: logURL(u), host: u.Hostname(), created: time.Now(),
+		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
 		width: w, height: h, scale: s,
@@ -463,7 +464,7 @@ func (t *tab) run() {
 		t.end("start failed: " + err.Error())
 		return
 	}
-	t.m.audit.TabStart(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
+	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
@@ -896,7 +897,7 @@ func (t *tab) teardown() {
 	t.mu.Lock()
 	s := t.stats
 	t.mu.Unlock()
-	t.m.audit.TabEnd(TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
+	t.m.audit.TabEnd(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
 		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
 		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),

@@ -17,7 +17,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 )
@@ -530,7 +530,7 @@ func TestMetrics(t *testing.T) {
 	}
 	user := "?"
 	for _, ev := range g.audit.events() {
-		if ev["event"] == proxy.EventTabStart && ev["tab"] == tabID {
+		if ev["event"] == audit.EventTabStart && ev["tab"] == tabID {
 			user, _ = ev["user"].(string)
 		}
 	}

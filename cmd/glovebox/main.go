@@ -25,6 +25,7 @@ import (
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -95,9 +96,9 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		return err
 	}
 	defer closeAudit()
-	audit := proxy.NewAudit(auditW)
-	metrics := proxy.NewMetrics()
-	audit.Metrics = metrics
+	aud := audit.New(auditW)
+	metrics := audit.NewMetrics()
+	aud.Metrics = metrics
 
 	st, err := stream.NewServer(streamConfig(cfg), log)
 	if err != nil {
@@ -128,7 +129,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 				return "", "", false
 			}
 			return srv.LookupTab(ip)
-		}, audit, log)
+		}, aud, log)
 		if err != nil {
 			return err
 		}
@@ -192,7 +193,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			pcfg.LocalNets = append(pcfg.LocalNets, p.Masked())
 		}
 	}
-	srv, err = proxy.New(pcfg, iso, st, audit, log)
+	srv, err = proxy.New(pcfg, iso, st, aud, log)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 // TestAuditSchema pins the keys of every audit event: SOC tooling parses them.
 func TestAuditSchema(t *testing.T) {
 	var buf bytes.Buffer
-	a := NewAudit(&buf)
+	a := New(&buf)
 	a.Request(RequestEvent{ClientIP: "192.0.2.1", Method: "GET", URL: "http://a.test/", Host: "a.test",
 		Action: policy.ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: 1500 * time.Microsecond})
 	a.TabStart(TabEvent{Tab: "t1", ClientIP: "192.0.2.1", URL: "http://a.test/", Host: "a.test", Runtime: "process", Browser: "pid 1"})

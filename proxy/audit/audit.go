@@ -1,4 +1,10 @@
-package proxy
+// Package audit writes what the SOC reads: one JSON event per proxy
+// decision, tab start and end and egress request, with a fixed schema, in
+// lines from which no tab token or hand-over code can be read (the
+// redacting log handler, which the proxy's operational log uses too), and
+// the Prometheus metrics counted from them. It imports no other Glovebox
+// package.
+package audit
 
 import (
 	"context"
@@ -68,7 +74,7 @@ func (a *Audit) Health() error {
 
 // NewAudit returns an Audit writing JSON lines to w. The message key becomes
 // "event" and the level is left out: every line is an event, not a log.
-func NewAudit(w io.Writer) *Audit {
+func New(w io.Writer) *Audit {
 	sink := &auditSink{w: w}
 	h := slog.NewJSONHandler(sink, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
@@ -88,7 +94,7 @@ func NewAudit(w io.Writer) *Audit {
 	})
 	// Events name URLs and errors that quote them: no token or hand-over
 	// code may reach the SOC's log through them (see redact.go).
-	return &Audit{l: slog.New(newRedactHandler(h)), sink: sink}
+	return &Audit{l: slog.New(NewRedactHandler(h)), sink: sink}
 }
 
 // RequestEvent is one proxy decision.

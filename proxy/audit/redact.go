@@ -1,4 +1,4 @@
-package proxy
+package audit
 
 import (
 	"context"
@@ -24,8 +24,11 @@ const redacted = "REDACTED"
 // handoffParam is the landing page's fragment parameter (web/app.js HANDOFF).
 const handoffParam = "glovebox-handoff"
 
-// apiTabsPrefix is the API path whose next segment is a tab's token.
-const apiTabsPrefix = apiPrefix + "api/tabs/"
+// APITabsPrefix is the API path whose next segment is a tab's token.
+// APITabsPrefix is where the landing page's API puts a tab's token in a
+// path: /.glovebox/api/tabs/TOKEN/… (the proxy's API, which a test holds to
+// this).
+const APITabsPrefix = "/.glovebox/api/tabs/"
 
 var (
 	// tokenInText is the API path with its token in free text, its
@@ -51,7 +54,7 @@ func escapable(word string) string {
 }
 
 // redactText replaces the tab tokens and hand-over codes written in s.
-func redactText(s string) string {
+func RedactText(s string) string {
 	if !containsFold(s, "glovebox") && !strings.Contains(s, "%") { // the common case, without a regexp
 		return s
 	}
@@ -74,24 +77,24 @@ func containsFold(s, sub string) bool {
 // token of an API path and any hand-over code replaced by REDACTED. An API
 // path is judged decoded and cleaned, as the API's router sees it, so that
 // neither escapes nor a "/../" carry a token past.
-func logURL(u *url.URL) string {
+func LogURL(u *url.URL) string {
 	c := *u
 	c.User = nil
 	c.Fragment, c.RawFragment = "", ""
 	if p, ok := redactAPIPath(c.Path); ok {
 		c.Path, c.RawPath = p, ""
 	}
-	return redactText(c.String())
+	return RedactText(c.String())
 }
 
 // redactAPIPath replaces the token segment of a decoded API path.
 func redactAPIPath(p string) (string, bool) {
 	clean := path.Clean(p)
-	if len(clean) <= len(apiTabsPrefix) || !strings.EqualFold(clean[:len(apiTabsPrefix)], apiTabsPrefix) {
+	if len(clean) <= len(APITabsPrefix) || !strings.EqualFold(clean[:len(APITabsPrefix)], APITabsPrefix) {
 		return p, false
 	}
-	_, rest, more := strings.Cut(clean[len(apiTabsPrefix):], "/")
-	p = clean[:len(apiTabsPrefix)] + redacted
+	_, rest, more := strings.Cut(clean[len(APITabsPrefix):], "/")
+	p = clean[:len(APITabsPrefix)] + redacted
 	if more {
 		p += "/" + rest
 	}
@@ -105,7 +108,7 @@ func redactAPIPath(p string) (string, bool) {
 // hand-over code into a log line.
 type redactHandler struct{ next slog.Handler }
 
-func newRedactHandler(next slog.Handler) slog.Handler {
+func NewRedactHandler(next slog.Handler) slog.Handler {
 	if _, ok := next.(redactHandler); ok {
 		return next
 	}
@@ -117,7 +120,7 @@ func (h redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactHandler) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, redactText(r.Message), r.PC)
+	out := slog.NewRecord(r.Time, r.Level, RedactText(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
 		return true
@@ -141,8 +144,8 @@ func redactAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		if s := v.String(); redactText(s) != s {
-			a.Value = slog.StringValue(redactText(s))
+		if s := v.String(); RedactText(s) != s {
+			a.Value = slog.StringValue(RedactText(s))
 		}
 	case slog.KindGroup:
 		g := v.Group()
@@ -156,12 +159,12 @@ func redactAttr(a slog.Attr) slog.Attr {
 		// their text by every handler: redact that text.
 		switch x := v.Any().(type) {
 		case error:
-			if s := x.Error(); redactText(s) != s {
-				a.Value = slog.StringValue(redactText(s))
+			if s := x.Error(); RedactText(s) != s {
+				a.Value = slog.StringValue(RedactText(s))
 			}
 		case fmt.Stringer:
-			if s := x.String(); redactText(s) != s {
-				a.Value = slog.StringValue(redactText(s))
+			if s := x.String(); RedactText(s) != s {
+				a.Value = slog.StringValue(RedactText(s))
 			}
 		}
 	}
