@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -78,7 +79,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
-	t, err := s.tabs.create(req, clientIP(r), reqInfoOf(r).user)
+	t, err := s.tabs.create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	if err != nil {
 		s.writeTabError(w, err)
 		return

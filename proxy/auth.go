@@ -23,6 +23,7 @@ import (
 	"unicode"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -399,7 +400,7 @@ func (a *authenticator) authenticate(r *http.Request, ctx *goproxy.ProxyCtx) (st
 			return id.user, nil // inside a tunnel whose CONNECT was authenticated
 		}
 	}
-	ip := clientIP(r)
+	ip := httpx.ClientIP(r)
 	switch a.mode {
 	case AuthBasic:
 		if hasNamed {
@@ -569,7 +570,7 @@ func (a *authenticator) challenge(r *http.Request, fail *authFailure) *http.Resp
 	}
 	var resp *http.Response
 	if r.Method == http.MethodConnect || !policy.IsNavigation(r) {
-		resp = goproxyResponse(r, http.StatusProxyAuthRequired, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+		resp = httpx.Response(r, http.StatusProxyAuthRequired, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	} else {
 		resp = errorPage(r, http.StatusProxyAuthRequired, "Sign-in required", msg)
 	}
@@ -584,7 +585,7 @@ func (a *authenticator) tooMany(r *http.Request, retry time.Duration) *http.Resp
 	msg := fmt.Sprintf("Too many failed sign-ins came from your address. Glovebox will check passwords from it again in %d minute(s).", mins)
 	var resp *http.Response
 	if r.Method == http.MethodConnect || !policy.IsNavigation(r) {
-		resp = goproxyResponse(r, http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+		resp = httpx.Response(r, http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	} else {
 		resp = errorPage(r, http.StatusTooManyRequests, "Too many failed sign-ins", msg)
 	}
@@ -647,7 +648,7 @@ func tabOwner(user, clientIP string) string {
 
 // tabOwnerOf is tabOwner for an API request.
 func tabOwnerOf(r *http.Request) string {
-	return tabOwner(reqInfoOf(r).user, clientIP(r))
+	return tabOwner(reqInfoOf(r).user, httpx.ClientIP(r))
 }
 
 // withReqInfo returns r carrying info for the handlers and the audit event.

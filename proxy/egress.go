@@ -22,6 +22,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -205,7 +206,7 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 	}
 
 	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = goproxyLogger{log}
+	gp.Logger = httpx.GoproxyLogger{L: log}
 	gp.Tr = e.tr
 	gp.ConnectDial = nil // CONNECT is served by tunnel, never by goproxy
 	gp.KeepAcceptEncoding = true
@@ -220,7 +221,7 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 		if st != nil {
 			st.setErr(ctx.Error)
 		}
-		return goproxyResponse(ctx.Req, http.StatusBadGateway, "text/plain; charset=utf-8",
+		return httpx.Response(ctx.Req, http.StatusBadGateway, "text/plain; charset=utf-8",
 			[]byte("Glovebox egress: could not reach "+ctx.Req.URL.Host+"\n"))
 	})
 	e.gp = gp
@@ -270,7 +271,7 @@ func egressStateOf(ctx context.Context) *egressState {
 // ServeHTTP serves one request of an isolated browser and writes its audit event.
 func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ev := audit.EgressEvent{ClientIP: clientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
+	ev := audit.EgressEvent{ClientIP: httpx.ClientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
 		e.audit.Egress(ev)
@@ -485,11 +486,11 @@ func (e *Egress) forward(w http.ResponseWriter, r *http.Request, st *egressState
 	// Connection itself and the Proxy- headers. The user header is the
 	// front proxy's to set: an internal app behind the egress that trusts
 	// it must not get one a page wrote.
-	removeHopByHop(r.Header, isWebSocket(r.Header))
+	httpx.RemoveHopByHop(r.Header, httpx.IsWebSocket(r.Header))
 	r.Header.Del(e.authHeader)
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &httpx.CountingWriter{ResponseWriter: w}
 	e.gp.ServeHTTP(cw, r) // strips Proxy-Authorization and Proxy-Connection
-	return cw.status, cw.n
+	return cw.Status, cw.N
 }
 
 // tunnel serves a CONNECT: it dials the checked address (or the upstream),
@@ -552,14 +553,14 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 			client.Close()
 			return
 		}
-		closeWrite(dest)
+		httpx.CloseWrite(dest)
 	}()
 	n, err = io.Copy(client, dest)
 	if err != nil {
 		client.Close()
 		dest.Close()
 	} else {
-		closeWrite(client)
+		httpx.CloseWrite(client)
 	}
 	<-done
 	return http.StatusOK, n
@@ -573,17 +574,7 @@ type bufferedConn struct {
 
 func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
-func (b *bufferedConn) CloseWrite() error { closeWrite(b.Conn); return nil }
-
-// closeWrite half-closes c if it can, so the peer sees the end of what was
-// relayed while the other direction goes on.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-		return
-	}
-	c.Close()
-}
+func (b *bufferedConn) CloseWrite() error { httpx.CloseWrite(b.Conn); return nil }
 
 // track counts a tunnel unless Serve is shutting down.
 func (e *Egress) track() bool {

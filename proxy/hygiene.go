@@ -5,11 +5,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strconv"
 	"strings"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -214,55 +214,12 @@ func (s *Server) via(major, minor int) string {
 	return protoVersion(major, minor) + " " + s.cfg.Hygiene.Via
 }
 
-// hopByHop are the headers that concern one connection only (RFC 9110
-// 7.6.1, RFC 9112), besides those the Connection header lists.
-// Transfer-Encoding is net/http's: it never appears in a Header.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Upgrade",
-	"Proxy-Authenticate", "Proxy-Authorization"}
-
-// removeHopByHop deletes the hop-by-hop headers of h. A WebSocket handshake
-// (websocket true) keeps "Connection: Upgrade" and its Upgrade header: the
-// upgrade is what is being forwarded.
-func removeHopByHop(h http.Header, websocket bool) {
-	upgrade := h.Values("Upgrade")
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
-	if websocket {
-		h.Set("Connection", "Upgrade")
-		h["Upgrade"] = upgrade
-	}
-}
-
-// isWebSocket reports whether h asks for (or agrees to) a WebSocket upgrade.
-func isWebSocket(h http.Header) bool {
-	return headerHasToken(h, "Connection", "upgrade") && headerHasToken(h, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(textproto.TrimString(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // cleanRequest runs last among the request handlers, so only on requests
 // that policy lets through to the site: it removes the hop-by-hop headers,
 // adds Via and applies hygiene.x_forwarded_for.
 func (s *Server) cleanRequest(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	reqInfoOf(r).forwarded = true
-	removeHopByHop(r.Header, isWebSocket(r.Header))
+	httpx.RemoveHopByHop(r.Header, httpx.IsWebSocket(r.Header))
 	// The client's Connection: close (or HTTP/1.0) is about its own
 	// connection; the one to the site stays open for the next request.
 	r.Close = false
@@ -271,7 +228,7 @@ func (s *Server) cleanRequest(r *http.Request, _ *goproxy.ProxyCtx) (*http.Reque
 	}
 	switch s.cfg.Hygiene.XForwardedFor {
 	case XFFAdd:
-		ip := clientIP(r)
+		ip := httpx.ClientIP(r)
 		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -286,7 +243,7 @@ func (s *Server) cleanRequest(r *http.Request, _ *goproxy.ProxyCtx) (*http.Reque
 // cleanResponse removes a forwarded response's hop-by-hop headers (a site's
 // Connection: close must not close the client's connection) and adds Via.
 func (s *Server) cleanResponse(resp *http.Response) {
-	removeHopByHop(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols && isWebSocket(resp.Header))
+	httpx.RemoveHopByHop(resp.Header, resp.StatusCode == http.StatusSwitchingProtocols && httpx.IsWebSocket(resp.Header))
 	if via := s.via(resp.ProtoMajor, resp.ProtoMinor); via != "" {
 		resp.Header.Add("Via", via)
 	}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 )
 
 func TestRemoveHopByHop(t *testing.T) {
@@ -23,7 +25,7 @@ func TestRemoveHopByHop(t *testing.T) {
 		"X-End":               {"kept"},
 		"Accept":              {"*/*"},
 	}
-	removeHopByHop(h, false)
+	httpx.RemoveHopByHop(h, false)
 	want := http.Header{"X-End": {"kept"}, "Accept": {"*/*"}}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("after: %v, want %v", h, want)
@@ -37,10 +39,10 @@ func TestRemoveHopByHop(t *testing.T) {
 		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
 		"Sec-Websocket-Version": {"13"},
 	}
-	if !isWebSocket(ws) {
+	if !httpx.IsWebSocket(ws) {
 		t.Fatal("not seen as a WebSocket handshake")
 	}
-	removeHopByHop(ws, true)
+	httpx.RemoveHopByHop(ws, true)
 	want = http.Header{
 		"Connection":            {"Upgrade"},
 		"Upgrade":               {"websocket"},
@@ -50,7 +52,7 @@ func TestRemoveHopByHop(t *testing.T) {
 	if !reflect.DeepEqual(ws, want) {
 		t.Errorf("WebSocket after: %v, want %v", ws, want)
 	}
-	if isWebSocket(http.Header{"Connection": {"close"}, "Upgrade": {"websocket"}}) {
+	if httpx.IsWebSocket(http.Header{"Connection": {"close"}, "Upgrade": {"websocket"}}) {
 		t.Error("an Upgrade without Connection: upgrade is not a handshake")
 	}
 }

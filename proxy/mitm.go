@@ -17,6 +17,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 )
@@ -291,7 +292,7 @@ func (s *Server) beginIntercepted(r *http.Request, ctx *goproxy.ProxyCtx) (*http
 func (s *Server) tooLarge(r *http.Request, info *reqInfo, rule, msg string) *http.Response {
 	info.decision = policy.Decision{Action: policy.ActionRefuse, Rule: rule}
 	info.err = fmt.Errorf("refused: %s", msg)
-	resp := goproxyResponse(r, http.StatusRequestHeaderFieldsTooLarge, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
+	resp := httpx.Response(r, http.StatusRequestHeaderFieldsTooLarge, "text/plain; charset=utf-8", []byte("Glovebox: "+msg+"\n"))
 	resp.Close = true
 	return resp
 }
@@ -356,7 +357,7 @@ func (b *auditBody) Close() error {
 
 // requestEvent is the audit event of one proxied request.
 func requestEvent(r *http.Request, info *reqInfo, status int, n int64, d time.Duration) audit.RequestEvent {
-	e := audit.RequestEvent{ClientIP: clientIP(r), User: info.user, Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
+	e := audit.RequestEvent{ClientIP: httpx.ClientIP(r), User: info.user, Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
 		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: n, Duration: d}
 	if info.err != nil {
 		e.Error = info.err.Error()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -60,7 +61,7 @@ func hashSource(b []byte) string {
 // landingPage is what an isolated site's navigation gets instead of the site:
 // the same page for every URL, which reads its URL from location.
 func landingPage(r *http.Request) *http.Response {
-	resp := goproxyResponse(r, http.StatusOK, "text/html; charset=utf-8", landing.html)
+	resp := httpx.Response(r, http.StatusOK, "text/html; charset=utf-8", landing.html)
 	resp.Header.Set("Content-Security-Policy", landing.csp)
 	resp.Header.Set("Referrer-Policy", "no-referrer")
 	resp.Header.Set("X-Glovebox", "isolated")
@@ -70,7 +71,7 @@ func landingPage(r *http.Request) *http.Response {
 // blockPage says what was blocked and by which rule.
 func blockPage(r *http.Request, d policy.Decision) *http.Response {
 	if !policy.IsNavigation(r) {
-		return goproxyResponse(r, http.StatusForbidden, "text/plain; charset=utf-8",
+		return httpx.Response(r, http.StatusForbidden, "text/plain; charset=utf-8",
 			[]byte("Blocked by Glovebox policy rule "+d.Rule+": "+auditURL(r)+"\n"))
 	}
 	return renderPage(r, http.StatusForbidden, pageData{
@@ -84,7 +85,7 @@ func blockPage(r *http.Request, d policy.Decision) *http.Response {
 // isolatedResource refuses a subresource of an isolated site: its bytes must
 // never reach the user's browser.
 func isolatedResource(r *http.Request) *http.Response {
-	return goproxyResponse(r, http.StatusForbidden, "text/plain; charset=utf-8",
+	return httpx.Response(r, http.StatusForbidden, "text/plain; charset=utf-8",
 		[]byte("Glovebox: "+r.URL.Hostname()+" is isolated; only its pixels are delivered, in an isolated tab.\n"))
 }
 
@@ -106,20 +107,8 @@ func renderPage(r *http.Request, status int, d pageData) *http.Response {
 		buf.Reset()
 		buf.WriteString(d.Title)
 	}
-	resp := goproxyResponse(r, status, "text/html; charset=utf-8", buf.Bytes())
+	resp := httpx.Response(r, status, "text/html; charset=utf-8", buf.Bytes())
 	resp.Header.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	return resp
-}
-
-func goproxyResponse(r *http.Request, status int, contentType string, body []byte) *http.Response {
-	rec := httptest.NewRecorder()
-	rec.Header().Set("Content-Type", contentType)
-	rec.Header().Set("Cache-Control", "no-store")
-	rec.Header().Set("X-Content-Type-Options", "nosniff")
-	rec.WriteHeader(status)
-	rec.Write(body)
-	resp := rec.Result()
-	resp.Request = r
 	return resp
 }
 

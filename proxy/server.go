@@ -4,7 +4,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
@@ -194,7 +194,7 @@ func New(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logg
 	}
 
 	gp := goproxy.NewProxyHttpServer()
-	gp.Logger = goproxyLogger{log}
+	gp.Logger = httpx.GoproxyLogger{L: log}
 	dialer := &net.Dialer{Timeout: cfg.UpstreamTimeout, KeepAlive: 30 * time.Second}
 	// goproxy's default transport skips TLS verification and reads proxy
 	// settings from the environment: neither is acceptable here.
@@ -343,18 +343,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOwn(w, r)
 		return
 	}
-	cw := &countingWriter{ResponseWriter: w, info: info}
+	cw := &httpx.CountingWriter{ResponseWriter: w, OnHijack: func(c net.Conn) net.Conn {
+		// An intercepted CONNECT's connection is bounded for the requests
+		// goproxy reads inside it (see tunnelConn).
+		if info.intercepted != nil {
+			return info.intercepted.hijacked(c)
+		}
+		return c
+	}}
 	if !s.refuse(cw, r, info) {
 		s.gp.ServeHTTP(cw, r)
 	}
 	if info.own || (!r.URL.IsAbs() && r.Method != http.MethodConnect) {
 		return
 	}
-	status := cw.status
+	status := cw.Status
 	if status == 0 {
 		status = info.status
 	}
-	s.audit.Request(requestEvent(r, info, status, cw.n, time.Since(start)))
+	s.audit.Request(requestEvent(r, info, status, cw.N, time.Since(start)))
 }
 
 // Serve accepts proxy connections on ln until ctx is done, then drains them
@@ -468,57 +475,6 @@ func reqInfoOf(r *http.Request) *reqInfo {
 	return &reqInfo{}
 }
 
-// countingWriter records the status and body bytes written to the client.
-type countingWriter struct {
-	http.ResponseWriter
-	info   *reqInfo
-	status int
-	n      int64
-}
-
-func (c *countingWriter) WriteHeader(code int) {
-	if c.status == 0 {
-		c.status = code
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	n, err := c.ResponseWriter.Write(b)
-	c.n += int64(n)
-	return n, err
-}
-
-func (c *countingWriter) Flush() {
-	if f, ok := c.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (c *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := c.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("connection cannot be hijacked")
-	}
-	conn, rw, err := h.Hijack()
-	if err == nil && c.info != nil && c.info.intercepted != nil {
-		conn = c.info.intercepted.hijacked(conn)
-	}
-	return conn, rw, err
-}
-
-// clientIP is the address of the connection the request came on.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // urlPort is u's port, or the scheme's default.
 func urlPort(u *url.URL) string {
 	if p := u.Port(); p != "" {
@@ -540,11 +496,3 @@ func auditURL(r *http.Request) string {
 }
 
 func isBadOffer(err error) bool { return errors.Is(err, stream.ErrBadOffer) }
-
-// goproxyLogger sends goproxy's printf logging to slog at debug level. Its
-// messages print request URLs; the proxy's logger redacts them.
-type goproxyLogger struct{ l *slog.Logger }
-
-func (g goproxyLogger) Printf(format string, v ...any) {
-	g.l.Debug(fmt.Sprintf(format, v...), "from", "goproxy")
-}
