@@ -23,6 +23,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -81,11 +82,11 @@ func (c *EgressConfig) Validate() error {
 		return fmt.Errorf("egress.port: %d: want 1–65535", c.Port)
 	}
 	for i, s := range c.AllowInternal {
-		if _, err := parseAllowInternal(s); err != nil {
+		if _, err := netcheck.ParseAllow(s); err != nil {
 			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
 		}
 	}
-	if _, err := newAddrDenylist(c.Deny); err != nil {
+	if _, err := netcheck.NewDenylist(c.Deny); err != nil {
 		return err
 	}
 	if _, _, err := parseUpstream(egressParent(c.Upstream)); err != nil {
@@ -132,8 +133,8 @@ type Egress struct {
 	lookup TabLookup
 	audit  *audit.Audit
 	log    *slog.Logger
-	allow  map[allowKey]bool
-	deny   addrDenylist
+	allow  map[netcheck.AllowKey]bool
+	deny   netcheck.Denylist
 	// authHeader is removed from every request (EgressConfig.AuthHeader).
 	authHeader string
 
@@ -147,7 +148,7 @@ type Egress struct {
 	// connection is made through dial.
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
-	host    *hostAddrs
+	host    *netcheck.HostAddrs
 
 	mu      sync.Mutex
 	closing bool
@@ -167,9 +168,9 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "egress")
-	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: aud, log: log, allow: map[allowKey]bool{},
+	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: aud, log: log, allow: map[netcheck.AllowKey]bool{},
 		authHeader: cmp.Or(cfg.AuthHeader, DefaultAuthConfig().Header),
-		host:       &hostAddrs{list: net.InterfaceAddrs},
+		host:       &netcheck.HostAddrs{List: net.InterfaceAddrs},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -177,11 +178,11 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second} // timeouts come from the context
 	e.dial = dialer.DialContext
 	for _, s := range cfg.AllowInternal {
-		k, _ := parseAllowInternal(s) // validated above
+		k, _ := netcheck.ParseAllow(s) // validated above
 		e.allow[k] = true
 	}
 	var err error
-	if e.deny, err = newAddrDenylist(cfg.Deny); err != nil {
+	if e.deny, err = netcheck.NewDenylist(cfg.Deny); err != nil {
 		return nil, err
 	}
 	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
@@ -369,14 +370,14 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 	if a, err := netip.ParseAddr(host); err == nil {
 		return a.String(), uint16(n), nil
 	}
-	if endsInNumber(host) {
+	if netcheck.EndsInNumber(host) {
 		a, ok := policy.ParseLegacyIPv4(strings.TrimSuffix(host, "."))
 		if !ok {
 			return "", 0, errors.New("bad IPv4 address " + strconv.Quote(host))
 		}
 		return a.String(), uint16(n), nil
 	}
-	if !validHostname(strings.TrimSuffix(host, ".")) {
+	if !netcheck.ValidHostname(strings.TrimSuffix(host, ".")) {
 		return "", 0, errors.New("bad host name " + strconv.Quote(host))
 	}
 	return host, uint16(n), nil
@@ -388,8 +389,8 @@ func egressTarget(r *http.Request) (host string, port uint16, err error) {
 // check, never the first, and are still resolved here so that what is
 // dialled is what was resolved.
 func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Addr, error) {
-	name := canonHost(host)
-	allowed := e.allow[allowKey{host: name}] || e.allow[allowKey{host: name, port: strconv.Itoa(int(port))}]
+	name := netcheck.CanonHost(host)
+	allowed := e.allow[netcheck.AllowKey{Host: name}] || e.allow[netcheck.AllowKey{Host: name, Port: strconv.Itoa(int(port))}]
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
@@ -408,11 +409,11 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 		}
 	}
 	for i, a := range addrs {
-		if why := e.deny.reason(a); why != "" {
+		if why := e.deny.Reason(a); why != "" {
 			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrInternalAddress, host, a, why)
 		}
-		why := internalReason(a)
-		if why == "" && e.host.contains(a) {
+		why := netcheck.InternalReason(a)
+		if why == "" && e.host.Contains(a) {
 			why = "an address of this host"
 		}
 		if why != "" && !allowed {
@@ -631,44 +632,6 @@ func egressError(w http.ResponseWriter, status int, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	io.WriteString(w, "Glovebox egress: "+msg+"\n")
-}
-
-// allowKey is one allow_internal entry; port "" allows every port.
-type allowKey struct{ host, port string }
-
-// parseAllowInternal reads "host" or "host:port" ("[v6]:port", bare v6 too).
-func parseAllowInternal(s string) (allowKey, error) {
-	bad := fmt.Errorf("%q: want host or host:port", s)
-	if s == "" || strings.ContainsAny(s, "/@?# \t") {
-		return allowKey{}, bad
-	}
-	if h, p, err := net.SplitHostPort(s); err == nil {
-		n, err := strconv.ParseUint(p, 10, 16)
-		if h == "" || err != nil || n == 0 {
-			return allowKey{}, bad
-		}
-		return allowKey{host: canonHost(h), port: strconv.Itoa(int(n))}, nil
-	}
-	h := strings.Trim(s, "[]")
-	if strings.Contains(h, ":") {
-		if _, err := netip.ParseAddr(h); err != nil {
-			return allowKey{}, bad
-		}
-	}
-	return allowKey{host: canonHost(h)}, nil
-}
-
-// canonHost is a host in the form allow_internal is matched in: lower case,
-// no brackets or trailing dot, IP addresses in their canonical spelling.
-func canonHost(h string) string {
-	h = strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.String()
-	}
-	if a, ok := policy.ParseLegacyIPv4(h); ok {
-		return a.String() // as egressTarget reads it
-	}
-	return h
 }
 
 // parseUpstream checks an upstream proxy URL and returns it with the

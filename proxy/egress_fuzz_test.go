@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -38,7 +39,7 @@ func targetEgress(t testing.TB) (*Egress, *atomic.Int64) {
 		lookups.Add(1)
 		return []netip.Addr{netip.MustParseAddr("93.184.215.14")}, nil
 	}
-	e.host.list = func() ([]net.Addr, error) { return nil, nil }
+	e.host.List = func() ([]net.Addr, error) { return nil, nil }
 	return e, &lookups
 }
 
@@ -152,7 +153,7 @@ func FuzzEgressTarget(f *testing.F) {
 		}
 		a, aerr := netip.ParseAddr(host)
 		if aerr != nil {
-			if !validHostname(strings.TrimSuffix(host, ".")) || endsInNumber(host) {
+			if !netcheck.ValidHostname(strings.TrimSuffix(host, ".")) || netcheck.EndsInNumber(host) {
 				t.Fatalf("%s %q: host %q is neither an address nor a DNS name", method, target, host)
 			}
 			return
@@ -165,7 +166,7 @@ func FuzzEgressTarget(f *testing.F) {
 		if n := lookups.Load(); n != 0 {
 			t.Fatalf("%s %q: %d lookups for the address %s", method, target, n, host)
 		}
-		if internal := internalReason(a) != "" || isMetadata(a); verdict != internal {
+		if internal := netcheck.InternalReason(a) != "" || netcheck.IsMetadata(a); verdict != internal {
 			t.Fatalf("%s %q: %s refused %v, want %v", method, target, host, verdict, internal)
 		}
 		if a.Is4In6() && refused(a.Unmap().String(), port) != verdict {

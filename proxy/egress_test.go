@@ -285,7 +285,7 @@ func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLoo
 	}
 	h.e.resolve = h.res.resolve
 	h.e.dial = h.guard.dial
-	h.e.host.list = fakeHostAddrs
+	h.e.host.List = fakeHostAddrs
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -867,7 +867,7 @@ func TestEgressShutdownClosesTunnels(t *testing.T) {
 	}
 	res := newFakeResolver()
 	guard := &dialGuard{}
-	e.resolve, e.dial, e.host.list = res.resolve, guard.dial, fakeHostAddrs
+	e.resolve, e.dial, e.host.List = res.resolve, guard.dial, fakeHostAddrs
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -28,16 +29,16 @@ const ruleLocalDest = "local destination"
 
 // localGuard decides whether an allowed request may go to a destination.
 type localGuard struct {
-	self      *hostAddrs
+	self      *netcheck.HostAddrs
 	nets      []netip.Prefix // the containers' networks
-	allow     map[allowKey]bool
+	allow     map[netcheck.AllowKey]bool
 	allowNets []netip.Prefix // allow_local's CIDR entries
 	// resolve finds a name's addresses; tests replace it.
 	resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
-func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*localGuard, error) {
-	g := &localGuard{self: self, nets: nets, allow: map[allowKey]bool{},
+func newLocalGuard(self *netcheck.HostAddrs, nets []netip.Prefix, allowLocal []string) (*localGuard, error) {
+	g := &localGuard{self: self, nets: nets, allow: map[netcheck.AllowKey]bool{},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}}
@@ -46,7 +47,7 @@ func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*
 			g.allowNets = append(g.allowNets, p.Masked())
 			continue
 		}
-		k, err := parseAllowInternal(s)
+		k, err := netcheck.ParseAllow(s)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
 		}
@@ -58,8 +59,8 @@ func newLocalGuard(self *hostAddrs, nets []netip.Prefix, allowLocal []string) (*
 // allowed reports whether upstream.allow_local names host (any port) or
 // host:port, or host is an address in one of its prefixes.
 func (g *localGuard) allowed(host string, port string) bool {
-	name := canonHost(policy.CanonIPHost(policy.NormHost(host)))
-	if g.allow[allowKey{host: name}] || g.allow[allowKey{host: name, port: port}] {
+	name := netcheck.CanonHost(policy.CanonIPHost(policy.NormHost(host)))
+	if g.allow[netcheck.AllowKey{Host: name}] || g.allow[netcheck.AllowKey{Host: name, Port: port}] {
 		return true
 	}
 	return g.allowedAddr(name)
@@ -84,7 +85,7 @@ func (g *localGuard) allowedAddr(a string) bool {
 // reason says why a is a local destination, or "" when it is not one.
 func (g *localGuard) reason(a netip.Addr) string {
 	a = a.WithZone("").Unmap()
-	if b := a.As16(); a.Is6() && nat64WellKnown.Contains(a) {
+	if b := a.As16(); a.Is6() && netcheck.NAT64WellKnown.Contains(a) {
 		a = netip.AddrFrom4([4]byte(b[12:16]))
 	}
 	switch {
@@ -95,7 +96,7 @@ func (g *localGuard) reason(a netip.Addr) string {
 	case a.IsLinkLocalUnicast():
 		return "link-local (cloud metadata)"
 	}
-	if isMetadata(a) { // the egress's list (netcheck.go)
+	if netcheck.IsMetadata(a) { // the egress's list (netcheck.go)
 		return "a cloud metadata service"
 	}
 	for _, p := range g.nets {
@@ -103,7 +104,7 @@ func (g *localGuard) reason(a netip.Addr) string {
 			return "the isolated browsers' network"
 		}
 	}
-	if g.self.contains(a) {
+	if g.self.Contains(a) {
 		return "an address of this host"
 	}
 	return ""

@@ -21,6 +21,7 @@ import (
 
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
@@ -152,7 +153,7 @@ type Server struct {
 	// that a request through the proxy to the proxy itself is answered
 	// with its own pages (a browser set to use Glovebox that downloads the
 	// CA or the PAC file sends exactly that).
-	self       *hostAddrs
+	self       *netcheck.HostAddrs
 	listenPort atomic.Int32
 }
 
@@ -176,7 +177,7 @@ func New(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logg
 		return nil, err
 	}
 	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: auth, mitm: m,
-		tabs: newTabManager(cfg.Tabs, iso, st, aud, log), self: &hostAddrs{list: net.InterfaceAddrs}}
+		tabs: newTabManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
 	}
@@ -314,7 +315,7 @@ func (s *Server) isMediaTarget(hostport string) bool {
 			return true
 		}
 	}
-	return s.self.contains(ip)
+	return s.self.Contains(ip)
 }
 
 // isSelf reports whether hostport is this proxy: its port on a loopback or
@@ -326,7 +327,7 @@ func (s *Server) isSelf(hostport string) bool {
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		ip = ip.Unmap()
-		return ip.IsLoopback() || s.self.contains(ip)
+		return ip.IsLoopback() || s.self.Contains(ip)
 	}
 	if pacHost, _, err := net.SplitHostPort(s.cfg.PAC.Proxy); err == nil && strings.EqualFold(pacHost, host) {
 		return true

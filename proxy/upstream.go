@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -71,7 +72,7 @@ func (c *UpstreamConfig) Validate() error {
 		if _, err := netip.ParsePrefix(a); err == nil {
 			continue
 		}
-		if _, err := parseAllowInternal(a); err != nil {
+		if _, err := netcheck.ParseAllow(a); err != nil {
 			return fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
 		}
 	}
@@ -114,29 +115,10 @@ func parseDirect(s string) (directMatch, error) {
 		return directMatch{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
 	}
 	name := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
-	if !validHostname(name) {
+	if !netcheck.ValidHostname(name) {
 		return directMatch{}, bad
 	}
 	return directMatch{domain: name}, nil
-}
-
-// validHostname reports whether name (no trailing dot) is a DNS name of
-// letters, digits, "-" and "_": labels of 1–63, 253 in all.
-func validHostname(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // upstreamRoute picks, per destination host, the parent proxy or direct.

@@ -1,4 +1,4 @@
-package proxy
+package netcheck
 
 import (
 	"errors"
@@ -25,12 +25,12 @@ func TestInternalReason(t *testing.T) {
 		"2606:4700:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1",
 	}
 	for _, s := range internal {
-		if why := internalReason(netip.MustParseAddr(s)); why == "" {
+		if why := InternalReason(netip.MustParseAddr(s)); why == "" {
 			t.Errorf("%s: public, want internal", s)
 		}
 	}
 	for _, s := range public {
-		if why := internalReason(netip.MustParseAddr(s)); why != "" {
+		if why := InternalReason(netip.MustParseAddr(s)); why != "" {
 			t.Errorf("%s: internal (%s), want public", s, why)
 		}
 	}
@@ -39,7 +39,7 @@ func TestInternalReason(t *testing.T) {
 func TestHostAddrs(t *testing.T) {
 	calls := 0
 	fail := false
-	h := &hostAddrs{list: func() ([]net.Addr, error) {
+	h := &HostAddrs{List: func() ([]net.Addr, error) {
 		calls++
 		if fail {
 			return nil, errors.New("netlink said no")
@@ -50,11 +50,11 @@ func TestHostAddrs(t *testing.T) {
 		}, nil
 	}}
 	for _, s := range []string{"203.0.113.5", "::ffff:203.0.113.5", "2001:db8::5"} {
-		if !h.contains(netip.MustParseAddr(s)) {
+		if !h.Contains(netip.MustParseAddr(s)) {
 			t.Errorf("%s: not a host address", s)
 		}
 	}
-	if h.contains(netip.MustParseAddr("203.0.113.6")) {
+	if h.Contains(netip.MustParseAddr("203.0.113.6")) {
 		t.Error("203.0.113.6: a host address, want not (same subnet is not the host)")
 	}
 	if calls != 1 {
@@ -62,8 +62,8 @@ func TestHostAddrs(t *testing.T) {
 	}
 	// Past the TTL a failing list keeps the last good one.
 	fail = true
-	h.fetched = time.Now().Add(-2 * hostAddrTTL)
-	if !h.contains(netip.MustParseAddr("203.0.113.5")) || calls != 2 {
+	h.fetched = time.Now().Add(-2 * HostAddrTTL)
+	if !h.Contains(netip.MustParseAddr("203.0.113.5")) || calls != 2 {
 		t.Errorf("after a failed refresh: calls %d, lost the last list", calls)
 	}
 }

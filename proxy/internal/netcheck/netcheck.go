@@ -1,4 +1,9 @@
-package proxy
+// Package netcheck knows which addresses are not public destinations:
+// IANA's special-purpose ranges, the cloud metadata services, operators'
+// deny lists, this host's own addresses, and the allow lists that open
+// them. Both of Glovebox's proxies ask it. It imports no other Glovebox
+// package.
+package netcheck
 
 import (
 	"fmt"
@@ -52,7 +57,7 @@ var internalV6 = []specialRange{
 
 var (
 	globalUnicast6 = netip.MustParsePrefix("2000::/3")
-	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052: IPv4 in the last 32 bits
+	NAT64WellKnown = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052: IPv4 in the last 32 bits
 	sixToFour      = netip.MustParsePrefix("2002::/16")    // RFC 3056: IPv4 in bits 16–47
 )
 
@@ -60,7 +65,7 @@ var (
 // IPv6 forms that embed an IPv4 address (IPv4-mapped, NAT64 64:ff9b::/96,
 // 6to4) are judged by the address they embed, so ::ffff:127.0.0.1 and
 // 64:ff9b::a00:1 are as internal as 127.0.0.1 and 10.0.0.1.
-func internalReason(a netip.Addr) string {
+func InternalReason(a netip.Addr) string {
 	if a.Zone() != "" {
 		return "scoped address"
 	}
@@ -69,7 +74,7 @@ func internalReason(a netip.Addr) string {
 		return rangeReason(internalV4, a)
 	}
 	if v4, form, ok := embeddedV4(a); ok {
-		if why := internalReason(v4); why != "" {
+		if why := InternalReason(v4); why != "" {
 			return form + " of " + why
 		}
 		return ""
@@ -98,7 +103,7 @@ func internalReason(a netip.Addr) string {
 func embeddedV4(a netip.Addr) (v4 netip.Addr, form string, ok bool) {
 	b := a.As16()
 	switch {
-	case nat64WellKnown.Contains(a):
+	case NAT64WellKnown.Contains(a):
 		return netip.AddrFrom4([4]byte(b[12:16])), "NAT64 form", true
 	case sixToFour.Contains(a):
 		return netip.AddrFrom4([4]byte(b[2:6])), "6to4 form", true
@@ -134,20 +139,20 @@ var metadataRanges = []specialRange{
 
 // isMetadata reports whether a is a cloud metadata address, in any of its
 // forms (IPv4-mapped, NAT64, 6to4, with a zone).
-func isMetadata(a netip.Addr) bool {
-	return addrDenylist(metadataRanges).reason(a) != ""
+func IsMetadata(a netip.Addr) bool {
+	return Denylist(metadataRanges).Reason(a) != ""
 }
 
 // addrDenylist is a list of refused address blocks that nothing allows:
 // the cloud metadata addresses and the operator's own (egress.deny).
-type addrDenylist []specialRange
+type Denylist []specialRange
 
 // newAddrDenylist is the metadata addresses and the prefixes of
 // egress.deny; an error names the bad entry's key.
-func newAddrDenylist(deny []string) (addrDenylist, error) {
-	d := append(addrDenylist(nil), metadataRanges...)
+func NewDenylist(deny []string) (Denylist, error) {
+	d := append(Denylist(nil), metadataRanges...)
 	for i, s := range deny {
-		p, err := parseDenyPrefix(s)
+		p, err := ParseDenyPrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("egress.deny[%d]: %w", i, err)
 		}
@@ -158,7 +163,7 @@ func newAddrDenylist(deny []string) (addrDenylist, error) {
 
 // reason says which entry of d refuses a, or "". An IPv4 block also holds
 // the IPv6 forms of its addresses: ::ffff:a.b.c.d, NAT64 and 6to4.
-func (d addrDenylist) reason(a netip.Addr) string {
+func (d Denylist) Reason(a netip.Addr) string {
 	a = a.WithZone("").Unmap()
 	if why := rangeReason(d, a); why != "" {
 		return why
@@ -174,7 +179,7 @@ func (d addrDenylist) reason(a netip.Addr) string {
 // parseDenyPrefix reads a CIDR prefix or a single address. IPv4-mapped
 // prefixes (::ffff:10.0.0.0/104) become IPv4 ones, which is how addresses
 // are compared.
-func parseDenyPrefix(s string) (netip.Prefix, error) {
+func ParseDenyPrefix(s string) (netip.Prefix, error) {
 	bad := fmt.Errorf("%q: want a CIDR prefix (10.0.0.0/8, fd00::/8) or an IP address", s)
 	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && a.Zone() == "" {
 		a = a.Unmap()
@@ -197,7 +202,7 @@ func parseDenyPrefix(s string) (netip.Prefix, error) {
 // a number, decimal or 0x hex: browsers (the WHATWG URL standard) then read
 // the whole host as an IPv4 address (parseLegacyIPv4), or reject it, but
 // never look it up.
-func endsInNumber(host string) bool {
+func EndsInNumber(host string) bool {
 	host = strings.TrimSuffix(host, ".")
 	last := host[strings.LastIndexByte(host, '.')+1:]
 	if last == "" {
@@ -212,14 +217,14 @@ func endsInNumber(host string) bool {
 }
 
 // hostAddrTTL is how long hostAddrs trusts its list of this host's addresses.
-const hostAddrTTL = 5 * time.Second
+const HostAddrTTL = 5 * time.Second
 
 // hostAddrs knows this host's own interface addresses. A site that resolves
 // to one of them (a public address configured on a bare-metal box) is as
 // internal as loopback: behind it are the host's own services, such as the
 // user-facing proxy, the admin address and ssh.
-type hostAddrs struct {
-	list func() ([]net.Addr, error) // net.InterfaceAddrs; tests replace it
+type HostAddrs struct {
+	List func() ([]net.Addr, error) // net.InterfaceAddrs; tests replace it
 
 	mu      sync.Mutex
 	set     map[netip.Addr]bool
@@ -228,11 +233,11 @@ type hostAddrs struct {
 
 // contains reports whether a is one of this host's addresses. When the list
 // cannot be read it keeps the last one it had.
-func (h *hostAddrs) contains(a netip.Addr) bool {
+func (h *HostAddrs) Contains(a netip.Addr) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.set == nil || time.Since(h.fetched) > hostAddrTTL {
-		if as, err := h.list(); err == nil || h.set == nil {
+	if h.set == nil || time.Since(h.fetched) > HostAddrTTL {
+		if as, err := h.List(); err == nil || h.set == nil {
 			set := map[netip.Addr]bool{}
 			for _, na := range as {
 				if p, err := netip.ParsePrefix(na.String()); err == nil {
