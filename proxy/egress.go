@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/upstream"
 )
 
 // EgressConfig configures the egress proxy, the only thing the isolated
@@ -89,7 +88,7 @@ func (c *EgressConfig) Validate() error {
 	if _, err := netcheck.NewDenylist(c.Deny); err != nil {
 		return err
 	}
-	if _, _, err := parseUpstream(egressParent(c.Upstream)); err != nil {
+	if _, _, err := upstream.Parse(egressParent(c.Upstream)); err != nil {
 		return fmt.Errorf("egress.upstream: %w", err)
 	}
 	if c.DialTimeout <= 0 {
@@ -138,7 +137,7 @@ type Egress struct {
 	// authHeader is removed from every request (EgressConfig.AuthHeader).
 	authHeader string
 
-	route *upstreamRoute // the upstream, its Proxy-Authorization and upstream.direct
+	route *upstream.Route // the upstream, its Proxy-Authorization and upstream.direct
 
 	gp *goproxy.ProxyHttpServer
 	tr *http.Transport
@@ -185,7 +184,7 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 	if e.deny, err = netcheck.NewDenylist(cfg.Deny); err != nil {
 		return nil, err
 	}
-	if e.route, err = newUpstreamRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
+	if e.route, err = upstream.NewRoute(egressParent(cfg.Upstream), cfg.Direct); err != nil {
 		return nil, err
 	}
 
@@ -318,7 +317,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	st := &egressState{addrs: addrs, port: port, parent: e.route.parentFor(host)}
+	st := &egressState{addrs: addrs, port: port, parent: e.route.ParentFor(host)}
 	r = r.WithContext(context.WithValue(r.Context(), egressStateKey{}, st))
 	if r.Method == http.MethodConnect {
 		ev.Status, ev.Bytes = e.tunnel(w, r, st)
@@ -446,7 +445,7 @@ func (e *Egress) dialVetted(ctx context.Context, st *egressState) (net.Conn, err
 		var c net.Conn
 		var err error
 		if st.parent != nil {
-			c, err = dialParent(actx, e.dial, st.parent, e.route.auth, target, nil)
+			c, err = upstream.DialParent(actx, e.dial, st.parent, e.route.Auth, target, nil)
 		} else {
 			c, err = e.dial(actx, "tcp", target)
 		}
@@ -567,16 +566,6 @@ func (e *Egress) tunnel(w http.ResponseWriter, r *http.Request, st *egressState)
 	return http.StatusOK, n
 }
 
-// bufferedConn is a connection whose first bytes were read into r.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
-
-func (b *bufferedConn) CloseWrite() error { httpx.CloseWrite(b.Conn); return nil }
-
 // track counts a tunnel unless Serve is shutting down.
 func (e *Egress) track() bool {
 	e.mu.Lock()
@@ -632,35 +621,4 @@ func egressError(w http.ResponseWriter, status int, msg string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	io.WriteString(w, "Glovebox egress: "+msg+"\n")
-}
-
-// parseUpstream checks an upstream proxy URL and returns it with the
-// Proxy-Authorization its user info makes; "" is no upstream.
-func parseUpstream(s string) (*url.URL, string, error) {
-	if s == "" {
-		return nil, "", nil
-	}
-	u, err := url.Parse(s)
-	bad := fmt.Errorf("%q: want http://[user:pass@]host:port", redactURL(s))
-	if err != nil || u.Scheme != "http" || u.Hostname() == "" || u.Port() == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", bad
-	}
-	if n, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || n == 0 {
-		return nil, "", bad
-	}
-	auth := ""
-	if u.User != nil {
-		pass, _ := u.User.Password()
-		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
-	}
-	return &url.URL{Scheme: "http", User: u.User, Host: u.Host}, auth, nil
-}
-
-// redactURL hides the password of a URL for error messages.
-func redactURL(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Redacted()
-	}
-	return "(unparseable URL)"
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/upstream"
 )
 
 // ErrLocalDestination reports an allowed request whose destination is on
@@ -134,7 +135,7 @@ func (g *localGuard) checkLiteral(host, port string) error {
 // refuses it if any address is local, and dials the addresses it checked,
 // so that a name cannot resolve to a public address for the check and to
 // loopback for the dial.
-func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr string) (net.Conn, error) {
+func (g *localGuard) dial(ctx context.Context, dial upstream.DialFunc, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -169,7 +170,7 @@ func (g *localGuard) dial(ctx context.Context, dial dialFunc, network, addr stri
 
 // dialAddrs connects to the first of addrs that answers, splitting ctx's
 // time among them. It never resolves anything.
-func dialAddrs(ctx context.Context, dial dialFunc, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
+func dialAddrs(ctx context.Context, dial upstream.DialFunc, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
 	var errs []error
 	for i, a := range addrs {
 		actx, cancel := ctx, context.CancelFunc(func() {})

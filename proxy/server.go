@@ -25,6 +25,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tlsca"
+	"github.com/glovebox/glovebox/proxy/upstream"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -53,7 +54,7 @@ type Config struct {
 	// headers; a slower one is disconnected.
 	ClientHeaderTimeout time.Duration `mapstructure:"client_header_timeout"`
 	// Upstream is the parent proxy for allowed traffic, and its exceptions.
-	Upstream UpstreamConfig `mapstructure:"upstream"`
+	Upstream upstream.Config `mapstructure:"upstream"`
 	// Hygiene is Via, loop detection and X-Forwarded-For.
 	Hygiene HygieneConfig `mapstructure:"hygiene"`
 	// Limits bounds the requests clients send.
@@ -85,7 +86,7 @@ func DefaultConfig() Config {
 		ClientIdleTimeout: 2 * time.Minute,
 
 		ClientHeaderTimeout: 30 * time.Second,
-		Upstream:            DefaultUpstreamConfig(),
+		Upstream:            upstream.DefaultConfig(),
 		Hygiene:             DefaultHygieneConfig(),
 		Limits:              DefaultLimitsConfig(),
 	}
@@ -142,7 +143,7 @@ type Server struct {
 	api     http.Handler
 	tabs    *tabManager
 	auth    *authenticator
-	up      *upstreamRoute
+	up      *upstream.Route
 	mitm    *mitm
 	guard   *localGuard
 	clients []netip.Prefix

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,74 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/elazarl/goproxy"
-	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/upstream"
 )
-
-// UpstreamConfig says how allowed traffic leaves Glovebox: direct, or
-// through a parent proxy.
-type UpstreamConfig struct {
-	// Proxy is the parent proxy that allowed requests and CONNECT tunnels go
-	// through, http://[user:pass@]host:port; empty sends them direct. The
-	// user and password become the Basic Proxy-Authorization Glovebox
-	// sends the parent (percent-encode ':' and '@' in them). The isolated
-	// browsers' egress proxy uses it too unless egress.upstream says otherwise.
-	Proxy string `mapstructure:"proxy"`
-	// Direct lists destinations that bypass the parent and go direct: a
-	// name matches itself and every name below it ("corp.example" matches
-	// wiki.corp.example), an IP address matches itself and a CIDR prefix
-	// (10.0.0.0/8) the addresses in it. Names are never resolved to match
-	// a prefix: list both if a site is reached by name and by address.
-	Direct []string `mapstructure:"direct"`
-	// IdleTimeout closes a kept-alive connection to a site (or to the
-	// parent) that has been idle this long.
-	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
-	// AllowLocal lists the host or host:port destinations on Glovebox's own
-	// host that users may reach through it anyway, written as in the URL
-	// ("127.0.0.1:8080", "intranet.local"; a name without a port allows
-	// every port), or CIDR prefixes of addresses ("127.0.0.0/8"). Everything else that is or resolves to loopback, an
-	// address of this host, the isolated browsers' network, link-local or a
-	// cloud metadata service is refused (403) whatever policy says, as
-	// Squid's "http_access deny to_localhost" does. Names sent to a parent
-	// proxy are resolved by the parent; addresses are checked here.
-	AllowLocal []string `mapstructure:"allow_local"`
-}
-
-// DefaultUpstreamConfig returns the defaults documented in config.yaml.
-func DefaultUpstreamConfig() UpstreamConfig {
-	return UpstreamConfig{IdleTimeout: 90 * time.Second}
-}
-
-// Validate reports the first bad value, naming its key.
-func (c *UpstreamConfig) Validate() error {
-	if _, _, err := parseUpstream(c.Proxy); err != nil {
-		return fmt.Errorf("upstream.proxy: %w", err)
-	}
-	for i, d := range c.Direct {
-		if _, err := parseDirect(d); err != nil {
-			return fmt.Errorf("upstream.direct[%d]: %w", i, err)
-		}
-	}
-	if c.IdleTimeout <= 0 {
-		return fmt.Errorf("upstream.idle_timeout: must be positive")
-	}
-	for i, a := range c.AllowLocal {
-		if _, err := netip.ParsePrefix(a); err == nil {
-			continue
-		}
-		if _, err := netcheck.ParseAllow(a); err != nil {
-			return fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
-		}
-	}
-	return nil
-}
 
 // EgressUpstreamDirect is the egress.upstream value that sends the isolated
 // browsers' traffic direct even when upstream.proxy names a parent.
@@ -87,7 +26,7 @@ const EgressUpstreamDirect = "direct"
 // an empty egress.upstream inherits upstream.proxy, "direct" means none.
 // Whichever parent the egress uses, upstream.direct's exceptions apply:
 // they say which destinations this host reaches without a parent.
-func (c EgressConfig) WithParent(up UpstreamConfig) EgressConfig {
+func (c EgressConfig) WithParent(up upstream.Config) EgressConfig {
 	switch c.Upstream {
 	case "":
 		c.Upstream = up.Proxy
@@ -98,148 +37,13 @@ func (c EgressConfig) WithParent(up UpstreamConfig) EgressConfig {
 	return c
 }
 
-// directMatch is one upstream.direct entry: a domain, or a prefix of addresses.
-type directMatch struct {
-	domain string
-	prefix netip.Prefix
-}
-
-// parseDirect reads a name, an IP address or a CIDR prefix.
-func parseDirect(s string) (directMatch, error) {
-	bad := fmt.Errorf("%q: want a domain name, an IP address or a CIDR prefix", s)
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return directMatch{prefix: p.Masked()}, nil
-	}
-	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
-		a = a.Unmap()
-		return directMatch{prefix: netip.PrefixFrom(a, a.BitLen())}, nil
-	}
-	name := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "*"), "."), "."))
-	if !netcheck.ValidHostname(name) {
-		return directMatch{}, bad
-	}
-	return directMatch{domain: name}, nil
-}
-
-// upstreamRoute picks, per destination host, the parent proxy or direct.
-type upstreamRoute struct {
-	parent *url.URL // nil: everything direct
-	auth   string   // Proxy-Authorization for the parent, or ""
-	direct []directMatch
-}
-
-func newUpstreamRoute(proxyURL string, direct []string) (*upstreamRoute, error) {
-	parent, auth, err := parseUpstream(proxyURL)
-	if err != nil {
-		return nil, err
-	}
-	u := &upstreamRoute{parent: parent, auth: auth}
-	for _, d := range direct {
-		m, err := parseDirect(d)
-		if err != nil {
-			return nil, err
-		}
-		u.direct = append(u.direct, m)
-	}
-	return u, nil
-}
-
-// parentFor returns the parent proxy for host (a name or an address, no
-// port), or nil when host goes direct.
-func (u *upstreamRoute) parentFor(host string) *url.URL {
-	if u == nil || u.parent == nil {
-		return nil
-	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	addr, addrErr := netip.ParseAddr(host)
-	for _, m := range u.direct {
-		switch {
-		case m.domain != "":
-			if host == m.domain || strings.HasSuffix(host, "."+m.domain) {
-				return nil
-			}
-		case addrErr == nil && m.prefix.Contains(addr.Unmap()):
-			return nil
-		}
-	}
-	return u.parent
-}
-
-// dialFunc is how a connection is made: a net.Dialer's DialContext or a test's.
-type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
-
-// dialParent opens a tunnel to target (host:port) through the parent proxy
-// with CONNECT. ctx bounds all of it, the dial and the parent's answer:
-// goproxy's own CONNECT to a parent waits for that answer forever.
-func dialParent(ctx context.Context, dial dialFunc, parent *url.URL, auth, target string, hdr http.Header) (_ net.Conn, retErr error) {
-	c, err := dial(ctx, "tcp", parent.Host)
-	if err != nil {
-		return nil, fmt.Errorf("dial parent proxy %s: %w", parent.Host, err)
-	}
-	defer func() {
-		if retErr != nil {
-			c.Close()
-		}
-	}()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl) // the whole CONNECT exchange, not only the dial
-	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: target}, Host: target, Header: hdr.Clone()}
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	if auth != "" {
-		req.Header.Set("Proxy-Authorization", auth)
-	}
-	if err := req.Write(c); err != nil {
-		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, err)
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, req)
-	if err != nil {
-		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, &ParentRefusedError{Parent: parent.Host, Target: target, Status: resp.Status}
-	}
-	if !stop() {
-		return nil, fmt.Errorf("parent proxy %s: CONNECT %s: %w", parent.Host, target, ctx.Err())
-	}
-	c.SetDeadline(time.Time{})
-	if br.Buffered() > 0 {
-		return &bufferedConn{Conn: c, r: br}, nil
-	}
-	return c, nil
-}
-
-// ParentRefusedError is a parent proxy's answer other than 200 to a CONNECT.
-type ParentRefusedError struct {
-	Parent, Target, Status string
-}
-
-func (e *ParentRefusedError) Error() string {
-	return fmt.Sprintf("parent proxy %s refused CONNECT %s: %s", e.Parent, e.Target, e.Status)
-}
-
-// CloseRead lets goproxy half-close a tunnel through a parent whose first
-// bytes were buffered, as it does a plain TCP connection.
-func (b *bufferedConn) CloseRead() error {
-	if cr, ok := b.Conn.(interface{ CloseRead() error }); ok {
-		return cr.CloseRead()
-	}
-	return nil
-}
-
 // wireUpstream makes goproxy send allowed traffic through the parent proxy
 // where upstream.proxy names one: plain requests through the transport's
 // Proxy, intercepted HTTPS through a tunnel the transport's dial opens,
 // CONNECT tunnels through dialConnect; and it gives failures a page that
 // says whose failure it was.
 func (s *Server) wireUpstream(gp *goproxy.ProxyHttpServer, dialer *net.Dialer) {
-	s.up, _ = newUpstreamRoute(s.cfg.Upstream.Proxy, s.cfg.Upstream.Direct) // validated in New
+	s.up, _ = upstream.NewRoute(s.cfg.Upstream.Proxy, s.cfg.Upstream.Direct) // validated in New
 	gp.Tr.Proxy = s.proxyFor
 	gp.Tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return s.dialUpstream(ctx, dialer.DialContext, network, addr)
@@ -256,7 +60,7 @@ func (s *Server) wireUpstream(gp *goproxy.ProxyHttpServer, dialer *net.Dialer) {
 // waits a minute for the parent's answer whatever upstream_timeout says:
 // proxyFor returns nil for it, and dialUpstream opens the tunnel.
 func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
-	p := s.up.parentFor(r.URL.Hostname())
+	p := s.up.ParentFor(r.URL.Hostname())
 	if p == nil {
 		return nil, nil
 	}
@@ -272,9 +76,9 @@ func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
 // through the parent for HTTPS to a host that goes through it (the
 // transport asks for the site's address, as proxyFor said direct), within
 // upstream_timeout; otherwise to the site.
-func (s *Server) dialUpstream(ctx context.Context, dial dialFunc, network, addr string) (net.Conn, error) {
+func (s *Server) dialUpstream(ctx context.Context, dial upstream.DialFunc, network, addr string) (net.Conn, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	p := s.up.parentFor(host)
+	p := s.up.ParentFor(host)
 	if p != nil && strings.EqualFold(addr, p.Host) {
 		return dial(ctx, network, addr)
 	}
@@ -290,13 +94,13 @@ func (s *Server) dialUpstream(ctx context.Context, dial dialFunc, network, addr 
 	if via := s.via(1, 1); via != "" {
 		hdr = http.Header{"Via": {via}}
 	}
-	return dialParent(ctx, dial, p, s.up.auth, addr, hdr)
+	return upstream.DialParent(ctx, dial, p, s.up.Auth, addr, hdr)
 }
 
 // dialConnect opens an allowed CONNECT tunnel's connection, through the
 // parent or direct, within upstream_timeout. Glovebox's own media port is
 // always direct: it is on this machine.
-func (s *Server) dialConnect(r *http.Request, dial dialFunc, addr string) (net.Conn, error) {
+func (s *Server) dialConnect(r *http.Request, dial upstream.DialFunc, addr string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
 	defer cancel()
 	info := reqInfoOf(r)
@@ -304,14 +108,14 @@ func (s *Server) dialConnect(r *http.Request, dial dialFunc, addr string) (net.C
 	var c net.Conn
 	var err error
 	media := s.isMediaTarget(addr)
-	if p := s.up.parentFor(host); p != nil && !media {
+	if p := s.up.ParentFor(host); p != nil && !media {
 		info.parent = p.Host
 		var hdr http.Header
 		if via := s.via(r.ProtoMajor, r.ProtoMinor); via != "" {
 			hdr = http.Header{"Via": {via}}
 		}
 		if err = s.guard.checkLiteral(host, port); err == nil {
-			c, err = dialParent(ctx, dial, p, s.up.auth, addr, hdr)
+			c, err = upstream.DialParent(ctx, dial, p, s.up.Auth, addr, hdr)
 		}
 	} else if media {
 		c, err = dial(ctx, "tcp", addr)
@@ -439,7 +243,7 @@ func isTLSError(err error) bool {
 
 // parentReason says briefly what went wrong with the parent.
 func parentReason(err error) string {
-	var pr *ParentRefusedError
+	var pr *upstream.ParentRefusedError
 	if errors.As(err, &pr) {
 		return "it answered " + pr.Status
 	}
