@@ -18,25 +18,6 @@ import (
 	"github.com/glovebox/glovebox/proxy/upstream"
 )
 
-// EgressUpstreamDirect is the egress.upstream value that sends the isolated
-// browsers' traffic direct even when upstream.proxy names a parent.
-const EgressUpstreamDirect = "direct"
-
-// WithParent resolves the egress proxy's parent against the proxy's own:
-// an empty egress.upstream inherits upstream.proxy, "direct" means none.
-// Whichever parent the egress uses, upstream.direct's exceptions apply:
-// they say which destinations this host reaches without a parent.
-func (c EgressConfig) WithParent(up upstream.Config) EgressConfig {
-	switch c.Upstream {
-	case "":
-		c.Upstream = up.Proxy
-	case EgressUpstreamDirect:
-		c.Upstream = ""
-	}
-	c.Direct = up.Direct
-	return c
-}
-
 // wireUpstream makes goproxy send allowed traffic through the parent proxy
 // where upstream.proxy names one: plain requests through the transport's
 // Proxy, intercepted HTTPS through a tunnel the transport's dial opens,
@@ -270,13 +251,4 @@ func protoVersion(major, minor int) string {
 		return strconv.Itoa(major)
 	}
 	return strconv.Itoa(major) + "." + strconv.Itoa(minor)
-}
-
-// egressParent is egress.upstream as a URL or "": "direct" is none. The
-// wiring has already replaced "" by upstream.proxy (WithParent).
-func egressParent(s string) string {
-	if s == EgressUpstreamDirect {
-		return ""
-	}
-	return s
 }

@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/glovebox/glovebox/proxy/tlsca"
@@ -28,4 +31,33 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// syncBuffer is the audit output, written by server goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) events(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	data := bytes.Clone(b.buf.Bytes())
+	b.mu.Unlock()
+	var evs []map[string]any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("audit line: %v", err)
+		}
+		evs = append(evs, m)
+	}
+	return evs
 }

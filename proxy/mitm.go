@@ -357,7 +357,7 @@ func (b *auditBody) Close() error {
 
 // requestEvent is the audit event of one proxied request.
 func requestEvent(r *http.Request, info *reqInfo, status int, n int64, d time.Duration) audit.RequestEvent {
-	e := audit.RequestEvent{ClientIP: httpx.ClientIP(r), User: info.user, Method: r.Method, URL: auditURL(r), Host: r.URL.Hostname(),
+	e := audit.RequestEvent{ClientIP: httpx.ClientIP(r), User: info.user, Method: r.Method, URL: audit.RequestURL(r), Host: r.URL.Hostname(),
 		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: n, Duration: d}
 	if info.err != nil {
 		e.Error = info.err.Error()

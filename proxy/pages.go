@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
@@ -72,12 +73,12 @@ func landingPage(r *http.Request) *http.Response {
 func blockPage(r *http.Request, d policy.Decision) *http.Response {
 	if !policy.IsNavigation(r) {
 		return httpx.Response(r, http.StatusForbidden, "text/plain; charset=utf-8",
-			[]byte("Blocked by Glovebox policy rule "+d.Rule+": "+auditURL(r)+"\n"))
+			[]byte("Blocked by Glovebox policy rule "+d.Rule+": "+audit.RequestURL(r)+"\n"))
 	}
 	return renderPage(r, http.StatusForbidden, pageData{
 		Title:   "This site is blocked",
 		Message: "Your organisation's policy does not allow this site.",
-		URL:     auditURL(r),
+		URL:     audit.RequestURL(r),
 		Rule:    d.Rule,
 	})
 }
@@ -91,7 +92,7 @@ func isolatedResource(r *http.Request) *http.Response {
 
 // errorPage is a short explanation for the user.
 func errorPage(r *http.Request, status int, title, msg string) *http.Response {
-	return renderPage(r, status, pageData{Title: title, Message: msg, URL: auditURL(r)})
+	return renderPage(r, status, pageData{Title: title, Message: msg, URL: audit.RequestURL(r)})
 }
 
 type pageData struct {

@@ -488,13 +488,4 @@ func urlPort(u *url.URL) string {
 	return "80"
 }
 
-// auditURL is the request's URL as it may be logged: without credentials,
-// tab tokens or hand-over codes (see logURL).
-func auditURL(r *http.Request) string {
-	if r.Method == http.MethodConnect {
-		return audit.RedactText(r.URL.Host)
-	}
-	return audit.LogURL(r.URL)
-}
-
 func isBadOffer(err error) bool { return errors.Is(err, stream.ErrBadOffer) }

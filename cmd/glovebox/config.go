@@ -18,6 +18,7 @@ import (
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -34,7 +35,7 @@ type Config struct {
 	// Stream is the WebRTC side.
 	Stream stream.Config `mapstructure:"stream"`
 	// Egress is the proxy every request of the isolated browsers goes through.
-	Egress proxy.EgressConfig `mapstructure:"egress"`
+	Egress egress.Config `mapstructure:"egress"`
 	// Admin is the operators' address: Prometheus metrics and health.
 	Admin AdminConfig `mapstructure:"admin"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
@@ -90,7 +91,7 @@ func defaultConfig() Config {
 			Process:    isolate.DefaultProcessConfig(),
 		},
 		Stream:        stream.DefaultConfig(),
-		Egress:        proxy.DefaultEgressConfig(),
+		Egress:        egress.DefaultConfig(),
 		Admin:         AdminConfig{Listen: "127.0.0.1:9090"},
 		ShutdownGrace: 10 * time.Second,
 	}
@@ -99,7 +100,7 @@ func defaultConfig() Config {
 // egressConfig is egress.* with what the egress proxy takes from the rest:
 // its parent (egress.upstream "" inherits upstream.proxy), upstream.direct,
 // and auth.header, which it removes from the isolated browsers' requests.
-func (c *Config) egressConfig() proxy.EgressConfig {
+func (c *Config) egressConfig() egress.Config {
 	e := c.Egress.WithParent(c.Proxy.Upstream)
 	e.AuthHeader = c.Proxy.Auth.Header
 	return e

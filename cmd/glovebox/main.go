@@ -26,6 +26,7 @@ import (
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -108,7 +109,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 
 	var (
 		starter isolate.Starter
-		egress  *proxy.Egress
+		eg      *egress.Egress
 		srv     *proxy.Server
 	)
 	switch cfg.Isolate.Runtime {
@@ -124,7 +125,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		if err != nil {
 			return err
 		}
-		egress, err = proxy.NewEgress(cfg.egressConfig(), pol, func(ip string) (string, string, bool) {
+		eg, err = egress.New(cfg.egressConfig(), pol, func(ip string) (string, string, bool) {
 			if srv == nil {
 				return "", "", false
 			}
@@ -154,7 +155,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		egressDone := make(chan struct{})
 		go func() {
 			defer close(egressDone)
-			if err := egress.Serve(ectx, eln); err != nil {
+			if err := eg.Serve(ectx, eln); err != nil {
 				log.Error("egress proxy stopped", "component", "egress", "err", err)
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"path"
 	"regexp"
@@ -169,4 +170,13 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 	}
 	return a
+}
+
+// RequestURL is the request's URL as it may be logged: without credentials,
+// tab tokens or hand-over codes (see LogURL).
+func RequestURL(r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		return RedactText(r.URL.Host)
+	}
+	return LogURL(r.URL)
 }

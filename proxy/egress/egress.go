@@ -1,4 +1,11 @@
-package proxy
+// Package egress is the proxy every request of the isolated browsers goes
+// through: it knows each container's tab by its source address, applies
+// policy, refuses internal, metadata and denied destinations (resolving
+// each name once and dialling the address it checked), forwards direct or
+// through the parent, and writes an egress_request event for each request.
+// It imports no Glovebox package but proxy's policy, audit, upstream and
+// internal ones.
+package egress
 
 import (
 	"bytes"
@@ -28,7 +35,7 @@ import (
 
 // EgressConfig configures the egress proxy, the only thing the isolated
 // browsers' containers can reach.
-type EgressConfig struct {
+type Config struct {
 	// Port is the egress proxy's port. It listens on all addresses; the
 	// firewall lets only the containers reach it.
 	Port int `mapstructure:"port"`
@@ -71,12 +78,12 @@ type EgressConfig struct {
 }
 
 // DefaultEgressConfig returns the defaults documented in config.yaml.
-func DefaultEgressConfig() EgressConfig {
-	return EgressConfig{Port: 3129, DialTimeout: 15 * time.Second}
+func DefaultConfig() Config {
+	return Config{Port: 3129, DialTimeout: 15 * time.Second}
 }
 
 // Validate reports the first bad value, naming its key.
-func (c *EgressConfig) Validate() error {
+func (c *Config) Validate() error {
 	if c.Port < 1 || c.Port > 65535 {
 		return fmt.Errorf("egress.port: %d: want 1–65535", c.Port)
 	}
@@ -96,6 +103,10 @@ func (c *EgressConfig) Validate() error {
 	}
 	return nil
 }
+
+// defaultAuthHeader is auth.header's default, stripped when the wiring
+// names none.
+const defaultAuthHeader = "X-Authenticated-User"
 
 // TabLookup maps the source address of a connection to the tab (and user)
 // whose browser made it; ok=false for unknown sources, which are refused.
@@ -127,7 +138,7 @@ const (
 // that resolves differently a moment later (DNS rebinding) cannot redirect
 // the connection. It is an http.Handler.
 type Egress struct {
-	cfg    EgressConfig
+	cfg    Config
 	policy *policy.Policy
 	lookup TabLookup
 	audit  *audit.Audit
@@ -156,7 +167,7 @@ type Egress struct {
 
 // NewEgress builds the egress proxy. lookup tells which tab a container's
 // address belongs to.
-func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audit.Audit, log *slog.Logger) (*Egress, error) {
+func New(cfg Config, pol *policy.Policy, lookup TabLookup, aud *audit.Audit, log *slog.Logger) (*Egress, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -168,7 +179,7 @@ func NewEgress(cfg EgressConfig, pol *policy.Policy, lookup TabLookup, aud *audi
 	}
 	log = log.With("component", "egress")
 	e := &Egress{cfg: cfg, policy: pol, lookup: lookup, audit: aud, log: log, allow: map[netcheck.AllowKey]bool{},
-		authHeader: cmp.Or(cfg.AuthHeader, DefaultAuthConfig().Header),
+		authHeader: cmp.Or(cfg.AuthHeader, defaultAuthHeader),
 		host:       &netcheck.HostAddrs{List: net.InterfaceAddrs},
 		resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
@@ -271,7 +282,7 @@ func egressStateOf(ctx context.Context) *egressState {
 // ServeHTTP serves one request of an isolated browser and writes its audit event.
 func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ev := audit.EgressEvent{ClientIP: httpx.ClientIP(r), Method: r.Method, URL: auditURL(r), Host: policy.NormHost(r.URL.Host)}
+	ev := audit.EgressEvent{ClientIP: httpx.ClientIP(r), Method: r.Method, URL: audit.RequestURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
 		e.audit.Egress(ev)

@@ -1,4 +1,4 @@
-package proxy
+package egress
 
 import (
 	"bufio"
@@ -269,7 +269,7 @@ type egressHarness struct {
 }
 
 // startEgress serves an egress proxy on 127.0.0.1:0 until the test ends.
-func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLookup) *egressHarness {
+func startEgress(t *testing.T, cfg Config, pc policy.Config, lookup TabLookup) *egressHarness {
 	t.Helper()
 	if lookup == nil {
 		lookup = testLookup
@@ -279,7 +279,7 @@ func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLoo
 		t.Fatal(err)
 	}
 	h := &egressHarness{audit: &syncBuffer{}, res: newFakeResolver(), guard: &dialGuard{}}
-	h.e, err = NewEgress(cfg, pol, lookup, audit.New(h.audit), slog.New(slog.DiscardHandler))
+	h.e, err = New(cfg, pol, lookup, audit.New(h.audit), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +312,8 @@ func startEgress(t *testing.T, cfg EgressConfig, pc policy.Config, lookup TabLoo
 	return h
 }
 
-func testEgressConfig(allow ...string) EgressConfig {
-	cfg := DefaultEgressConfig()
+func testEgressConfig(allow ...string) Config {
+	cfg := DefaultConfig()
 	cfg.DialTimeout = 5 * time.Second
 	cfg.AllowInternal = allow
 	return cfg
@@ -861,7 +861,7 @@ func TestEgressMalformed(t *testing.T) {
 func TestEgressShutdownClosesTunnels(t *testing.T) {
 	echo := startEcho(t)
 	pol, _ := policy.New(allowAll)
-	e, err := NewEgress(testEgressConfig("site.test"), pol, testLookup, nil, nil)
+	e, err := New(testEgressConfig("site.test"), pol, testLookup, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -899,31 +899,31 @@ func TestEgressShutdownClosesTunnels(t *testing.T) {
 }
 
 func TestEgressConfigValidate(t *testing.T) {
-	def := DefaultEgressConfig()
+	def := DefaultConfig()
 	if err := def.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
 	cases := []struct {
 		name string
-		mod  func(*EgressConfig)
+		mod  func(*Config)
 		key  string
 	}{
-		{"port", func(c *EgressConfig) { c.Port = 0 }, "egress.port"},
-		{"port high", func(c *EgressConfig) { c.Port = 70000 }, "egress.port"},
-		{"allow scheme", func(c *EgressConfig) { c.AllowInternal = []string{"ok.test", "http://wiki"} }, "egress.allow_internal[1]"},
-		{"allow port", func(c *EgressConfig) { c.AllowInternal = []string{"wiki:http"} }, "egress.allow_internal[0]"},
-		{"allow empty", func(c *EgressConfig) { c.AllowInternal = []string{""} }, "egress.allow_internal[0]"},
-		{"deny prefix", func(c *EgressConfig) { c.Deny = []string{"10.0.0.0/8", "10.0.0.0/33"} }, "egress.deny[1]"},
-		{"deny name", func(c *EgressConfig) { c.Deny = []string{"wiki.corp"} }, "egress.deny[0]"},
-		{"upstream scheme", func(c *EgressConfig) { c.Upstream = "socks5://p:1080" }, "egress.upstream"},
-		{"upstream no port", func(c *EgressConfig) { c.Upstream = "http://proxy.corp" }, "egress.upstream"},
-		{"upstream bare", func(c *EgressConfig) { c.Upstream = "proxy.corp:3128" }, "egress.upstream"},
-		{"upstream path", func(c *EgressConfig) { c.Upstream = "http://proxy.corp:3128/x" }, "egress.upstream"},
-		{"dial timeout", func(c *EgressConfig) { c.DialTimeout = 0 }, "egress.dial_timeout"},
+		{"port", func(c *Config) { c.Port = 0 }, "egress.port"},
+		{"port high", func(c *Config) { c.Port = 70000 }, "egress.port"},
+		{"allow scheme", func(c *Config) { c.AllowInternal = []string{"ok.test", "http://wiki"} }, "egress.allow_internal[1]"},
+		{"allow port", func(c *Config) { c.AllowInternal = []string{"wiki:http"} }, "egress.allow_internal[0]"},
+		{"allow empty", func(c *Config) { c.AllowInternal = []string{""} }, "egress.allow_internal[0]"},
+		{"deny prefix", func(c *Config) { c.Deny = []string{"10.0.0.0/8", "10.0.0.0/33"} }, "egress.deny[1]"},
+		{"deny name", func(c *Config) { c.Deny = []string{"wiki.corp"} }, "egress.deny[0]"},
+		{"upstream scheme", func(c *Config) { c.Upstream = "socks5://p:1080" }, "egress.upstream"},
+		{"upstream no port", func(c *Config) { c.Upstream = "http://proxy.corp" }, "egress.upstream"},
+		{"upstream bare", func(c *Config) { c.Upstream = "proxy.corp:3128" }, "egress.upstream"},
+		{"upstream path", func(c *Config) { c.Upstream = "http://proxy.corp:3128/x" }, "egress.upstream"},
+		{"dial timeout", func(c *Config) { c.DialTimeout = 0 }, "egress.dial_timeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultEgressConfig()
+			c := DefaultConfig()
 			tc.mod(&c)
 			err := c.Validate()
 			if err == nil || !strings.HasPrefix(err.Error(), tc.key+":") {
@@ -931,12 +931,12 @@ func TestEgressConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	c := DefaultEgressConfig()
+	c := DefaultConfig()
 	c.Upstream = "http://user:hunter2@proxy.corp"
 	if err := c.Validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Validate() = %v, want an error without the password", err)
 	}
-	c = DefaultEgressConfig()
+	c = DefaultConfig()
 	c.AllowInternal = []string{"wiki.corp.example", "10.1.2.3:8080", "[fd00::1]:443", "fd00::2", "WIKI.corp.example."}
 	c.Upstream = "http://u:p@proxy.corp:3128/"
 	c.Deny = []string{"10.20.0.0/16", "168.63.129.16", "fd00::/8"}

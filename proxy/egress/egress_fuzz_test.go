@@ -1,4 +1,4 @@
-package proxy
+package egress
 
 import (
 	"bufio"
@@ -30,7 +30,7 @@ func targetEgress(t testing.TB) (*Egress, *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEgress(testEgressConfig(), pol, testLookup, nil, nil)
+	e, err := New(testEgressConfig(), pol, testLookup, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
