@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/glovebox/glovebox/proxy/tab"
+
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
@@ -18,8 +20,6 @@ import (
 // apiPrefix is the reserved path the proxy answers itself on every host. The
 // landing page talks to Glovebox only through it, on its own origin.
 const apiPrefix = "/.glovebox/"
-
-var errBadRequest = errors.New("bad request")
 
 const maxAPIBody = 64 << 10 // an SDP offer is a few kB
 
@@ -59,7 +59,7 @@ func (s *Server) static(name, contentType string) http.HandlerFunc {
 }
 
 func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
-	var req tabRequest
+	var req tab.Request
 	if !readJSON(w, r, &req) {
 		return
 	}
@@ -79,17 +79,18 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
-	t, err := s.tabs.create(req, httpx.ClientIP(r), reqInfoOf(r).user)
+	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"token": t.token, "tab": t.id,
-		"width": t.width, "height": t.height, "dpr": t.scale})
+	vw, vh, scale := t.Viewport()
+	writeJSON(w, http.StatusCreated, map[string]any{"token": t.Token(), "tab": t.ID(),
+		"width": vw, "height": vh, "dpr": scale})
 }
 
 func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
+	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -104,21 +105,21 @@ func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "sdp is missing")
 		return
 	}
-	answer, err := t.attach(r.Context(), req.SDP)
+	answer, err := t.Attach(r.Context(), req.SDP)
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sdp": answer, "tab": t.id})
+	writeJSON(w, http.StatusOK, map[string]any{"sdp": answer, "tab": t.ID()})
 }
 
 func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
+	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
-	t.detach()
+	t.Detach()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -128,7 +129,7 @@ func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
 // read it from the URL and claim the tab. Leaving isolation ends the tab,
 // and the user's browser goes there plainly, as a normal link would.
 func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.lookup(r.PathValue("token"), tabOwnerOf(r))
+	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
@@ -144,12 +145,12 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
 		return
 	}
-	if d := s.policy.Decide(u, t.user); d.Action != policy.ActionIsolate {
+	if d := s.policy.Decide(u, t.User()); d.Action != policy.ActionIsolate {
 		writeJSON(w, http.StatusOK, map[string]any{"navigate": u.String()})
-		t.end("left isolation for " + u.Hostname())
+		t.End("left isolation for " + u.Hostname())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.handoff(t, originOf(u))})
+	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u))})
 }
 
 func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
@@ -159,37 +160,38 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	t, err := s.tabs.claim(req.Code, tabOwnerOf(r), originOf(r.URL))
+	t, err := s.tabs.Claim(req.Code, tabOwnerOf(r), originOf(r.URL))
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"token": t.token, "tab": t.id,
-		"width": t.width, "height": t.height, "dpr": t.scale})
+	vw, vh, scale := t.Viewport()
+	writeJSON(w, http.StatusOK, map[string]any{"token": t.Token(), "tab": t.ID(),
+		"width": vw, "height": vh, "dpr": scale})
 }
 
 // writeTabError turns a tab error into a status and a message a user can act on.
 func (s *Server) writeTabError(w http.ResponseWriter, err error) {
-	var ended *TabEndedError
+	var ended *tab.EndedError
 	switch {
 	case errors.As(err, &ended) && ended.StartErr != nil:
 		writeJSONError(w, http.StatusBadGateway, "tab_failed", "The isolated browser could not be started: "+ended.StartErr.Error())
 	case errors.As(err, &ended):
 		writeJSONError(w, http.StatusGone, "ended", "This isolated tab has ended ("+ended.Reason+"). Reload the page to open it again.")
-	case errors.Is(err, ErrNoTab):
+	case errors.Is(err, tab.ErrNoTab):
 		writeJSONError(w, http.StatusNotFound, "no_tab", "This isolated tab does not exist or has ended.")
-	case errors.Is(err, ErrCapacity):
+	case errors.Is(err, tab.ErrCapacity):
 		writeJSONError(w, http.StatusServiceUnavailable, "capacity",
 			"Glovebox is at capacity: every isolated tab is in use. Close another isolated tab or try again in a minute.")
-	case errors.Is(err, ErrUserLimit):
+	case errors.Is(err, tab.ErrUserLimit):
 		writeJSONError(w, http.StatusTooManyRequests, "too_many_tabs",
 			fmt.Sprintf("You have %d isolated tabs open, the most one person may have. Close one of them and reload this page.", s.cfg.Tabs.MaxPerUser))
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, tab.ErrRateLimited):
 		w.Header().Set("Retry-After", "10")
 		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "Isolated tabs are being opened too fast. Wait a few seconds and reload this page.")
-	case errors.Is(err, ErrClosing):
+	case errors.Is(err, tab.ErrClosing):
 		writeJSONError(w, http.StatusServiceUnavailable, "shutting_down", "Glovebox is restarting. Try again in a moment.")
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, tab.ErrBadRequest):
 		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case isBadOffer(err):
 		writeJSONError(w, http.StatusBadRequest, "bad_offer", err.Error())

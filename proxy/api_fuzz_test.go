@@ -5,17 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"math"
 	"mime"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/tab"
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/stream"
@@ -67,7 +67,7 @@ func FuzzAPIBodies(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(s.tabs.close)
+	f.Cleanup(s.tabs.Close)
 	const client = "192.0.2.1"
 
 	f.Fuzz(func(t *testing.T, endpoint uint8, contentType string, body []byte) {
@@ -75,11 +75,11 @@ func FuzzAPIBodies(f *testing.F) {
 		path := "/.glovebox/api/tabs"
 		switch endpoint % 3 {
 		case fuzzOffer:
-			tab, err := s.tabs.create(tabRequest{URL: "https://site.example/", Width: 800, Height: 600, DPR: 1}, client, "")
+			tb, err := s.tabs.Create(tab.Request{URL: "https://site.example/", Width: 800, Height: 600, DPR: 1}, client, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			path = "/.glovebox/api/tabs/" + tab.token + "/offer"
+			path = "/.glovebox/api/tabs/" + tb.Token() + "/offer"
 		case fuzzClaim:
 			path = "/.glovebox/api/claim"
 		}
@@ -130,8 +130,8 @@ func FuzzAPIBodies(f *testing.F) {
 				t.Fatalf("create: status %d: %s", w.Code, w.Body)
 			}
 			checkFuzzTab(t, s, out, client)
-			if u, _ := url.Parse(s.tabs.list()[0].URL); u == nil || originOf(u) != "http://site.example:80" {
-				t.Fatalf("created a tab for %v on http://site.example", s.tabs.list()[0].URL)
+			if u, _ := url.Parse(s.tabs.List()[0].URL); u == nil || originOf(u) != "http://site.example:80" {
+				t.Fatalf("created a tab for %v on http://site.example", s.tabs.List()[0].URL)
 			}
 		case fuzzOffer:
 			if w.Code != http.StatusBadGateway || st.calls.Load() != peersBefore+1 || !strings.Contains(w.Body.String(), errFuzzPeer.Error()) {
@@ -151,39 +151,41 @@ func FuzzAPIBodies(f *testing.F) {
 func checkFuzzTab(t *testing.T, s *Server, out map[string]any, client string) {
 	t.Helper()
 	token, _ := out["token"].(string)
-	tab, err := s.tabs.lookup(token, tabOwner("", client))
+	tb, err := s.tabs.Lookup(token, tab.Owner("", client))
 	if err != nil {
 		t.Fatalf("the tab created is not there: %v (%v)", err, out)
 	}
-	u, err := url.Parse(tab.url)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || tab.host != u.Hostname() {
-		t.Fatalf("created a tab for %q (host %q), not an absolute http or https URL with a host", tab.url, tab.host)
+	var info tab.Info
+	for _, i := range s.tabs.List() {
+		if i.Tab == tb.ID() {
+			info = i
+		}
 	}
+	u, err := url.Parse(info.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		t.Fatalf("created a tab for %q, not an absolute http or https URL with a host", info.URL)
+	}
+	w, h, scale := tb.Viewport()
 	cfg := s.cfg.Tabs
-	if tab.width < 320 || tab.width > cfg.MaxWidth || tab.height < 240 || tab.height > cfg.MaxHeight ||
-		math.IsNaN(tab.scale) || tab.scale < 1 || tab.scale > cfg.MaxScale {
-		t.Fatalf("created a tab of %dx%d@%v, outside the caps", tab.width, tab.height, tab.scale)
+	if w < 320 || w > cfg.MaxWidth || h < 240 || h > cfg.MaxHeight ||
+		math.IsNaN(scale) || scale < 1 || scale > cfg.MaxScale {
+		t.Fatalf("created a tab of %dx%d@%v, outside the caps", w, h, scale)
 	}
-	if out["width"] != float64(tab.width) || out["height"] != float64(tab.height) || out["dpr"] != tab.scale {
-		t.Fatalf("answered %v for a tab of %dx%d@%v", out, tab.width, tab.height, tab.scale)
+	if out["width"] != float64(w) || out["height"] != float64(h) || out["dpr"] != scale {
+		t.Fatalf("answered %v for a tab of %dx%d@%v", out, w, h, scale)
 	}
 }
 
-// endFuzzTabs ends every tab of m, waits for them to be gone and forgets
-// them, so that one input's tabs neither count against the next one's
-// capacity nor pile up.
-func endFuzzTabs(m *tabManager) {
-	m.mu.Lock()
-	tabs := slices.Collect(maps.Values(m.tabs))
-	m.mu.Unlock()
-	for _, t := range tabs {
-		t.end("fuzz input done")
+// endFuzzTabs ends every tab of m and waits for them to be gone, so that
+// one input's tabs neither count against the next one's capacity nor pile
+// up.
+func endFuzzTabs(m *tab.Manager) {
+	for _, i := range m.List() {
+		m.EndByID(i.Tab, "fuzz input done")
 	}
-	m.wg.Wait()
-	m.mu.Lock()
-	clear(m.gone)
-	clear(m.codes)
-	m.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); m.Count() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // TestAPICreateURL: a tab is only opened for an absolute http or https URL
@@ -195,7 +197,7 @@ func TestAPICreateURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.tabs.close)
+	t.Cleanup(s.tabs.Close)
 	tests := []struct {
 		url  string
 		want int
@@ -212,7 +214,7 @@ func TestAPICreateURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			defer endFuzzTabs(s.tabs)
-			body, _ := json.Marshal(tabRequest{URL: tt.url, Width: 800, Height: 600, DPR: 1})
+			body, _ := json.Marshal(tab.Request{URL: tt.url, Width: 800, Height: 600, DPR: 1})
 			// Sent to the URL's own origin, where its landing page would be.
 			target := "http://site.example/.glovebox/api/tabs"
 			if u, err := url.Parse(tt.url); err == nil && u.Host != "" && u.Host != ":" {
@@ -238,9 +240,9 @@ func TestTabURLCredentialsNotLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.tabs.close)
+	t.Cleanup(s.tabs.Close)
 	defer endFuzzTabs(s.tabs)
-	body, _ := json.Marshal(tabRequest{URL: "http://alice:s3cret@site.example/x", Width: 800, Height: 600, DPR: 1})
+	body, _ := json.Marshal(tab.Request{URL: "http://alice:s3cret@site.example/x", Width: 800, Height: 600, DPR: 1})
 	r := httptest.NewRequest(http.MethodPost, "http://site.example/.glovebox/api/tabs", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	w := httptest.NewRecorder()

@@ -22,6 +22,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/glovebox/glovebox/proxy/tab"
+
 	"github.com/elazarl/goproxy"
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
@@ -636,19 +638,9 @@ func (s *Server) registerAuth() {
 	})
 }
 
-// tabOwner is who may use a tab's token: the user when proxy authentication
-// says who it is (behind a downstream proxy every user shares its address),
-// else the client's address.
-func tabOwner(user, clientIP string) string {
-	if user != "" {
-		return "user " + user
-	}
-	return "ip " + clientIP
-}
-
 // tabOwnerOf is tabOwner for an API request.
 func tabOwnerOf(r *http.Request) string {
-	return tabOwner(reqInfoOf(r).user, httpx.ClientIP(r))
+	return tab.Owner(reqInfoOf(r).user, httpx.ClientIP(r))
 }
 
 // withReqInfo returns r carrying info for the handlers and the audit event.

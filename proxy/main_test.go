@@ -2,15 +2,20 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 )
 
@@ -60,4 +65,21 @@ func (b *syncBuffer) events(t *testing.T) []map[string]any {
 		evs = append(evs, m)
 	}
 	return evs
+}
+
+func scrape(t *testing.T, m *audit.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	return rec.Body.String()
+}
+
+// randomToken is a token as the tabs' (base64url of 32 random bytes).
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

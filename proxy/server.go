@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/tab"
+
 	"github.com/elazarl/goproxy"
 
 	"github.com/glovebox/glovebox/proxy/audit"
@@ -39,7 +41,7 @@ type Config struct {
 	// Policy decides allow, isolate or block per request.
 	Policy policy.Config `mapstructure:"policy"`
 	// Tabs bounds the isolated tabs.
-	Tabs TabsConfig `mapstructure:"tabs"`
+	Tabs tab.Config `mapstructure:"tabs"`
 	// Auth is proxy authentication: who makes each request.
 	Auth AuthConfig `mapstructure:"auth"`
 	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
@@ -78,7 +80,7 @@ func DefaultConfig() Config {
 		Listen:            ":3128",
 		Clients:           DefaultClients(),
 		Policy:            policy.Config{Default: policy.ActionIsolate},
-		Tabs:              DefaultTabsConfig(),
+		Tabs:              tab.DefaultConfig(),
 		Auth:              DefaultAuthConfig(),
 		PAC:               pac.DefaultConfig(),
 		TLS:               tlsca.DefaultConfig(),
@@ -141,7 +143,7 @@ type Server struct {
 	log     *slog.Logger
 	gp      *goproxy.ProxyHttpServer
 	api     http.Handler
-	tabs    *tabManager
+	tabs    *tab.Manager
 	auth    *authenticator
 	up      *upstream.Route
 	mitm    *mitm
@@ -159,7 +161,7 @@ type Server struct {
 }
 
 // New builds the proxy. iso starts browsers, st makes WebRTC peers.
-func New(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logger) (*Server, error) {
+func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -178,7 +180,7 @@ func New(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logg
 		return nil, err
 	}
 	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: auth, mitm: m,
-		tabs: newTabManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
+		tabs: tab.NewManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
 	}
@@ -400,31 +402,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 
 // Close ends every tab and waits for their browsers to be gone.
 func (s *Server) Close() {
-	s.tabs.close()
+	s.tabs.Close()
 }
 
 // LookupTab maps the source address of an isolated browser's connection to
 // its tab and user, for the egress proxy. Warm browsers no tab has claimed
 // are unknown: the egress proxy refuses them.
 func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
-	t, ok := s.tabs.lookupAddr(srcIP)
+	t, ok := s.tabs.LookupAddr(srcIP)
 	if !ok {
 		return "", "", false
 	}
-	return t.id, t.user, true
-}
-
-// TabInfo describes one open tab, for operators.
-type TabInfo struct {
-	Tab, User, ClientIP, URL string
-	Started                  time.Time
+	return t.ID(), t.User(), true
 }
 
 // TabList lists the open tabs, ordered by id.
-func (s *Server) TabList() []TabInfo { return s.tabs.list() }
+func (s *Server) TabList() []tab.Info { return s.tabs.List() }
 
 // EndTab ends the tab with id for reason, and reports whether it existed.
-func (s *Server) EndTab(id, reason string) bool { return s.tabs.endByID(id, reason) }
+func (s *Server) EndTab(id, reason string) bool { return s.tabs.EndByID(id, reason) }
 
 // Health is the proxy's health, served at /healthz: the audit log's
 // check, and those the wiring adds (the runtime's, the pool's). Serve it on
@@ -432,11 +428,11 @@ func (s *Server) EndTab(id, reason string) bool { return s.tabs.endByID(id, reas
 func (s *Server) Health() *Health { return s.health }
 
 // Tabs is how many isolated tabs exist now.
-func (s *Server) Tabs() int { return s.tabs.count() }
+func (s *Server) Tabs() int { return s.tabs.Count() }
 
 // TabMedia returns the media stats of each open tab that has had a peer,
 // for metrics (see TabMediaMetrics).
-func (s *Server) TabMedia() []TabMedia { return s.tabs.media() }
+func (s *Server) TabMedia() []tab.Media { return s.tabs.Media() }
 
 // serveOwn answers requests made to the proxy itself rather than through it.
 func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {

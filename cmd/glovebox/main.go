@@ -28,6 +28,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/tab"
 	"github.com/glovebox/glovebox/stream"
 )
 
@@ -171,7 +172,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	default:
 		return fmt.Errorf("isolate.runtime: %q is not available", cfg.Isolate.Runtime)
 	}
-	var iso proxy.Isolator = starter
+	var iso tab.Isolator = starter
 	var pool *isolate.Pool
 	if cfg.Isolate.Pool.Size > 0 {
 		pcfg := cfg.Isolate.Pool
@@ -211,7 +212,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		"warm_pool", cfg.Isolate.Pool.Size,
 		"hint", "set your browser's HTTP proxy to this machine's address and port "+portOf(ln.Addr()))
 	metrics.Gauge("glovebox_tabs_open", "Isolated tabs open now.", func() float64 { return float64(srv.Tabs()) })
-	metrics.Collector(proxy.TabMediaMetrics(srv.TabMedia))
+	metrics.Collector(tab.MediaMetrics(srv.TabMedia))
 	if pool != nil {
 		metrics.Gauge("glovebox_pool_ready", "Warm browsers ready now.", func() float64 { return float64(pool.Stats().Ready) })
 	}

@@ -1,4 +1,4 @@
-package proxy
+package tab
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 // a landing page (or anyone holding a tab's token) may send them. Seeds are
 // the messages proxy/web/app.js sends, in testdata/fuzz/FuzzClientMsg.
 func FuzzClientMsg(f *testing.F) {
-	m := &tabManager{cfg: DefaultTabsConfig()}
+	m := &Manager{cfg: DefaultConfig()}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		msg, err := parseClientMsg(b)
 		if err != nil {
@@ -40,7 +40,7 @@ func FuzzClientMsg(f *testing.F) {
 
 // checkClientMsg fails t unless msg, which parseClientMsg accepted, is one
 // that the tab can apply without Chromium or render refusing it.
-func checkClientMsg(t *testing.T, m *tabManager, msg clientMsg) {
+func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 	t.Helper()
 	for _, v := range []float64{msg.X, msg.Y, msg.DX, msg.DY, msg.DPR} {
 		if math.IsNaN(v) || math.IsInf(v, 0) || math.Abs(v) > 1e6 {

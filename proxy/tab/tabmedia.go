@@ -1,15 +1,15 @@
-package proxy
+package tab
 
 import "github.com/glovebox/glovebox/proxy/audit"
 
-// TabMediaMetrics returns a collector (see Metrics.Collector) of the media
+// MediaMetrics returns a collector (see Metrics.Collector) of the media
 // of each open tab that tabs returns (Server.TabMedia), labelled by tab id
 // and user, as in the audit events: one set of series per open tab, gone
 // when the tab ends. The counters sum the tab's peers as tab_end does; the
 // link's gauges and its packets lost are the attached peer's, left out while
 // none is (the tab waits for its landing page to come back). RTT is left out
 // until a receiver report has measured it.
-func TabMediaMetrics(tabs func() []TabMedia) func(emit audit.Emit) {
+func MediaMetrics(tabs func() []Media) func(emit audit.Emit) {
 	return func(emit audit.Emit) {
 		for _, t := range tabs() {
 			l := []string{"tab", t.Tab, "user", t.User}

@@ -1,4 +1,4 @@
-package proxy
+package tab
 
 import (
 	"io"
@@ -26,7 +26,7 @@ func scrape(t *testing.T, m *audit.Metrics) string {
 // the link's gauges only while a peer is attached, RTT only once measured;
 // nothing once the tab is gone.
 func TestTabMediaMetrics(t *testing.T) {
-	tabs := []TabMedia{
+	tabs := []Media{
 		{Tab: "t1", User: "alice", Attached: true, Stats: stream.Stats{FramesIn: 40, FramesSent: 30, FramesSkipped: 2, Keyframes: 3,
 			BytesSent: 123456, EncodeTime: 1500 * time.Millisecond, TargetBitrate: 1500000, RTT: 25 * time.Millisecond,
 			FractionLost: 0.25, PacketsLost: 7, Width: 800, Height: 600, Codec: "vp8"}},
@@ -34,7 +34,7 @@ func TestTabMediaMetrics(t *testing.T) {
 		{Tab: "t3", User: "b\"ob", Attached: true, Stats: stream.Stats{TargetBitrate: 300000}},
 	}
 	m := audit.NewMetrics()
-	m.Collector(TabMediaMetrics(func() []TabMedia { return tabs }))
+	m.Collector(MediaMetrics(func() []Media { return tabs }))
 	body := scrape(t, m)
 	for _, want := range []string{
 		"# TYPE glovebox_tab_frames_sent_total counter\n" +
@@ -85,26 +85,26 @@ func TestTabMediaMetrics(t *testing.T) {
 // TestTabManagerMedia: a tab is listed once it has had a peer, with the
 // retired peers' counters, and not after it ended.
 func TestTabManagerMedia(t *testing.T) {
-	m := newTabManager(DefaultTabsConfig(), nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer m.close()
-	tb := &tab{m: m, id: "t1", user: "alice", token: "tok", retired: map[*stream.Peer]bool{}, ended: make(chan struct{}), cancel: func() {}}
+	m := NewManager(DefaultConfig(), nil, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer m.Close()
+	tb := &Tab{m: m, id: "t1", user: "alice", token: "tok", retired: map[*stream.Peer]bool{}, ended: make(chan struct{}), cancel: func() {}}
 	m.mu.Lock()
 	m.tabs[tb.token] = tb
 	m.mu.Unlock()
-	if got := m.media(); len(got) != 0 {
+	if got := m.Media(); len(got) != 0 {
 		t.Fatalf("a tab that never had a peer: %+v", got)
 	}
 	tb.mu.Lock()
 	tb.retired[new(stream.Peer)] = true // its counters are in stats
 	tb.stats = stream.Stats{FramesSent: 5, TargetBitrate: 1000, RTT: time.Second}
 	tb.mu.Unlock()
-	got := m.media()
+	got := m.Media()
 	if len(got) != 1 || got[0].Tab != "t1" || got[0].User != "alice" || got[0].Attached ||
 		got[0].Stats.FramesSent != 5 || got[0].Stats.TargetBitrate != 0 || got[0].Stats.RTT != 0 {
 		t.Fatalf("a detached tab: %+v", got)
 	}
-	tb.end("test")
-	if got := m.media(); len(got) != 0 {
+	tb.End("test")
+	if got := m.Media(); len(got) != 0 {
 		t.Fatalf("an ended tab: %+v", got)
 	}
 }

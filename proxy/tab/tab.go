@@ -1,4 +1,4 @@
-package proxy
+package tab
 
 import (
 	"context"
@@ -35,8 +35,8 @@ type Streamer interface {
 	NewPeer(opts stream.PeerOptions) (*stream.Peer, error)
 }
 
-// TabsConfig bounds the isolated tabs.
-type TabsConfig struct {
+// Config bounds the isolated tabs.
+type Config struct {
 	// Max is how many isolated tabs may exist at once; past it the landing page says capacity is full.
 	Max int `mapstructure:"max"`
 	// MaxPerUser is how many isolated tabs one user (or, without proxy
@@ -63,9 +63,9 @@ type TabsConfig struct {
 	JPEGQuality int `mapstructure:"jpeg_quality"`
 }
 
-// DefaultTabsConfig returns the defaults documented in config.yaml.
-func DefaultTabsConfig() TabsConfig {
-	return TabsConfig{
+// DefaultConfig returns the defaults documented in config.yaml.
+func DefaultConfig() Config {
+	return Config{
 		Max:             20,
 		MaxPerUser:      5,
 		CreatePerMinute: 30,
@@ -81,7 +81,7 @@ func DefaultTabsConfig() TabsConfig {
 }
 
 // Validate reports the first bad value, naming its key.
-func (c *TabsConfig) Validate() error {
+func (c *Config) Validate() error {
 	switch {
 	case c.Max < 1:
 		return fmt.Errorf("tabs.max: %d: must be at least 1", c.Max)
@@ -124,9 +124,9 @@ var (
 // largest legitimate one is a text input of maxTextInput bytes.
 const maxClientMessage = 16 << 10
 
-// tabManager owns every tab: the map from secret token to tab, capacity, handoff codes.
-type tabManager struct {
-	cfg   TabsConfig
+// Manager owns every tab: the map from secret token to tab, capacity, handoff codes.
+type Manager struct {
+	cfg   Config
 	iso   Isolator
 	st    Streamer
 	audit *audit.Audit
@@ -138,8 +138,8 @@ type tabManager struct {
 
 	mu     sync.Mutex
 	gone   map[string]goneTab // ended tabs, by token, for a while: why they ended
-	tabs   map[string]*tab    // by token
-	byAddr map[string]*tab    // by the browser's own address, for the egress proxy
+	tabs   map[string]*Tab    // by token
+	byAddr map[string]*Tab    // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	rates  map[string]*rate.Limiter // tab creation, by owner
 	closed bool
@@ -158,16 +158,16 @@ type goneTab struct {
 // goneFor is how long an ended tab's reason is kept.
 const goneFor = time.Minute
 
-// TabEndedError says that a tab the client owned has ended, and why.
-type TabEndedError struct {
+// EndedError says that a tab the client owned has ended, and why.
+type EndedError struct {
 	Reason   string
 	StartErr error // set when the tab's browser never started
 }
 
-func (e *TabEndedError) Error() string { return "tab ended: " + e.Reason }
+func (e *EndedError) Error() string { return "tab ended: " + e.Reason }
 
 // Unwrap makes a TabEndedError an ErrNoTab for callers that do not care why.
-func (e *TabEndedError) Unwrap() error { return ErrNoTab }
+func (e *EndedError) Unwrap() error { return ErrNoTab }
 
 type handoffCode struct {
 	token   string
@@ -176,31 +176,33 @@ type handoffCode struct {
 	expires time.Time
 }
 
-func newTabManager(cfg TabsConfig, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logger) *tabManager {
+// NewManager returns the manager of the tabs: iso starts their browsers, st
+// their peers, aud records their starts and ends.
+func NewManager(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *slog.Logger) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tabManager{cfg: cfg, iso: iso, st: st, audit: aud, log: log,
-		ctx: ctx, cancel: cancel, tabs: map[string]*tab{}, gone: map[string]goneTab{}, byAddr: map[string]*tab{}, codes: map[string]handoffCode{},
+	return &Manager{cfg: cfg, iso: iso, st: st, audit: aud, log: log,
+		ctx: ctx, cancel: cancel, tabs: map[string]*Tab{}, gone: map[string]goneTab{}, byAddr: map[string]*Tab{}, codes: map[string]handoffCode{},
 		rates: map[string]*rate.Limiter{}}
 }
 
-// tabRequest is what a landing page asks for.
-type tabRequest struct {
+// Request is what a landing page asks for.
+type Request struct {
 	URL    string  `json:"url"`
 	Width  int     `json:"width"`
 	Height int     `json:"height"`
 	DPR    float64 `json:"dpr"`
 }
 
-// create registers a tab and starts its browser in the background.
-func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error) {
+// Create registers a tab and starts its browser in the background.
+func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 	u, err := url.Parse(req.URL)
 	// u.Host is ":80" for "http://:80/": a port is no host to browse to.
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return nil, fmt.Errorf("%w: url must be an absolute http or https URL with a host", errBadRequest)
+		return nil, fmt.Errorf("%w: url must be an absolute http or https URL with a host", ErrBadRequest)
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
-	t := &tab{
-		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: tabOwner(user, clientIP),
+	t := &Tab{
+		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
@@ -237,7 +239,7 @@ func (m *tabManager) create(req tabRequest, clientIP, user string) (*tab, error)
 }
 
 // ownedBy counts owner's tabs. m.mu is held.
-func (m *tabManager) ownedBy(owner string) int {
+func (m *Manager) ownedBy(owner string) int {
 	n := 0
 	for _, t := range m.tabs {
 		if t.owner == owner {
@@ -252,7 +254,7 @@ func (m *tabManager) ownedBy(owner string) int {
 const maxRateOwners = 4096
 
 // limiter is owner's tab-creation limiter. m.mu is held.
-func (m *tabManager) limiter(owner string) *rate.Limiter {
+func (m *Manager) limiter(owner string) *rate.Limiter {
 	if l, ok := m.rates[owner]; ok {
 		return l
 	}
@@ -269,7 +271,7 @@ func (m *tabManager) limiter(owner string) *rate.Limiter {
 	return l
 }
 
-func (m *tabManager) clampViewport(w, h int, dpr float64) (int, int, float64) {
+func (m *Manager) clampViewport(w, h int, dpr float64) (int, int, float64) {
 	w = min(max(w, 320), m.cfg.MaxWidth)
 	h = min(max(h, 240), m.cfg.MaxHeight)
 	if math.IsNaN(dpr) || dpr < 1 {
@@ -279,16 +281,16 @@ func (m *tabManager) clampViewport(w, h int, dpr float64) (int, int, float64) {
 	return w, h, dpr
 }
 
-// lookup returns the tab for token if owner (see tabOwner) owns it. A
+// Lookup returns the tab for token if owner (see Owner) owns it. A
 // foreign token is answered exactly as an unknown one, so tokens cannot be
 // probed.
-func (m *tabManager) lookup(token, owner string) (*tab, error) {
+func (m *Manager) Lookup(token, owner string) (*Tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.tabs[token]
 	if !ok {
 		if g, ok := m.gone[token]; ok && g.owner == owner {
-			return nil, &TabEndedError{Reason: g.reason, StartErr: g.startErr}
+			return nil, &EndedError{Reason: g.reason, StartErr: g.startErr}
 		}
 		return nil, ErrNoTab
 	}
@@ -298,15 +300,16 @@ func (m *tabManager) lookup(token, owner string) (*tab, error) {
 	return t, nil
 }
 
-func (m *tabManager) count() int {
+// Count is how many tabs exist now, starting ones included.
+func (m *Manager) Count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.tabs)
 }
 
-// handoff issues a one-time code with which a landing page at another origin
+// Handoff issues a one-time code with which a landing page at another origin
 // takes over the tab; the code travels in the URL fragment, never to a server.
-func (m *tabManager) handoff(t *tab, origin string) string {
+func (m *Manager) Handoff(t *Tab, origin string) string {
 	code := randomToken()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -320,9 +323,9 @@ func (m *tabManager) handoff(t *tab, origin string) string {
 	return code
 }
 
-// claim exchanges a handoff code for the tab's token, once, on the
+// Claim exchanges a handoff code for the tab's token, once, on the
 // origin it was issued for.
-func (m *tabManager) claim(code, owner, origin string) (*tab, error) {
+func (m *Manager) Claim(code, owner, origin string) (*Tab, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h, ok := m.codes[code]
@@ -337,7 +340,7 @@ func (m *tabManager) claim(code, owner, origin string) (*tab, error) {
 	return t, nil
 }
 
-func (m *tabManager) remove(t *tab) {
+func (m *Manager) remove(t *Tab) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.tabs, t.token)
@@ -353,30 +356,30 @@ func (m *tabManager) remove(t *tab) {
 	m.gone[t.token] = goneTab{owner: t.owner, reason: t.reason, startErr: t.startErr, at: now}
 }
 
-// lookupAddr finds the tab whose browser has address ip.
-func (m *tabManager) lookupAddr(ip string) (*tab, bool) {
+// LookupAddr finds the tab whose browser has address ip.
+func (m *Manager) LookupAddr(ip string) (*Tab, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.byAddr[ip]
 	return t, ok
 }
 
-// list describes the open tabs, ordered by id.
-func (m *tabManager) list() []TabInfo {
+// List describes the open tabs, ordered by id.
+func (m *Manager) List() []Info {
 	m.mu.Lock()
-	out := make([]TabInfo, 0, len(m.tabs))
+	out := make([]Info, 0, len(m.tabs))
 	for _, t := range m.tabs {
-		out = append(out, TabInfo{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.logURL, Started: t.created})
+		out = append(out, Info{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.logURL, Started: t.created})
 	}
 	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b TabInfo) int { return strings.Compare(a.Tab, b.Tab) })
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Tab, b.Tab) })
 	return out
 }
 
-// endByID ends the tab with id, if there is one.
-func (m *tabManager) endByID(id, reason string) bool {
+// EndByID ends the tab with id, if there is one.
+func (m *Manager) EndByID(id, reason string) bool {
 	m.mu.Lock()
-	var found *tab
+	var found *Tab
 	for _, t := range m.tabs {
 		if t.id == id {
 			found = t
@@ -387,30 +390,30 @@ func (m *tabManager) endByID(id, reason string) bool {
 	if found == nil {
 		return false
 	}
-	found.end(reason)
+	found.End(reason)
 	return true
 }
 
-// close ends every tab and waits for their browsers to be gone.
-func (m *tabManager) close() {
+// Close ends every tab and waits for their browsers to be gone.
+func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
-	tabs := make([]*tab, 0, len(m.tabs))
+	tabs := make([]*Tab, 0, len(m.tabs))
 	for _, t := range m.tabs {
 		tabs = append(tabs, t)
 	}
 	m.mu.Unlock()
 	for _, t := range tabs {
-		t.end("shutdown")
+		t.End("shutdown")
 	}
 	m.cancel()
 	m.wg.Wait()
 }
 
-// tab is one isolated browser tab: a browser, the chromedp page on it, and at
+// Tab is one isolated browser tab: a browser, the chromedp page on it, and at
 // most one attached WebRTC peer at a time.
-type tab struct {
-	m        *tabManager
+type Tab struct {
+	m        *Manager
 	log      *slog.Logger
 	id       string // appears in logs and audit events
 	token    string // secret: only the owning landing page knows it
@@ -453,7 +456,7 @@ type tab struct {
 // run starts the browser, then watches the tab until it ends, then tears it
 // down. Only run touches the browser and page after start, so teardown never
 // races with a start in progress.
-func (t *tab) run() {
+func (t *Tab) run() {
 	defer t.m.wg.Done()
 	defer t.teardown()
 	err := t.start()
@@ -461,7 +464,7 @@ func (t *tab) run() {
 	close(t.ready)
 	if err != nil {
 		t.log.Warn("tab failed to start", "err", err)
-		t.end("start failed: " + err.Error())
+		t.End("start failed: " + err.Error())
 		return
 	}
 	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
@@ -473,26 +476,26 @@ func (t *tab) run() {
 	for {
 		select {
 		case <-t.ctx.Done():
-			t.end("shutdown")
+			t.End("shutdown")
 			return
 		case <-t.ended:
 			return
 		case <-t.browser.Done():
-			t.end("browser exited")
+			t.End("browser exited")
 			return
 		case <-t.page.Done():
-			t.end("browser disconnected")
+			t.End("browser disconnected")
 			return
 		case now := <-tick.C:
 			if r := t.expired(now); r != "" {
-				t.end(r)
+				t.End(r)
 				return
 			}
 		}
 	}
 }
 
-func (t *tab) start() (retErr error) {
+func (t *Tab) start() (retErr error) {
 	startCtx, cancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
 	defer cancel()
 	b, err := t.m.iso.Start(startCtx, isolate.Spec{TabID: t.id, Width: t.width, Height: t.height, Scale: t.scale})
@@ -529,7 +532,7 @@ func (t *tab) start() (retErr error) {
 	return nil
 }
 
-func (t *tab) expired(now time.Time) string {
+func (t *Tab) expired(now time.Time) string {
 	if now.Sub(t.created) > t.m.cfg.MaxLifetime {
 		return "max lifetime"
 	}
@@ -544,8 +547,8 @@ func (t *tab) expired(now time.Time) string {
 	return ""
 }
 
-// attach answers a landing page's offer and makes its peer the tab's only one.
-func (t *tab) attach(ctx context.Context, offer string) (string, error) {
+// Attach answers a landing page's offer and makes its peer the tab's only one.
+func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 	var peer *stream.Peer
 	peer, err := t.m.st.NewPeer(stream.PeerOptions{
 		Log:            t.log,
@@ -609,7 +612,7 @@ func (t *tab) attach(ctx context.Context, offer string) (string, error) {
 
 // dropPeer detaches and closes p if it is still the tab's peer; the tab then
 // waits ReattachGrace for a landing page to come back.
-func (t *tab) dropPeer(p *stream.Peer) {
+func (t *Tab) dropPeer(p *stream.Peer) {
 	t.mu.Lock()
 	if t.peer == p {
 		t.peer = nil
@@ -620,7 +623,7 @@ func (t *tab) dropPeer(p *stream.Peer) {
 }
 
 // retire closes p and adds its counters to the tab's, once per peer.
-func (t *tab) retire(p *stream.Peer) {
+func (t *Tab) retire(p *stream.Peer) {
 	t.mu.Lock()
 	if _, ok := t.retired[p]; ok {
 		t.mu.Unlock()
@@ -655,8 +658,8 @@ func addCounters(sum *stream.Stats, s stream.Stats) {
 	sum.EncodeTime += s.EncodeTime
 }
 
-// TabMedia is the media of one open tab, for metrics.
-type TabMedia struct {
+// Media is the media of one open tab, for metrics.
+type Media struct {
 	Tab, User string
 	// Attached says a landing page's peer is attached now.
 	Attached bool
@@ -666,19 +669,19 @@ type TabMedia struct {
 	Stats stream.Stats
 }
 
-// media returns the tab's media stats, or false if it has ended or never
+// mediaStats returns the tab's media stats, or false if it has ended or never
 // had a peer. Counters never go down while the tab lives: a peer being
 // retired counts live until retire has added it to t.stats.
-func (t *tab) media() (TabMedia, bool) {
+func (t *Tab) mediaStats() (Media, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	select {
 	case <-t.ended:
-		return TabMedia{}, false
+		return Media{}, false
 	default:
 	}
 	if t.peer == nil && len(t.retired) == 0 {
-		return TabMedia{}, false
+		return Media{}, false
 	}
 	var sum stream.Stats
 	addCounters(&sum, t.stats)
@@ -687,7 +690,7 @@ func (t *tab) media() (TabMedia, bool) {
 			addCounters(&sum, p.Stats())
 		}
 	}
-	tm := TabMedia{Tab: t.id, User: t.user, Attached: t.peer != nil}
+	tm := Media{Tab: t.id, User: t.user, Attached: t.peer != nil}
 	if t.peer != nil {
 		s := t.peer.Stats()
 		addCounters(&sum, s)
@@ -699,27 +702,27 @@ func (t *tab) media() (TabMedia, bool) {
 	return tm, true
 }
 
-// media returns the media stats of each open tab that has had a peer,
+// Media returns the media stats of each open tab that has had a peer,
 // ordered by tab id.
-func (m *tabManager) media() []TabMedia {
+func (m *Manager) Media() []Media {
 	m.mu.Lock()
-	tabs := make([]*tab, 0, len(m.tabs))
+	tabs := make([]*Tab, 0, len(m.tabs))
 	for _, t := range m.tabs {
 		tabs = append(tabs, t)
 	}
 	m.mu.Unlock()
-	out := make([]TabMedia, 0, len(tabs))
+	out := make([]Media, 0, len(tabs))
 	for _, t := range tabs {
-		if tm, ok := t.media(); ok {
+		if tm, ok := t.mediaStats(); ok {
 			out = append(out, tm)
 		}
 	}
-	slices.SortFunc(out, func(a, b TabMedia) int { return strings.Compare(a.Tab, b.Tab) })
+	slices.SortFunc(out, func(a, b Media) int { return strings.Compare(a.Tab, b.Tab) })
 	return out
 }
 
-// detach is the landing page saying it is going away (reload, hand-over, close).
-func (t *tab) detach() {
+// Detach is the landing page saying it is going away (reload, hand-over, close).
+func (t *Tab) Detach() {
 	t.mu.Lock()
 	p := t.peer
 	t.mu.Unlock()
@@ -728,13 +731,13 @@ func (t *tab) detach() {
 	}
 }
 
-func (t *tab) currentPeer() *stream.Peer {
+func (t *Tab) currentPeer() *stream.Peer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.peer
 }
 
-func (t *tab) onFrame(f render.Frame) {
+func (t *Tab) onFrame(f render.Frame) {
 	t.mu.Lock()
 	t.lastJPEG = f.Data
 	p := t.peer
@@ -746,7 +749,7 @@ func (t *tab) onFrame(f render.Frame) {
 	p.Submit(f.Data, f.Captured, f.Ack)
 }
 
-func (t *tab) onEvent(ev render.Event) {
+func (t *Tab) onEvent(ev render.Event) {
 	switch ev.Type {
 	case "url":
 		t.send(serverMsg{T: "url", URL: ev.URL})
@@ -759,7 +762,7 @@ func (t *tab) onEvent(ev render.Event) {
 	}
 }
 
-func (t *tab) onOpen(p *stream.Peer) {
+func (t *Tab) onOpen(p *stream.Peer) {
 	<-t.ready
 	if t.page == nil {
 		return
@@ -772,7 +775,7 @@ func (t *tab) onOpen(p *stream.Peer) {
 	}
 }
 
-func (t *tab) send(m serverMsg) {
+func (t *Tab) send(m serverMsg) {
 	if p := t.currentPeer(); p != nil {
 		p.Send(encodeServerMsg(m))
 	}
@@ -780,7 +783,7 @@ func (t *tab) send(m serverMsg) {
 
 // sendError tells the client why a message was refused, a bounded number of
 // times so a flood of garbage does not become a flood of replies.
-func (t *tab) sendError(p *stream.Peer, err error) {
+func (t *Tab) sendError(p *stream.Peer, err error) {
 	t.mu.Lock()
 	t.errorsSent++
 	n := t.errorsSent
@@ -792,7 +795,7 @@ func (t *tab) sendError(p *stream.Peer, err error) {
 	p.Send(encodeServerMsg(serverMsg{T: "error", Message: err.Error()}))
 }
 
-func (t *tab) onMessage(p *stream.Peer, b []byte) {
+func (t *Tab) onMessage(p *stream.Peer, b []byte) {
 	if t.currentPeer() != p {
 		return
 	}
@@ -812,7 +815,7 @@ func (t *tab) onMessage(p *stream.Peer, b []byte) {
 }
 
 // inputLoop applies client input to the page in order, from one goroutine.
-func (t *tab) inputLoop() {
+func (t *Tab) inputLoop() {
 	for {
 		select {
 		case <-t.ended:
@@ -827,7 +830,7 @@ func (t *tab) inputLoop() {
 	}
 }
 
-func (t *tab) apply(m clientMsg) error {
+func (t *Tab) apply(m clientMsg) error {
 	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
 	defer cancel()
 	switch m.T {
@@ -858,8 +861,8 @@ func (t *tab) apply(m clientMsg) error {
 	return nil
 }
 
-// end marks the tab ended, once, for reason; run tears it down.
-func (t *tab) end(reason string) {
+// End marks the tab ended, once, for reason; run tears it down.
+func (t *Tab) End(reason string) {
 	t.endOnce.Do(func() {
 		t.mu.Lock()
 		t.reason = reason
@@ -870,7 +873,7 @@ func (t *tab) end(reason string) {
 }
 
 // teardown closes peer, page and browser and writes the tab_end event.
-func (t *tab) teardown() {
+func (t *Tab) teardown() {
 	// The tab counts against capacity until its browser is gone.
 	defer t.m.remove(t)
 	t.mu.Lock()
@@ -916,4 +919,39 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Info describes one open tab, for operators.
+type Info struct {
+	Tab, User, ClientIP, URL string
+	Started                  time.Time
+}
+
+// Owner is who may use a tab's token: the user when proxy authentication
+// says who it is (behind a downstream proxy every user shares its address),
+// else the client's address.
+func Owner(user, clientIP string) string {
+	if user != "" {
+		return "user " + user
+	}
+	return "ip " + clientIP
+}
+
+// ErrBadRequest is wrapped by the errors of a malformed tab request.
+var ErrBadRequest = errors.New("bad request")
+
+// ID is the tab's id, which logs and audit events name.
+func (t *Tab) ID() string { return t.id }
+
+// Token is the tab's secret, which only its landing page knows.
+func (t *Tab) Token() string { return t.token }
+
+// User is who opened the tab ("" without proxy authentication).
+func (t *Tab) User() string { return t.user }
+
+// Viewport is the tab's viewport in effect: CSS pixels and scale.
+func (t *Tab) Viewport() (width, height int, scale float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.width, t.height, t.scale
 }
