@@ -69,40 +69,50 @@ func DefaultAuthConfig() AuthConfig {
 	return AuthConfig{Mode: AuthNone, Header: "X-Authenticated-User"}
 }
 
-// Validate reports the first bad value, naming its key. For mode basic it
-// reads the htpasswd file, so a bad entry is found by glovebox check.
+// Validate reports every bad value, each naming its key. It has no side
+// effects: the htpasswd file is read by Check.
 func (c *AuthConfig) Validate() error {
+	var errs []error
 	if _, err := parseTrusted(c.TrustedProxies); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	for g, users := range c.Groups {
 		if strings.TrimSpace(g) == "" {
-			return fmt.Errorf("auth.groups: empty group name")
+			errs = append(errs, fmt.Errorf("auth.groups: empty group name"))
 		}
 		for i, u := range users {
 			if u == "" {
-				return fmt.Errorf("auth.groups.%s[%d]: empty user name", g, i)
+				errs = append(errs, fmt.Errorf("auth.groups.%s[%d]: empty user name", g, i))
 			}
 		}
 	}
 	if !validHeaderName(c.Header) {
-		return fmt.Errorf("auth.header: %q: want an HTTP header name such as X-Authenticated-User", c.Header)
+		errs = append(errs, fmt.Errorf("auth.header: %q: want an HTTP header name such as X-Authenticated-User", c.Header))
 	}
 	switch c.Mode {
 	case AuthNone:
 	case AuthBasic:
 		if c.Htpasswd == "" {
-			return fmt.Errorf("auth.htpasswd: empty: auth.mode basic needs an htpasswd file (htpasswd -B -c FILE USER)")
-		}
-		if _, err := loadHtpasswd(c.Htpasswd); err != nil {
-			return fmt.Errorf("auth.htpasswd: %w", err)
+			errs = append(errs, fmt.Errorf("auth.htpasswd: empty: auth.mode basic needs an htpasswd file (htpasswd -B -c FILE USER)"))
 		}
 	case AuthHeader:
 		if len(c.TrustedProxies) == 0 {
-			return fmt.Errorf("auth.trusted_proxies: empty: auth.mode header needs the addresses of the downstream proxies that set %s", c.Header)
+			errs = append(errs, fmt.Errorf("auth.trusted_proxies: empty: auth.mode header needs the addresses of the downstream proxies that set %s", c.Header))
 		}
 	default:
-		return fmt.Errorf("auth.mode: %q: want none, basic or header", c.Mode)
+		errs = append(errs, fmt.Errorf("auth.mode: %q: want none, basic or header", c.Mode))
+	}
+	return errors.Join(errs...)
+}
+
+// Check reads the htpasswd file of mode basic, as serving would, so that
+// a bad entry is found by glovebox check.
+func (c *AuthConfig) Check() error {
+	if c.Mode != AuthBasic || c.Htpasswd == "" {
+		return nil
+	}
+	if _, err := loadHtpasswd(c.Htpasswd); err != nil {
+		return fmt.Errorf("auth.htpasswd: %w", err)
 	}
 	return nil
 }

@@ -437,7 +437,7 @@ func TestAuthConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.cfg.Validate()
+			err := errors.Join(tt.cfg.Validate(), tt.cfg.Check())
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -454,7 +454,7 @@ func TestAuthConfigErrors(t *testing.T) {
 		{Mode: AuthHeader, Header: "X-Remote-User", TrustedProxies: []string{"::1", "10.0.0.0/8", "::ffff:192.0.2.1"}},
 	}
 	for _, c := range ok {
-		if err := c.Validate(); err != nil {
+		if err := errors.Join(c.Validate(), c.Check()); err != nil {
 			t.Errorf("%+v: %v", c, err)
 		}
 	}
@@ -492,7 +492,10 @@ func TestHtpasswdCost(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg := AuthConfig{Mode: AuthBasic, Header: "X-U", Htpasswd: path}
-			err := cfg.Validate()
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate reads no file, and the rest is right: %v", err)
+			}
+			err := cfg.Check()
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

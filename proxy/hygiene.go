@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,17 +43,19 @@ func DefaultHygieneConfig() HygieneConfig {
 	return HygieneConfig{Via: "glovebox", XForwardedFor: XFFOff}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects.
 func (c *HygieneConfig) Validate() error {
+	var errs []error
 	if c.Via != "" && !isToken(c.Via) {
-		return fmt.Errorf("hygiene.via: %q: want one word of letters, digits and -._~ (a pseudonym), or empty", c.Via)
+		errs = append(errs, fmt.Errorf("hygiene.via: %q: want one word of letters, digits and -._~ (a pseudonym), or empty", c.Via))
 	}
 	switch c.XForwardedFor {
 	case XFFOff, XFFAdd, XFFStrip:
 	default:
-		return fmt.Errorf("hygiene.x_forwarded_for: %q: want off, add or strip", c.XForwardedFor)
+		errs = append(errs, fmt.Errorf("hygiene.x_forwarded_for: %q: want off, add or strip", c.XForwardedFor))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // LimitsConfig bounds what a client may send.
@@ -74,18 +77,20 @@ func DefaultLimitsConfig() LimitsConfig {
 	return LimitsConfig{MaxHeaderBytes: 64 << 10, MaxHeaderCount: 100, MaxConnsPerClient: 256}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects.
 func (c *LimitsConfig) Validate() error {
+	var errs []error
 	if c.MaxHeaderBytes < 4<<10 {
-		return fmt.Errorf("limits.max_header_bytes: %d: want at least 4096", c.MaxHeaderBytes)
+		errs = append(errs, fmt.Errorf("limits.max_header_bytes: %d: want at least 4096", c.MaxHeaderBytes))
 	}
 	if c.MaxHeaderCount < 0 {
-		return fmt.Errorf("limits.max_header_count: must not be negative")
+		errs = append(errs, fmt.Errorf("limits.max_header_count: must not be negative"))
 	}
 	if c.MaxConnsPerClient < 1 {
-		return fmt.Errorf("limits.max_conns_per_client: %d: must be at least 1", c.MaxConnsPerClient)
+		errs = append(errs, fmt.Errorf("limits.max_conns_per_client: %d: must be at least 1", c.MaxConnsPerClient))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // isToken reports whether s is an RFC 9110 token.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -61,7 +60,7 @@ func newMITM(cfg Config, log *slog.Logger) (*mitm, error) {
 	}
 	roots := sys.Clone()
 	for i, f := range cfg.TLS.ExtraCAFiles {
-		if err := appendCAFile(roots, f); err != nil {
+		if err := tlsca.AppendCAFile(roots, f); err != nil {
 			return nil, fmt.Errorf("tls.extra_ca_files[%d]: %w", i, err)
 		}
 	}
@@ -73,7 +72,7 @@ func newMITM(cfg Config, log *slog.Logger) (*mitm, error) {
 			continue
 		}
 		pool := roots.Clone()
-		if err := appendCAFile(pool, r.CAFile); err != nil {
+		if err := tlsca.AppendCAFile(pool, r.CAFile); err != nil {
 			return nil, fmt.Errorf("%w: policy.rules[%d] (%s): ca_file: %w", policy.ErrPolicy, i, ruleName(r, i), err)
 		}
 		m.rulePools[r.CAFile] = pool
@@ -86,18 +85,6 @@ func ruleName(r policy.Rule, i int) string {
 		return r.Name
 	}
 	return fmt.Sprintf("rule %d", i+1)
-}
-
-// appendCAFile adds the certificates of a PEM file to pool.
-func appendCAFile(pool *x509.CertPool, path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if !pool.AppendCertsFromPEM(b) {
-		return fmt.Errorf("%s: no PEM certificates in it", path)
-	}
-	return nil
 }
 
 // configure makes goproxy's transport verify sites against the roots and

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,6 +73,9 @@ type Config struct {
 	// LocalNets are the isolated browsers' networks (isolate.network.subnet),
 	// set by the wiring: users' requests never go there.
 	LocalNets []netip.Prefix `mapstructure:"-"`
+	// Compiled is the policy compiled from PolicyConfig, set by the wiring
+	// so that the proxy and the egress share one; New compiles it when nil.
+	Compiled *policy.Policy `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -94,45 +98,67 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects: files named are read by Check.
 func (c *Config) Validate() error {
+	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return fmt.Errorf("listen: %q: want host:port or :port", c.Listen)
+		errs = append(errs, fmt.Errorf("listen: %q: want host:port or :port", c.Listen))
 	}
 	if _, err := parseClients(c.Clients); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := c.Auth.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := c.PAC.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := c.TLS.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	if _, err := policy.New(c.PolicyConfig()); err != nil {
-		return err
+	if c.Compiled == nil { // else compiled already, and so valid
+		if _, err := policy.New(c.PolicyConfig()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.UpstreamTimeout <= 0 {
-		return fmt.Errorf("upstream_timeout: must be positive")
+		errs = append(errs, fmt.Errorf("upstream_timeout: must be positive"))
 	}
 	if c.ClientIdleTimeout <= 0 {
-		return fmt.Errorf("client_idle_timeout: must be positive")
+		errs = append(errs, fmt.Errorf("client_idle_timeout: must be positive"))
 	}
 	if c.ClientHeaderTimeout <= 0 {
-		return fmt.Errorf("client_header_timeout: must be positive")
+		errs = append(errs, fmt.Errorf("client_header_timeout: must be positive"))
 	}
 	if err := c.Upstream.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := c.Hygiene.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	return c.Tabs.Validate()
+	errs = append(errs, c.Tabs.Validate())
+	return errors.Join(errs...)
+}
+
+// Check reads the files the configuration names, as New does: the
+// htpasswd file, the configured CA, tls.extra_ca_files and every rule's
+// ca_file. Validate has no side effects; glovebox check runs both, so that
+// a configuration it accepts does not fail at serve.
+func (c *Config) Check() error {
+	errs := []error{c.Auth.Check(), c.TLS.Check()}
+	for i, r := range c.Policy.Rules {
+		if r.CAFile == "" {
+			continue
+		}
+		if err := tlsca.AppendCAFile(x509.NewCertPool(), r.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("policy.rules[%d] (%s): ca_file: %w", i, ruleName(r, i), err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Server is the forward proxy. It is an http.Handler.
@@ -165,9 +191,12 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pol, err := policy.New(cfg.PolicyConfig())
-	if err != nil {
-		return nil, err
+	pol := cfg.Compiled
+	if pol == nil {
+		var err error
+		if pol, err = policy.New(cfg.PolicyConfig()); err != nil {
+			return nil, err
+		}
 	}
 	// Every line the proxy logs goes through redactHandler: see redact.go.
 	log = slog.New(audit.NewRedactHandler(log.Handler())).With("component", "proxy")

@@ -106,55 +106,73 @@ func (c *Config) egressConfig() egress.Config {
 	return e
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its full key path
+// (isolate.containerd.memory_mb: …) so that loadConfig can point at its
+// line. It has no side effects: Check reads the files the configuration
+// names.
 func (c *Config) Validate() error {
-	if err := c.Proxy.Validate(); err != nil {
-		return err
-	}
+	errs := []error{c.Proxy.Validate()}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		return fmt.Errorf("log.level: %q: want debug, info, warn or error", c.Log.Level)
+		errs = append(errs, fmt.Errorf("log.level: %q: want debug, info, warn or error", c.Log.Level))
 	}
 	if c.Log.Format != "json" && c.Log.Format != "text" {
-		return fmt.Errorf("log.format: %q: want json or text", c.Log.Format)
+		errs = append(errs, fmt.Errorf("log.format: %q: want json or text", c.Log.Format))
 	}
 	if c.Audit.Output == "" {
-		return fmt.Errorf("audit.output: empty: want stdout, stderr or a file path")
+		errs = append(errs, fmt.Errorf("audit.output: empty: want stdout, stderr or a file path"))
 	}
 	switch c.Isolate.Runtime {
 	case "containerd":
-		if err := c.Isolate.Containerd.Validate(); err != nil {
-			return fmt.Errorf("isolate.containerd: %w", err)
-		}
-		if err := c.Isolate.Network.Validate(); err != nil {
-			return fmt.Errorf("isolate.network: %w", err)
-		}
-		if err := c.Egress.Validate(); err != nil {
-			return err
-		}
+		errs = append(errs, within("isolate.containerd", c.Isolate.Containerd.Validate()),
+			within("isolate.network", c.Isolate.Network.Validate()), c.Egress.Validate())
 	case "process":
-		if err := c.Isolate.Process.Validate(); err != nil {
-			return fmt.Errorf("isolate.process: %w", err)
-		}
+		errs = append(errs, within("isolate.process", c.Isolate.Process.Validate()))
 	default:
-		return fmt.Errorf("isolate.runtime: %q: want containerd or process", c.Isolate.Runtime)
+		errs = append(errs, fmt.Errorf("isolate.runtime: %q: want containerd or process", c.Isolate.Runtime))
 	}
-	if err := c.Isolate.Pool.Validate(); err != nil {
-		return fmt.Errorf("isolate.pool: %w", err)
-	}
+	errs = append(errs, within("isolate.pool", c.Isolate.Pool.Validate()))
 	// As serve hands it to stream, with the containers' network left out.
 	sc := streamConfig(*c)
-	if err := sc.Validate(); err != nil {
-		return fmt.Errorf("stream: %w", err)
-	}
+	errs = append(errs, within("stream", sc.Validate()))
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
-			return fmt.Errorf("admin.listen: %q: want host:port, or empty for off", c.Admin.Listen)
+			errs = append(errs, fmt.Errorf("admin.listen: %q: want host:port, or empty for off", c.Admin.Listen))
 		}
 	}
 	if c.ShutdownGrace < 0 {
-		return fmt.Errorf("shutdown_grace: must not be negative")
+		errs = append(errs, fmt.Errorf("shutdown_grace: must not be negative"))
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// Check reads what the configuration names (the htpasswd file, the CA,
+// extra CA files and rules' ca_file), as serve does, so that a
+// configuration glovebox check accepts does not fail at serve.
+func (c *Config) Check() error {
+	return c.Proxy.Check()
+}
+
+// within puts prefix before the key of each error of err (one error, or
+// several joined), as a package's Validate names its keys without the
+// section the package is configured under.
+func within(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	// isolate's configs wrap their joined errors in a word of their own
+	// ("isolate containerd config: …"): the keys are inside.
+	type joined interface{ Unwrap() []error }
+	list := []error{err}
+	if j, ok := err.(joined); ok {
+		list = j.Unwrap()
+	} else if j, ok := errors.Unwrap(err).(joined); ok {
+		list = j.Unwrap()
+	}
+	out := make([]error, len(list))
+	for i, e := range list {
+		out[i] = fmt.Errorf("%s.%w", prefix, e)
+	}
+	return errors.Join(out...)
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -211,8 +229,13 @@ func loadConfig(path string, flags *pflag.FlagSet) (Config, error) {
 		msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s): ")
 		return cfg, fmt.Errorf("%w: %s%s", ErrConfig, where(path, root, msg), msg)
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("%w: %s%v", ErrConfig, where(path, root, err.Error()), err)
+	if err := errors.Join(cfg.Validate(), cfg.Check()); err != nil {
+		// One line per error, each with the line of its key.
+		lines := strings.Split(err.Error(), "\n")
+		for i, l := range lines {
+			lines[i] = where(path, root, l) + l
+		}
+		return cfg, fmt.Errorf("%w: %s", ErrConfig, strings.Join(lines, "\n"+ErrConfig.Error()+": "))
 	}
 	return cfg, nil
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 )
@@ -130,5 +132,54 @@ func TestRunUsage(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "configuration ok") {
 		t.Errorf("check printed %q", out.String())
+	}
+}
+
+// TestConfigEveryError: every bad value is reported at once, each with the
+// full path of its key and the line of that key, sections of other
+// packages included.
+func TestConfigEveryError(t *testing.T) {
+	body := "listen: \":3128\"\ntabs:\n  max: 0\nisolate:\n  containerd:\n    memory_mb: -1\nstream:\n  codecs: [vp9]\nlimits:\n  max_header_bytes: 10\n"
+	_, err := loadConfig(writeConfig(t, body), nil)
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("err = %v, want ErrConfig", err)
+	}
+	for _, w := range []string{
+		"config.yaml:3: tabs.max: 0",
+		"config.yaml:6: isolate.containerd.memory_mb",
+		"config.yaml:8: stream.codecs",
+		"config.yaml:10: limits.max_header_bytes: 10",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("err = %q, want it to contain %q", err, w)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 4 {
+		t.Errorf("%d lines for 4 errors:\n%s", n, err)
+	}
+}
+
+// TestValidateReadsNoFile: Validate has no side effects and reads no file;
+// Check reads what the configuration names, and loadConfig (so glovebox
+// check) runs both, so that what check accepts does not fail at serve.
+func TestValidateReadsNoFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none")
+	cfg := defaultConfig()
+	cfg.Proxy.Auth.Mode = proxy.AuthBasic
+	cfg.Proxy.Auth.Htpasswd = missing
+	cfg.Proxy.TLS.ExtraCAFiles = []string{missing + ".pem"}
+	cfg.Proxy.Policy.Rules = []policy.Rule{{Name: "corp", Host: "corp.test", Action: policy.ActionAllow, CAFile: missing + "-rule.pem"}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	err := cfg.Check()
+	for _, w := range []string{"auth.htpasswd", "tls.extra_ca_files[0]", "policy.rules[0] (corp): ca_file"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("Check = %v, want it to name %s", err, w)
+		}
+	}
+	body := "auth:\n  mode: basic\n  htpasswd: " + missing + "\n"
+	if _, err := loadConfig(writeConfig(t, body), nil); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "config.yaml:3: auth.htpasswd") {
+		t.Errorf("loadConfig with a missing htpasswd file: %v", err)
 	}
 }

@@ -108,6 +108,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	}
 	defer st.Close()
 
+	// One policy for the proxy and the egress, compiled once.
+	pol, err := policy.New(cfg.Proxy.PolicyConfig())
+	if err != nil {
+		return err
+	}
 	var (
 		starter isolate.Starter
 		eg      *egress.Egress
@@ -122,10 +127,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			return fmt.Errorf("egress.port: listen: %w", err)
 		}
 		defer eln.Close()
-		pol, err := policy.New(cfg.Proxy.PolicyConfig())
-		if err != nil {
-			return err
-		}
 		eg, err = egress.New(cfg.egressConfig(), pol, func(ip string) (string, string, bool) {
 			if srv == nil {
 				return "", "", false
@@ -195,6 +196,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 			pcfg.LocalNets = append(pcfg.LocalNets, p.Masked())
 		}
 	}
+	pcfg.Compiled = pol
 	srv, err = proxy.New(pcfg, iso, st, aud, log)
 	if err != nil {
 		return err

@@ -82,26 +82,28 @@ func DefaultConfig() Config {
 	return Config{Port: 3129, DialTimeout: 15 * time.Second}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects.
 func (c *Config) Validate() error {
+	var errs []error
 	if c.Port < 1 || c.Port > 65535 {
-		return fmt.Errorf("egress.port: %d: want 1–65535", c.Port)
+		errs = append(errs, fmt.Errorf("egress.port: %d: want 1–65535", c.Port))
 	}
 	for i, s := range c.AllowInternal {
 		if _, err := netcheck.ParseAllow(s); err != nil {
-			return fmt.Errorf("egress.allow_internal[%d]: %w", i, err)
+			errs = append(errs, fmt.Errorf("egress.allow_internal[%d]: %w", i, err))
 		}
 	}
 	if _, err := netcheck.NewDenylist(c.Deny); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	if _, _, err := upstream.Parse(egressParent(c.Upstream)); err != nil {
-		return fmt.Errorf("egress.upstream: %w", err)
+		errs = append(errs, fmt.Errorf("egress.upstream: %w", err))
 	}
 	if c.DialTimeout <= 0 {
-		return fmt.Errorf("egress.dial_timeout: must be positive")
+		errs = append(errs, fmt.Errorf("egress.dial_timeout: must be positive"))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // defaultAuthHeader is auth.header's default, stripped when the wiring

@@ -4,6 +4,7 @@ package pac
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,18 +41,19 @@ func DefaultConfig() Config {
 // script that every browser runs, so only well-formed names and addresses
 // are accepted.
 func (c *Config) Validate() error {
+	var errs []error
 	if c.Proxy != "" {
 		_, _, err := net.SplitHostPort(c.Proxy)
 		if _, ok := pacProxyAddr(c.Proxy); !ok || err != nil {
-			return fmt.Errorf("pac.proxy: %q: want host:port as clients reach Glovebox", c.Proxy)
+			errs = append(errs, fmt.Errorf("pac.proxy: %q: want host:port as clients reach Glovebox", c.Proxy))
 		}
 	}
 	for i, d := range c.Direct {
 		if _, err := parsePACDirect(d); err != nil {
-			return fmt.Errorf("pac.direct[%d]: %q: %v", i, d, err)
+			errs = append(errs, fmt.Errorf("pac.direct[%d]: %q: %v", i, d, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // pacDirect is one pac.direct entry, in the form the script uses.

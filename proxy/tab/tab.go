@@ -80,33 +80,44 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects.
 func (c *Config) Validate() error {
-	switch {
-	case c.Max < 1:
-		return fmt.Errorf("tabs.max: %d: must be at least 1", c.Max)
-	case c.MaxPerUser < 1:
-		return fmt.Errorf("tabs.max_per_user: %d: must be at least 1", c.MaxPerUser)
-	case c.CreatePerMinute < 1:
-		return fmt.Errorf("tabs.create_per_minute: %d: must be at least 1", c.CreatePerMinute)
-	case c.IdleTimeout <= 0:
-		return fmt.Errorf("tabs.idle_timeout: must be positive")
-	case c.MaxLifetime <= 0:
-		return fmt.Errorf("tabs.max_lifetime: must be positive")
-	case c.StartTimeout <= 0:
-		return fmt.Errorf("tabs.start_timeout: must be positive")
-	case c.ReattachGrace <= 0:
-		return fmt.Errorf("tabs.reattach_grace: must be positive")
-	case c.MaxWidth < 320 || c.MaxWidth > 7680:
-		return fmt.Errorf("tabs.max_width: %d: want 320–7680", c.MaxWidth)
-	case c.MaxHeight < 240 || c.MaxHeight > 4320:
-		return fmt.Errorf("tabs.max_height: %d: want 240–4320", c.MaxHeight)
-	case c.MaxScale < 1 || c.MaxScale > 4:
-		return fmt.Errorf("tabs.max_scale: %v: want 1–4", c.MaxScale)
-	case c.JPEGQuality < 1 || c.JPEGQuality > 100:
-		return fmt.Errorf("tabs.jpeg_quality: %d: want 1–100", c.JPEGQuality)
+	var errs []error
+	if c.Max < 1 {
+		errs = append(errs, fmt.Errorf("tabs.max: %d: must be at least 1", c.Max))
 	}
-	return nil
+	if c.MaxPerUser < 1 {
+		errs = append(errs, fmt.Errorf("tabs.max_per_user: %d: must be at least 1", c.MaxPerUser))
+	}
+	if c.CreatePerMinute < 1 {
+		errs = append(errs, fmt.Errorf("tabs.create_per_minute: %d: must be at least 1", c.CreatePerMinute))
+	}
+	if c.IdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("tabs.idle_timeout: must be positive"))
+	}
+	if c.MaxLifetime <= 0 {
+		errs = append(errs, fmt.Errorf("tabs.max_lifetime: must be positive"))
+	}
+	if c.StartTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("tabs.start_timeout: must be positive"))
+	}
+	if c.ReattachGrace <= 0 {
+		errs = append(errs, fmt.Errorf("tabs.reattach_grace: must be positive"))
+	}
+	if c.MaxWidth < 320 || c.MaxWidth > 7680 {
+		errs = append(errs, fmt.Errorf("tabs.max_width: %d: want 320–7680", c.MaxWidth))
+	}
+	if c.MaxHeight < 240 || c.MaxHeight > 4320 {
+		errs = append(errs, fmt.Errorf("tabs.max_height: %d: want 240–4320", c.MaxHeight))
+	}
+	if c.MaxScale < 1 || c.MaxScale > 4 {
+		errs = append(errs, fmt.Errorf("tabs.max_scale: %v: want 1–4", c.MaxScale))
+	}
+	if c.JPEGQuality < 1 || c.JPEGQuality > 100 {
+		errs = append(errs, fmt.Errorf("tabs.jpeg_quality: %d: want 1–100", c.JPEGQuality))
+	}
+	return errors.Join(errs...)
 }
 
 // Errors the API turns into statuses.

@@ -52,30 +52,63 @@ type Config struct {
 // directory, so that no test makes a CA in /var/lib.
 var DefaultDir = "/var/lib/glovebox/tls"
 
-// DefaultTLSConfig returns the defaults documented in config.yaml.
+// DefaultConfig returns the defaults documented in config.yaml.
 func DefaultConfig() Config {
 	return Config{Dir: DefaultDir, CertCacheSize: 1000}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects: the files it names are read by Check.
 func (c *Config) Validate() error {
-	switch {
-	case (c.CACert == "") != (c.CAKey == ""):
-		return fmt.Errorf("tls.ca_cert, tls.ca_key: give both files or neither")
-	case c.CACert == "" && c.Dir == "":
-		return fmt.Errorf("tls.dir: empty: give a directory for the generated CA, or tls.ca_cert and tls.ca_key")
-	case c.CertCacheSize < 1 || c.CertCacheSize > 1_000_000:
-		return fmt.Errorf("tls.cert_cache_size: %d: want 1–1000000", c.CertCacheSize)
+	var errs []error
+	if (c.CACert == "") != (c.CAKey == "") {
+		errs = append(errs, fmt.Errorf("tls.ca_cert, tls.ca_key: give both files or neither"))
+	}
+	if c.CACert == "" && c.Dir == "" {
+		errs = append(errs, fmt.Errorf("tls.dir: empty: give a directory for the generated CA, or tls.ca_cert and tls.ca_key"))
+	}
+	if c.CertCacheSize < 1 || c.CertCacheSize > 1_000_000 {
+		errs = append(errs, fmt.Errorf("tls.cert_cache_size: %d: want 1–1000000", c.CertCacheSize))
 	}
 	for i, f := range c.ExtraCAFiles {
 		if f == "" {
-			return fmt.Errorf("tls.extra_ca_files[%d]: empty path", i)
+			errs = append(errs, fmt.Errorf("tls.extra_ca_files[%d]: empty path", i))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// Check reads the files c names, as serving would: the configured CA's
+// certificate and key, and every extra CA file. It does not generate a
+// CA: tls.dir is made at the first start.
+func (c *Config) Check() error {
+	var errs []error
+	if c.CACert != "" && c.CAKey != "" {
+		if _, err := loadCAFiles(c.CACert, c.CAKey, "tls.ca_cert", "tls.ca_key", slog.New(slog.DiscardHandler)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, f := range c.ExtraCAFiles {
+		if err := AppendCAFile(x509.NewCertPool(), f); err != nil {
+			errs = append(errs, fmt.Errorf("tls.extra_ca_files[%d]: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AppendCAFile adds the certificates of a PEM file to pool.
+func AppendCAFile(pool *x509.CertPool, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return fmt.Errorf("%s: no PEM certificates in it", path)
 	}
 	return nil
 }
 
-// The CA Glovebox generates, in TLSConfig.Dir.
+// The CA Glovebox generates, in Config.Dir.
 const (
 	caCertFile = "ca.crt"
 	caKeyFile  = "ca.key"

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -55,28 +56,30 @@ func DefaultConfig() Config {
 	return Config{IdleTimeout: 90 * time.Second}
 }
 
-// Validate reports the first bad value, naming its key.
+// Validate reports every bad value, each naming its key. It has no side
+// effects.
 func (c *Config) Validate() error {
+	var errs []error
 	if _, _, err := Parse(c.Proxy); err != nil {
-		return fmt.Errorf("upstream.proxy: %w", err)
+		errs = append(errs, fmt.Errorf("upstream.proxy: %w", err))
 	}
 	for i, d := range c.Direct {
 		if _, err := ParseDirect(d); err != nil {
-			return fmt.Errorf("upstream.direct[%d]: %w", i, err)
+			errs = append(errs, fmt.Errorf("upstream.direct[%d]: %w", i, err))
 		}
 	}
 	if c.IdleTimeout <= 0 {
-		return fmt.Errorf("upstream.idle_timeout: must be positive")
+		errs = append(errs, fmt.Errorf("upstream.idle_timeout: must be positive"))
 	}
 	for i, a := range c.AllowLocal {
 		if _, err := netip.ParsePrefix(a); err == nil {
 			continue
 		}
 		if _, err := netcheck.ParseAllow(a); err != nil {
-			return fmt.Errorf("upstream.allow_local[%d]: %w", i, err)
+			errs = append(errs, fmt.Errorf("upstream.allow_local[%d]: %w", i, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // directMatch is one upstream.direct entry: a domain, or a prefix of addresses.
