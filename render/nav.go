@@ -11,13 +11,28 @@ import (
 	"github.com/chromedp/cdproto/target"
 )
 
+// EventType is the kind of an Event. Its values are fixed lowercase words
+// (TestEventTypes pins them), fit for logs and for callers that compare
+// them as strings.
+type EventType string
+
 // Types of Event.
 const (
-	EventURL     = "url"     // the main frame moved to URL
-	EventTitle   = "title"   // the page's title is now Title (at URL)
-	EventDialog  = "dialog"  // a JavaScript dialog of kind Dialog showed Message, and was answered
-	EventCrashed = "crashed" // the page's renderer crashed (at URL, with Title); Done is closed
-	EventClosed  = "closed"  // the page or the connection is gone (at URL, with Title); Done is closed
+	// EventURL is sent when the main frame moved to URL, by a navigation
+	// or within the document (a fragment, the History API).
+	EventURL EventType = "url"
+	// EventTitle is sent when the page's title changed to Title (at URL).
+	EventTitle EventType = "title"
+	// EventDialog is sent when a JavaScript dialog of kind Dialog showed
+	// Message; the tab answers it itself.
+	EventDialog EventType = "dialog"
+	// EventCrashed is sent when the page's renderer crashed (at URL, with
+	// Title); Done is closed after it.
+	EventCrashed EventType = "crashed"
+	// EventClosed is sent when the page or the connection to the browser is
+	// gone (at URL, with Title); Done is closed after it. Close does not
+	// send it.
+	EventClosed EventType = "closed"
 )
 
 // Event tells what happened to the page. Each type fills the fields its
@@ -25,7 +40,7 @@ const (
 type Event struct {
 	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed and
 	// EventClosed.
-	Type string
+	Type EventType
 	// URL is the page's URL; for a dialog, the URL of the frame that
 	// opened it.
 	URL string

@@ -337,7 +337,7 @@ func (t *Tab) Close() error {
 
 // finish closes Done once, after emitting an event of type typ (unless typ
 // is empty).
-func (t *Tab) finish(typ string) {
+func (t *Tab) finish(typ EventType) {
 	select {
 	case <-t.done:
 		return

@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,15 +62,22 @@ func TestMain(m *testing.M) {
 
 // renderGoroutines returns the stacks of goroutines running this package's
 // code, other than the test's own, after a grace period.
-func renderGoroutines() string {
+func renderGoroutines() string { return goroutinesIn("glovebox/render.(*Tab)") }
+
+// goroutinesIn waits up to a second for no goroutine to have any of funcs
+// in its stack, and returns the stacks of those that still do.
+func goroutinesIn(funcs ...string) string {
 	var leaked []string
 	for range 50 {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		leaked = leaked[:0]
 		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "glovebox/render.(*Tab)") {
-				leaked = append(leaked, g)
+			for _, f := range funcs {
+				if strings.Contains(g, f) {
+					leaked = append(leaked, g)
+					break
+				}
 			}
 		}
 		if len(leaked) == 0 {
@@ -100,6 +108,13 @@ func testPages() http.Handler {
 		<input id=j style="position:absolute;left:10px;top:60px;width:200px;height:30px">
 		<button style="position:absolute;left:10px;top:110px">Send</button></form>`)
 	page("/tall", `<!doctype html><body style="margin:0;height:5000px;background:linear-gradient(#fff,#000)"></body>`)
+	// A page that changes on every animation frame and moves its URL's
+	// fragment ten times a second: frames and events keep coming.
+	page("/anim", `<!doctype html>`+full+`<body><script>
+		let i = 0;
+		(function paint() { document.body.style.background = i++ % 2 ? "#ff0000" : "#0000ff"; requestAnimationFrame(paint) })();
+		setInterval(() => { location.hash = "f" + i }, 100);
+		</script></body>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
@@ -121,10 +136,13 @@ func testLog() *slog.Logger {
 }
 
 // sink collects a tab's frames (the newest only, acking the ones it drops,
-// as a real consumer does) and its events.
+// as a real consumer does) and its events. Once closed is set, it counts
+// the calls that still come in late.
 type sink struct {
 	frames chan Frame
 	events chan Event
+	closed atomic.Bool
+	late   atomic.Int64
 }
 
 func newSink() *sink {
@@ -132,6 +150,9 @@ func newSink() *sink {
 }
 
 func (s *sink) onFrame(f Frame) {
+	if s.closed.Load() {
+		s.late.Add(1)
+	}
 	select {
 	case old := <-s.frames:
 		old.Ack()
@@ -145,6 +166,9 @@ func (s *sink) onFrame(f Frame) {
 }
 
 func (s *sink) onEvent(ev Event) {
+	if s.closed.Load() {
+		s.late.Add(1)
+	}
 	select {
 	case s.events <- ev:
 	default:
@@ -509,10 +533,19 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestCloseAndCancel(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/solid")
+	// Closed while frames and events are coming. (Not openTab's path: it
+	// waits for the URL without a fragment, which this page changes.)
+	tab, s := openTab(t, 400, 300, 1, "")
+	if err := tab.Navigate(t.Context(), server.URL+"/anim"); err != nil {
+		t.Fatalf("Navigate: %v", err)
+	}
+	// Red or blue: the page alternates between them on every frame.
+	waitFrame(t, s, "of the animation", func(img image.Image) bool { return near(img, 255, 0, 0) || near(img, 0, 0, 255) })
+	waitEvent(t, s, func(ev Event) bool { return ev.Type == EventURL && strings.Contains(ev.URL, "/anim#f") })
 	if err := tab.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	s.closed.Store(true)
 	if err := tab.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
@@ -524,17 +557,22 @@ func TestCloseAndCancel(t *testing.T) {
 	if err := tab.Mouse(t.Context(), MouseEvent{Type: "move"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Mouse after Close: %v, want ErrClosed", err)
 	}
-	// No callback after Close: drain, then nothing more comes.
-	time.Sleep(200 * time.Millisecond)
-	for len(s.frames) > 0 {
-		<-s.frames
+	// No callback starts after Close returns. Wait for the goroutines that
+	// could call one to end: the tab's own and chromedp's target loop,
+	// which runs the listener (no other tab is open in this test).
+	if g := goroutinesIn("glovebox/render.(*Tab)", "chromedp.(*Target).run"); g != "" {
+		t.Fatalf("goroutines still running after Close:\n%s", g)
 	}
+	if n := s.late.Load(); n != 0 {
+		t.Errorf("%d callbacks after Close returned", n)
+	}
+	// Close stops the callbacks before it ends the tab's goroutines, so the
+	// caller's own Close brings no closed event. (Callbacks run on their
+	// goroutines before Close returns: what came is in the channel.)
 	for len(s.events) > 0 {
-		<-s.events
-	}
-	time.Sleep(300 * time.Millisecond)
-	if len(s.frames) > 0 || len(s.events) > 0 {
-		t.Errorf("callbacks after Close: %d frames, %d events", len(s.frames), len(s.events))
+		if ev := <-s.events; ev.Type == EventClosed {
+			t.Errorf("event %+v for Close", ev)
+		}
 	}
 
 	// Cancelling Open's ctx ends the tab.

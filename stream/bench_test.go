@@ -5,9 +5,13 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"log/slog"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/glovebox/glovebox/stream/internal/i420"
 	"github.com/glovebox/glovebox/stream/internal/tjpeg"
@@ -105,4 +109,67 @@ func BenchmarkEncode720p(b *testing.B) {
 	b.ReportMetric(float64(encodeTime.Microseconds())/1000/float64(n), "encode-ms/frame")
 	b.ReportMetric(float64(outBytes)/1000/float64(n), "kB/frame")
 	b.ReportMetric(float64(len(frames[0]))/1000, "jpeg-kB")
+}
+
+// discardWriter is the far end of a benchmark's video track: it takes the
+// packets and drops them, so that step runs without a network.
+type discardWriter struct{}
+
+func (discardWriter) WriteRTP(_ *rtp.Header, payload []byte) (int, error) { return len(payload), nil }
+func (discardWriter) Write(b []byte) (int, error)                         { return len(b), nil }
+
+// stepPeer is a connected Peer without a peer connection or encoder
+// goroutine: the benchmark calls step itself.
+func stepPeer(b *testing.B) *Peer {
+	b.Helper()
+	m, err := newMedia()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := &Peer{log: slog.New(slog.DiscardHandler), wake: make(chan struct{}, 1), media: m}
+	p.track = newVideoTrack("video", "glovebox", 1, DefaultCodecs, nil)
+	p.track.binding = &trackBinding{ssrc: 1, payloadType: vp8PayloadType, mime: webrtc.MimeTypeVP8, writer: discardWriter{}}
+	p.connected.Store(true)
+	p.stats.targetBitrate.Store(DefaultMaxBitrate)
+	b.Cleanup(m.close)
+	return p
+}
+
+// BenchmarkStep measures the encoder goroutine's step as it runs in a tab,
+// its allocations included: "scroll" hands it a new 720p frame each time
+// (decode, decide, and VP8 encode and packetize when the frame is due), "quiet" wakes it on a static page
+// between sends, where it only decides that nothing is due.
+func BenchmarkStep(b *testing.B) {
+	b.Run("scroll", func(b *testing.B) {
+		frames := pageFrames(b, 30)
+		p := stepPeer(b)
+		now := time.Now()
+		n := 0
+		for b.Loop() {
+			now = now.Add(33 * time.Millisecond) // a 30 fps screencast
+			p.Submit(frames[n%len(frames)], now, nil)
+			p.step(now)
+			n++
+		}
+		// Frames that come sooner than the last one's size allows are held
+		// and replaced, as in a tab.
+		st := p.Stats()
+		if st.FramesDecoded != uint64(n) || st.FramesSent == 0 {
+			b.Fatalf("%d frames in: %+v", n, st)
+		}
+		b.ReportMetric(float64(st.FramesSent)/float64(n), "sent/frame")
+	})
+	b.Run("quiet", func(b *testing.B) {
+		p := stepPeer(b)
+		now := time.Now()
+		p.Submit(pageFrames(b, 1)[0], now, nil)
+		p.step(now)
+		sent := p.Stats().FramesSent
+		for b.Loop() {
+			p.step(now.Add(followUp / 2))
+		}
+		if st := p.Stats(); st.FramesSent != sent || st.PacketsSent == 0 {
+			b.Fatalf("a quiet step sent something: %+v", st)
+		}
+	})
 }

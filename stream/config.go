@@ -37,7 +37,7 @@ type Config struct {
 	// ExcludeInterfaces are name prefixes of local interfaces never used
 	// for media: the host ends of the containers' veths. The wiring sets it.
 	ExcludeInterfaces []string `mapstructure:"-"`
-	// MaxBitrate is the VP8 target bitrate ceiling of one tab, in bits/s;
+	// MaxBitrate is the video target bitrate ceiling of one tab, in bits/s;
 	// 0 means DefaultMaxBitrate.
 	MaxBitrate int `mapstructure:"max_bitrate"`
 	// Codecs are the video codecs Glovebox sends, in order of preference:
@@ -48,7 +48,7 @@ type Config struct {
 	Codecs []string `mapstructure:"codecs"`
 }
 
-// DefaultMaxBitrate is the default VP8 bitrate ceiling, in bits/s.
+// DefaultMaxBitrate is the default video bitrate ceiling, in bits/s.
 const DefaultMaxBitrate = 4_000_000
 
 // DefaultPort is the default UDP and ICE-TCP port for all media.

@@ -410,3 +410,10 @@ func waitChan(t *testing.T, ch <-chan struct{}, wait time.Duration, what string)
 		t.Fatalf("timed out after %v waiting for %s", wait, what)
 	}
 }
+
+// closing reports whether Close has begun on p (it closes the slot first).
+func closing(p *Peer) bool {
+	p.slotMu.Lock()
+	defer p.slotMu.Unlock()
+	return p.slotClosed
+}

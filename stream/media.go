@@ -144,7 +144,8 @@ func (p *Peer) dropPending() {
 }
 
 // run is the encoder goroutine: it wakes on a new frame, a keyframe request,
-// a state change or its timer (delayed keyframe, idle refresh).
+// a state change or its timer (when wakeAt says: a delayed keyframe, a held
+// image, the last packet again, the idle refresh).
 func (p *Peer) run() {
 	defer p.wg.Done()
 	timer := time.NewTimer(time.Hour)
@@ -165,85 +166,53 @@ func (p *Peer) run() {
 	}
 }
 
-// step decodes a waiting frame, and sends what is due; it returns when it
-// wants to run again without being woken (zero: only when woken).
+// step decodes a waiting frame and does what is due; it returns when it
+// wants to run again without being woken (zero: only when woken). What is
+// due is decide's, and when to run again wakeAt's: step gathers their inputs
+// and carries out the decision.
 func (p *Peer) step(now time.Time) time.Time {
 	m := p.media
 	newImage := false
 	if f, ok := p.takePending(); ok {
-		start := time.Now()
-		err := m.jpeg.Decode(f.jpeg, &m.scratch)
-		p.stats.decodeTime.Add(int64(time.Since(start)))
-		if err != nil {
-			p.stats.framesDropped.Add(1)
-			m.decodeErrors++
-			if m.decodeErrors == 1 || m.decodeErrors%100 == 0 {
-				p.log.Warn("screencast frame dropped", "err", err, "count", m.decodeErrors)
-			}
-		} else {
-			p.stats.framesDecoded.Add(1)
-			if m.held {
-				p.stats.framesSkipped.Add(1) // latest wins here too
-			}
-			m.last, m.scratch = m.scratch, m.last
-			m.haveImage, m.lastSent, m.lastCaptured = true, false, f.captured
-			m.imageSeq++
-			newImage = true
-			p.stats.width.Store(int64(m.last.Width))
-			p.stats.height.Store(int64(m.last.Height))
-		}
-		// After the stats, so that a caller acking here sees them counted.
-		callDecoded(f.decoded)
+		newImage = p.decode(f)
 	}
-
-	if !p.connected.Load() || !p.track.bound() {
+	bound := p.track.bound()
+	ready := bound && p.connected.Load()
+	refresh := false
+	if !ready {
 		m.wasReady = false
-		// The codec is known once the track is bound (by Answer). Only
-		// before the first connection: while a reconnection is pending, an
-		// animated page would cost a keyframe per screencast frame.
-		if !m.sentAny && m.haveImage && p.track.bound() && (m.early.frame == nil || m.early.seq != m.imageSeq) {
-			p.encodeEarly()
+	} else {
+		if !m.wasReady {
+			// Just connected (or reconnected): the browser needs a keyframe now.
+			m.wasReady = true
+			m.needKey = true
+			m.lastKeyWall = time.Time{}
 		}
-		return time.Time{}
+		if p.keyRequest.Swap(false) {
+			m.needKey = true
+		}
+		// Frames that reach the browser before its page has given the track
+		// to its video element are not shown, and a static page sends no
+		// more: the picture would wait for the idle refresh a second later.
+		// The page's first data-channel message comes after it has the
+		// track: a frame of the same image then shows the picture.
+		refresh = p.viewerReady.Swap(false) && m.sentAny
+		if newImage {
+			m.held = true
+		}
 	}
-	if !m.wasReady {
-		// Just connected (or reconnected): the browser needs a keyframe now.
-		m.wasReady = true
-		m.needKey = true
-		m.lastKeyWall = time.Time{}
-	}
-	if p.keyRequest.Swap(false) {
-		m.needKey = true
-	}
-	// Frames that reach the browser before its page has given the track to
-	// its video element are not shown, and a static page sends no more: the
-	// picture would wait for the idle refresh a second later. The page's first data-channel
-	// message comes after it has the track: a frame of the same image then
-	// shows the picture.
-	refresh := p.viewerReady.Swap(false) && m.sentAny
-	if !m.haveImage {
-		return time.Time{}
-	}
-
-	keyNow := m.needKey && now.Sub(m.lastKeyWall) >= minKeyInterval
-	// Under a constrained link the frame rate goes first: a new image waits
-	// (replaced by newer ones) until the interval the bitrate allows is up.
-	// A keyframe or the first change after a pause goes at once.
 	gap := frameGap(int(p.stats.targetBitrate.Load()), m.lastFrameBytes)
-	due := !m.sentAny || now.Sub(m.lastSendWall) >= gap
-	if newImage {
-		m.held = true
-	}
-	switch {
-	case m.held && (due || keyNow):
-		p.encode(now, m.lastCaptured, keyNow)
-		m.owed = m.sentAny
-	case keyNow:
-		p.encode(now, m.syntheticCapture(now), true)
-		m.owed = m.sentAny
-	case refresh && !m.held:
-		p.encode(now, m.syntheticCapture(now), false)
-	case m.owed && !m.held && now.Sub(m.lastSendWall) >= followUp:
+
+	s := m.sendState(now, ready, bound, refresh, gap)
+	d := decide(&s)
+	switch d.act {
+	case actEarly:
+		p.encodeEarly()
+	case actEncodeNew:
+		p.encode(now, m.lastCaptured, d.key)
+	case actEncodeLast:
+		p.encode(now, m.syntheticCapture(now), d.key)
+	case actResend:
 		m.owed = false
 		if n, err := p.track.resendLast(); err != nil {
 			p.log.Debug("resend last video packet", "err", err)
@@ -251,25 +220,165 @@ func (p *Peer) step(now time.Time) time.Time {
 			p.stats.bytesSent.Add(uint64(n))
 			p.stats.packetsSent.Add(1)
 		}
-	case m.sentAny && now.Sub(m.lastSendWall) >= idleRefresh:
-		p.encode(now, m.syntheticCapture(now), false)
 	}
+	if d.owe {
+		m.owed = m.sentAny
+	}
+	if d.act != actNone {
+		// From the state after the action, which may have failed (an
+		// encoder error, a write error that wants a keyframe again).
+		s = m.sendState(now, ready, bound, false, gap)
+	}
+	return wakeAt(&s)
+}
 
-	var next time.Time
-	if m.needKey {
-		next = m.lastKeyWall.Add(minKeyInterval)
+// decode decodes f, a frame taken from the slot, into m.last and reports
+// whether that gave a new image.
+func (p *Peer) decode(f pendingFrame) bool {
+	m := p.media
+	newImage := false
+	start := time.Now()
+	err := m.jpeg.Decode(f.jpeg, &m.scratch)
+	p.stats.decodeTime.Add(int64(time.Since(start)))
+	if err != nil {
+		p.stats.framesDropped.Add(1)
+		m.decodeErrors++
+		if m.decodeErrors == 1 || m.decodeErrors%100 == 0 {
+			p.log.Warn("screencast frame dropped", "err", err, "count", m.decodeErrors)
+		}
+	} else {
+		p.stats.framesDecoded.Add(1)
+		if m.held {
+			p.stats.framesSkipped.Add(1) // latest wins here too
+		}
+		m.last, m.scratch = m.scratch, m.last
+		m.haveImage, m.lastSent, m.lastCaptured = true, false, f.captured
+		m.imageSeq++
+		newImage = true
+		p.stats.width.Store(int64(m.last.Width))
+		p.stats.height.Store(int64(m.last.Height))
 	}
-	if m.held {
-		if r := m.lastSendWall.Add(gap); next.IsZero() || r.Before(next) {
+	// After the stats, so that a caller acking here sees them counted.
+	callDecoded(f.decoded)
+	return newImage
+}
+
+// sendState is what decide and wakeAt go by: plain values, taken from the
+// media state and the peer's flags at one instant.
+type sendState struct {
+	now   time.Time
+	ready bool // the browser is connected and the track bound
+	bound bool // the track is bound (by Answer): the codec is known
+
+	haveImage  bool // there is an image to send (last)
+	held       bool // last is new, not sent yet: it waits for the frame gap
+	earlyReady bool // last is encoded as an early keyframe already
+
+	sentAny      bool      // a frame has been sent since the peer was made
+	lastSendWall time.Time // when the last frame was sent
+	gap          time.Duration
+
+	needKey     bool      // a keyframe is wanted: just connected, PLI/FIR, RequestKeyframe, a lost frame
+	lastKeyWall time.Time // when the last keyframe went (or a write failed); zero: long ago
+
+	refresh bool // the viewer's page has just spoken for the first time
+	owed    bool // the last frame's last packet is due again followUp after it
+}
+
+func (m *media) sendState(now time.Time, ready, bound, refresh bool, gap time.Duration) sendState {
+	return sendState{
+		now:          now,
+		ready:        ready,
+		bound:        bound,
+		haveImage:    m.haveImage,
+		held:         m.held,
+		earlyReady:   m.early.frame != nil && m.early.seq == m.imageSeq,
+		sentAny:      m.sentAny,
+		lastSendWall: m.lastSendWall,
+		gap:          gap,
+		needKey:      m.needKey,
+		lastKeyWall:  m.lastKeyWall,
+		refresh:      refresh,
+		owed:         m.owed,
+	}
+}
+
+// action is what decide tells step to do.
+type action uint8
+
+const (
+	actNone       action = iota // nothing is due
+	actEarly                    // encode last as a keyframe, to send once the browser is connected
+	actEncodeNew                // encode and send last, a new image, with its own capture time
+	actEncodeLast               // encode and send last again, with a capture time advanced since it was sent
+	actResend                   // send the last frame's last packet again
+)
+
+// decision is decide's answer.
+type decision struct {
+	act action
+	key bool // the frame encoded is a keyframe
+	owe bool // after the frame, its last packet is owed again (if it went)
+}
+
+// decide is the media path's policy: from s, what to send now. It is pure
+// (step carries it out), and wakeAt says when to ask it again.
+func decide(s *sendState) decision {
+	if !s.ready {
+		// The codec is known once the track is bound. Only before the
+		// first connection: while a reconnection is pending, an animated
+		// page would cost a keyframe per screencast frame.
+		if !s.sentAny && s.haveImage && s.bound && !s.earlyReady {
+			return decision{act: actEarly}
+		}
+		return decision{}
+	}
+	if !s.haveImage {
+		return decision{}
+	}
+	keyNow := s.needKey && s.now.Sub(s.lastKeyWall) >= minKeyInterval
+	// Under a constrained link the frame rate goes first: a new image waits
+	// (replaced by newer ones) until the interval the bitrate allows is up.
+	// A keyframe or the first change after a pause goes at once.
+	due := !s.sentAny || s.now.Sub(s.lastSendWall) >= s.gap
+	switch {
+	case s.held && (due || keyNow):
+		return decision{act: actEncodeNew, key: keyNow, owe: true}
+	case keyNow:
+		return decision{act: actEncodeLast, key: true, owe: true}
+	case s.refresh && !s.held:
+		return decision{act: actEncodeLast}
+	case s.owed && !s.held && s.now.Sub(s.lastSendWall) >= followUp:
+		return decision{act: actResend}
+	case s.sentAny && s.now.Sub(s.lastSendWall) >= idleRefresh:
+		return decision{act: actEncodeLast}
+	}
+	return decision{}
+}
+
+// wakeAt is when decide may have something to do without a new frame, a
+// request or a state change waking step: a keyframe minKeyInterval after
+// the last, a held image once its frame gap is up, the last packet again
+// followUp after a frame, the idle refresh. Zero: only when woken.
+func wakeAt(s *sendState) time.Time {
+	if !s.ready || !s.haveImage {
+		return time.Time{}
+	}
+	var next time.Time
+	if s.needKey {
+		next = s.lastKeyWall.Add(minKeyInterval)
+	}
+	if s.held {
+		if r := s.lastSendWall.Add(s.gap); next.IsZero() || r.Before(next) {
 			next = r
 		}
 	}
-	if m.sentAny {
+	if s.sentAny {
 		wait := idleRefresh
-		if m.owed && !m.held {
+		if s.owed && !s.held {
 			wait = followUp
 		}
-		if r := m.lastSendWall.Add(wait); next.IsZero() || r.Before(next) {
+		if r := s.lastSendWall.Add(wait); next.IsZero() || r.Before(next) {
 			next = r
 		}
 	}

@@ -70,14 +70,14 @@ type PeerOptions struct {
 type Stats struct {
 	FramesIn      uint64        // frames handed to Submit
 	FramesDecoded uint64        // frames decoded from JPEG
-	FramesEncoded uint64        // VP8 frames encoded, re-encodes of the last image included
-	FramesSent    uint64        // VP8 frames written to the track in full
+	FramesEncoded uint64        // video frames encoded, re-encodes of the last image included
+	FramesSent    uint64        // video frames written to the track in full
 	FramesDropped uint64        // frames replaced before decoding, undecodable, or submitted after Close
 	FramesSkipped uint64        // decoded frames replaced before encoding, to keep the frame rate the bitrate allows
-	Keyframes     uint64        // VP8 keyframes sent
-	BytesSent     uint64        // VP8 payload bytes sent in RTP
+	Keyframes     uint64        // keyframes sent
+	BytesSent     uint64        // video payload bytes sent in RTP
 	PacketsSent   uint64        // RTP packets sent
-	EncodeTime    time.Duration // total time spent in the VP8 encoder
+	EncodeTime    time.Duration // total time spent in the video encoder
 	DecodeTime    time.Duration // total time spent in the JPEG decoder
 	Width, Height int           // size of the last decoded frame
 	TargetBitrate int           // congestion control's current target, bits/s (the encoder gets 90 %)

@@ -167,7 +167,8 @@ func TestKeyframeRequest(t *testing.T) {
 			FIR: []rtcp.FIREntry{{SSRC: f0.ssrc, SequenceNumber: 1}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			time.Sleep(minKeyInterval)
+			// FIR comes right after PLI's keyframe, inside minKeyInterval:
+			// it is served when that ends, well within waitFrame's time.
 			before := peer.Stats().Keyframes
 			c.drainFrames()
 			must(t, c.pc.WriteRTCP([]rtcp.Packet{tc.pkt}))
@@ -387,11 +388,23 @@ func TestClose(t *testing.T) {
 		waitChan(t, held, 5*time.Second, "held frame")
 		var waiting atomic.Int64
 		peer.Submit(solidJPEG(t, 64, 64, red), time.Now(), func() { waiting.Add(1) })
+		// Let the held callback return once Close has begun.
+		var began atomic.Bool
 		go func() {
-			time.Sleep(50 * time.Millisecond)
-			close(hold)
+			defer close(hold)
+			deadline := time.Now().Add(5 * time.Second)
+			for !closing(peer) && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			began.Store(closing(peer))
 		}()
 		must(t, peer.Close())
+		if !began.Load() {
+			t.Fatal("Close had not begun when the held callback returned")
+		}
+		// Either the encoder goroutine, let go, decodes the pending frame on
+		// its way out, or Close drops it: both call its callback, once,
+		// before Close returns, which is what Close promises.
 		if waiting.Load() != 1 {
 			t.Errorf("pending frame's callback called %d times at Close", waiting.Load())
 		}

@@ -1,5 +1,5 @@
 // Package i420 holds the planar YUV 4:2:0 image shared by the JPEG decoder
-// and the VP8 codec bindings, so that neither binding depends on the other.
+// and the VP8 and H.264 codec bindings, so that no binding depends on another.
 package i420
 
 // Image is a planar YUV 4:2:0 image with 8-bit samples in Go memory.
