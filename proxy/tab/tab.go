@@ -762,13 +762,13 @@ func (t *Tab) onFrame(f render.Frame) {
 
 func (t *Tab) onEvent(ev render.Event) {
 	switch ev.Type {
-	case "url":
+	case render.EventURL:
 		t.send(serverMsg{T: "url", URL: ev.URL})
-	case "title":
+	case render.EventTitle:
 		t.send(serverMsg{T: "title", Title: ev.Title})
-	case "dialog":
+	case render.EventDialog:
 		t.send(serverMsg{T: "dialog", Message: ev.Message})
-	case "crashed":
+	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
 	}
 }
