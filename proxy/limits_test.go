@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/auth"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
@@ -181,10 +182,10 @@ func TestClientsACL(t *testing.T) {
 		auth    string
 		warn    bool
 	}{
-		{DefaultClients(), AuthNone, false},
-		{[]string{"0.0.0.0/0"}, AuthNone, true},
-		{[]string{"10.0.0.0/8", "203.0.113.0/24"}, AuthNone, true},
-		{[]string{"::/0"}, AuthNone, true},
+		{DefaultClients(), auth.ModeNone, false},
+		{[]string{"0.0.0.0/0"}, auth.ModeNone, true},
+		{[]string{"10.0.0.0/8", "203.0.113.0/24"}, auth.ModeNone, true},
+		{[]string{"::/0"}, auth.ModeNone, true},
 	} {
 		h := startAuthProxy(t, func(c *Config) { c.Clients = tc.clients; c.Auth.Mode = tc.auth })
 		if got := strings.Contains(h.log.String(), "OPEN PROXY"); got != tc.warn {

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/auth"
 	"github.com/glovebox/glovebox/proxy/tab"
 
 	"github.com/elazarl/goproxy"
@@ -44,7 +45,7 @@ type Config struct {
 	// Tabs bounds the isolated tabs.
 	Tabs tab.Config `mapstructure:"tabs"`
 	// Auth is proxy authentication: who makes each request.
-	Auth AuthConfig `mapstructure:"auth"`
+	Auth auth.Config `mapstructure:"auth"`
 	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
 	PAC pac.Config `mapstructure:"pac"`
 	// TLS is HTTPS interception: its CA, and the roots sites are verified against.
@@ -85,7 +86,7 @@ func DefaultConfig() Config {
 		Clients:           DefaultClients(),
 		Policy:            policy.Config{Default: policy.ActionIsolate},
 		Tabs:              tab.DefaultConfig(),
-		Auth:              DefaultAuthConfig(),
+		Auth:              auth.DefaultConfig(),
 		PAC:               pac.DefaultConfig(),
 		TLS:               tlsca.DefaultConfig(),
 		UpstreamTimeout:   30 * time.Second,
@@ -170,7 +171,7 @@ type Server struct {
 	gp      *goproxy.ProxyHttpServer
 	api     http.Handler
 	tabs    *tab.Manager
-	auth    *authenticator
+	auth    *auth.Authenticator
 	up      *upstream.Route
 	mitm    *mitm
 	guard   *localGuard
@@ -200,7 +201,7 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 	}
 	// Every line the proxy logs goes through redactHandler: see redact.go.
 	log = slog.New(audit.NewRedactHandler(log.Handler())).With("component", "proxy")
-	auth, err := newAuthenticator(cfg.Auth, log)
+	au, err := auth.New(cfg.Auth, log)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +209,7 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: auth, mitm: m,
+	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: au, mitm: m,
 		tabs: tab.NewManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
@@ -216,7 +217,7 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 	s.api = s.apiHandler()
 	s.pacFile = pac.Handler(cfg.PAC, log)
 	s.clients, _ = parseClients(cfg.Clients) // validated above
-	if wide := widerThanDefault(s.clients); wide != "" && cfg.Auth.Mode == AuthNone {
+	if wide := widerThanDefault(s.clients); wide != "" && cfg.Auth.Mode == auth.ModeNone {
 		log.Warn("OPEN PROXY: clients includes "+wide+" and auth.mode is none: anyone who reaches "+cfg.Listen+
 			" from there browses from this server's address without signing in. Narrow clients or turn authentication on.",
 			"clients", cfg.Clients)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/auth"
 )
 
 // TestAPITokenNotLogged: a request that carries a tab token in its API path
@@ -27,7 +28,7 @@ func TestAPITokenNotLogged(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "htpasswd")
 	writeHtpasswd(t, pw, map[string]string{"alice": "pw"})
 	h := startAuthProxy(t, func(c *Config) {
-		c.Auth.Mode = AuthBasic
+		c.Auth.Mode = auth.ModeBasic
 		c.Auth.Htpasswd = pw
 	}, func(s *Server) { s.gp.Verbose = true }) // goproxy prints every request's URL
 

@@ -20,9 +20,8 @@ import (
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/chromedp"
+	"github.com/glovebox/glovebox/proxy/auth"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/glovebox/glovebox/proxy"
 )
 
 // makeHtpasswd writes an htpasswd file with Apache's own htpasswd -B when it
@@ -153,7 +152,7 @@ func TestAuthUsersAndTabs(t *testing.T) {
 		anon func(g *glovebox) *http.Client
 	}{
 		{"basic", func(c *Config) {
-			c.Proxy.Auth.Mode = proxy.AuthBasic
+			c.Proxy.Auth.Mode = auth.ModeBasic
 			c.Proxy.Auth.Htpasswd = pw
 		}, func(g *glovebox, user string) *http.Client {
 			return authClient(g, "127.0.0.1", user, user+"'s secret", nil)
@@ -161,7 +160,7 @@ func TestAuthUsersAndTabs(t *testing.T) {
 			return authClient(g, "127.0.0.1", "alice", "wrong", nil)
 		}},
 		{"header behind a downstream proxy", func(c *Config) {
-			c.Proxy.Auth.Mode = proxy.AuthHeader
+			c.Proxy.Auth.Mode = auth.ModeHeader
 			c.Proxy.Auth.TrustedProxies = []string{"127.0.0.2"}
 		}, func(g *glovebox, user string) *http.Client {
 			return authClient(g, "127.0.0.2", "", "", http.Header{"X-Authenticated-User": {user}})
@@ -279,7 +278,7 @@ func TestAuthInRealBrowser(t *testing.T) {
 	site := newTestSite(t)
 	pw := makeHtpasswd(t, map[string]string{"alice": "alice's secret"})
 	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Auth.Mode = proxy.AuthBasic
+		c.Proxy.Auth.Mode = auth.ModeBasic
 		c.Proxy.Auth.Htpasswd = pw
 	})
 	bctx := userBrowser(t, g.addr)

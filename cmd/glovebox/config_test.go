@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/auth"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
@@ -165,7 +165,7 @@ func TestConfigEveryError(t *testing.T) {
 func TestValidateReadsNoFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "none")
 	cfg := defaultConfig()
-	cfg.Proxy.Auth.Mode = proxy.AuthBasic
+	cfg.Proxy.Auth.Mode = auth.ModeBasic
 	cfg.Proxy.Auth.Htpasswd = missing
 	cfg.Proxy.TLS.ExtraCAFiles = []string{missing + ".pem"}
 	cfg.Proxy.Policy.Rules = []policy.Rule{{Name: "corp", Host: "corp.test", Action: policy.ActionAllow, CAFile: missing + "-rule.pem"}}

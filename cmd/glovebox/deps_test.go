@@ -25,6 +25,7 @@ var depRules = []struct {
 	{"proxy/policy", nil},
 	{"proxy/tlsca", nil},
 	{"proxy/pac", nil},
+	{"proxy/auth", []string{"proxy/internal/"}},
 	{"proxy/audit", []string{"proxy/policy"}},    // events carry decisions
 	{"proxy/internal", []string{"proxy/policy"}}, // addresses spelt as policy spells them
 	{"proxy/upstream", []string{"proxy/internal/"}},

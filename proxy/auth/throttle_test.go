@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"fmt"
@@ -33,37 +33,37 @@ func TestLoginThrottleLimits(t *testing.T) {
 		run  func(t *testing.T, th *loginThrottle)
 	}{
 		{"refused after max failures, for block", func(t *testing.T, th *loginThrottle) {
-			if s := fails(th, "192.0.2.1", authFailMax, t0); s != 1 {
+			if s := fails(th, "192.0.2.1", MaxFailures, t0); s != 1 {
 				t.Fatalf("%d refusals started, want 1", s)
 			}
-			if v, retry := th.begin("192.0.2.1", [32]byte{99}, t0); v != attemptRefused || retry != authBlockFor {
+			if v, retry := th.begin("192.0.2.1", [32]byte{99}, t0); v != attemptRefused || retry != BlockFor {
 				t.Errorf("begin after max failures: %d %v", v, retry)
 			}
 			if _, no := th.blocked("192.0.2.2", t0); no {
 				t.Errorf("another address is refused")
 			}
-			if _, no := th.blocked("192.0.2.1", t0.Add(authBlockFor)); no {
+			if _, no := th.blocked("192.0.2.1", t0.Add(BlockFor)); no {
 				t.Errorf("still refused when the block is over")
 			}
-			if v, _ := th.try("192.0.2.1", 99, false, t0.Add(authBlockFor)); v != attemptCheck {
+			if v, _ := th.try("192.0.2.1", 99, false, t0.Add(BlockFor)); v != attemptCheck {
 				t.Errorf("after the block: verdict %d", v)
 			}
 		}},
 		{"failures older than the window are forgotten", func(t *testing.T, th *loginThrottle) {
-			fails(th, "192.0.2.1", authFailMax-1, t0)
-			if s := fails(th, "192.0.2.1", authFailMax-1, t0.Add(authFailWindow+time.Second)); s != 0 {
+			fails(th, "192.0.2.1", MaxFailures-1, t0)
+			if s := fails(th, "192.0.2.1", MaxFailures-1, t0.Add(authFailWindow+time.Second)); s != 0 {
 				t.Errorf("refused for failures spread over two windows")
 			}
 		}},
 		{"a success does not wipe the count", func(t *testing.T, th *loginThrottle) {
-			fails(th, "192.0.2.1", authFailMax-1, t0)
+			fails(th, "192.0.2.1", MaxFailures-1, t0)
 			th.try("192.0.2.1", 200, false, t0)
 			if _, s := th.try("192.0.2.1", 201, true, t0); !s {
 				t.Errorf("the failure after a success did not start the refusal")
 			}
 		}},
 		{"the same wrong credentials count once", func(t *testing.T, th *loginThrottle) {
-			for range 3 * authFailMax {
+			for range 3 * MaxFailures {
 				th.try("192.0.2.1", 7, true, t0)
 			}
 			if _, no := th.blocked("192.0.2.1", t0); no {
@@ -74,7 +74,7 @@ func TestLoginThrottleLimits(t *testing.T) {
 			}
 		}},
 		{"attempts under way count", func(t *testing.T, th *loginThrottle) {
-			for i := range authFailMax {
+			for i := range MaxFailures {
 				if v, _ := th.begin("192.0.2.1", [32]byte{byte(i)}, t0); v != attemptCheck {
 					t.Fatalf("attempt %d: verdict %d", i, v)
 				}
@@ -88,7 +88,7 @@ func TestLoginThrottleLimits(t *testing.T) {
 			}
 		}},
 		{"an IPv6 client counts by its /64", func(t *testing.T, th *loginThrottle) {
-			for i := range authFailMax {
+			for i := range MaxFailures {
 				th.try(fmt.Sprintf("2001:db8::%x", i+1), byte(i+1), true, t0)
 			}
 			if _, no := th.blocked("2001:db8::ffff:1", t0); !no {
@@ -110,7 +110,7 @@ func TestLoginThrottleLimits(t *testing.T) {
 			}
 		}},
 		{"a spray of addresses is bounded and lifts no refusal", func(t *testing.T, th *loginThrottle) {
-			fails(th, "192.0.2.1", authFailMax, t0)
+			fails(th, "192.0.2.1", MaxFailures, t0)
 			now := t0
 			for i := range 20 * th.track {
 				now = now.Add(10 * time.Millisecond)

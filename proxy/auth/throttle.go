@@ -1,4 +1,4 @@
-package proxy
+package auth
 
 import (
 	"net/netip"
@@ -7,8 +7,8 @@ import (
 )
 
 // Failed sign-ins are limited per client address, the way fail2ban limits
-// them for sshd: authFailMax failures within authFailWindow and the address
-// is refused for authBlockFor, every request of it answered 429 without a
+// them for sshd: MaxFailures failures within authFailWindow and the address
+// is refused for BlockFor, every request of it answered 429 without a
 // password being checked, so that guessing passwords costs the guesser time
 // and Glovebox no bcrypt work. An IPv6 client counts by its /64, which one
 // machine usually has whole. A success does not wipe the address's count:
@@ -17,9 +17,9 @@ import (
 // address, and one user's mistakes lock out the others for a while: the
 // price of not being brute-forced through that address.
 const (
-	authFailMax    = 10
+	MaxFailures    = 10
 	authFailWindow = 10 * time.Minute
-	authBlockFor   = 5 * time.Minute
+	BlockFor       = 5 * time.Minute
 	// authFailTrack bounds the addresses with recent failures that are
 	// remembered, so that a spray of addresses cannot grow the table
 	// without limit. When it is full of refused addresses, new ones go
@@ -49,7 +49,7 @@ type failures struct {
 }
 
 func newLoginThrottle() *loginThrottle {
-	return &loginThrottle{max: authFailMax, window: authFailWindow, block: authBlockFor, track: authFailTrack,
+	return &loginThrottle{max: MaxFailures, window: authFailWindow, block: BlockFor, track: authFailTrack,
 		by: map[netip.Prefix]*failures{}}
 }
 
