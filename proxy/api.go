@@ -90,9 +90,8 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
-	if err != nil {
-		s.writeTabError(w, err)
+	t, ok := s.tabOf(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -114,9 +113,8 @@ func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
-	if err != nil {
-		s.writeTabError(w, err)
+	t, ok := s.tabOf(w, r)
+	if !ok {
 		return
 	}
 	t.Detach()
@@ -129,9 +127,8 @@ func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
 // read it from the URL and claim the tab. Leaving isolation ends the tab,
 // and the user's browser goes there plainly, as a normal link would.
 func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
-	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
-	if err != nil {
-		s.writeTabError(w, err)
+	t, ok := s.tabOf(w, r)
+	if !ok {
 		return
 	}
 	var req struct {
@@ -168,6 +165,17 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 	vw, vh, scale := t.Viewport()
 	writeJSON(w, http.StatusOK, map[string]any{"token": t.Token(), "tab": t.ID(),
 		"width": vw, "height": vh, "dpr": scale})
+}
+
+// tabOf is the tab whose token the request's path names, if the client
+// owns it; else it has answered with the reason.
+func (s *Server) tabOf(w http.ResponseWriter, r *http.Request) (*tab.Tab, bool) {
+	t, err := s.tabs.Lookup(r.PathValue("token"), tabOwnerOf(r))
+	if err != nil {
+		s.writeTabError(w, err)
+		return nil, false
+	}
+	return t, true
 }
 
 // writeTabError turns a tab error into a status and a message a user can act on.

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 )
 
 // notAllowed is written to a connection from outside the clients list.
@@ -34,16 +36,7 @@ func newClientLimitListener(ln net.Listener, max int, clients []netip.Prefix) *c
 // allowed reports whether the clients list has ip.
 func (l *clientLimitListener) allowed(ip string) bool {
 	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	a = a.WithZone("").Unmap()
-	for _, p := range l.clients {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return err == nil && netcheck.ContainsAddr(l.clients, a)
 }
 
 func (l *clientLimitListener) Accept() (net.Conn, error) {

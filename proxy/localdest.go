@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/policy"
@@ -71,16 +70,7 @@ func (g *localGuard) allowed(host string, port string) bool {
 // allow_local's prefixes.
 func (g *localGuard) allowedAddr(a string) bool {
 	ip, err := netip.ParseAddr(a)
-	if err != nil {
-		return false
-	}
-	ip = ip.WithZone("").Unmap()
-	for _, p := range g.allowNets {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return err == nil && netcheck.ContainsAddr(g.allowNets, ip)
 }
 
 // reason says why a is a local destination, or "" when it is not one.
@@ -165,31 +155,9 @@ func (g *localGuard) dial(ctx context.Context, dial upstream.DialFunc, network, 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: bad port", addr)
 	}
-	return dialAddrs(ctx, dial, network, addrs, uint16(n))
-}
-
-// dialAddrs connects to the first of addrs that answers, splitting ctx's
-// time among them. It never resolves anything.
-func dialAddrs(ctx context.Context, dial upstream.DialFunc, network string, addrs []netip.Addr, port uint16) (net.Conn, error) {
-	var errs []error
-	for i, a := range addrs {
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if left := len(addrs) - i; left > 1 {
-			if dl, ok := ctx.Deadline(); ok {
-				actx, cancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
-			}
-		}
-		c, err := dial(actx, network, netip.AddrPortFrom(a, port).String())
-		cancel()
-		if err == nil {
-			return c, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+	return netcheck.DialEach(ctx, addrs, uint16(n), func(ctx context.Context, target string) (net.Conn, error) {
+		return dial(ctx, network, target)
+	})
 }
 
 // localDestPage is the answer to a request refused for its destination.

@@ -139,9 +139,9 @@ type interceptedConn struct {
 	s        *Server
 	connInfo *reqInfo // the CONNECT's: who asked
 
-	mu     sync.Mutex
-	conn   net.Conn    // the client's connection, once its ClientHello came
-	tunnel *tunnelConn // the hijacked connection under it, bounded
+	// tunnel is the hijacked connection, bounded. It is set at the hijack,
+	// before goproxy starts the goroutine that reads the requests inside.
+	tunnel *tunnelConn
 }
 
 // tlsConfig is the server side of the client's TLS: a certificate for the
@@ -172,21 +172,14 @@ func (c *interceptedConn) tlsConfig(host string, _ *goproxy.ProxyCtx) (*tls.Conf
 // setIdle lets the client connection wait for its next request as long as
 // client_idle_timeout; busy clears that while a request is served.
 func (c *interceptedConn) setIdle() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.tunnel != nil {
-		c.tunnel.await()
-		c.tunnel.SetWriteDeadline(time.Time{})
-		c.tunnel.SetReadDeadline(time.Now().Add(c.s.mitm.idle))
+		c.tunnel.await(c.s.mitm.idle)
 	}
 }
 
 func (c *interceptedConn) busy() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.tunnel != nil {
 		c.tunnel.serving()
-		c.tunnel.SetDeadline(time.Time{})
 	}
 }
 
@@ -194,11 +187,8 @@ func (c *interceptedConn) busy() {
 // now on only client_header_timeout separates the 200 from the client's
 // first bytes, and header bytes are bounded as they are outside a tunnel.
 func (c *interceptedConn) hijacked(conn net.Conn) net.Conn {
-	t := newTunnelConn(conn, c.s.cfg.Limits.MaxHeaderBytes, c.s.cfg.ClientHeaderTimeout)
-	c.mu.Lock()
-	c.tunnel = t
-	c.mu.Unlock()
-	return t
+	c.tunnel = newTunnelConn(conn, c.s.cfg.Limits.MaxHeaderBytes, c.s.cfg.ClientHeaderTimeout)
+	return c.tunnel
 }
 
 // RoundTrip sends an allowed request to its site over TLS verified against
@@ -443,23 +433,27 @@ type tunnelConn struct {
 
 func newTunnelConn(c net.Conn, maxHeader int, timeout time.Duration) *tunnelConn {
 	t := &tunnelConn{Conn: c, limit: int64(maxHeader) + headerSlack}
-	t.await()
-	c.SetDeadline(time.Now().Add(timeout))
+	t.await(timeout)
+	c.SetWriteDeadline(time.Now().Add(timeout))
 	return t
 }
 
-// await starts the wait for a request's headers.
-func (t *tunnelConn) await() {
+// await starts the wait, of at most idle, for a request's headers.
+func (t *tunnelConn) await(idle time.Duration) {
 	t.mu.Lock()
 	t.awaiting, t.budget = true, t.limit
 	t.mu.Unlock()
+	t.SetWriteDeadline(time.Time{})
+	t.SetReadDeadline(time.Now().Add(idle))
 }
 
-// serving marks the request's headers as read: its body is not bounded here.
+// serving marks the request's headers as read: its body is not bounded
+// here, nor is the time it takes to serve.
 func (t *tunnelConn) serving() {
 	t.mu.Lock()
 	t.awaiting = false
 	t.mu.Unlock()
+	t.SetDeadline(time.Time{})
 }
 
 func (t *tunnelConn) Read(p []byte) (int, error) {

@@ -40,7 +40,7 @@ const (
 // authRealm is the realm of the Basic challenge.
 const Realm = "Glovebox"
 
-// AuthConfig is proxy authentication: who is making each request.
+// Config is proxy authentication: who is making each request.
 type Config struct {
 	// Mode is none (every request is anonymous), basic (Proxy-Authorization
 	// Basic against Htpasswd) or header (the user a downstream proxy names in
@@ -64,7 +64,7 @@ type Config struct {
 	Groups map[string][]string `mapstructure:"groups"`
 }
 
-// DefaultAuthConfig returns the defaults documented in config.yaml.
+// DefaultConfig returns the defaults documented in config.yaml.
 func DefaultConfig() Config {
 	return Config{Mode: ModeNone, Header: "X-Authenticated-User"}
 }

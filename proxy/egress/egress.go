@@ -33,7 +33,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/upstream"
 )
 
-// EgressConfig configures the egress proxy, the only thing the isolated
+// Config configures the egress proxy, the only thing the isolated
 // browsers' containers can reach.
 type Config struct {
 	// Port is the egress proxy's port. It listens on all addresses; the
@@ -77,7 +77,7 @@ type Config struct {
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 }
 
-// DefaultEgressConfig returns the defaults documented in config.yaml.
+// DefaultConfig returns the defaults documented in config.yaml.
 func DefaultConfig() Config {
 	return Config{Port: 3129, DialTimeout: 15 * time.Second}
 }
@@ -167,7 +167,7 @@ type Egress struct {
 	tunnels sync.WaitGroup
 }
 
-// NewEgress builds the egress proxy. lookup tells which tab a container's
+// New builds the egress proxy. lookup tells which tab a container's
 // address belongs to.
 func New(cfg Config, pol *policy.Policy, lookup TabLookup, aud *audit.Audit, log *slog.Logger) (*Egress, error) {
 	if err := cfg.Validate(); err != nil {
@@ -446,32 +446,12 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 func (e *Egress) dialVetted(ctx context.Context, st *egressState) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
-	var errs []error
-	for i, a := range st.addrs {
-		actx, acancel := ctx, context.CancelFunc(func() {})
-		if left := len(st.addrs) - i; left > 1 {
-			if dl, ok := ctx.Deadline(); ok {
-				actx, acancel = context.WithTimeout(ctx, max(time.Until(dl)/time.Duration(left), 2*time.Second))
-			}
-		}
-		target := netip.AddrPortFrom(a, st.port).String()
-		var c net.Conn
-		var err error
+	return netcheck.DialEach(ctx, st.addrs, st.port, func(ctx context.Context, target string) (net.Conn, error) {
 		if st.parent != nil {
-			c, err = upstream.DialParent(actx, e.dial, st.parent, e.route.Auth, target, nil)
-		} else {
-			c, err = e.dial(actx, "tcp", target)
+			return upstream.DialParent(ctx, e.dial, st.parent, e.route.Auth, target, nil)
 		}
-		acancel()
-		if err == nil {
-			return c, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, errors.Join(errs...)
+		return e.dial(ctx, "tcp", target)
+	})
 }
 
 // dialForTransport is the HTTP transport's only way out: to the addresses

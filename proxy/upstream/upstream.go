@@ -22,7 +22,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 )
 
-// UpstreamConfig says how allowed traffic leaves Glovebox: direct, or
+// Config says how allowed traffic leaves Glovebox: direct, or
 // through a parent proxy.
 type Config struct {
 	// Proxy is the parent proxy that allowed requests and CONNECT tunnels go
@@ -51,7 +51,7 @@ type Config struct {
 	AllowLocal []string `mapstructure:"allow_local"`
 }
 
-// DefaultUpstreamConfig returns the defaults documented in config.yaml.
+// DefaultConfig returns the defaults documented in config.yaml.
 func DefaultConfig() Config {
 	return Config{IdleTimeout: 90 * time.Second}
 }
