@@ -29,7 +29,7 @@ func needContainerd(t testing.TB) {
 	needChromium(t)
 	for _, bin := range []string{"containerd", "runc", "nft"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s (make test installs it): %v", bin, err)
+			missing(t, "needs %s (make test installs it): %v", bin, err)
 		}
 	}
 }

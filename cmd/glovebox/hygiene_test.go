@@ -38,7 +38,7 @@ import (
 func needCurl(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skipf("needs curl (make test installs it): %v", err)
+		missing(t, "needs curl (make test installs it): %v", err)
 	}
 }
 
