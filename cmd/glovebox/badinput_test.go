@@ -344,7 +344,9 @@ func TestDataChannelGarbage(t *testing.T) {
 	c.sendJSON(t, map[string]any{"t": "resize", "width": 800, "height": 600, "dpr": 1})
 	c.sendJSON(t, map[string]any{"t": "mouse", "type": "down", "x": 100, "y": 140, "button": "left", "buttons": 1, "clicks": 1})
 	c.sendJSON(t, map[string]any{"t": "mouse", "type": "up", "x": 100, "y": 140, "button": "left", "buttons": 0, "clicks": 1})
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 20*time.Second, "the remote input to report its focus", func() (bool, string) {
+		return site.lastReport("focus") == "field", ""
+	})
 	c.sendJSON(t, map[string]any{"t": "text", "text": "still alive"})
 	waitFor(t, 20*time.Second, "text after garbage to reach the remote page", func() (bool, string) {
 		got := site.lastReport("input")
