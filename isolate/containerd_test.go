@@ -27,6 +27,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // testNamespace is the containerd namespace of the tests' containers.
@@ -36,19 +38,17 @@ const testNamespace = "glovebox-test"
 // containerd, its runc shim, runc and Chromium. CI has them all.
 func needContainerd(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("containerd tests start a containerd and browsers; -short skips them")
-	}
+	testenv.SkipShort(t, "containerd tests start a containerd and browsers; -short skips them")
 	if os.Geteuid() != 0 {
-		t.Skip("the containerd runtime needs root")
+		testenv.Missing(t, "the containerd runtime needs root")
 	}
 	for _, bin := range []string{"containerd", "containerd-shim-runc-v2", "runc"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("no %s: %v", bin, err)
+			testenv.Missing(t, "no %s: %v", bin, err)
 		}
 	}
 	if _, err := os.Stat(DefaultContainerdConfig().Chromium); err != nil {
-		t.Skip("no Chromium:", err)
+		testenv.Missing(t, "no Chromium: %v", err)
 	}
 }
 

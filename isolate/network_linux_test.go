@@ -23,6 +23,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // The network tests make real network namespaces, veths and nftables rules,
@@ -70,7 +72,7 @@ func needNetwork(tb testing.TB) {
 		}
 	})
 	if netTest.reason != "" {
-		tb.Skip(netTest.reason)
+		testenv.Missing(tb, "%s", netTest.reason)
 	}
 	// Registered first, so it runs after every other cleanup of tb.
 	tb.Cleanup(func() { checkNetworkLeft(tb) })
@@ -248,7 +250,7 @@ func lanRange(tb testing.TB) netip.Prefix {
 			return p
 		}
 	}
-	tb.Skip("no range free on this host for the test's own links")
+	testenv.Missing(tb, "no range free on this host for the test's own links")
 	return netip.Prefix{}
 }
 
@@ -630,7 +632,7 @@ func TestFirewallRuleset(t *testing.T) {
 	needNetwork(t)
 	nft, err := exec.LookPath("nft")
 	if err != nil {
-		t.Skip("no nft command to read the rules back with:", err)
+		testenv.Missing(t, "no nft command to read the rules back with: %v", err)
 	}
 	n := newTestNetwork(t, 3128, nil)
 	l := attach(t, n, "tab-rules", newTestNS(t))

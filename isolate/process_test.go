@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // testDir holds the profiles of the tests' browsers and the fake Chromiums.
@@ -88,7 +90,7 @@ func isolateGoroutines() string {
 func needChromium(t *testing.T) {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip(skipReason)
+		testenv.Missing(t, "%s", skipReason)
 	}
 }
 

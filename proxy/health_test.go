@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
@@ -122,7 +123,7 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 func TestAuditHealth(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		t.Skip("no /dev/full:", err)
+		testenv.Missing(t, "no /dev/full: %v", err)
 	}
 	defer full.Close()
 	a := audit.New(full)
@@ -157,7 +158,7 @@ func TestAuditHealth(t *testing.T) {
 func TestServerHealthz(t *testing.T) {
 	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
-		t.Skip("no /dev/full:", err)
+		testenv.Missing(t, "no /dev/full: %v", err)
 	}
 	defer full.Close()
 	cfg := DefaultConfig()

@@ -21,6 +21,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // browser is the Chromium that the tests share, as chromedp's own tests do;
@@ -179,7 +181,7 @@ func (s *sink) onEvent(ev Event) {
 func openTab(t *testing.T, w, h int, scale float64, path string) (*Tab, *sink) {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip(skipReason)
+		testenv.Missing(t, "%s", skipReason)
 	}
 	s := newSink()
 	tab, err := Open(t.Context(), browser.wsURL, Options{
@@ -595,7 +597,7 @@ func TestCloseAndCancel(t *testing.T) {
 func ownBrowser(t *testing.T, flags ...string) *testBrowser {
 	t.Helper()
 	if skipReason != "" {
-		t.Skip(skipReason)
+		testenv.Missing(t, "%s", skipReason)
 	}
 	b, err := startBrowser(400, 300, flags...)
 	if err != nil {

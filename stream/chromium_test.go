@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // viewerPage plays the part of the landing page: a recvonly video
@@ -71,12 +73,10 @@ type viewerState struct {
 // accepts the answer, connects over loopback, decodes the VP8 (the colour
 // is right) and talks on the data channel.
 func TestChromium(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+	testenv.SkipShort(t, "starts Chromium")
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium not installed")
+		testenv.Missing(t, "chromium not installed")
 	}
 	srv := newTestServer(t, nil)
 	echoed := make(chan []byte, 8)

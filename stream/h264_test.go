@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/stream/internal/i420"
 	"github.com/glovebox/glovebox/stream/internal/tjpeg"
 	"github.com/pion/webrtc/v4"
@@ -37,12 +38,10 @@ var h264OnlyViewer = strings.NewReplacer(
 // the answer carries no VP8, Chromium decodes H.264 (its stats say so) and
 // shows the right colour, then the next one after a change.
 func TestChromiumH264(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts Chromium")
-	}
+	testenv.SkipShort(t, "starts Chromium")
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium not installed")
+		testenv.Missing(t, "chromium not installed")
 	}
 	page := h264OnlyViewer
 	if !strings.Contains(page, "setCodecPreferences") || !strings.Contains(page, "state.codec") ||
@@ -106,7 +105,7 @@ func TestChromiumH264(t *testing.T) {
 			}
 			if st.Err != nil {
 				if *st.Err == "no-h264" {
-					t.Skip("this Chromium cannot receive H.264")
+					testenv.Missing(t, "this Chromium cannot receive H.264")
 				}
 				t.Fatalf("viewer: %s", *st.Err)
 			}

@@ -169,10 +169,19 @@ func TestTabTokens(t *testing.T) {
 	}
 
 	// Garbage bodies.
-	for _, body := range []any{"not an object", map[string]any{"sdp": 5}, map[string]any{"sdp": "garbage"}, map[string]any{"sdp": strings.Repeat("x", 100<<10)}} {
-		status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", body)
-		if status < 400 || status >= 500 || out["error"] == nil {
-			t.Errorf("offer %.40v: %d %v, want a 4xx JSON error", body, status, out)
+	for _, tt := range []struct {
+		body   any
+		status int
+		err    string
+	}{
+		{"not an object", 400, "bad_request"},
+		{map[string]any{"sdp": 5}, 400, "bad_request"},
+		{map[string]any{"sdp": "garbage"}, 400, "bad_offer"},
+		{map[string]any{"sdp": strings.Repeat("x", 100<<10)}, 413, "too_large"},
+	} {
+		status, out = apiCall(t, g, "127.0.0.1", api+"/tabs/"+token+"/offer", tt.body)
+		if status != tt.status || out["error"] != tt.err {
+			t.Errorf("offer %.40v: %d %v, want %d %s", tt.body, status, out, tt.status, tt.err)
 		}
 	}
 	status, out = apiCall(t, g, "127.0.0.1", api+"/tabs", map[string]any{"url": "javascript:alert(1)"})
@@ -344,7 +353,9 @@ func TestDataChannelGarbage(t *testing.T) {
 	c.sendJSON(t, map[string]any{"t": "resize", "width": 800, "height": 600, "dpr": 1})
 	c.sendJSON(t, map[string]any{"t": "mouse", "type": "down", "x": 100, "y": 140, "button": "left", "buttons": 1, "clicks": 1})
 	c.sendJSON(t, map[string]any{"t": "mouse", "type": "up", "x": 100, "y": 140, "button": "left", "buttons": 0, "clicks": 1})
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 20*time.Second, "the remote input to report its focus", func() (bool, string) {
+		return site.lastReport("focus") == "field", ""
+	})
 	c.sendJSON(t, map[string]any{"t": "text", "text": "still alive"})
 	waitFor(t, 20*time.Second, "text after garbage to reach the remote page", func() (bool, string) {
 		got := site.lastReport("input")

@@ -29,7 +29,7 @@ func needContainerd(t testing.TB) {
 	needChromium(t)
 	for _, bin := range []string{"containerd", "runc", "nft"} {
 		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s (make test installs it): %v", bin, err)
+			missing(t, "needs %s (make test installs it): %v", bin, err)
 		}
 	}
 }
@@ -492,6 +492,9 @@ func TestContainerFailures(t *testing.T) {
 	waitFor(t, 30*time.Second, "the tab's end in the audit log", func() (bool, string) {
 		for _, e := range g.audit.events() {
 			if e["event"] == "tab_end" && e["tab"] == tab {
+				// Either is right: the kill ends the container's task and
+				// drops the DevTools connection at once, and the tab ends
+				// on whichever of the two it hears of first.
 				return e["reason"] == "browser exited" || e["reason"] == "browser disconnected", fmt.Sprint(e["reason"])
 			}
 		}

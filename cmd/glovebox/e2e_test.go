@@ -69,7 +69,9 @@ func runEndToEnd(t *testing.T, g *glovebox, site *testSite, remotePIDs func(brow
 	if err := chromedp.Do(tctx, chromedp.MouseClickXY(100, 140)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let the focus reach the remote page
+	waitFor(t, 20*time.Second, "the remote input to report its focus", func() (bool, string) {
+		return site.lastReport("focus") == "field", ""
+	})
 	if err := chromedp.Do(tctx, chromedp.KeyEvent("Hello Glovebox")); err != nil {
 		t.Fatal(err)
 	}

@@ -34,10 +34,10 @@ const chromiumPath = "/usr/lib/chromium/chromium"
 func needChromium(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("needs Debian's chromium at %s (make test installs it): %v", chromiumPath, err)
+		missing(t, "needs Debian's chromium at %s (make test installs it): %v", chromiumPath, err)
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the process runtime runs Chromium as an unprivileged user")
+		missing(t, "needs root: the process runtime runs Chromium as an unprivileged user")
 	}
 }
 

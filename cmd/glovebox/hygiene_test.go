@@ -38,7 +38,7 @@ import (
 func needCurl(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skipf("needs curl (make test installs it): %v", err)
+		missing(t, "needs curl (make test installs it): %v", err)
 	}
 }
 
@@ -406,6 +406,15 @@ func TestHeaderLimits(t *testing.T) {
 // hangingListener accepts connections, reads what comes and never answers.
 func hangingListener(t testing.TB) string {
 	t.Helper()
+	addr, _ := hangingListenerSeen(t)
+	return addr
+}
+
+// hangingListenerSeen is hangingListener; its channel receives once for each
+// connection on which bytes arrived, that is a request the site now holds.
+func hangingListenerSeen(t testing.TB) (string, <-chan struct{}) {
+	t.Helper()
+	seen := make(chan struct{}, 64)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -421,7 +430,15 @@ func hangingListener(t testing.TB) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			go io.Copy(io.Discard, c)
+			go func() {
+				if n, _ := c.Read(make([]byte, 1)); n > 0 {
+					select {
+					case seen <- struct{}{}:
+					default:
+					}
+				}
+				io.Copy(io.Discard, c)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
@@ -432,14 +449,14 @@ func hangingListener(t testing.TB) string {
 		}
 		mu.Unlock()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), seen
 }
 
 // TestHangingUpstream: a site that accepts and never answers costs its
 // client upstream_timeout and a 504, and nobody else anything.
 func TestHangingUpstream(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	hang := hangingListener(t)
+	hang, seen := hangingListenerSeen(t)
 	g := startGlovebox(t, func(c *Config) {
 		allowLoopback(c)
 		c.Proxy.UpstreamTimeout = time.Second
@@ -461,7 +478,11 @@ func TestHangingUpstream(t *testing.T) {
 		resp.Body.Close()
 		hung <- result{resp.StatusCode, string(b), time.Since(start)}
 	}()
-	time.Sleep(100 * time.Millisecond) // the hanging request is in flight
+	select {
+	case <-seen: // the hanging request is in flight: the site holds it
+	case r := <-hung:
+		t.Fatalf("the hanging request ended (%d %q) before it reached the site", r.status, r.body)
+	}
 
 	// Meanwhile, others are served.
 	var wg sync.WaitGroup

@@ -180,7 +180,7 @@ func newShapedNet(t testing.TB, rate string, lossPct int) *shapedNet {
 	t.Helper()
 	for _, tool := range []string{"ip", "tc", "nft"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
+			missing(t, "needs %s: %v", tool, err)
 		}
 	}
 	b := make([]byte, 3)
@@ -207,7 +207,7 @@ func newShapedNet(t testing.TB, rate string, lossPct int) *shapedNet {
 		}
 	}
 	if base == "" {
-		t.Skip("no free /30 in 203.0.113.0/24 on this host")
+		missing(t, "no free /30 in 203.0.113.0/24 on this host")
 	}
 	n, _ := strconv.Atoi(base)
 	s := &shapedNet{ns: "shaped-" + id, hostIf: "shh" + id, nsIf: "shn" + id,
@@ -308,7 +308,7 @@ requestAnimationFrame(step);
 func TestShapedLink(t *testing.T) {
 	needChromium(t)
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces, tc and nftables")
+		missing(t, "needs root for network namespaces, tc and nftables")
 	}
 	const linkBps = 2_000_000
 	sn := newShapedNet(t, "2mbit", 1)

@@ -30,7 +30,7 @@ const squidBinary = "/usr/sbin/squid"
 func needSquid(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(squidBinary); err != nil {
-		t.Skipf("needs Debian's squid at %s (make test installs it): %v", squidBinary, err)
+		missing(t, "needs Debian's squid at %s (make test installs it): %v", squidBinary, err)
 	}
 }
 

@@ -40,7 +40,7 @@ import (
 func needTool(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("needs %s (make test installs it): %v", name, err)
+		missing(t, "needs %s (make test installs it): %v", name, err)
 	}
 }
 

@@ -95,7 +95,9 @@ func inputLands(t *testing.T, tctx context.Context, site *testSite, s float64) {
 	if err := chromedp.Do(tctx, at(170, 140)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // let the focus reach the remote page
+	waitFor(t, 20*time.Second, "the remote input to report its focus", func() (bool, string) {
+		return site.lastReport("focus") == "field", fmt.Sprintf("video shown at %.2f×", s)
+	})
 	if err := chromedp.Do(tctx, chromedp.KeyEvent("capped")); err != nil {
 		t.Fatal(err)
 	}
