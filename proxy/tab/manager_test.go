@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -171,7 +172,7 @@ func TestManagerStartFailure(t *testing.T) {
 func TestTabExpiry(t *testing.T) {
 	const chromium = "/usr/lib/chromium/chromium"
 	if _, err := os.Stat(chromium); err != nil || os.Geteuid() != 0 {
-		t.Skipf("needs Debian's chromium and root for the process runtime (%v)", err)
+		testenv.Missing(t, "needs Debian's chromium and root for the process runtime (%v)", err)
 	}
 	p, err := isolate.NewProcess(isolate.DefaultProcessConfig(), quiet())
 	if err != nil {
