@@ -29,6 +29,8 @@ import (
 	lslog "github.com/sirupsen/logrus/hooks/slog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // Errors of the containerd runtime that callers branch on. Returned errors
@@ -41,13 +43,13 @@ var (
 	ErrImage = errors.New("isolate: container image unavailable")
 )
 
-// Networker joins a container's network namespace to the host. *Network is
-// the real one.
+// Networker joins a container's network namespace to the host.
+// *netns.Network is the real one.
 type Networker interface {
 	// Attach joins the network namespace at netnsPath (/proc/PID/ns/net of
 	// a created, not yet started, task) to the host with one veth pair
 	// and firewall rules, and returns the link. id is the container's id.
-	Attach(ctx context.Context, id string, netnsPath string) (*Link, error)
+	Attach(ctx context.Context, id string, netnsPath string) (*netns.Link, error)
 	// EgressPort is the egress proxy's port on the host end of each link.
 	EgressPort() int
 }
@@ -97,7 +99,7 @@ type Containerd struct {
 // containerd (or connects to cfg.Address), removes what a crashed Glovebox
 // left in the namespace, and prepares the root file system: the template of
 // "host" mode, or the image, pulled if it is not there. nw may be nil (a nil
-// interface, not a nil *Network): the containers then have a network
+// interface, not a nil *netns.Network): the containers then have a network
 // namespace with loopback only, and no way out. ctx bounds the setup only.
 func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log *slog.Logger) (_ *Containerd, retErr error) {
 	if err := cfg.Validate(); err != nil {
@@ -465,12 +467,12 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 		b.exited()
 	}()
 
-	netns := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
-	if cb.fwd, err = newDevtoolsForwarder(c.base, netns, devtoolsSocket(cb.dir), log); err != nil {
+	nsPath := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
+	if cb.fwd, err = newDevtoolsForwarder(c.base, nsPath, devtoolsSocket(cb.dir), log); err != nil {
 		return nil, fmt.Errorf("start container %s: %w", id, err)
 	}
 	if c.nw != nil {
-		link, err := c.nw.Attach(ctx, id, netns)
+		link, err := c.nw.Attach(ctx, id, nsPath)
 		if err != nil {
 			return nil, fmt.Errorf("attach network to %s: %w", id, err)
 		}
@@ -542,7 +544,7 @@ type ctrBrowser struct {
 	task       client.Task
 	waitCancel context.CancelFunc
 	fwd        *devtoolsForwarder
-	link       *Link
+	link       *netns.Link
 
 	out     ctrOutput
 	outDone chan struct{} // closed when the task's output has ended

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,9 +18,77 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/google/nftables"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
+
+// blocked is the timeout of a connection that must not be answered: a SYN
+// the firewall drops gets no answer, so the dial times out.
+const blocked = 400 * time.Millisecond
+
+// needNetwork skips tb unless this machine lets the containers have a
+// network (root, nftables), and checks when tb ends that no veth or
+// firewall table of the network's is left. The network's own tests are in
+// package netns.
+func needNetwork(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("the container network needs root: it makes veths and an nftables table")
+	}
+	nft, err := nftables.New()
+	if err == nil {
+		_, err = nft.ListTablesOfFamily(nftables.TableFamilyINet)
+	}
+	if err != nil {
+		tb.Skip("nftables is unavailable: " + err.Error())
+	}
+	// Registered first, so it runs after every other cleanup of tb.
+	tb.Cleanup(func() {
+		links, err := netlink.LinkList()
+		if err != nil {
+			tb.Errorf("leak check: list links: %v", err)
+		}
+		for _, l := range links {
+			if name := l.Attrs().Name; strings.HasPrefix(name, netns.HostInterfacePrefix) {
+				tb.Errorf("left behind: link %s (%s)", name, l.Attrs().Alias)
+			}
+		}
+		tables, err := nft.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			tb.Errorf("leak check: list nftables tables: %v", err)
+		}
+		for _, t := range tables {
+			if t.Name == netns.TableName {
+				tb.Errorf("left behind: nftables table inet %s", t.Name)
+			}
+		}
+	})
+}
+
+// newTestNetwork returns a container network whose containers may reach
+// egressPort on their host ends, closed when tb ends.
+func newTestNetwork(tb testing.TB, egressPort int, edit func(*netns.Config)) *netns.Network {
+	tb.Helper()
+	cfg := netns.DefaultConfig()
+	cfg.EgressPort = egressPort
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := netns.New(cfg, testLogger())
+	if err != nil {
+		tb.Fatalf("netns.New: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			tb.Errorf("Network.Close: %v", err)
+		}
+	})
+	return n
+}
 
 // TestContainerdNetwork runs a browser with the real Network: Chromium's
 // requests go to the egress proxy on the host end of its veth, named from

@@ -27,6 +27,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // testNamespace is the containerd namespace of the tests' containers.
@@ -541,7 +543,7 @@ type failingNetworker struct {
 	called bool
 }
 
-func (n *failingNetworker) Attach(ctx context.Context, id string, netnsPath string) (*Link, error) {
+func (n *failingNetworker) Attach(ctx context.Context, id string, netnsPath string) (*netns.Link, error) {
 	n.called = true
 	pid, _ := strconv.Atoi(strings.Split(netnsPath, "/")[2])
 	if args := cmdline(pid); len(args) < 2 || args[1] != "init" {

@@ -1,12 +1,13 @@
 //go:build linux
 
-package isolate
+package netns
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -22,7 +23,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 )
 
 // The network tests make real network namespaces, veths and nftables rules,
@@ -88,7 +89,7 @@ func checkNetworkLeft(tb testing.TB) {
 		}
 	}
 	if ok, err := firewallExists(); ok || err != nil {
-		tb.Errorf("left behind: nftables table inet %s (err %v)", tableName, err)
+		tb.Errorf("left behind: nftables table inet %s (err %v)", TableName, err)
 	}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
@@ -97,14 +98,14 @@ func checkNetworkLeft(tb testing.TB) {
 		}
 	}
 	if !netTest.hadRunNetns && len(ents) == 0 {
-		os.Remove("/run/netns") // made by netns.NewNamed
+		os.Remove("/run/netns") // made by vnetns.NewNamed
 	}
 }
 
 // testNS is a network namespace the test made, named under /run/netns.
 type testNS struct {
 	name, path string
-	h          netns.NsHandle
+	h          vnetns.NsHandle
 }
 
 func newTestNS(tb testing.TB) *testNS {
@@ -114,15 +115,15 @@ func newTestNS(tb testing.TB) *testNS {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		host, err := netns.Get()
+		host, err := vnetns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer host.Close()
-		ns.h, err = netns.NewNamed(ns.name)
-		if serr := netns.Set(host); serr != nil {
+		ns.h, err = vnetns.NewNamed(ns.name)
+		if serr := vnetns.Set(host); serr != nil {
 			errc <- errors.Join(err, serr) // the thread stays locked and ends
 			return
 		}
@@ -134,7 +135,7 @@ func newTestNS(tb testing.TB) *testNS {
 	}
 	tb.Cleanup(func() {
 		ns.h.Close()
-		if err := netns.DeleteNamed(ns.name); err != nil {
+		if err := vnetns.DeleteNamed(ns.name); err != nil {
 			tb.Errorf("delete network namespace %s: %v", ns.name, err)
 		}
 	})
@@ -324,16 +325,23 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
 }
 
-func newTestNetwork(tb testing.TB, egressPort int, edit func(*NetworkConfig)) *Network {
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newTestNetwork(tb testing.TB, egressPort int, edit func(*Config)) *Network {
 	tb.Helper()
-	cfg := DefaultNetworkConfig()
+	cfg := DefaultConfig()
 	cfg.EgressPort = egressPort
 	if edit != nil {
 		edit(&cfg)
 	}
-	n, err := NewNetwork(cfg, testLogger())
+	n, err := New(cfg, testLogger())
 	if err != nil {
-		tb.Fatalf("NewNetwork: %v", err)
+		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := n.Close(); err != nil {
@@ -404,7 +412,7 @@ func TestNetworkAttach(t *testing.T) {
 	l := attach(t, n, "tab-attach", ns)
 
 	host, ctr := mustAddr(l.HostIP), mustAddr(l.ContainerIP)
-	subnet := netip.MustParsePrefix(DefaultNetworkConfig().Subnet)
+	subnet := netip.MustParsePrefix(DefaultConfig().Subnet)
 	block := netip.PrefixFrom(host, 30).Masked()
 	if !subnet.Contains(host) || host != block.Addr().Next() || ctr != host.Next() {
 		t.Errorf("addresses %s, %s: want .1 and .2 of a /30 of %s", host, ctr, subnet)
@@ -586,7 +594,7 @@ func TestFirewallForward(t *testing.T) {
 	a := newTestNS(t)
 	la := attach(t, n, "tab-fwd", a)
 	c, d := newTestNS(t), newTestNS(t)
-	subnet := netip.MustParsePrefix(DefaultNetworkConfig().Subnet)
+	subnet := netip.MustParsePrefix(DefaultConfig().Subnet)
 	lan := lanRange(t)
 	cBlock, dBlock := block30(lan, 0), block30(lan, 1)
 	plainLink(t, c, testIfPrefix+"c", cBlock, true, dBlock, subnet)
@@ -634,7 +642,7 @@ func TestFirewallRuleset(t *testing.T) {
 	}
 	n := newTestNetwork(t, 3128, nil)
 	l := attach(t, n, "tab-rules", newTestNS(t))
-	out, err := exec.Command(nft, "list", "table", "inet", tableName).CombinedOutput()
+	out, err := exec.Command(nft, "list", "table", "inet", TableName).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nft list: %v\n%s", err, out)
 	}
@@ -728,7 +736,7 @@ func TestNetworkReap(t *testing.T) {
 	var hostNS *testNS
 	egress := hostNS.serve(t, "0.0.0.0:0", "egress")
 	// A Glovebox that crashed: its Network and links are never closed.
-	crashed, err := NewNetwork(NetworkConfig{Subnet: DefaultNetworkConfig().Subnet, EgressPort: egress}, testLogger())
+	crashed, err := New(Config{Subnet: DefaultConfig().Subnet, EgressPort: egress}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,7 +754,7 @@ func TestNetworkReap(t *testing.T) {
 	n := newTestNetwork(t, egress, nil)
 	for _, name := range []string{hostIfName("tab-a"), hostIfName("tab-b"), stray} {
 		if _, err := netlink.LinkByName(name); err == nil {
-			t.Errorf("%s survived NewNetwork", name)
+			t.Errorf("%s survived New", name)
 		}
 	}
 	if els := elements(t); len(els) != 0 {
@@ -886,7 +894,7 @@ func TestNetworkConcurrentAttach(t *testing.T) {
 func TestNetworkAttachErrors(t *testing.T) {
 	needNetwork(t)
 	// One /30: room for one container.
-	n := newTestNetwork(t, 3128, func(c *NetworkConfig) { c.Subnet = "198.18.0.0/30" })
+	n := newTestNetwork(t, 3128, func(c *Config) { c.Subnet = "198.18.0.0/30" })
 	ns := newTestNS(t)
 	nothingHeld := func(t *testing.T) {
 		t.Helper()
@@ -936,12 +944,12 @@ func TestNetworkSubnetClash(t *testing.T) {
 	lan := lanRange(t)
 	block := block30(lan, 0)
 	plainLink(t, ns, testIfPrefix+"clash", block, false)
-	_, err := NewNetwork(NetworkConfig{Subnet: lan.String(), EgressPort: 3128}, testLogger())
+	_, err := New(Config{Subnet: lan.String(), EgressPort: 3128}, testLogger())
 	if err == nil || !strings.Contains(err.Error(), "subnet:") || !strings.Contains(err.Error(), netip.PrefixFrom(block.Addr().Next(), 30).String()) {
-		t.Errorf("NewNetwork over a host address: %v; want an error naming subnet and the address", err)
+		t.Errorf("New over a host address: %v; want an error naming subnet and the address", err)
 	}
-	if _, err := NewNetwork(NetworkConfig{Subnet: "198.18.0.0/15"}, testLogger()); err == nil {
-		t.Error("NewNetwork with no egress port passed")
+	if _, err := New(Config{Subnet: "198.18.0.0/15"}, testLogger()); err == nil {
+		t.Error("New with no egress port passed")
 	}
 }
 

@@ -1,6 +1,6 @@
 //go:build linux
 
-package isolate
+package netns
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// NewNetwork removes whatever veth and firewall a crashed Glovebox left
+// New removes whatever veth and firewall a crashed Glovebox left
 // (see Reap), checks the subnet is free on this host, and creates the
 // firewall. Only one Network may run on a host at a time.
-func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
+func New(cfg Config, log *slog.Logger) (*Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
 	n.mu.Lock()
 	n.table = true
 	n.mu.Unlock()
-	n.log.Info("container network ready", "subnet", subnet.String(), "egress_port", cfg.EgressPort, "table", "inet "+tableName)
+	n.log.Info("container network ready", "subnet", subnet.String(), "egress_port", cfg.EgressPort, "table", "inet "+TableName)
 	return n, nil
 }
 
@@ -168,7 +168,7 @@ func (n *Network) Attach(ctx context.Context, id string, netnsPath string) (_ *L
 		release()
 	}()
 
-	ns, err := netns.GetFromPath(netnsPath)
+	ns, err := vnetns.GetFromPath(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: open network namespace %s: %w", id, netnsPath, err)
 	}
@@ -308,24 +308,24 @@ func writeSysctls(kvs ...string) error {
 // inNetns runs fn on a thread switched into ns. The thread goes back to the
 // host's namespace afterwards; if it cannot, it stays locked and ends with
 // its goroutine, so no other goroutine ever runs in the container's network.
-func inNetns(ns netns.NsHandle, fn func() error) error {
+func inNetns(ns vnetns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		host, err := netns.Get()
+		host, err := vnetns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open the host's network namespace: %w", err)
 			return
 		}
 		defer host.Close()
-		if err := netns.Set(ns); err != nil {
+		if err := vnetns.Set(ns); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter network namespace: %w", err)
 			return
 		}
 		err = fn()
-		if serr := netns.Set(host); serr != nil {
+		if serr := vnetns.Set(host); serr != nil {
 			errc <- errors.Join(err, fmt.Errorf("return to the host's network namespace: %w", serr))
 			return
 		}
@@ -436,7 +436,7 @@ func (n *Network) Reap() error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if had {
-			n.log.Info("reaped the firewall table left by an earlier run", "table", "inet "+tableName)
+			n.log.Info("reaped the firewall table left by an earlier run", "table", "inet "+TableName)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
