@@ -733,11 +733,7 @@ func (o *ctrOutput) line(stream, s string) {
 func (o *ctrOutput) tailText() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := strings.TrimSpace(o.tail.String())
-	if s == "" {
-		return "no output"
-	}
-	return "output ends with: " + s
+	return o.tail.summary()
 }
 
 // lineWriter splits one stream into lines.
