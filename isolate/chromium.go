@@ -132,8 +132,9 @@ const tailMax = 2048
 
 // WriteLine adds a line and drops the oldest beyond tailMax bytes.
 func (t *tailBuffer) WriteLine(s string) {
-	if len(s) > tailMax {
-		s = s[len(s)-tailMax:]
+	// Each line counts with its newline: a longer one would not fit at all.
+	if len(s) > tailMax-1 {
+		s = s[len(s)-(tailMax-1):]
 	}
 	t.lines = append(t.lines, s)
 	n := 0

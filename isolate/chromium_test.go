@@ -48,6 +48,9 @@ func TestTailBuffer(t *testing.T) {
 		{"blank", []string{"", "  "}, "no output"},
 		{"lines", []string{"one", "two"}, "output ends with: one\ntwo"},
 		{"oldest dropped", []string{"first", long, "last"}, "output ends with: " + long + "\nlast"},
+		// A line as long as the whole tail keeps its end, and the older
+		// lines go.
+		{"long line", []string{"first", "ab" + strings.Repeat("y", tailMax)}, "output ends with: " + strings.Repeat("y", tailMax-1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
