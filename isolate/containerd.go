@@ -85,11 +85,12 @@ type Containerd struct {
 	starting     context.Context
 	cancelStarts context.CancelFunc
 
-	mu       sync.Mutex
-	closed   bool
-	starts   sync.WaitGroup
-	ids      map[string]bool // containers started or starting: Reap spares them
-	browsers map[*Browser]*ctrBrowser
+	browsers browserSet[*ctrBrowser]
+	// mu orders the starts with Close: a start counts in starts only
+	// if it began before Close closed browsers.
+	mu     sync.Mutex
+	starts sync.WaitGroup
+	ids    map[string]bool // containers started or starting: Reap spares them
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,11 +117,10 @@ func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log 
 	}
 	log = log.With("component", "isolate", "runtime", "containerd")
 	c := &Containerd{
-		cfg:      cfg,
-		nw:       nw,
-		log:      log,
-		ids:      make(map[string]bool),
-		browsers: make(map[*Browser]*ctrBrowser),
+		cfg: cfg,
+		nw:  nw,
+		log: log,
+		ids: make(map[string]bool),
 	}
 	c.clog = clientLogger(log)
 	ctx = clog.WithLogger(ctx, c.clog)
@@ -245,19 +245,7 @@ func (c *Containerd) writePolicy() error {
 func (c *Containerd) Name() string { return "containerd" }
 
 // Running returns how many browsers this runtime started that are alive.
-func (c *Containerd) Running() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for b := range c.browsers {
-		select {
-		case <-b.Done():
-		default:
-			n++
-		}
-	}
-	return n
-}
+func (c *Containerd) Running() int { return c.browsers.running() }
 
 // Close ends the starts under way, closes every browser this runtime
 // started, removes their cgroup parent and stops the managed containerd.
@@ -269,17 +257,13 @@ func (c *Containerd) Close() error {
 			c.daemon.endSupervision()
 		}
 		c.mu.Lock()
-		c.closed = true
+		bs := c.browsers.close()
 		c.mu.Unlock()
+		// A start that ends now fails with ErrClosed and cleans up
+		// after itself: bs is all there will be.
 		c.cancelStarts()
 		c.starts.Wait()
 
-		c.mu.Lock()
-		bs := make([]*Browser, 0, len(c.browsers))
-		for b := range c.browsers {
-			bs = append(bs, b)
-		}
-		c.mu.Unlock()
 		errs := make([]error, len(bs))
 		var wg sync.WaitGroup
 		for i, b := range bs {
@@ -364,7 +348,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	}
 	id := newContainerID()
 	c.mu.Lock()
-	if c.closed {
+	if c.browsers.isClosed() {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -501,13 +485,9 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	b.DevToolsURL = "ws://localhost" + path
 	b.DevToolsSocket = cb.fwd.Socket()
 
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.browsers.add(b, cb) {
 		return nil, ErrClosed
 	}
-	c.browsers[b] = cb
-	c.mu.Unlock()
 	log.Info("browser started", "pid", task.Pid(), "addr", b.Addr,
 		"duration", time.Since(t0).Round(time.Millisecond))
 	return b, nil
@@ -526,9 +506,9 @@ func rewriteFile(name string, data []byte) error {
 
 // forget drops a closed browser from the runtime's books.
 func (c *Containerd) forget(b *Browser, id string) {
+	c.browsers.remove(b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.browsers, b)
 	delete(c.ids, id)
 }
 

@@ -104,9 +104,7 @@ func checkNoDaemon(t *testing.T, dataDir string) {
 // ctrState returns the runtime's state of b.
 func ctrState(t *testing.T, c *Containerd, b *Browser) *ctrBrowser {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cb, ok := c.browsers[b]
+	cb, ok := c.browsers.get(b)
 	if !ok {
 		t.Fatalf("no state for %s", b.ID)
 	}

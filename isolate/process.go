@@ -27,9 +27,7 @@ type Process struct {
 	// cred is the user Chromium runs as, or nil to keep Glovebox's own.
 	cred *syscall.Credential
 
-	mu       sync.Mutex
-	closed   bool
-	browsers map[*Browser]struct{}
+	browsers browserSet[struct{}]
 }
 
 // NewProcess returns a process runtime. When Glovebox runs as root, the
@@ -49,7 +47,7 @@ func NewProcess(cfg ProcessConfig, log *slog.Logger) (*Process, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "isolate", "runtime", "process")
-	p := &Process{cfg: cfg, log: log, browsers: make(map[*Browser]struct{})}
+	p := &Process{cfg: cfg, log: log}
 	if os.Geteuid() == 0 {
 		cred, err := lookupCredential(cfg.User)
 		if err != nil {
@@ -97,29 +95,11 @@ func (p *Process) userName() string {
 func (p *Process) Name() string { return "process" }
 
 // Running returns how many browsers this runtime started that are alive.
-func (p *Process) Running() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for b := range p.browsers {
-		select {
-		case <-b.Done():
-		default:
-			n++
-		}
-	}
-	return n
-}
+func (p *Process) Running() int { return p.browsers.running() }
 
 // Close closes every browser this runtime started. Start fails after it.
 func (p *Process) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	bs := make([]*Browser, 0, len(p.browsers))
-	for b := range p.browsers {
-		bs = append(bs, b)
-	}
-	p.mu.Unlock()
+	bs := p.browsers.close()
 	var errs []error
 	for _, b := range bs {
 		errs = append(errs, b.Close())
@@ -134,10 +114,7 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.browsers.isClosed() {
 		return nil, ErrClosed
 	}
 	start := time.Now()
@@ -155,9 +132,7 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	pb.log = log
 	b.stop = func() error {
 		err := pb.stop(b)
-		p.mu.Lock()
-		delete(p.browsers, b)
-		p.mu.Unlock()
+		p.browsers.remove(b)
 		return err
 	}
 	defer func() {
@@ -218,13 +193,9 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	}
 	b.DevToolsURL = "ws://127.0.0.1:" + port + path
 
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.browsers.add(b, struct{}{}) {
 		return nil, ErrClosed
 	}
-	p.browsers[b] = struct{}{}
-	p.mu.Unlock()
 	log.Info("browser started", "pid", cmd.Process.Pid,
 		"user", p.userName(), "duration", time.Since(start).Round(time.Millisecond))
 	return b, nil
