@@ -385,112 +385,228 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 		} else if ctx.Err() != nil && !errors.Is(retErr, ctx.Err()) {
 			retErr = fmt.Errorf("%w (%v)", ctx.Err(), retErr)
 		}
+		// Close undoes whatever of the steps was done (cb.undo).
 		if err := b.Close(); err != nil {
 			log.Warn("clean up after a failed start", "err", err)
 		}
 	}()
-
-	if err := os.MkdirAll(cb.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	hosts := filepath.Join(cb.dir, "hosts")
-	if err := os.WriteFile(hosts, hostsFile(nil), 0o644); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	s := ctrSpec{id: id, cfg: c.cfg, spec: spec, rootfs: c.rootfs, binds: c.binds, hosts: hosts, policy: c.policyFile(), ipv6: c.ipv6}
-	if c.nw != nil {
-		s.egressPort = c.nw.EgressPort()
-	}
-	opts := []client.NewContainerOpts{client.WithContainerLabels(containerLabels(spec.TabID))}
-	if c.image != nil {
-		opts = append(opts, client.WithImage(c.image), client.WithNewSnapshot(id, c.image))
-	}
-	opts = append(opts, client.WithNewSpec(specOpts(s)...))
 
 	// containerd's own steps run to their end even when ctx ends, and ctx
 	// is checked between them: a create cut short leaves containerd
 	// cleaning up a half-started shim on its own, after Close returned.
 	opCtx, opCancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StartTimeout+10*time.Second)
 	defer opCancel()
-	container, err := c.client.NewContainer(opCtx, id, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("create container %s: %w", id, err)
-	}
-	cb.container = container
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-
-	creator := cio.NewCreator(cio.WithStreams(nil, cb.out.writer("stdout"), cb.out.writer("stderr")),
-		cio.WithFIFODir(filepath.Join(cb.dir, "fifo")))
-	task, err := container.NewTask(opCtx, creator)
-	if err != nil {
-		return nil, fmt.Errorf("create task %s: %w", id, err)
-	}
-	cb.task = task
-	go func() {
-		task.IO().Wait()
-		close(cb.outDone)
-	}()
-	// Wait before Start, so that no exit is missed.
-	waitCtx, waitCancel := context.WithCancel(c.base)
-	cb.waitCancel = waitCancel
-	exitC, err := task.Wait(waitCtx)
-	if err != nil {
-		return nil, fmt.Errorf("wait for task %s: %w", id, err)
-	}
-	go func() {
-		st := cb.wait(waitCtx, exitC)
-		cb.mu.Lock()
-		cb.exit = st
-		closing := cb.closing
-		cb.mu.Unlock()
-		if !closing {
-			log.Warn("browser exited", "status", st.ExitCode(), "err", st.Error())
-		}
-		b.exited()
-	}()
-
-	nsPath := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
-	if cb.fwd, err = newDevtoolsForwarder(c.base, nsPath, devtoolsSocket(cb.dir), log); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	if c.nw != nil {
-		link, err := c.nw.Attach(ctx, id, nsPath)
-		if err != nil {
-			return nil, fmt.Errorf("attach network to %s: %w", id, err)
-		}
-		cb.link = link
-		b.Addr = link.ContainerIP
-		// The proxy's address goes into the file Chromium resolves
-		// glovebox-egress from; the bind mount follows the inode.
-		if err := rewriteFile(hosts, hostsFile(link.HostIP)); err != nil {
-			return nil, fmt.Errorf("start container %s: %w", id, err)
+	st := &ctrStart{ctrBrowser: cb, b: b, spec: spec, ctx: ctx, op: opCtx}
+	for _, step := range []func() error{
+		st.prepareDir,
+		st.createContainer,
+		st.createTask,
+		st.forwardDevTools,
+		st.attachNetwork,
+		st.startTask,
+		st.openDevTools,
+	} {
+		if err := step(); err != nil {
+			return nil, err
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	if err := task.Start(opCtx); err != nil {
-		return nil, fmt.Errorf("start task %s: %w", id, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-
-	path, err := cb.waitDevTools(ctx, b.Done(), c.cfg.StartTimeout)
-	if err != nil {
-		return nil, err
-	}
-	b.DevToolsURL = "ws://localhost" + path
-	b.DevToolsSocket = cb.fwd.Socket()
 
 	if !c.browsers.add(b, cb) {
 		return nil, ErrClosed
 	}
-	log.Info("browser started", "pid", task.Pid(), "addr", b.Addr,
+	log.Info("browser started", "pid", cb.task.Pid(), "addr", b.Addr,
 		"duration", time.Since(t0).Round(time.Millisecond))
 	return b, nil
+}
+
+// ctrStart is one Start under way. Its steps run in order, and each
+// registers on cb.undo how to take back what it made: Browser.Close runs
+// that list in reverse, after a failed start as after a full one.
+type ctrStart struct {
+	*ctrBrowser
+	b    *Browser
+	spec Spec
+	// ctx ends the start: the caller's, or Close. op bounds containerd's
+	// own calls, which ctx does not cut short (see Start).
+	ctx, op context.Context
+}
+
+// hostsPath is the container's /etc/hosts, bound into it.
+func (cb *ctrBrowser) hostsPath() string { return filepath.Join(cb.dir, "hosts") }
+
+// prepareDir makes the container's directory and its /etc/hosts, which
+// names no egress proxy until the network step knows its address.
+func (st *ctrStart) prepareDir() error {
+	st.undo.add(func(context.Context) error {
+		if err := os.RemoveAll(st.dir); err != nil {
+			return fmt.Errorf("remove %s: %w", st.dir, err)
+		}
+		return nil
+	})
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	if err := os.WriteFile(st.hostsPath(), hostsFile(nil), 0o644); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// createContainer creates the container, and its snapshot when the root is
+// an image.
+func (st *ctrStart) createContainer() error {
+	c := st.c
+	// The cgroups come with the task, and go once the container has.
+	st.undo.add(func(context.Context) error { return removeCgroups(st.id) })
+	s := ctrSpec{id: st.id, cfg: c.cfg, spec: st.spec, rootfs: c.rootfs, binds: c.binds, hosts: st.hostsPath(), policy: c.policyFile(), ipv6: c.ipv6}
+	if c.nw != nil {
+		s.egressPort = c.nw.EgressPort()
+	}
+	opts := []client.NewContainerOpts{client.WithContainerLabels(containerLabels(st.spec.TabID))}
+	if c.image != nil {
+		opts = append(opts, client.WithImage(c.image), client.WithNewSnapshot(st.id, c.image))
+	}
+	opts = append(opts, client.WithNewSpec(specOpts(s)...))
+	container, err := c.client.NewContainer(st.op, st.id, opts...)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", st.id, err)
+	}
+	st.container = container
+	st.undo.add(func(ctx context.Context) error {
+		var opts []client.DeleteOpts
+		if c.image != nil {
+			opts = append(opts, client.WithSnapshotCleanup)
+		}
+		if err := container.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete container %s: %w", st.id, err)
+		}
+		return nil
+	})
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// createTask creates the container's task, Chromium's process not yet
+// started, with its output in the logs, and watches for its exit.
+func (st *ctrStart) createTask() error {
+	creator := cio.NewCreator(cio.WithStreams(nil, st.out.writer("stdout"), st.out.writer("stderr")),
+		cio.WithFIFODir(filepath.Join(st.dir, "fifo")))
+	task, err := st.container.NewTask(st.op, creator)
+	if err != nil {
+		return fmt.Errorf("create task %s: %w", st.id, err)
+	}
+	st.task = task
+	// The link that attachNetwork makes lives in the task's network
+	// namespace: it goes after the task's processes, so that what they
+	// had open through the egress proxy ends while it is still up.
+	st.undo.add(func(context.Context) error {
+		if st.link == nil {
+			return nil
+		}
+		return st.link.Close()
+	})
+	st.undo.add(func(ctx context.Context) error {
+		// Killing the container's init ends every process in its PID
+		// namespace, crashpad's included.
+		var err error
+		if _, derr := task.Delete(ctx, client.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+			err = fmt.Errorf("delete task %s: %w", st.id, derr)
+		}
+		if st.waitCancel != nil {
+			st.waitCancel()
+		}
+		return err
+	})
+	go func() {
+		task.IO().Wait()
+		close(st.outDone)
+	}()
+	// Wait before Start, so that no exit is missed.
+	waitCtx, waitCancel := context.WithCancel(st.c.base)
+	st.waitCancel = waitCancel
+	exitC, err := task.Wait(waitCtx)
+	if err != nil {
+		return fmt.Errorf("wait for task %s: %w", st.id, err)
+	}
+	go func() {
+		exit := st.wait(waitCtx, exitC)
+		st.mu.Lock()
+		st.exit = exit
+		closing := st.closing
+		st.mu.Unlock()
+		if !closing {
+			st.log.Warn("browser exited", "status", exit.ExitCode(), "err", exit.Error())
+		}
+		st.b.exited()
+	}()
+	return nil
+}
+
+// netnsPath is the created task's network namespace.
+func (st *ctrStart) netnsPath() string { return fmt.Sprintf("/proc/%d/ns/net", st.task.Pid()) }
+
+// forwardDevTools opens the unix socket that reaches DevTools inside the
+// task's network namespace.
+func (st *ctrStart) forwardDevTools() error {
+	fwd, err := newDevtoolsForwarder(st.c.base, st.netnsPath(), devtoolsSocket(st.dir), st.log)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	st.fwd = fwd
+	st.undo.add(func(context.Context) error {
+		fwd.Close()
+		return nil
+	})
+	return nil
+}
+
+// attachNetwork joins the task's network namespace to the host, when the
+// runtime has a Networker, and names the egress proxy in /etc/hosts. Its
+// link is closed by createTask's undo.
+func (st *ctrStart) attachNetwork() error {
+	if st.c.nw == nil {
+		return nil
+	}
+	link, err := st.c.nw.Attach(st.ctx, st.id, st.netnsPath())
+	if err != nil {
+		return fmt.Errorf("attach network to %s: %w", st.id, err)
+	}
+	st.link = link
+	st.b.Addr = link.ContainerIP
+	// The proxy's address goes into the file Chromium resolves
+	// glovebox-egress from; the bind mount follows the inode.
+	if err := rewriteFile(st.hostsPath(), hostsFile(link.HostIP)); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// startTask starts Chromium, unless the start has ended meanwhile.
+func (st *ctrStart) startTask() error {
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	if err := st.task.Start(st.op); err != nil {
+		return fmt.Errorf("start task %s: %w", st.id, err)
+	}
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// openDevTools waits for DevTools to answer through the forwarder and
+// gives the browser its address.
+func (st *ctrStart) openDevTools() error {
+	path, err := st.waitDevTools(st.ctx, st.b.Done(), st.c.cfg.StartTimeout)
+	if err != nil {
+		return err
+	}
+	st.b.DevToolsURL = "ws://localhost" + path
+	st.b.DevToolsSocket = st.fwd.Socket()
+	return nil
 }
 
 // rewriteFile replaces the contents of name in place, keeping its inode,
@@ -520,6 +636,7 @@ type ctrBrowser struct {
 	log *slog.Logger
 
 	// Set during Start, before the browser is handed out or closed.
+	undo       undoList
 	container  client.Container
 	task       client.Task
 	waitCancel context.CancelFunc
@@ -631,10 +748,10 @@ func devtoolsPath(ctx context.Context, hc *http.Client, version string) (string,
 	return u.Path, true
 }
 
-// stop kills the container's processes and removes the task, the container
-// (and its snapshot), the network link, the forwarder, the cgroups and the
-// container's directory. Whatever of it exists: it runs after a partial
-// start too.
+// stop kills the container's processes and removes what the start made:
+// the forwarder, the task, the network link, the container (and its
+// snapshot), the cgroups and the container's directory, whatever of it
+// exists, since it runs after a partial start too.
 func (cb *ctrBrowser) stop(b *Browser) error {
 	c := cb.c
 	defer c.forget(b, cb.id)
@@ -645,42 +762,7 @@ func (cb *ctrBrowser) stop(b *Browser) error {
 	// would be left to the next reaper.
 	ctx, cancel := context.WithTimeout(c.base, 30*time.Second)
 	defer cancel()
-
-	var errs []error
-	if cb.fwd != nil {
-		cb.fwd.Close()
-	}
-	if cb.task != nil {
-		// Killing the container's init ends every process in its PID
-		// namespace, crashpad's included.
-		if _, err := cb.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete task %s: %w", cb.id, err))
-		}
-	}
-	if cb.waitCancel != nil {
-		cb.waitCancel()
-	}
-	if cb.container != nil {
-		var opts []client.DeleteOpts
-		if c.image != nil {
-			opts = append(opts, client.WithSnapshotCleanup)
-		}
-		if err := cb.container.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete container %s: %w", cb.id, err))
-		}
-	}
-	if cb.link != nil {
-		if err := cb.link.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := removeCgroups(cb.id); err != nil {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(cb.dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s: %w", cb.dir, err))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := cb.undo.run(ctx); err != nil {
 		return err
 	}
 	if cb.task != nil {
