@@ -938,6 +938,49 @@ func TestNetworkAttachErrors(t *testing.T) {
 	}
 }
 
+// TestNetworkAttachUndo fails an Attach at its last step, the firewall's,
+// by taking the table away: what the steps before made (the veth, its
+// addresses, eth0 inside) goes, and the id, name and block are free again.
+func TestNetworkAttachUndo(t *testing.T) {
+	needNetwork(t)
+	n := newTestNetwork(t, 3128, nil)
+	ns := newTestNS(t)
+	n.fw.Lock()
+	err := deleteFirewall()
+	n.fw.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		n.fw.Lock()
+		defer n.fw.Unlock()
+		if err := createFirewall(3128); err != nil {
+			t.Errorf("put the table back: %v", err)
+		}
+	}()
+
+	if _, err := n.Attach(t.Context(), "tab-undo", ns.path); err == nil || !strings.Contains(err.Error(), "allow egress") {
+		t.Fatalf("Attach with no table: %v, want the firewall step's error", err)
+	}
+	if _, err := netlink.LinkByName(hostIfName("tab-undo")); err == nil {
+		t.Errorf("host end %s left after the failed Attach", hostIfName("tab-undo"))
+	}
+	if err := ns.do(func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			t.Error("eth0 left inside after the failed Attach")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	held := fmt.Sprintf("%d blocks, %d names, %d links", n.blocks.n, len(n.ifs), len(n.links))
+	n.mu.Unlock()
+	if held != "0 blocks, 0 names, 0 links" {
+		t.Errorf("after the failed Attach: %s held", held)
+	}
+}
+
 func TestNetworkSubnetClash(t *testing.T) {
 	needNetwork(t)
 	ns := newTestNS(t)
