@@ -179,6 +179,35 @@ func TestContainerdNetwork(t *testing.T) {
 	checkNothingLeft(t, c, cgroups)
 }
 
+// TestContainerdStartFailsAttached fails a start after its network step, as
+// DevTools does not answer in time: the link goes with the rest.
+func TestContainerdStartFailsAttached(t *testing.T) {
+	needContainerd(t)
+	needNetwork(t)
+	n := newTestNetwork(t, 3129, nil)
+	c := newTestContainerd(t, nil, n)
+	c.cfg.StartTimeout = 50 * time.Millisecond // after NewContainerd, which the daemon's start bounds
+	cgroups := cgroupChildren()
+	b, err := c.Start(t.Context(), Spec{TabID: "tab-fail-net"})
+	if err == nil {
+		b.Close()
+		t.Fatal("Start succeeded")
+	}
+	if !strings.Contains(err.Error(), "did not answer within 50ms") {
+		t.Errorf("error %q is not DevTools' timeout", err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, netns.HostInterfacePrefix) {
+			t.Errorf("link %s (%s) left after the failed start", l.Attrs().Name, l.Attrs().Alias)
+		}
+	}
+	checkNothingLeft(t, c, cgroups)
+}
+
 func TestContainerdSeccomp(t *testing.T) {
 	spec := applySpec(t, testCtrSpec())
 	got := spec.Linux.Seccomp
