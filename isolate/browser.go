@@ -13,6 +13,8 @@ import (
 	"math"
 	"net"
 	"sync"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // Default window size of a browser whose Spec gives none, in CSS pixels. A
@@ -27,6 +29,12 @@ const maxWindow = 16384
 
 // ErrClosed is returned by a runtime's Start after its Close.
 var ErrClosed = errors.New("isolate: runtime closed")
+
+// ErrCapacity reports a start refused because a limit is reached, not
+// because something failed: a later start may succeed. The errors of such
+// starts wrap it, netns.ErrSubnetFull's among them (it is netns's own
+// sentinel, as netns imports nothing of isolate's).
+var ErrCapacity = netns.ErrCapacity
 
 // Spec describes the browser one tab needs.
 type Spec struct {

@@ -1,6 +1,12 @@
 package isolate
 
-import "testing"
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/glovebox/glovebox/isolate/netns"
+)
 
 func TestBrowserSet(t *testing.T) {
 	var s browserSet[int]
@@ -34,5 +40,22 @@ func TestBrowserSet(t *testing.T) {
 	}
 	if n := s.running(); n != 1 {
 		t.Errorf("running after close = %d, want 1: close leaves closing the browsers to the runtime", n)
+	}
+}
+
+func TestErrCapacity(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{netns.ErrSubnetFull, true},
+		{fmt.Errorf("attach network to glovebox-1: attach tab-1: %w", netns.ErrSubnetFull), true},
+		{ErrClosed, false},
+		{netns.ErrClosed, false},
+		{ErrContainerd, false},
+	} {
+		if got := errors.Is(tt.err, ErrCapacity); got != tt.want {
+			t.Errorf("errors.Is(%q, ErrCapacity) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

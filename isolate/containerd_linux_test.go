@@ -4,6 +4,7 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -204,6 +205,36 @@ func TestContainerdStartFailsAttached(t *testing.T) {
 		if strings.HasPrefix(l.Attrs().Name, netns.HostInterfacePrefix) {
 			t.Errorf("link %s (%s) left after the failed start", l.Attrs().Name, l.Attrs().Alias)
 		}
+	}
+	checkNothingLeft(t, c, cgroups)
+}
+
+// TestContainerdStartCapacity: on a subnet with room for one container, a
+// second start fails with ErrCapacity, not as a failure, and leaves nothing.
+func TestContainerdStartCapacity(t *testing.T) {
+	needContainerd(t)
+	needNetwork(t)
+	n := newTestNetwork(t, 3129, func(c *netns.Config) { c.Subnet = "198.18.0.0/30" })
+	c := newTestContainerd(t, nil, n)
+	cgroups := cgroupChildren()
+	first, err := c.Start(t.Context(), Spec{TabID: "tab-first"})
+	if err != nil {
+		t.Fatalf("first Start: %v", err)
+	}
+	defer first.Close()
+	b, err := c.Start(t.Context(), Spec{TabID: "tab-second"})
+	if err == nil {
+		b.Close()
+		t.Fatal("a second Start on a subnet of one /30 succeeded")
+	}
+	if !errors.Is(err, ErrCapacity) || !errors.Is(err, netns.ErrSubnetFull) {
+		t.Errorf("second Start: %v, want ErrCapacity (netns.ErrSubnetFull)", err)
+	}
+	if got := c.Running(); got != 1 {
+		t.Errorf("Running = %d, want 1", got)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 	checkNothingLeft(t, c, cgroups)
 }

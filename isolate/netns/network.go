@@ -86,8 +86,15 @@ var reservedV4 = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 }
 
+// ErrCapacity is the category of errors that say a limit is reached rather
+// than that something failed: no room now, maybe later. ErrSubnetFull
+// wraps it. isolate.ErrCapacity is the same error, so that callers of the
+// runtimes need not know this package.
+var ErrCapacity = errors.New("isolate: no room for another browser")
+
 // ErrSubnetFull is returned by Attach when every /30 of the subnet is in use.
-var ErrSubnetFull = errors.New("isolate: every address block of the container subnet is in use")
+// It wraps ErrCapacity.
+var ErrSubnetFull = fmt.Errorf("%w: every address block of the container subnet is in use", ErrCapacity)
 
 // ErrClosed is returned by Attach after Close.
 var ErrClosed = errors.New("isolate network: closed")

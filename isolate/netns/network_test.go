@@ -64,8 +64,8 @@ func TestNetworkBlocks(t *testing.T) {
 	if want := []int{0, 1, 2, 3}; !slices.Equal(got, want) {
 		t.Fatalf("blocks %v, want %v", got, want)
 	}
-	if _, err := b.get(); !errors.Is(err, ErrSubnetFull) {
-		t.Fatalf("get on a full subnet: %v, want ErrSubnetFull", err)
+	if _, err := b.get(); !errors.Is(err, ErrSubnetFull) || !errors.Is(err, ErrCapacity) {
+		t.Fatalf("get on a full subnet: %v, want ErrSubnetFull, of ErrCapacity", err)
 	}
 	b.put(1)
 	b.put(1) // twice is harmless
