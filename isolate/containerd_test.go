@@ -494,7 +494,12 @@ func TestContainerdClose(t *testing.T) {
 		}
 		started <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Under way: its container is made (the two others' and its own).
+	ctx := namespaces.WithNamespace(t.Context(), testNamespace)
+	waitUntil(t, "the late start's container", func() bool {
+		ctrs, err := c.client.Containers(ctx)
+		return err == nil && len(ctrs) == 3
+	})
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
