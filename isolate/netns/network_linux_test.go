@@ -680,17 +680,7 @@ func TestLinkClose(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := netlink.LinkByName(l.HostIf); err == nil {
-		t.Errorf("host end %s still there", l.HostIf)
-	}
-	if err := ns.do(func() error {
-		if _, err := netlink.LinkByName("eth0"); err == nil {
-			t.Error("eth0 still inside")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	checkVethGone(t, l.HostIf, ns)
 	if els := elements(t); len(els) != 0 {
 		t.Errorf("firewall set still has %d elements", len(els))
 	}
@@ -704,6 +694,34 @@ func TestLinkClose(t *testing.T) {
 	l2 := attach(t, n, "tab-close", ns)
 	if l2.HostIP.Equal(l.HostIP) {
 		t.Errorf("the freed block %s was given again at once", l.HostIP)
+	}
+}
+
+// checkVethGone checks that the veth whose host end is hostIf is gone, and
+// eth0 with it from ns.
+func checkVethGone(t *testing.T, hostIf string, ns *testNS) {
+	t.Helper()
+	if _, err := netlink.LinkByName(hostIf); err == nil {
+		t.Errorf("host end %s still there", hostIf)
+	}
+	if err := ns.do(func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			t.Error("eth0 still inside")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkNothingHeld checks n holds no block, name or link, as after a failed
+// Attach.
+func checkNothingHeld(t *testing.T, n *Network) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.blocks.n != 0 || len(n.ifs) != 0 || len(n.links) != 0 {
+		t.Errorf("after a failed Attach: %d blocks, %d names, %d links held", n.blocks.n, len(n.ifs), len(n.links))
 	}
 }
 
@@ -896,14 +914,6 @@ func TestNetworkAttachErrors(t *testing.T) {
 	// One /30: room for one container.
 	n := newTestNetwork(t, 3128, func(c *Config) { c.Subnet = "198.18.0.0/30" })
 	ns := newTestNS(t)
-	nothingHeld := func(t *testing.T) {
-		t.Helper()
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if n.blocks.n != 0 || len(n.ifs) != 0 || len(n.links) != 0 {
-			t.Errorf("after a failed Attach: %d blocks, %d names, %d links held", n.blocks.n, len(n.ifs), len(n.links))
-		}
-	}
 	for _, tt := range []struct {
 		name, id, path string
 		ctx            func() context.Context
@@ -923,7 +933,7 @@ func TestNetworkAttachErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Attach: %v, want an error saying %q", err, tt.want)
 			}
-			nothingHeld(t)
+			checkNothingHeld(t, n)
 		})
 	}
 	attach(t, n, "tab-1", ns)
@@ -962,23 +972,8 @@ func TestNetworkAttachUndo(t *testing.T) {
 	if _, err := n.Attach(t.Context(), "tab-undo", ns.path); err == nil || !strings.Contains(err.Error(), "allow egress") {
 		t.Fatalf("Attach with no table: %v, want the firewall step's error", err)
 	}
-	if _, err := netlink.LinkByName(hostIfName("tab-undo")); err == nil {
-		t.Errorf("host end %s left after the failed Attach", hostIfName("tab-undo"))
-	}
-	if err := ns.do(func() error {
-		if _, err := netlink.LinkByName("eth0"); err == nil {
-			t.Error("eth0 left inside after the failed Attach")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	n.mu.Lock()
-	held := fmt.Sprintf("%d blocks, %d names, %d links", n.blocks.n, len(n.ifs), len(n.links))
-	n.mu.Unlock()
-	if held != "0 blocks, 0 names, 0 links" {
-		t.Errorf("after the failed Attach: %s held", held)
-	}
+	checkVethGone(t, hostIfName("tab-undo"), ns)
+	checkNothingHeld(t, n)
 }
 
 func TestNetworkSubnetClash(t *testing.T) {
