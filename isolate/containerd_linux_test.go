@@ -24,6 +24,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/glovebox/glovebox/isolate/internal/testlock"
 	"github.com/glovebox/glovebox/isolate/netns"
 )
 
@@ -47,6 +48,7 @@ func needNetwork(tb testing.TB) {
 	if err != nil {
 		tb.Skip("nftables is unavailable: " + err.Error())
 	}
+	testlock.Network(tb)
 	// Registered first, so it runs after every other cleanup of tb.
 	tb.Cleanup(func() {
 		links, err := netlink.LinkList()

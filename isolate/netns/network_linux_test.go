@@ -24,11 +24,14 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
+
+	"github.com/glovebox/glovebox/isolate/internal/testlock"
 )
 
 // The network tests make real network namespaces, veths and nftables rules,
 // and send traffic only over loopback and into the namespaces they make.
-// They run one at a time: a Network owns the host's one table.
+// They run one at a time, and not beside isolate's tests of the containers'
+// network (testlock): a Network owns the host's one table.
 
 // testIfPrefix names the tests' own veths, which stand for a LAN interface
 // and are not Glovebox's; testNetnsPrefix the namespaces the tests make.
@@ -73,6 +76,7 @@ func needNetwork(tb testing.TB) {
 	if netTest.reason != "" {
 		tb.Skip(netTest.reason)
 	}
+	testlock.Network(tb)
 	// Registered first, so it runs after every other cleanup of tb.
 	tb.Cleanup(func() { checkNetworkLeft(tb) })
 }
