@@ -13,6 +13,8 @@ import (
 	"math"
 	"net"
 	"sync"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // Default window size of a browser whose Spec gives none, in CSS pixels. A
@@ -27,6 +29,12 @@ const maxWindow = 16384
 
 // ErrClosed is returned by a runtime's Start after its Close.
 var ErrClosed = errors.New("isolate: runtime closed")
+
+// ErrCapacity reports a start refused because a limit is reached, not
+// because something failed: a later start may succeed. The errors of such
+// starts wrap it, netns.ErrSubnetFull's among them (it is netns's own
+// sentinel, as netns imports nothing of isolate's).
+var ErrCapacity = netns.ErrCapacity
 
 // Spec describes the browser one tab needs.
 type Spec struct {
@@ -122,4 +130,78 @@ func (b *Browser) Close() error {
 		b.exited()
 	})
 	return b.closeErr
+}
+
+// browserSet is the browsers a runtime started and has not closed, each with
+// the runtime's state of it: what Running counts and Close closes. Once
+// closed it takes no more. The zero value is an empty, open set.
+type browserSet[T any] struct {
+	mu     sync.Mutex
+	closed bool
+	m      map[*Browser]T
+}
+
+// add records b and its state v. It records nothing and returns false once
+// the set is closed: the start that made b then fails with ErrClosed.
+func (s *browserSet[T]) add(b *Browser, v T) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.m == nil {
+		s.m = make(map[*Browser]T)
+	}
+	s.m[b] = v
+	return true
+}
+
+// remove forgets b, once it is closed.
+func (s *browserSet[T]) remove(b *Browser) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, b)
+}
+
+// get returns the state recorded with b.
+func (s *browserSet[T]) get(b *Browser) (T, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[b]
+	return v, ok
+}
+
+// isClosed reports whether close was called.
+func (s *browserSet[T]) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// running returns how many of the browsers have not exited.
+func (s *browserSet[T]) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for b := range s.m {
+		select {
+		case <-b.Done():
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// close closes the set to new browsers and returns those in it, for the
+// runtime to close.
+func (s *browserSet[T]) close() []*Browser {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	bs := make([]*Browser, 0, len(s.m))
+	for b := range s.m {
+		bs = append(bs, b)
+	}
+	return bs
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -45,21 +44,6 @@ func DefaultProcessConfig() ProcessConfig {
 	}
 }
 
-// ownedFlags are set by the runtime or would weaken the isolation it gives;
-// Flags must not contain them.
-var ownedFlags = map[string]string{
-	"--no-sandbox":                "Chromium's sandbox stays on",
-	"--disable-setuid-sandbox":    "Chromium's sandbox stays on",
-	"--single-process":            "it removes the renderer sandbox",
-	"--no-zygote":                 "Chromium's sandbox stays on",
-	"--remote-debugging-port":     "the runtime sets it",
-	"--remote-debugging-pipe":     "the runtime uses the DevTools port",
-	"--remote-debugging-address":  "the runtime sets DevTools up",
-	"--user-data-dir":             "the runtime gives each browser its own profile",
-	"--window-size":               "it is set from each tab's viewport",
-	"--force-device-scale-factor": "it is set from each tab's scale",
-}
-
 // Validate reports every setting that is wrong, naming its key.
 func (c ProcessConfig) Validate() error {
 	var errs []error
@@ -82,26 +66,4 @@ func (c ProcessConfig) Validate() error {
 		return fmt.Errorf("isolate process config: %w", errors.Join(errs...))
 	}
 	return nil
-}
-
-// flagErrors reports each of flags that is not a flag or is refused by
-// ownedFlags or by the runtime's own refused list (which may be nil), naming
-// its index under the key "flags".
-func flagErrors(flags []string, refused map[string]string) []error {
-	var errs []error
-	for i, f := range flags {
-		name, _, _ := strings.Cut(f, "=")
-		if !strings.HasPrefix(f, "--") || len(name) < 3 {
-			errs = append(errs, fmt.Errorf("flags[%d]: %q must start with --", i, f))
-			continue
-		}
-		why, ok := ownedFlags[name]
-		if !ok {
-			why, ok = refused[name]
-		}
-		if ok {
-			errs = append(errs, fmt.Errorf("flags[%d]: %s is not allowed: %s", i, name, why))
-		}
-	}
-	return errs
 }

@@ -29,6 +29,8 @@ import (
 	lslog "github.com/sirupsen/logrus/hooks/slog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // Errors of the containerd runtime that callers branch on. Returned errors
@@ -41,13 +43,13 @@ var (
 	ErrImage = errors.New("isolate: container image unavailable")
 )
 
-// Networker joins a container's network namespace to the host. *Network is
-// the real one.
+// Networker joins a container's network namespace to the host.
+// *netns.Network is the real one.
 type Networker interface {
 	// Attach joins the network namespace at netnsPath (/proc/PID/ns/net of
 	// a created, not yet started, task) to the host with one veth pair
 	// and firewall rules, and returns the link. id is the container's id.
-	Attach(ctx context.Context, id string, netnsPath string) (*Link, error)
+	Attach(ctx context.Context, id string, netnsPath string) (*netns.Link, error)
 	// EgressPort is the egress proxy's port on the host end of each link.
 	EgressPort() int
 }
@@ -83,11 +85,12 @@ type Containerd struct {
 	starting     context.Context
 	cancelStarts context.CancelFunc
 
-	mu       sync.Mutex
-	closed   bool
-	starts   sync.WaitGroup
-	ids      map[string]bool // containers started or starting: Reap spares them
-	browsers map[*Browser]*ctrBrowser
+	browsers browserSet[*ctrBrowser]
+	// mu orders the starts with Close: a start counts in starts only
+	// if it began before Close closed browsers.
+	mu     sync.Mutex
+	starts sync.WaitGroup
+	ids    map[string]bool // containers started or starting: Reap spares them
 
 	closeOnce sync.Once
 	closeErr  error
@@ -97,7 +100,7 @@ type Containerd struct {
 // containerd (or connects to cfg.Address), removes what a crashed Glovebox
 // left in the namespace, and prepares the root file system: the template of
 // "host" mode, or the image, pulled if it is not there. nw may be nil (a nil
-// interface, not a nil *Network): the containers then have a network
+// interface, not a nil *netns.Network): the containers then have a network
 // namespace with loopback only, and no way out. ctx bounds the setup only.
 func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log *slog.Logger) (_ *Containerd, retErr error) {
 	if err := cfg.Validate(); err != nil {
@@ -114,11 +117,10 @@ func NewContainerd(ctx context.Context, cfg ContainerdConfig, nw Networker, log 
 	}
 	log = log.With("component", "isolate", "runtime", "containerd")
 	c := &Containerd{
-		cfg:      cfg,
-		nw:       nw,
-		log:      log,
-		ids:      make(map[string]bool),
-		browsers: make(map[*Browser]*ctrBrowser),
+		cfg: cfg,
+		nw:  nw,
+		log: log,
+		ids: make(map[string]bool),
 	}
 	c.clog = clientLogger(log)
 	ctx = clog.WithLogger(ctx, c.clog)
@@ -243,19 +245,7 @@ func (c *Containerd) writePolicy() error {
 func (c *Containerd) Name() string { return "containerd" }
 
 // Running returns how many browsers this runtime started that are alive.
-func (c *Containerd) Running() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for b := range c.browsers {
-		select {
-		case <-b.Done():
-		default:
-			n++
-		}
-	}
-	return n
-}
+func (c *Containerd) Running() int { return c.browsers.running() }
 
 // Close ends the starts under way, closes every browser this runtime
 // started, removes their cgroup parent and stops the managed containerd.
@@ -267,17 +257,13 @@ func (c *Containerd) Close() error {
 			c.daemon.endSupervision()
 		}
 		c.mu.Lock()
-		c.closed = true
+		bs := c.browsers.close()
 		c.mu.Unlock()
+		// A start that ends now fails with ErrClosed and cleans up
+		// after itself: bs is all there will be.
 		c.cancelStarts()
 		c.starts.Wait()
 
-		c.mu.Lock()
-		bs := make([]*Browser, 0, len(c.browsers))
-		for b := range c.browsers {
-			bs = append(bs, b)
-		}
-		c.mu.Unlock()
 		errs := make([]error, len(bs))
 		var wg sync.WaitGroup
 		for i, b := range bs {
@@ -362,7 +348,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	}
 	id := newContainerID()
 	c.mu.Lock()
-	if c.closed {
+	if c.browsers.isClosed() {
 		c.mu.Unlock()
 		return nil, ErrClosed
 	}
@@ -399,116 +385,228 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 		} else if ctx.Err() != nil && !errors.Is(retErr, ctx.Err()) {
 			retErr = fmt.Errorf("%w (%v)", ctx.Err(), retErr)
 		}
+		// Close undoes whatever of the steps was done (cb.undo).
 		if err := b.Close(); err != nil {
 			log.Warn("clean up after a failed start", "err", err)
 		}
 	}()
-
-	if err := os.MkdirAll(cb.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	hosts := filepath.Join(cb.dir, "hosts")
-	if err := os.WriteFile(hosts, hostsFile(nil), 0o644); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	s := ctrSpec{id: id, cfg: c.cfg, spec: spec, rootfs: c.rootfs, binds: c.binds, hosts: hosts, policy: c.policyFile(), ipv6: c.ipv6}
-	if c.nw != nil {
-		s.egressPort = c.nw.EgressPort()
-	}
-	opts := []client.NewContainerOpts{client.WithContainerLabels(containerLabels(spec.TabID))}
-	if c.image != nil {
-		opts = append(opts, client.WithImage(c.image), client.WithNewSnapshot(id, c.image))
-	}
-	opts = append(opts, client.WithNewSpec(specOpts(s)...))
 
 	// containerd's own steps run to their end even when ctx ends, and ctx
 	// is checked between them: a create cut short leaves containerd
 	// cleaning up a half-started shim on its own, after Close returned.
 	opCtx, opCancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.StartTimeout+10*time.Second)
 	defer opCancel()
-	container, err := c.client.NewContainer(opCtx, id, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("create container %s: %w", id, err)
-	}
-	cb.container = container
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-
-	creator := cio.NewCreator(cio.WithStreams(nil, cb.out.writer("stdout"), cb.out.writer("stderr")),
-		cio.WithFIFODir(filepath.Join(cb.dir, "fifo")))
-	task, err := container.NewTask(opCtx, creator)
-	if err != nil {
-		return nil, fmt.Errorf("create task %s: %w", id, err)
-	}
-	cb.task = task
-	go func() {
-		task.IO().Wait()
-		close(cb.outDone)
-	}()
-	// Wait before Start, so that no exit is missed.
-	waitCtx, waitCancel := context.WithCancel(c.base)
-	cb.waitCancel = waitCancel
-	exitC, err := task.Wait(waitCtx)
-	if err != nil {
-		return nil, fmt.Errorf("wait for task %s: %w", id, err)
-	}
-	go func() {
-		st := cb.wait(waitCtx, exitC)
-		cb.mu.Lock()
-		cb.exit = st
-		closing := cb.closing
-		cb.mu.Unlock()
-		if !closing {
-			log.Warn("browser exited", "status", st.ExitCode(), "err", st.Error())
-		}
-		b.exited()
-	}()
-
-	netns := fmt.Sprintf("/proc/%d/ns/net", task.Pid())
-	if cb.fwd, err = newDevtoolsForwarder(c.base, netns, devtoolsSocket(cb.dir), log); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	if c.nw != nil {
-		link, err := c.nw.Attach(ctx, id, netns)
-		if err != nil {
-			return nil, fmt.Errorf("attach network to %s: %w", id, err)
-		}
-		cb.link = link
-		b.Addr = link.ContainerIP
-		// The proxy's address goes into the file Chromium resolves
-		// glovebox-egress from; the bind mount follows the inode.
-		if err := rewriteFile(hosts, hostsFile(link.HostIP)); err != nil {
-			return nil, fmt.Errorf("start container %s: %w", id, err)
+	st := &ctrStart{ctrBrowser: cb, b: b, spec: spec, ctx: ctx, op: opCtx}
+	for _, step := range []func() error{
+		st.prepareDir,
+		st.createContainer,
+		st.createTask,
+		st.forwardDevTools,
+		st.attachNetwork,
+		st.startTask,
+		st.openDevTools,
+	} {
+		if err := step(); err != nil {
+			return nil, err
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
-	if err := task.Start(opCtx); err != nil {
-		return nil, fmt.Errorf("start task %s: %w", id, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start container %s: %w", id, err)
-	}
 
-	path, err := cb.waitDevTools(ctx, b.Done(), c.cfg.StartTimeout)
-	if err != nil {
-		return nil, err
-	}
-	b.DevToolsURL = "ws://localhost" + path
-	b.DevToolsSocket = cb.fwd.Socket()
-
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	if !c.browsers.add(b, cb) {
 		return nil, ErrClosed
 	}
-	c.browsers[b] = cb
-	c.mu.Unlock()
-	log.Info("browser started", "pid", task.Pid(), "addr", b.Addr,
+	log.Info("browser started", "pid", cb.task.Pid(), "addr", b.Addr,
 		"duration", time.Since(t0).Round(time.Millisecond))
 	return b, nil
+}
+
+// ctrStart is one Start under way. Its steps run in order, and each
+// registers on cb.undo how to take back what it made: Browser.Close runs
+// that list in reverse, after a failed start as after a full one.
+type ctrStart struct {
+	*ctrBrowser
+	b    *Browser
+	spec Spec
+	// ctx ends the start: the caller's, or Close. op bounds containerd's
+	// own calls, which ctx does not cut short (see Start).
+	ctx, op context.Context
+}
+
+// hostsPath is the container's /etc/hosts, bound into it.
+func (cb *ctrBrowser) hostsPath() string { return filepath.Join(cb.dir, "hosts") }
+
+// prepareDir makes the container's directory and its /etc/hosts, which
+// names no egress proxy until the network step knows its address.
+func (st *ctrStart) prepareDir() error {
+	st.undo.add(func(context.Context) error {
+		if err := os.RemoveAll(st.dir); err != nil {
+			return fmt.Errorf("remove %s: %w", st.dir, err)
+		}
+		return nil
+	})
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	if err := os.WriteFile(st.hostsPath(), hostsFile(nil), 0o644); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// createContainer creates the container, and its snapshot when the root is
+// an image.
+func (st *ctrStart) createContainer() error {
+	c := st.c
+	// The cgroups come with the task, and go once the container has.
+	st.undo.add(func(context.Context) error { return removeCgroups(st.id) })
+	s := ctrSpec{id: st.id, cfg: c.cfg, spec: st.spec, rootfs: c.rootfs, binds: c.binds, hosts: st.hostsPath(), policy: c.policyFile(), ipv6: c.ipv6}
+	if c.nw != nil {
+		s.egressPort = c.nw.EgressPort()
+	}
+	opts := []client.NewContainerOpts{client.WithContainerLabels(containerLabels(st.spec.TabID))}
+	if c.image != nil {
+		opts = append(opts, client.WithImage(c.image), client.WithNewSnapshot(st.id, c.image))
+	}
+	opts = append(opts, client.WithNewSpec(specOpts(s)...))
+	container, err := c.client.NewContainer(st.op, st.id, opts...)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", st.id, err)
+	}
+	st.container = container
+	st.undo.add(func(ctx context.Context) error {
+		var opts []client.DeleteOpts
+		if c.image != nil {
+			opts = append(opts, client.WithSnapshotCleanup)
+		}
+		if err := container.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete container %s: %w", st.id, err)
+		}
+		return nil
+	})
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// createTask creates the container's task, Chromium's process not yet
+// started, with its output in the logs, and watches for its exit.
+func (st *ctrStart) createTask() error {
+	creator := cio.NewCreator(cio.WithStreams(nil, st.out.writer("stdout"), st.out.writer("stderr")),
+		cio.WithFIFODir(filepath.Join(st.dir, "fifo")))
+	task, err := st.container.NewTask(st.op, creator)
+	if err != nil {
+		return fmt.Errorf("create task %s: %w", st.id, err)
+	}
+	st.task = task
+	// The link that attachNetwork makes lives in the task's network
+	// namespace: it goes after the task's processes, so that what they
+	// had open through the egress proxy ends while it is still up.
+	st.undo.add(func(context.Context) error {
+		if st.link == nil {
+			return nil
+		}
+		return st.link.Close()
+	})
+	st.undo.add(func(ctx context.Context) error {
+		// Killing the container's init ends every process in its PID
+		// namespace, crashpad's included.
+		var err error
+		if _, derr := task.Delete(ctx, client.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+			err = fmt.Errorf("delete task %s: %w", st.id, derr)
+		}
+		if st.waitCancel != nil {
+			st.waitCancel()
+		}
+		return err
+	})
+	go func() {
+		task.IO().Wait()
+		close(st.outDone)
+	}()
+	// Wait before Start, so that no exit is missed.
+	waitCtx, waitCancel := context.WithCancel(st.c.base)
+	st.waitCancel = waitCancel
+	exitC, err := task.Wait(waitCtx)
+	if err != nil {
+		return fmt.Errorf("wait for task %s: %w", st.id, err)
+	}
+	go func() {
+		exit := st.wait(waitCtx, exitC)
+		st.mu.Lock()
+		st.exit = exit
+		closing := st.closing
+		st.mu.Unlock()
+		if !closing {
+			st.log.Warn("browser exited", "status", exit.ExitCode(), "err", exit.Error())
+		}
+		st.b.exited()
+	}()
+	return nil
+}
+
+// netnsPath is the created task's network namespace.
+func (st *ctrStart) netnsPath() string { return fmt.Sprintf("/proc/%d/ns/net", st.task.Pid()) }
+
+// forwardDevTools opens the unix socket that reaches DevTools inside the
+// task's network namespace.
+func (st *ctrStart) forwardDevTools() error {
+	fwd, err := newDevtoolsForwarder(st.c.base, st.netnsPath(), devtoolsSocket(st.dir), st.log)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	st.fwd = fwd
+	st.undo.add(func(context.Context) error {
+		fwd.Close()
+		return nil
+	})
+	return nil
+}
+
+// attachNetwork joins the task's network namespace to the host, when the
+// runtime has a Networker, and names the egress proxy in /etc/hosts. Its
+// link is closed by createTask's undo.
+func (st *ctrStart) attachNetwork() error {
+	if st.c.nw == nil {
+		return nil
+	}
+	link, err := st.c.nw.Attach(st.ctx, st.id, st.netnsPath())
+	if err != nil {
+		return fmt.Errorf("attach network to %s: %w", st.id, err)
+	}
+	st.link = link
+	st.b.Addr = link.ContainerIP
+	// The proxy's address goes into the file Chromium resolves
+	// glovebox-egress from; the bind mount follows the inode.
+	if err := rewriteFile(st.hostsPath(), hostsFile(link.HostIP)); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// startTask starts Chromium, unless the start has ended meanwhile.
+func (st *ctrStart) startTask() error {
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	if err := st.task.Start(st.op); err != nil {
+		return fmt.Errorf("start task %s: %w", st.id, err)
+	}
+	if err := st.ctx.Err(); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	return nil
+}
+
+// openDevTools waits for DevTools to answer through the forwarder and
+// gives the browser its address.
+func (st *ctrStart) openDevTools() error {
+	path, err := st.waitDevTools(st.ctx, st.b.Done(), st.c.cfg.StartTimeout)
+	if err != nil {
+		return err
+	}
+	st.b.DevToolsURL = "ws://localhost" + path
+	st.b.DevToolsSocket = st.fwd.Socket()
+	return nil
 }
 
 // rewriteFile replaces the contents of name in place, keeping its inode,
@@ -524,9 +622,9 @@ func rewriteFile(name string, data []byte) error {
 
 // forget drops a closed browser from the runtime's books.
 func (c *Containerd) forget(b *Browser, id string) {
+	c.browsers.remove(b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.browsers, b)
 	delete(c.ids, id)
 }
 
@@ -538,11 +636,12 @@ type ctrBrowser struct {
 	log *slog.Logger
 
 	// Set during Start, before the browser is handed out or closed.
+	undo       undoList
 	container  client.Container
 	task       client.Task
 	waitCancel context.CancelFunc
 	fwd        *devtoolsForwarder
-	link       *Link
+	link       *netns.Link
 
 	out     ctrOutput
 	outDone chan struct{} // closed when the task's output has ended
@@ -649,10 +748,10 @@ func devtoolsPath(ctx context.Context, hc *http.Client, version string) (string,
 	return u.Path, true
 }
 
-// stop kills the container's processes and removes the task, the container
-// (and its snapshot), the network link, the forwarder, the cgroups and the
-// container's directory. Whatever of it exists: it runs after a partial
-// start too.
+// stop kills the container's processes and removes what the start made:
+// the forwarder, the task, the network link, the container (and its
+// snapshot), the cgroups and the container's directory, whatever of it
+// exists, since it runs after a partial start too.
 func (cb *ctrBrowser) stop(b *Browser) error {
 	c := cb.c
 	defer c.forget(b, cb.id)
@@ -663,42 +762,7 @@ func (cb *ctrBrowser) stop(b *Browser) error {
 	// would be left to the next reaper.
 	ctx, cancel := context.WithTimeout(c.base, 30*time.Second)
 	defer cancel()
-
-	var errs []error
-	if cb.fwd != nil {
-		cb.fwd.Close()
-	}
-	if cb.task != nil {
-		// Killing the container's init ends every process in its PID
-		// namespace, crashpad's included.
-		if _, err := cb.task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete task %s: %w", cb.id, err))
-		}
-	}
-	if cb.waitCancel != nil {
-		cb.waitCancel()
-	}
-	if cb.container != nil {
-		var opts []client.DeleteOpts
-		if c.image != nil {
-			opts = append(opts, client.WithSnapshotCleanup)
-		}
-		if err := cb.container.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete container %s: %w", cb.id, err))
-		}
-	}
-	if cb.link != nil {
-		if err := cb.link.Close(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := removeCgroups(cb.id); err != nil {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(cb.dir); err != nil {
-		errs = append(errs, fmt.Errorf("remove %s: %w", cb.dir, err))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := cb.undo.run(ctx); err != nil {
 		return err
 	}
 	if cb.task != nil {
@@ -731,11 +795,7 @@ func (o *ctrOutput) line(stream, s string) {
 func (o *ctrOutput) tailText() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := strings.TrimSpace(o.tail.String())
-	if s == "" {
-		return "no output"
-	}
-	return "output ends with: " + s
+	return o.tail.summary()
 }
 
 // lineWriter splits one stream into lines.

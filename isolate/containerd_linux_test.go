@@ -4,9 +4,11 @@ package isolate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,9 +19,79 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
 	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/google/nftables"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/glovebox/glovebox/isolate/internal/testlock"
+	"github.com/glovebox/glovebox/isolate/netns"
 )
+
+// blocked is the timeout of a connection that must not be answered: a SYN
+// the firewall drops gets no answer, so the dial times out.
+const blocked = 400 * time.Millisecond
+
+// needNetwork skips tb unless this machine lets the containers have a
+// network (root, nftables), and checks when tb ends that no veth or
+// firewall table of the network's is left. The network's own tests are in
+// package netns.
+func needNetwork(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("the container network needs root: it makes veths and an nftables table")
+	}
+	nft, err := nftables.New()
+	if err == nil {
+		_, err = nft.ListTablesOfFamily(nftables.TableFamilyINet)
+	}
+	if err != nil {
+		tb.Skip("nftables is unavailable: " + err.Error())
+	}
+	testlock.Network(tb)
+	// Registered first, so it runs after every other cleanup of tb.
+	tb.Cleanup(func() {
+		links, err := netlink.LinkList()
+		if err != nil {
+			tb.Errorf("leak check: list links: %v", err)
+		}
+		for _, l := range links {
+			if name := l.Attrs().Name; strings.HasPrefix(name, netns.HostInterfacePrefix) {
+				tb.Errorf("left behind: link %s (%s)", name, l.Attrs().Alias)
+			}
+		}
+		tables, err := nft.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			tb.Errorf("leak check: list nftables tables: %v", err)
+		}
+		for _, t := range tables {
+			if t.Name == netns.TableName {
+				tb.Errorf("left behind: nftables table inet %s", t.Name)
+			}
+		}
+	})
+}
+
+// newTestNetwork returns a container network whose containers may reach
+// egressPort on their host ends, closed when tb ends.
+func newTestNetwork(tb testing.TB, egressPort int, edit func(*netns.Config)) *netns.Network {
+	tb.Helper()
+	cfg := netns.DefaultConfig()
+	cfg.EgressPort = egressPort
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := netns.New(cfg, testLogger())
+	if err != nil {
+		tb.Fatalf("netns.New: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			tb.Errorf("Network.Close: %v", err)
+		}
+	})
+	return n
+}
 
 // TestContainerdNetwork runs a browser with the real Network: Chromium's
 // requests go to the egress proxy on the host end of its veth, named from
@@ -105,6 +177,65 @@ func TestContainerdNetwork(t *testing.T) {
 	}
 
 	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	checkNothingLeft(t, c, cgroups)
+}
+
+// TestContainerdStartFailsAttached fails a start after its network step, as
+// DevTools does not answer in time: the link goes with the rest.
+func TestContainerdStartFailsAttached(t *testing.T) {
+	needContainerd(t)
+	needNetwork(t)
+	n := newTestNetwork(t, 3129, nil)
+	c := newTestContainerd(t, nil, n)
+	c.cfg.StartTimeout = 50 * time.Millisecond // after NewContainerd, which the daemon's start bounds
+	cgroups := cgroupChildren()
+	b, err := c.Start(t.Context(), Spec{TabID: "tab-fail-net"})
+	if err == nil {
+		b.Close()
+		t.Fatal("Start succeeded")
+	}
+	if !strings.Contains(err.Error(), "did not answer within 50ms") {
+		t.Errorf("error %q is not DevTools' timeout", err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, netns.HostInterfacePrefix) {
+			t.Errorf("link %s (%s) left after the failed start", l.Attrs().Name, l.Attrs().Alias)
+		}
+	}
+	checkNothingLeft(t, c, cgroups)
+}
+
+// TestContainerdStartCapacity: on a subnet with room for one container, a
+// second start fails with ErrCapacity, not as a failure, and leaves nothing.
+func TestContainerdStartCapacity(t *testing.T) {
+	needContainerd(t)
+	needNetwork(t)
+	n := newTestNetwork(t, 3129, func(c *netns.Config) { c.Subnet = "198.18.0.0/30" })
+	c := newTestContainerd(t, nil, n)
+	cgroups := cgroupChildren()
+	first, err := c.Start(t.Context(), Spec{TabID: "tab-first"})
+	if err != nil {
+		t.Fatalf("first Start: %v", err)
+	}
+	defer first.Close()
+	b, err := c.Start(t.Context(), Spec{TabID: "tab-second"})
+	if err == nil {
+		b.Close()
+		t.Fatal("a second Start on a subnet of one /30 succeeded")
+	}
+	if !errors.Is(err, ErrCapacity) || !errors.Is(err, netns.ErrSubnetFull) {
+		t.Errorf("second Start: %v, want ErrCapacity (netns.ErrSubnetFull)", err)
+	}
+	if got := c.Running(); got != 1 {
+		t.Errorf("Running = %d, want 1", got)
+	}
+	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	checkNothingLeft(t, c, cgroups)

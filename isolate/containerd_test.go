@@ -29,6 +29,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 
 	"github.com/glovebox/glovebox/internal/testenv"
+	"github.com/glovebox/glovebox/isolate/netns"
 )
 
 // testNamespace is the containerd namespace of the tests' containers.
@@ -102,9 +103,7 @@ func checkNoDaemon(t *testing.T, dataDir string) {
 // ctrState returns the runtime's state of b.
 func ctrState(t *testing.T, c *Containerd, b *Browser) *ctrBrowser {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cb, ok := c.browsers[b]
+	cb, ok := c.browsers.get(b)
 	if !ok {
 		t.Fatalf("no state for %s", b.ID)
 	}
@@ -494,7 +493,12 @@ func TestContainerdClose(t *testing.T) {
 		}
 		started <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Under way: its container is made (the two others' and its own).
+	ctx := namespaces.WithNamespace(t.Context(), testNamespace)
+	waitUntil(t, "the late start's container", func() bool {
+		ctrs, err := c.client.Containers(ctx)
+		return err == nil && len(ctrs) == 3
+	})
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -541,7 +545,7 @@ type failingNetworker struct {
 	called bool
 }
 
-func (n *failingNetworker) Attach(ctx context.Context, id string, netnsPath string) (*Link, error) {
+func (n *failingNetworker) Attach(ctx context.Context, id string, netnsPath string) (*netns.Link, error) {
 	n.called = true
 	pid, _ := strconv.Atoi(strings.Split(netnsPath, "/")[2])
 	if args := cmdline(pid); len(args) < 2 || args[1] != "init" {

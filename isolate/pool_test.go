@@ -21,16 +21,20 @@ type fakeStarter struct {
 	started []*Browser
 	closed  atomic.Int32
 	fail    atomic.Bool
-	delay   time.Duration
+	// warmGate, when set, holds the pool's own (warm) starts until it is
+	// closed; the tabs' starts go through.
+	warmGate chan struct{}
 }
 
 func (f *fakeStarter) Name() string { return "fake" }
 
 func (f *fakeStarter) Start(ctx context.Context, spec Spec) (*Browser, error) {
-	select {
-	case <-time.After(f.delay):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if f.warmGate != nil && spec.TabID == "pool" {
+		select {
+		case <-f.warmGate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	if f.fail.Load() {
 		return nil, errors.New("start failed")
@@ -100,10 +104,10 @@ func TestPoolClaimsAndRefills(t *testing.T) {
 }
 
 func TestPoolColdWhenEmpty(t *testing.T) {
-	f := &fakeStarter{delay: 50 * time.Millisecond}
+	f := &fakeStarter{warmGate: make(chan struct{})}
 	p := NewPool(f, PoolConfig{Size: 1, RetryDelay: 10 * time.Millisecond}, quietLog())
 	defer p.Close()
-	b, err := p.Start(t.Context(), Spec{TabID: "t1"}) // before the warm one is ready
+	b, err := p.Start(t.Context(), Spec{TabID: "t1"}) // the warm one is held
 	if err != nil {
 		t.Fatal(err)
 	}

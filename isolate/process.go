@@ -18,83 +18,6 @@ import (
 	"time"
 )
 
-// disabledFeatures turn off Chromium services a headless tab does not need;
-// together they cut a browser's memory by about 57 MiB (notes/memory.md: the
-// omnibox WebUI renderer went only once the WebUIOmnibox* names were there).
-var disabledFeatures = []string{
-	"Translate", "OptimizationHints", "OptimizationGuideModelDownloading",
-	"OptimizationHintsFetching", "MediaRouter", "DialMediaRouteProvider",
-	"BackForwardCache", "SpareRendererForSitePerProcess", "PreloadTopChromeWebUI",
-	"AutofillServerCommunication", "CertificateTransparencyComponentUpdater",
-	"InterestFeedContentSuggestions", "HeavyAdIntervention", "LensOverlay",
-	"PrivacySandboxSettings4", "GlobalMediaControls", "WebUIOmniboxPopup",
-	"WebUIOmniboxAimPopup", "WebUIOmniboxFullPopup",
-}
-
-// baseFlags keep a headless Chromium quiet and small. In a container the
-// managed policies (policy.go) hold it further; whatever still gets out, the
-// egress proxy must refuse.
-var baseFlags = []string{
-	"--headless=new",
-	"--no-first-run",
-	"--no-default-browser-check",
-	"--disable-background-networking",
-	"--disable-component-update",
-	"--disable-sync",
-	"--disable-gpu",
-	"--disable-breakpad",
-	"--password-store=basic",
-	"--use-mock-keychain",
-	"--mute-audio",
-	"--hide-scrollbars",
-	"--disable-extensions",
-	"--disable-component-extensions-with-background-pages",
-	"--disable-default-apps",
-	"--disable-client-side-phishing-detection",
-	"--disable-domain-reliability",
-	"--no-pings",
-	// Chromium 156 lists the Google accounts of the cookie jar at every
-	// start (IdentityManager::OnNetworkInitialized) and asks for its
-	// on-device model manifest, whatever the flags above and the managed
-	// policies say. Port 9 is one Chromium never connects to
-	// (ERR_UNSAFE_PORT), so both fail inside the browser instead of
-	// reaching the egress proxy.
-	"--gaia-url=http://127.0.0.1:9",
-	"--component-updater=url-source=http://127.0.0.1:9/",
-}
-
-// chromiumArgs returns the command line of a browser with the profile dir.
-// Chromium keeps only the last of a repeated switch, so a --disable-features
-// in extra is merged into one list rather than passed on.
-func chromiumArgs(dir string, spec Spec, extra []string) []string {
-	features := append([]string(nil), disabledFeatures...)
-	args := append([]string(nil), baseFlags...)
-	var rest []string
-	for _, f := range extra {
-		if v, ok := strings.CutPrefix(f, "--disable-features="); ok {
-			features = append(features, v)
-			continue
-		}
-		rest = append(rest, f)
-	}
-	args = append(args,
-		// Port 0: Chromium picks a free port and writes it to
-		// DevToolsActivePort. Chromium 156 ignores
-		// --remote-debugging-address, so DevTools is on 127.0.0.1 only.
-		"--remote-debugging-port=0",
-		"--user-data-dir="+dir,
-		"--disable-features="+strings.Join(features, ","),
-		// The first screencast frames come at the window size, before
-		// render's viewport override applies (notes/media.md, pitfall 6).
-		fmt.Sprintf("--window-size=%d,%d", spec.Width, spec.Height),
-	)
-	if spec.Scale != 0 && spec.Scale != 1 {
-		args = append(args, "--force-device-scale-factor="+strconv.FormatFloat(spec.Scale, 'g', -1, 64))
-	}
-	args = append(args, rest...)
-	return append(args, "about:blank")
-}
-
 // Process is the runtime that runs each browser as a child process of
 // Glovebox, with Chromium's own sandbox but no container. It is for
 // development only.
@@ -104,9 +27,7 @@ type Process struct {
 	// cred is the user Chromium runs as, or nil to keep Glovebox's own.
 	cred *syscall.Credential
 
-	mu       sync.Mutex
-	closed   bool
-	browsers map[*Browser]struct{}
+	browsers browserSet[struct{}]
 }
 
 // NewProcess returns a process runtime. When Glovebox runs as root, the
@@ -126,7 +47,7 @@ func NewProcess(cfg ProcessConfig, log *slog.Logger) (*Process, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "isolate", "runtime", "process")
-	p := &Process{cfg: cfg, log: log, browsers: make(map[*Browser]struct{})}
+	p := &Process{cfg: cfg, log: log}
 	if os.Geteuid() == 0 {
 		cred, err := lookupCredential(cfg.User)
 		if err != nil {
@@ -174,29 +95,11 @@ func (p *Process) userName() string {
 func (p *Process) Name() string { return "process" }
 
 // Running returns how many browsers this runtime started that are alive.
-func (p *Process) Running() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for b := range p.browsers {
-		select {
-		case <-b.Done():
-		default:
-			n++
-		}
-	}
-	return n
-}
+func (p *Process) Running() int { return p.browsers.running() }
 
 // Close closes every browser this runtime started. Start fails after it.
 func (p *Process) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	bs := make([]*Browser, 0, len(p.browsers))
-	for b := range p.browsers {
-		bs = append(bs, b)
-	}
-	p.mu.Unlock()
+	bs := p.browsers.close()
 	var errs []error
 	for _, b := range bs {
 		errs = append(errs, b.Close())
@@ -211,10 +114,7 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	closed := p.closed
-	p.mu.Unlock()
-	if closed {
+	if p.browsers.isClosed() {
 		return nil, ErrClosed
 	}
 	start := time.Now()
@@ -232,9 +132,7 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	pb.log = log
 	b.stop = func() error {
 		err := pb.stop(b)
-		p.mu.Lock()
-		delete(p.browsers, b)
-		p.mu.Unlock()
+		p.browsers.remove(b)
 		return err
 	}
 	defer func() {
@@ -295,13 +193,9 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 	}
 	b.DevToolsURL = "ws://127.0.0.1:" + port + path
 
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if !p.browsers.add(b, struct{}{}) {
 		return nil, ErrClosed
 	}
-	p.browsers[b] = struct{}{}
-	p.mu.Unlock()
 	log.Info("browser started", "pid", cmd.Process.Pid,
 		"user", p.userName(), "duration", time.Since(start).Round(time.Millisecond))
 	return b, nil
@@ -373,11 +267,7 @@ func readDevToolsActivePort(file string) (port, path string, ok bool) {
 func (pb *procBrowser) stderrTail() string {
 	pb.mu.Lock()
 	defer pb.mu.Unlock()
-	s := strings.TrimSpace(pb.tail.String())
-	if s == "" {
-		return "no output"
-	}
-	return "output ends with: " + s
+	return pb.tail.summary()
 }
 
 // readOutput keeps the tail of Chromium's output for start errors and logs
@@ -433,26 +323,3 @@ func (pb *procBrowser) stop(b *Browser) error {
 	}
 	return errors.Join(errs...)
 }
-
-// tailBuffer keeps the last lines written to it, up to tailMax bytes.
-type tailBuffer struct{ lines []string }
-
-const tailMax = 2048
-
-// WriteLine adds a line and drops the oldest beyond tailMax bytes.
-func (t *tailBuffer) WriteLine(s string) {
-	if len(s) > tailMax {
-		s = s[len(s)-tailMax:]
-	}
-	t.lines = append(t.lines, s)
-	n := 0
-	for i := len(t.lines) - 1; i >= 0; i-- {
-		n += len(t.lines[i]) + 1
-		if n > tailMax {
-			t.lines = append(t.lines[:0], t.lines[i+1:]...)
-			break
-		}
-	}
-}
-
-func (t *tailBuffer) String() string { return strings.Join(t.lines, "\n") }

@@ -3,7 +3,6 @@
 package isolate
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -87,33 +86,6 @@ func browserProcs(pgid int, dir string, uid int) ([]int, error) {
 		}
 	}
 	return pids, nil
-}
-
-type procStat struct {
-	state byte
-	pgrp  int
-}
-
-// readProcStat reads the state and process group from /proc/PID/stat.
-func readProcStat(pid int) (procStat, bool) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, false
-	}
-	// The command name is in parentheses and may hold spaces or ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return procStat{}, false
-	}
-	f := strings.Fields(string(data[i+1:])) // state ppid pgrp ...
-	if len(f) < 3 || len(f[0]) != 1 {
-		return procStat{}, false
-	}
-	pgrp, err := strconv.Atoi(f[2])
-	if err != nil {
-		return procStat{}, false
-	}
-	return procStat{state: f[0][0], pgrp: pgrp}, true
 }
 
 // procUID returns the real uid of pid. /proc/PID's owner is not enough: a

@@ -444,37 +444,6 @@ func TestProcessConfigValidate(t *testing.T) {
 	}
 }
 
-func TestChromiumArgs(t *testing.T) {
-	args := chromiumArgs("/tmp/glovebox-1", Spec{Width: 800, Height: 600}, []string{"--lang=de", "--disable-features=Foo,Bar"})
-	var features []string
-	for _, a := range args {
-		if v, ok := strings.CutPrefix(a, "--disable-features="); ok {
-			features = append(features, v)
-		}
-		if a == "--no-sandbox" {
-			t.Error("args have --no-sandbox")
-		}
-	}
-	if len(features) != 1 || !strings.HasSuffix(features[0], ",Foo,Bar") || !strings.Contains(features[0], "WebUIOmniboxPopup") {
-		t.Errorf("--disable-features = %q, want one merged list", features)
-	}
-	for _, want := range []string{"--headless=new", "--remote-debugging-port=0", "--user-data-dir=/tmp/glovebox-1", "--window-size=800,600", "--lang=de"} {
-		if !slices.Contains(args, want) {
-			t.Errorf("args lack %s: %q", want, args)
-		}
-	}
-	if args[len(args)-1] != "about:blank" {
-		t.Errorf("last arg = %q, want about:blank", args[len(args)-1])
-	}
-	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--force-device-scale-factor") }) {
-		t.Errorf("scale 1 sets --force-device-scale-factor: %q", args)
-	}
-	args = chromiumArgs("/tmp/glovebox-1", Spec{Width: 800, Height: 600, Scale: 1.5}, nil)
-	if !slices.Contains(args, "--force-device-scale-factor=1.5") {
-		t.Errorf("scale 1.5: args lack --force-device-scale-factor=1.5: %q", args)
-	}
-}
-
 func TestSpecNormalize(t *testing.T) {
 	if s, err := (Spec{}).normalize(); err != nil || s.Width != DefaultWidth || s.Height != DefaultHeight || s.Scale != 1 {
 		t.Errorf("zero Spec = %+v, %v", s, err)

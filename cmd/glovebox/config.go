@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
@@ -73,7 +74,7 @@ type IsolateConfig struct {
 	// Containerd configures the containerd runtime.
 	Containerd isolate.ContainerdConfig `mapstructure:"containerd"`
 	// Network configures the containers' network.
-	Network isolate.NetworkConfig `mapstructure:"network"`
+	Network netns.Config `mapstructure:"network"`
 	// Process configures the process runtime.
 	Process isolate.ProcessConfig `mapstructure:"process"`
 }
@@ -87,7 +88,7 @@ func defaultConfig() Config {
 			Runtime:    "containerd",
 			Pool:       isolate.DefaultPoolConfig(),
 			Containerd: isolate.DefaultContainerdConfig(),
-			Network:    isolate.DefaultNetworkConfig(),
+			Network:    netns.DefaultConfig(),
 			Process:    isolate.DefaultProcessConfig(),
 		},
 		Stream:        stream.DefaultConfig(),

@@ -20,6 +20,8 @@ var depRules = []struct {
 	{"cmd", []string{""}}, // the wiring: anything
 	{"internal/testenv", nil},
 	{"isolate", []string{"internal/testenv"}},
+	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
+	{"isolate/internal", []string{"internal/testenv"}},
 	{"render", []string{"internal/testenv"}},
 	{"stream", []string{"internal/testenv"}},
 	{"proxy/policy", nil},

@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/egress"
@@ -138,7 +139,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 		ncfg := cfg.Isolate.Network
 		ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
-		nw, err := isolate.NewNetwork(ncfg, log)
+		nw, err := netns.New(ncfg, log)
 		if err != nil {
 			return fmt.Errorf("container network: %w", err)
 		}
@@ -250,7 +251,7 @@ func streamConfig(cfg Config) stream.Config {
 		if subnet, err := netip.ParsePrefix(cfg.Isolate.Network.Subnet); err == nil { // validated
 			sc.ExcludeNets = append(slices.Clone(sc.ExcludeNets), subnet)
 		}
-		sc.ExcludeInterfaces = append(slices.Clone(sc.ExcludeInterfaces), isolate.HostInterfacePrefix)
+		sc.ExcludeInterfaces = append(slices.Clone(sc.ExcludeInterfaces), netns.HostInterfacePrefix)
 	}
 	return sc
 }

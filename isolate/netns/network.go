@@ -1,4 +1,4 @@
-package isolate
+package netns
 
 import (
 	"crypto/sha256"
@@ -12,10 +12,10 @@ import (
 	"sync"
 )
 
-// NetworkConfig configures the network of the containerd runtime: each
+// Config configures the network of the containerd runtime: each
 // container gets one veth pair of its own, and from it can reach exactly one
 // thing, the egress proxy on the host end of that pair.
-type NetworkConfig struct {
+type Config struct {
 	// Subnet is the IPv4 range the containers' links are numbered from, in
 	// CIDR form. It is cut into /30 blocks, one per running container: the
 	// host end of the link gets the block's first address (.1), the
@@ -30,16 +30,16 @@ type NetworkConfig struct {
 	EgressPort int `mapstructure:"-"`
 }
 
-// DefaultNetworkConfig returns the network's defaults. EgressPort is left
+// DefaultConfig returns the network's defaults. EgressPort is left
 // for the wiring to set.
-func DefaultNetworkConfig() NetworkConfig {
-	return NetworkConfig{Subnet: "198.18.0.0/15"}
+func DefaultConfig() Config {
+	return Config{Subnet: "198.18.0.0/15"}
 }
 
 // Validate reports every setting that is wrong, naming its key. An EgressPort
 // of zero passes, since the wiring may set it after the settings are read;
-// NewNetwork refuses it.
-func (c NetworkConfig) Validate() error {
+// New refuses it.
+func (c Config) Validate() error {
 	var errs []error
 	if _, err := parseSubnet(c.Subnet); err != nil {
 		errs = append(errs, fmt.Errorf("subnet: %w", err))
@@ -86,8 +86,18 @@ var reservedV4 = []netip.Prefix{
 	netip.MustParsePrefix("240.0.0.0/4"),
 }
 
+// ErrCapacity is the category of errors that say a limit is reached rather
+// than that something failed: no room now, maybe later. ErrSubnetFull
+// wraps it. isolate.ErrCapacity is the same error, so that callers of the
+// runtimes need not know this package.
+var ErrCapacity = errors.New("isolate: no room for another browser")
+
 // ErrSubnetFull is returned by Attach when every /30 of the subnet is in use.
-var ErrSubnetFull = errors.New("isolate: every address block of the container subnet is in use")
+// It wraps ErrCapacity.
+var ErrSubnetFull = fmt.Errorf("%w: every address block of the container subnet is in use", ErrCapacity)
+
+// ErrClosed is returned by Attach after Close.
+var ErrClosed = errors.New("isolate network: closed")
 
 // hostIfPrefix starts the name of the host end of every veth Glovebox
 // creates, so that Reap can find what a crashed Glovebox left.
@@ -100,9 +110,9 @@ const HostInterfacePrefix = hostIfPrefix
 // containerIf is the name of the container's end of its veth.
 const containerIf = "eth0"
 
-// tableName is the nftables table (family inet) that holds all of Glovebox's
+// TableName is the nftables table (family inet) that holds all of Glovebox's
 // firewall; nothing else of Glovebox's is in the ruleset.
-const tableName = "glovebox"
+const TableName = "glovebox"
 
 // hostIfName names the host end of id's veth: the prefix and 8 hex digits of
 // a hash of id (tab ids may be longer than the 15 bytes a name may have, or
@@ -115,9 +125,9 @@ func hostIfName(id string) string {
 // Network gives each container a veth pair of its own, numbered from a /30 of
 // the subnet, and keeps the firewall that lets a container reach the egress
 // proxy and nothing else. It is safe for concurrent use. One Network per host:
-// NewNetwork removes whatever veth or table of Glovebox's it finds.
+// New removes whatever veth or table of Glovebox's it finds.
 type Network struct {
-	cfg    NetworkConfig
+	cfg    Config
 	log    *slog.Logger
 	blocks *blocks
 

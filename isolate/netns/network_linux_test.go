@@ -1,12 +1,13 @@
 //go:build linux
 
-package isolate
+package netns
 
 import (
 	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -22,14 +23,16 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 
 	"github.com/glovebox/glovebox/internal/testenv"
+	"github.com/glovebox/glovebox/isolate/internal/testlock"
 )
 
 // The network tests make real network namespaces, veths and nftables rules,
 // and send traffic only over loopback and into the namespaces they make.
-// They run one at a time: a Network owns the host's one table.
+// They run one at a time, and not beside isolate's tests of the containers'
+// network (testlock): a Network owns the host's one table.
 
 // testIfPrefix names the tests' own veths, which stand for a LAN interface
 // and are not Glovebox's; testNetnsPrefix the namespaces the tests make.
@@ -74,6 +77,7 @@ func needNetwork(tb testing.TB) {
 	if netTest.reason != "" {
 		testenv.Missing(tb, "%s", netTest.reason)
 	}
+	testlock.Network(tb)
 	// Registered first, so it runs after every other cleanup of tb.
 	tb.Cleanup(func() { checkNetworkLeft(tb) })
 }
@@ -90,7 +94,7 @@ func checkNetworkLeft(tb testing.TB) {
 		}
 	}
 	if ok, err := firewallExists(); ok || err != nil {
-		tb.Errorf("left behind: nftables table inet %s (err %v)", tableName, err)
+		tb.Errorf("left behind: nftables table inet %s (err %v)", TableName, err)
 	}
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
@@ -99,14 +103,14 @@ func checkNetworkLeft(tb testing.TB) {
 		}
 	}
 	if !netTest.hadRunNetns && len(ents) == 0 {
-		os.Remove("/run/netns") // made by netns.NewNamed
+		os.Remove("/run/netns") // made by vnetns.NewNamed
 	}
 }
 
 // testNS is a network namespace the test made, named under /run/netns.
 type testNS struct {
 	name, path string
-	h          netns.NsHandle
+	h          vnetns.NsHandle
 }
 
 func newTestNS(tb testing.TB) *testNS {
@@ -116,15 +120,15 @@ func newTestNS(tb testing.TB) *testNS {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		host, err := netns.Get()
+		host, err := vnetns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- err
 			return
 		}
 		defer host.Close()
-		ns.h, err = netns.NewNamed(ns.name)
-		if serr := netns.Set(host); serr != nil {
+		ns.h, err = vnetns.NewNamed(ns.name)
+		if serr := vnetns.Set(host); serr != nil {
 			errc <- errors.Join(err, serr) // the thread stays locked and ends
 			return
 		}
@@ -136,7 +140,7 @@ func newTestNS(tb testing.TB) *testNS {
 	}
 	tb.Cleanup(func() {
 		ns.h.Close()
-		if err := netns.DeleteNamed(ns.name); err != nil {
+		if err := vnetns.DeleteNamed(ns.name); err != nil {
 			tb.Errorf("delete network namespace %s: %v", ns.name, err)
 		}
 	})
@@ -326,16 +330,23 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
 }
 
-func newTestNetwork(tb testing.TB, egressPort int, edit func(*NetworkConfig)) *Network {
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newTestNetwork(tb testing.TB, egressPort int, edit func(*Config)) *Network {
 	tb.Helper()
-	cfg := DefaultNetworkConfig()
+	cfg := DefaultConfig()
 	cfg.EgressPort = egressPort
 	if edit != nil {
 		edit(&cfg)
 	}
-	n, err := NewNetwork(cfg, testLogger())
+	n, err := New(cfg, testLogger())
 	if err != nil {
-		tb.Fatalf("NewNetwork: %v", err)
+		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(func() {
 		if err := n.Close(); err != nil {
@@ -406,7 +417,7 @@ func TestNetworkAttach(t *testing.T) {
 	l := attach(t, n, "tab-attach", ns)
 
 	host, ctr := mustAddr(l.HostIP), mustAddr(l.ContainerIP)
-	subnet := netip.MustParsePrefix(DefaultNetworkConfig().Subnet)
+	subnet := netip.MustParsePrefix(DefaultConfig().Subnet)
 	block := netip.PrefixFrom(host, 30).Masked()
 	if !subnet.Contains(host) || host != block.Addr().Next() || ctr != host.Next() {
 		t.Errorf("addresses %s, %s: want .1 and .2 of a /30 of %s", host, ctr, subnet)
@@ -588,7 +599,7 @@ func TestFirewallForward(t *testing.T) {
 	a := newTestNS(t)
 	la := attach(t, n, "tab-fwd", a)
 	c, d := newTestNS(t), newTestNS(t)
-	subnet := netip.MustParsePrefix(DefaultNetworkConfig().Subnet)
+	subnet := netip.MustParsePrefix(DefaultConfig().Subnet)
 	lan := lanRange(t)
 	cBlock, dBlock := block30(lan, 0), block30(lan, 1)
 	plainLink(t, c, testIfPrefix+"c", cBlock, true, dBlock, subnet)
@@ -636,7 +647,7 @@ func TestFirewallRuleset(t *testing.T) {
 	}
 	n := newTestNetwork(t, 3128, nil)
 	l := attach(t, n, "tab-rules", newTestNS(t))
-	out, err := exec.Command(nft, "list", "table", "inet", tableName).CombinedOutput()
+	out, err := exec.Command(nft, "list", "table", "inet", TableName).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nft list: %v\n%s", err, out)
 	}
@@ -674,17 +685,7 @@ func TestLinkClose(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := netlink.LinkByName(l.HostIf); err == nil {
-		t.Errorf("host end %s still there", l.HostIf)
-	}
-	if err := ns.do(func() error {
-		if _, err := netlink.LinkByName("eth0"); err == nil {
-			t.Error("eth0 still inside")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	checkVethGone(t, l.HostIf, ns)
 	if els := elements(t); len(els) != 0 {
 		t.Errorf("firewall set still has %d elements", len(els))
 	}
@@ -698,6 +699,34 @@ func TestLinkClose(t *testing.T) {
 	l2 := attach(t, n, "tab-close", ns)
 	if l2.HostIP.Equal(l.HostIP) {
 		t.Errorf("the freed block %s was given again at once", l.HostIP)
+	}
+}
+
+// checkVethGone checks that the veth whose host end is hostIf is gone, and
+// eth0 with it from ns.
+func checkVethGone(t *testing.T, hostIf string, ns *testNS) {
+	t.Helper()
+	if _, err := netlink.LinkByName(hostIf); err == nil {
+		t.Errorf("host end %s still there", hostIf)
+	}
+	if err := ns.do(func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			t.Error("eth0 still inside")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkNothingHeld checks n holds no block, name or link, as after a failed
+// Attach.
+func checkNothingHeld(t *testing.T, n *Network) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.blocks.n != 0 || len(n.ifs) != 0 || len(n.links) != 0 {
+		t.Errorf("after a failed Attach: %d blocks, %d names, %d links held", n.blocks.n, len(n.ifs), len(n.links))
 	}
 }
 
@@ -730,7 +759,7 @@ func TestNetworkReap(t *testing.T) {
 	var hostNS *testNS
 	egress := hostNS.serve(t, "0.0.0.0:0", "egress")
 	// A Glovebox that crashed: its Network and links are never closed.
-	crashed, err := NewNetwork(NetworkConfig{Subnet: DefaultNetworkConfig().Subnet, EgressPort: egress}, testLogger())
+	crashed, err := New(Config{Subnet: DefaultConfig().Subnet, EgressPort: egress}, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -748,7 +777,7 @@ func TestNetworkReap(t *testing.T) {
 	n := newTestNetwork(t, egress, nil)
 	for _, name := range []string{hostIfName("tab-a"), hostIfName("tab-b"), stray} {
 		if _, err := netlink.LinkByName(name); err == nil {
-			t.Errorf("%s survived NewNetwork", name)
+			t.Errorf("%s survived New", name)
 		}
 	}
 	if els := elements(t); len(els) != 0 {
@@ -888,16 +917,8 @@ func TestNetworkConcurrentAttach(t *testing.T) {
 func TestNetworkAttachErrors(t *testing.T) {
 	needNetwork(t)
 	// One /30: room for one container.
-	n := newTestNetwork(t, 3128, func(c *NetworkConfig) { c.Subnet = "198.18.0.0/30" })
+	n := newTestNetwork(t, 3128, func(c *Config) { c.Subnet = "198.18.0.0/30" })
 	ns := newTestNS(t)
-	nothingHeld := func(t *testing.T) {
-		t.Helper()
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		if n.blocks.n != 0 || len(n.ifs) != 0 || len(n.links) != 0 {
-			t.Errorf("after a failed Attach: %d blocks, %d names, %d links held", n.blocks.n, len(n.ifs), len(n.links))
-		}
-	}
 	for _, tt := range []struct {
 		name, id, path string
 		ctx            func() context.Context
@@ -917,7 +938,7 @@ func TestNetworkAttachErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Attach: %v, want an error saying %q", err, tt.want)
 			}
-			nothingHeld(t)
+			checkNothingHeld(t, n)
 		})
 	}
 	attach(t, n, "tab-1", ns)
@@ -932,18 +953,46 @@ func TestNetworkAttachErrors(t *testing.T) {
 	}
 }
 
+// TestNetworkAttachUndo fails an Attach at its last step, the firewall's,
+// by taking the table away: what the steps before made (the veth, its
+// addresses, eth0 inside) goes, and the id, name and block are free again.
+func TestNetworkAttachUndo(t *testing.T) {
+	needNetwork(t)
+	n := newTestNetwork(t, 3128, nil)
+	ns := newTestNS(t)
+	n.fw.Lock()
+	err := deleteFirewall()
+	n.fw.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		n.fw.Lock()
+		defer n.fw.Unlock()
+		if err := createFirewall(3128); err != nil {
+			t.Errorf("put the table back: %v", err)
+		}
+	}()
+
+	if _, err := n.Attach(t.Context(), "tab-undo", ns.path); err == nil || !strings.Contains(err.Error(), "allow egress") {
+		t.Fatalf("Attach with no table: %v, want the firewall step's error", err)
+	}
+	checkVethGone(t, hostIfName("tab-undo"), ns)
+	checkNothingHeld(t, n)
+}
+
 func TestNetworkSubnetClash(t *testing.T) {
 	needNetwork(t)
 	ns := newTestNS(t)
 	lan := lanRange(t)
 	block := block30(lan, 0)
 	plainLink(t, ns, testIfPrefix+"clash", block, false)
-	_, err := NewNetwork(NetworkConfig{Subnet: lan.String(), EgressPort: 3128}, testLogger())
+	_, err := New(Config{Subnet: lan.String(), EgressPort: 3128}, testLogger())
 	if err == nil || !strings.Contains(err.Error(), "subnet:") || !strings.Contains(err.Error(), netip.PrefixFrom(block.Addr().Next(), 30).String()) {
-		t.Errorf("NewNetwork over a host address: %v; want an error naming subnet and the address", err)
+		t.Errorf("New over a host address: %v; want an error naming subnet and the address", err)
 	}
-	if _, err := NewNetwork(NetworkConfig{Subnet: "198.18.0.0/15"}, testLogger()); err == nil {
-		t.Error("NewNetwork with no egress port passed")
+	if _, err := New(Config{Subnet: "198.18.0.0/15"}, testLogger()); err == nil {
+		t.Error("New with no egress port passed")
 	}
 }
 

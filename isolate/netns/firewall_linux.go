@@ -1,6 +1,6 @@
 //go:build linux
 
-package isolate
+package netns
 
 import (
 	"errors"
@@ -51,7 +51,7 @@ import (
 const egressSet = "egress"
 
 func fwTable() *nftables.Table {
-	return &nftables.Table{Name: tableName, Family: nftables.TableFamilyINet}
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 }
 
 func fwSet() *nftables.Set {
@@ -195,7 +195,7 @@ func createFirewall(egressPort int) error {
 	add(out, rule(toUs, drop()))
 
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("create firewall: nftables table inet %s: %w", tableName, err)
+		return fmt.Errorf("create firewall: nftables table inet %s: %w", TableName, err)
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func deleteFirewall() error {
 	c.AddTable(t)
 	c.DelTable(t)
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("delete firewall: nftables table inet %s: %w", tableName, err)
+		return fmt.Errorf("delete firewall: nftables table inet %s: %w", TableName, err)
 	}
 	return nil
 }
@@ -221,7 +221,7 @@ func firewallExists() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	_, err = c.ListTableOfFamily(tableName, nftables.TableFamilyINet)
+	_, err = c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
 	if errors.Is(err, unix.ENOENT) {
 		return false, nil
 	}

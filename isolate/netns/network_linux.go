@@ -1,6 +1,6 @@
 //go:build linux
 
-package isolate
+package netns
 
 import (
 	"context"
@@ -17,14 +17,14 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// NewNetwork removes whatever veth and firewall a crashed Glovebox left
+// New removes whatever veth and firewall a crashed Glovebox left
 // (see Reap), checks the subnet is free on this host, and creates the
 // firewall. Only one Network may run on a host at a time.
-func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
+func New(cfg Config, log *slog.Logger) (*Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
 	n.mu.Lock()
 	n.table = true
 	n.mu.Unlock()
-	n.log.Info("container network ready", "subnet", subnet.String(), "egress_port", cfg.EgressPort, "table", "inet "+tableName)
+	n.log.Info("container network ready", "subnet", subnet.String(), "egress_port", cfg.EgressPort, "table", "inet "+TableName)
 	return n, nil
 }
 
@@ -110,52 +110,22 @@ func (n *Network) Attach(ctx context.Context, id string, netnsPath string) (_ *L
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("attach %s: %w", id, err)
 	}
-	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return nil, ErrClosed
+	name, err := n.reserve(id)
+	if err != nil {
+		return nil, err
 	}
-	if _, ok := n.links[id]; ok {
-		n.mu.Unlock()
-		return nil, fmt.Errorf("attach %s: already attached", id)
-	}
-	// The id is taken (by a nil link until it is made) and the name
-	// reserved before the link exists, so that a concurrent Attach of the
-	// same id fails and a concurrent Reap leaves the link alone.
-	name := hostIfName(id)
-	for i := 1; n.ifs[name]; i++ {
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s#%d", id, i))
-		name = hostIfPrefix + hex.EncodeToString(sum[:4])
-	}
-	n.links[id] = nil
-	n.ifs[name] = true
-	n.mu.Unlock()
-	release := func() {
-		n.mu.Lock()
-		delete(n.links, id)
-		delete(n.ifs, name)
-		n.mu.Unlock()
-	}
-
 	block, err := n.blocks.get()
 	if err != nil {
-		release()
+		n.release(id, name)
 		return nil, fmt.Errorf("attach %s: %w", id, err)
 	}
-	hostIP, ctrIP := n.blocks.addrs(block)
-	var created, allowed bool
+	a := &attachment{n: n, ctx: ctx, id: id, name: name, netnsPath: netnsPath}
+	a.host, a.ctr = n.blocks.addrs(block)
 	defer func() {
 		if retErr == nil {
 			return
 		}
-		var errs []error
-		if allowed {
-			errs = append(errs, n.revoke(name, ctrIP, hostIP))
-		}
-		if created {
-			errs = append(errs, deleteLink(name))
-		}
-		if err := errors.Join(errs...); err != nil {
+		if err := a.undo(); err != nil {
 			// The veth keeps its name reserved and its block: Reap
 			// removes it at the next start.
 			n.log.Warn("clean up after a failed attach", "container", id, "if", name, "err", err)
@@ -165,60 +135,29 @@ func (n *Network) Attach(ctx context.Context, id string, netnsPath string) (_ *L
 			return
 		}
 		n.blocks.put(block)
-		release()
+		n.release(id, name)
 	}()
 
-	ns, err := netns.GetFromPath(netnsPath)
+	a.ns, err = vnetns.GetFromPath(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("attach %s: open network namespace %s: %w", id, netnsPath, err)
 	}
-	defer ns.Close()
-
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = name
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: containerIf, PeerNamespace: netlink.NsFd(ns)}
-	if err := netlink.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("attach %s: create veth %s: %w", id, name, err)
+	defer a.ns.Close()
+	for _, step := range []func() error{
+		a.createVeth,
+		a.addressHostEnd,
+		a.setUpInside,
+		a.openFirewall,
+	} {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("attach %s: %w", id, err)
+		}
 	}
-	created = true
-	if err := netlink.LinkSetAlias(veth, linkAlias(id)); err != nil {
-		return nil, fmt.Errorf("attach %s: label veth %s: %w", id, name, err)
-	}
-	// Before the link is up: an IPv6-enabled veth gets a link-local
-	// address as soon as it is. Per-link forwarding off keeps the host from
-	// routing for the container even where ip_forward is on (the firewall
-	// drops that too); arp_ignore keeps the host from answering ARP for
-	// its other addresses, which would tell the container what they are.
-	// None of these is a global setting.
-	if err := writeSysctls(append(ipv6Off(name),
-		"net/ipv4/conf/"+name+"/forwarding=0",
-		"net/ipv4/conf/"+name+"/arp_ignore=1")...); err != nil {
-		return nil, fmt.Errorf("attach %s: %w", id, err)
-	}
-	if err := netlink.AddrAdd(veth, &netlink.Addr{IPNet: ipNet(hostIP)}); err != nil {
-		return nil, fmt.Errorf("attach %s: address %s on %s: %w", id, hostIP, name, err)
-	}
-	if err := netlink.LinkSetUp(veth); err != nil {
-		return nil, fmt.Errorf("attach %s: set %s up: %w", id, name, err)
-	}
-	if err := inNetns(ns, func() error { return setupInside(ctrIP) }); err != nil {
-		return nil, fmt.Errorf("attach %s: inside %s: %w", id, netnsPath, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("attach %s: %w", id, err)
-	}
-	n.fw.Lock()
-	err = allowEgress(name, ctrIP, hostIP, id)
-	n.fw.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("attach %s: %w", id, err)
-	}
-	allowed = true
 
 	l := &Link{
 		ID:          id,
-		HostIP:      net.IP(hostIP.AsSlice()),
-		ContainerIP: net.IP(ctrIP.AsSlice()),
+		HostIP:      net.IP(a.host.AsSlice()),
+		ContainerIP: net.IP(a.ctr.AsSlice()),
 		HostIf:      name,
 		n:           n,
 		block:       block,
@@ -231,8 +170,124 @@ func (n *Network) Attach(ctx context.Context, id string, netnsPath string) (_ *L
 		return nil, ErrClosed
 	}
 	n.links[id] = l
-	n.log.Debug("link attached", "container", id, "if", name, "host_ip", hostIP.String(), "container_ip", ctrIP.String())
+	n.log.Debug("link attached", "container", id, "if", name, "host_ip", a.host.String(), "container_ip", a.ctr.String())
 	return l, nil
+}
+
+// reserve takes id (by a nil link until the link is made) and a name for
+// its host end before the link exists, so that a concurrent Attach of the
+// same id fails and a concurrent Reap leaves the link alone.
+func (n *Network) reserve(id string) (string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return "", ErrClosed
+	}
+	if _, ok := n.links[id]; ok {
+		return "", fmt.Errorf("attach %s: already attached", id)
+	}
+	name := hostIfName(id)
+	for i := 1; n.ifs[name]; i++ {
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s#%d", id, i))
+		name = hostIfPrefix + hex.EncodeToString(sum[:4])
+	}
+	n.links[id] = nil
+	n.ifs[name] = true
+	return name, nil
+}
+
+// release gives back what reserve took.
+func (n *Network) release(id, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.links, id)
+	delete(n.ifs, name)
+}
+
+// attachment is one Attach under way. Its steps run in order, and each
+// registers in undos how to take back what it made in the kernel.
+type attachment struct {
+	n         *Network
+	ctx       context.Context
+	id, name  string // the container, and its host end's name
+	netnsPath string
+	ns        vnetns.NsHandle
+	host, ctr netip.Addr
+	veth      *netlink.Veth
+	undos     []func() error
+}
+
+// undo runs the undos, the last registered first, whatever fails, and joins
+// their errors.
+func (a *attachment) undo() error {
+	var errs []error
+	for i := len(a.undos) - 1; i >= 0; i-- {
+		errs = append(errs, a.undos[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// createVeth makes the veth pair, its container end already eth0 inside the
+// container's network namespace, and labels the host end with the id.
+func (a *attachment) createVeth() error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = a.name
+	a.veth = &netlink.Veth{LinkAttrs: attrs, PeerName: containerIf, PeerNamespace: netlink.NsFd(a.ns)}
+	if err := netlink.LinkAdd(a.veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", a.name, err)
+	}
+	a.undos = append(a.undos, func() error { return deleteLink(a.name) })
+	if err := netlink.LinkSetAlias(a.veth, linkAlias(a.id)); err != nil {
+		return fmt.Errorf("label veth %s: %w", a.name, err)
+	}
+	return nil
+}
+
+// addressHostEnd numbers the host end and brings it up.
+func (a *attachment) addressHostEnd() error {
+	// Before the link is up: an IPv6-enabled veth gets a link-local
+	// address as soon as it is. Per-link forwarding off keeps the host from
+	// routing for the container even where ip_forward is on (the firewall
+	// drops that too); arp_ignore keeps the host from answering ARP for
+	// its other addresses, which would tell the container what they are.
+	// None of these is a global setting.
+	if err := writeSysctls(append(ipv6Off(a.name),
+		"net/ipv4/conf/"+a.name+"/forwarding=0",
+		"net/ipv4/conf/"+a.name+"/arp_ignore=1")...); err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(a.veth, &netlink.Addr{IPNet: ipNet(a.host)}); err != nil {
+		return fmt.Errorf("address %s on %s: %w", a.host, a.name, err)
+	}
+	if err := netlink.LinkSetUp(a.veth); err != nil {
+		return fmt.Errorf("set %s up: %w", a.name, err)
+	}
+	return nil
+}
+
+// setUpInside numbers eth0 and brings it and lo up, in the container's
+// network namespace.
+func (a *attachment) setUpInside() error {
+	if err := inNetns(a.ns, func() error { return setupInside(a.ctr) }); err != nil {
+		return fmt.Errorf("inside %s: %w", a.netnsPath, err)
+	}
+	return nil
+}
+
+// openFirewall lets the container reach the egress port on its host end,
+// unless the attach has ended meanwhile.
+func (a *attachment) openFirewall() error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	a.n.fw.Lock()
+	err := allowEgress(a.name, a.ctr, a.host, a.id)
+	a.n.fw.Unlock()
+	if err != nil {
+		return err
+	}
+	a.undos = append(a.undos, func() error { return a.n.revoke(a.name, a.ctr, a.host) })
+	return nil
 }
 
 // linkAlias labels a host end with the container it serves.
@@ -308,24 +363,24 @@ func writeSysctls(kvs ...string) error {
 // inNetns runs fn on a thread switched into ns. The thread goes back to the
 // host's namespace afterwards; if it cannot, it stays locked and ends with
 // its goroutine, so no other goroutine ever runs in the container's network.
-func inNetns(ns netns.NsHandle, fn func() error) error {
+func inNetns(ns vnetns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		host, err := netns.Get()
+		host, err := vnetns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("open the host's network namespace: %w", err)
 			return
 		}
 		defer host.Close()
-		if err := netns.Set(ns); err != nil {
+		if err := vnetns.Set(ns); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter network namespace: %w", err)
 			return
 		}
 		err = fn()
-		if serr := netns.Set(host); serr != nil {
+		if serr := vnetns.Set(host); serr != nil {
 			errc <- errors.Join(err, fmt.Errorf("return to the host's network namespace: %w", serr))
 			return
 		}
@@ -436,7 +491,7 @@ func (n *Network) Reap() error {
 		if err != nil {
 			errs = append(errs, err)
 		} else if had {
-			n.log.Info("reaped the firewall table left by an earlier run", "table", "inet "+tableName)
+			n.log.Info("reaped the firewall table left by an earlier run", "table", "inet "+TableName)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

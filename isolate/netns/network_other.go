@@ -1,6 +1,6 @@
 //go:build !linux
 
-package isolate
+package netns
 
 import (
 	"context"
@@ -11,8 +11,8 @@ import (
 // errNoNetwork is what every network call returns off Linux.
 var errNoNetwork = errors.New("isolate: container networking needs Linux")
 
-// NewNetwork fails: container networking needs Linux.
-func NewNetwork(cfg NetworkConfig, log *slog.Logger) (*Network, error) {
+// New fails: container networking needs Linux.
+func New(cfg Config, log *slog.Logger) (*Network, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package isolate
+package netns
 
 import (
 	"errors"
@@ -11,26 +11,26 @@ import (
 func TestNetworkConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(*NetworkConfig)
+		edit func(*Config)
 		want []string // substrings of the error; none means valid
 	}{
-		{"default", func(*NetworkConfig) {}, nil},
-		{"default with port", func(c *NetworkConfig) { c.EgressPort = 3128 }, nil},
-		{"small", func(c *NetworkConfig) { c.Subnet = "10.200.0.0/30" }, nil},
-		{"empty", func(c *NetworkConfig) { c.Subnet = "" }, []string{"subnet:", "not a CIDR"}},
-		{"garbage", func(c *NetworkConfig) { c.Subnet = "198.18.0.0" }, []string{"subnet:", "not a CIDR"}},
-		{"ipv6", func(c *NetworkConfig) { c.Subnet = "fd00::/64" }, []string{"subnet:", "not IPv4"}},
-		{"too small", func(c *NetworkConfig) { c.Subnet = "10.0.0.0/31" }, []string{"subnet:", "smaller than a /30"}},
-		{"too large", func(c *NetworkConfig) { c.Subnet = "0.0.0.0/0" }, []string{"subnet:", "larger than a /8"}},
-		{"host bits", func(c *NetworkConfig) { c.Subnet = "198.18.0.1/15" }, []string{"subnet:", "host bits", "198.18.0.0/15"}},
-		{"loopback", func(c *NetworkConfig) { c.Subnet = "127.1.0.0/16" }, []string{"subnet:", "127.0.0.0/8"}},
-		{"link-local", func(c *NetworkConfig) { c.Subnet = "169.254.0.0/16" }, []string{"subnet:", "169.254.0.0/16"}},
-		{"port", func(c *NetworkConfig) { c.EgressPort = 70000 }, []string{"egress port 70000"}},
-		{"both", func(c *NetworkConfig) { c.Subnet = "x"; c.EgressPort = -1 }, []string{"subnet:", "egress port -1"}},
+		{"default", func(*Config) {}, nil},
+		{"default with port", func(c *Config) { c.EgressPort = 3128 }, nil},
+		{"small", func(c *Config) { c.Subnet = "10.200.0.0/30" }, nil},
+		{"empty", func(c *Config) { c.Subnet = "" }, []string{"subnet:", "not a CIDR"}},
+		{"garbage", func(c *Config) { c.Subnet = "198.18.0.0" }, []string{"subnet:", "not a CIDR"}},
+		{"ipv6", func(c *Config) { c.Subnet = "fd00::/64" }, []string{"subnet:", "not IPv4"}},
+		{"too small", func(c *Config) { c.Subnet = "10.0.0.0/31" }, []string{"subnet:", "smaller than a /30"}},
+		{"too large", func(c *Config) { c.Subnet = "0.0.0.0/0" }, []string{"subnet:", "larger than a /8"}},
+		{"host bits", func(c *Config) { c.Subnet = "198.18.0.1/15" }, []string{"subnet:", "host bits", "198.18.0.0/15"}},
+		{"loopback", func(c *Config) { c.Subnet = "127.1.0.0/16" }, []string{"subnet:", "127.0.0.0/8"}},
+		{"link-local", func(c *Config) { c.Subnet = "169.254.0.0/16" }, []string{"subnet:", "169.254.0.0/16"}},
+		{"port", func(c *Config) { c.EgressPort = 70000 }, []string{"egress port 70000"}},
+		{"both", func(c *Config) { c.Subnet = "x"; c.EgressPort = -1 }, []string{"subnet:", "egress port -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := DefaultNetworkConfig()
+			c := DefaultConfig()
 			tt.edit(&c)
 			err := c.Validate()
 			if len(tt.want) == 0 {
@@ -64,8 +64,8 @@ func TestNetworkBlocks(t *testing.T) {
 	if want := []int{0, 1, 2, 3}; !slices.Equal(got, want) {
 		t.Fatalf("blocks %v, want %v", got, want)
 	}
-	if _, err := b.get(); !errors.Is(err, ErrSubnetFull) {
-		t.Fatalf("get on a full subnet: %v, want ErrSubnetFull", err)
+	if _, err := b.get(); !errors.Is(err, ErrSubnetFull) || !errors.Is(err, ErrCapacity) {
+		t.Fatalf("get on a full subnet: %v, want ErrSubnetFull, of ErrCapacity", err)
 	}
 	b.put(1)
 	b.put(1) // twice is harmless
