@@ -149,7 +149,9 @@ func (p *Pool) startOne() {
 	if err != nil {
 		p.stats.Failures++
 		closed := p.closed
-		if !closed && !errors.Is(err, context.Canceled) {
+		// A full subnet is the runtime at capacity, not failing: the
+		// open tabs hold every place, and health says nothing of it.
+		if !closed && !errors.Is(err, context.Canceled) && !errors.Is(err, ErrCapacity) {
 			p.failStreak++
 			p.lastErr = err
 		}

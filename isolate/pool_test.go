@@ -21,6 +21,7 @@ type fakeStarter struct {
 	started []*Browser
 	closed  atomic.Int32
 	fail    atomic.Bool
+	full    atomic.Bool // starts refused for want of room (ErrCapacity)
 	// warmGate, when set, holds the pool's own (warm) starts until it is
 	// closed; the tabs' starts go through.
 	warmGate chan struct{}
@@ -38,6 +39,9 @@ func (f *fakeStarter) Start(ctx context.Context, spec Spec) (*Browser, error) {
 	}
 	if f.fail.Load() {
 		return nil, errors.New("start failed")
+	}
+	if f.full.Load() {
+		return nil, fmt.Errorf("attach network: %w", ErrCapacity)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -166,4 +170,18 @@ func TestPoolHealth(t *testing.T) {
 	}
 	f.fail.Store(false)
 	waitUntil(t, "the pool to recover", func() bool { return p.Health() == nil && p.Stats().Ready == 2 })
+}
+
+// TestPoolHealthAtCapacity: warm starts refused for want of room (every
+// /30 of the subnet held by open tabs) are capacity, not a failing runtime:
+// the pool stays healthy.
+func TestPoolHealthAtCapacity(t *testing.T) {
+	f := &fakeStarter{}
+	f.full.Store(true)
+	p := NewPool(f, PoolConfig{Size: 2, RetryDelay: 10 * time.Millisecond}, quietLog())
+	defer p.Close()
+	waitUntil(t, "refused warm starts", func() bool { return p.Stats().Failures >= 2*poolFailingAfter })
+	if err := p.Health(); err != nil {
+		t.Errorf("Health at capacity = %v, want healthy", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/tab"
 
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
@@ -181,16 +182,19 @@ func (s *Server) tabOf(w http.ResponseWriter, r *http.Request) (*tab.Tab, bool) 
 // writeTabError turns a tab error into a status and a message a user can act on.
 func (s *Server) writeTabError(w http.ResponseWriter, err error) {
 	var ended *tab.EndedError
+	if errors.As(err, &ended) && ended.StartErr != nil && errors.Is(ended.StartErr, isolate.ErrCapacity) {
+		err = ended.StartErr // the runtime had no room: capacity, not a failure
+	}
 	switch {
+	case errors.Is(err, tab.ErrCapacity), errors.Is(err, isolate.ErrCapacity):
+		writeJSONError(w, http.StatusServiceUnavailable, "capacity",
+			"Glovebox is at capacity: every isolated tab is in use. Close another isolated tab or try again in a minute.")
 	case errors.As(err, &ended) && ended.StartErr != nil:
 		writeJSONError(w, http.StatusBadGateway, "tab_failed", "The isolated browser could not be started: "+ended.StartErr.Error())
 	case errors.As(err, &ended):
 		writeJSONError(w, http.StatusGone, "ended", "This isolated tab has ended ("+ended.Reason+"). Reload the page to open it again.")
 	case errors.Is(err, tab.ErrNoTab):
 		writeJSONError(w, http.StatusNotFound, "no_tab", "This isolated tab does not exist or has ended.")
-	case errors.Is(err, tab.ErrCapacity):
-		writeJSONError(w, http.StatusServiceUnavailable, "capacity",
-			"Glovebox is at capacity: every isolated tab is in use. Close another isolated tab or try again in a minute.")
 	case errors.Is(err, tab.ErrUserLimit):
 		writeJSONError(w, http.StatusTooManyRequests, "too_many_tabs",
 			fmt.Sprintf("You have %d isolated tabs open, the most one person may have. Close one of them and reload this page.", s.cfg.Tabs.MaxPerUser))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"mime"
 	"net/http"
@@ -252,5 +253,45 @@ func TestTabURLCredentialsNotLogged(t *testing.T) {
 	}
 	if l := s.TabList(); len(l) != 1 || l[0].URL != "http://site.example/x" {
 		t.Errorf("tab URL for operators and the audit log: %v, want it without credentials", l)
+	}
+}
+
+// fullIsolator is a runtime with no room left (every /30 of the subnet in use).
+type fullIsolator struct{}
+
+func (fullIsolator) Name() string { return "full" }
+
+func (fullIsolator) Start(context.Context, isolate.Spec) (*isolate.Browser, error) {
+	return nil, fmt.Errorf("start container: attach network: %w", isolate.ErrCapacity)
+}
+
+// TestRuntimeCapacity: a runtime that refuses a browser for want of room
+// is capacity, 503, as tabs.max is; not a failed start, 502.
+func TestRuntimeCapacity(t *testing.T) {
+	s, err := New(DefaultConfig(), fullIsolator{}, &apiFuzzStreamer{}, nil, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.tabs.Close)
+	post := func(path string, body any) *httptest.ResponseRecorder {
+		b, _ := json.Marshal(body)
+		r := httptest.NewRequest(http.MethodPost, "http://site.example"+path, bytes.NewReader(b))
+		r.RemoteAddr = "192.0.2.1:40000"
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		s.api.ServeHTTP(w, r)
+		return w
+	}
+	w := post("/.glovebox/api/tabs", tab.Request{URL: "http://site.example/", Width: 800, Height: 600, DPR: 1})
+	var out map[string]any
+	if json.Unmarshal(w.Body.Bytes(), &out); w.Code != http.StatusCreated {
+		t.Fatalf("create: %d %s", w.Code, w.Body)
+	}
+	endFuzzTabs(s.tabs) // the start has failed and the tab has ended
+	w = post("/.glovebox/api/tabs/"+out["token"].(string)+"/offer", map[string]string{"sdp": "v=0"})
+	var e map[string]any
+	json.Unmarshal(w.Body.Bytes(), &e)
+	if w.Code != http.StatusServiceUnavailable || e["error"] != "capacity" {
+		t.Errorf("offer to a tab the runtime had no room for: %d %s, want 503 capacity", w.Code, w.Body)
 	}
 }
