@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,7 +28,6 @@ import (
 	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
-	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tab"
 	"github.com/glovebox/glovebox/stream"
@@ -114,56 +114,25 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	if err != nil {
 		return err
 	}
-	var (
-		starter isolate.Starter
-		eg      *egress.Egress
-		srv     *proxy.Server
-	)
+	// The egress proxy knows the containers' tabs through the proxy server,
+	// made last: until then (and it is read from the egress's goroutines)
+	// no browser is a known tab.
+	var srvp atomic.Pointer[proxy.Server]
+	lookup := func(ip string) (string, string, bool) {
+		if s := srvp.Load(); s != nil {
+			return s.LookupTab(ip)
+		}
+		return "", "", false
+	}
+	var starter isolate.Starter
 	switch cfg.Isolate.Runtime {
 	case "containerd":
-		// The egress proxy is where the containers' browsers send every
-		// request; it knows their tabs through the proxy server, made below.
-		eln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Egress.Port))
-		if err != nil {
-			return fmt.Errorf("egress.port: listen: %w", err)
-		}
-		defer eln.Close()
-		eg, err = egress.New(cfg.egressConfig(), pol, func(ip string) (string, string, bool) {
-			if srv == nil {
-				return "", "", false
-			}
-			return srv.LookupTab(ip)
-		}, aud, log)
+		c, stop, err := startContainerd(ctx, cfg, pol, lookup, aud, log)
 		if err != nil {
 			return err
 		}
-		ncfg := cfg.Isolate.Network
-		ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
-		nw, err := netns.New(ncfg, log)
-		if err != nil {
-			return fmt.Errorf("container network: %w", err)
-		}
-		defer nw.Close()
-		ccfg := cfg.Isolate.Containerd
-		if ccfg.TrustedCAs, err = trustedCAs(cfg.Proxy); err != nil {
-			return err
-		}
-		c, err := isolate.NewContainerd(ctx, ccfg, nw, log)
-		if err != nil {
-			return fmt.Errorf("start containerd runtime: %w", err)
-		}
-		defer c.Close()
+		defer stop()
 		starter = c
-		ectx, cancelEgress := context.WithCancel(context.Background())
-		egressDone := make(chan struct{})
-		go func() {
-			defer close(egressDone)
-			if err := eg.Serve(ectx, eln); err != nil {
-				log.Error("egress proxy stopped", "component", "egress", "err", err)
-			}
-		}()
-		// Stopped after the tabs (deferred calls run in reverse).
-		defer func() { cancelEgress(); <-egressDone }()
 	case "process":
 		p, err := isolate.NewProcess(cfg.Isolate.Process, log)
 		if err != nil {
@@ -198,10 +167,11 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 	}
 	pcfg.Compiled = pol
-	srv, err = proxy.New(pcfg, iso, st, aud, log)
+	srv, err := proxy.New(pcfg, iso, st, aud, log)
 	if err != nil {
 		return err
 	}
+	srvp.Store(srv)
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
 		srv.Close()

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/isolate/netns"
+	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/egress"
+	"github.com/glovebox/glovebox/proxy/policy"
+)
+
+// startContainerd starts the containerd runtime with what it needs: the
+// egress proxy (listening and serving), the containers' network and the
+// runtime itself, which trusts the configured CAs. lookup maps a
+// container's address to its tab for the egress. stop takes them down in
+// reverse order; after an error nothing is left running.
+func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup egress.TabLookup,
+	aud *audit.Audit, log *slog.Logger) (_ *isolate.Containerd, stop func(), retErr error) {
+	var undo []func()
+	stop = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			stop()
+		}
+	}()
+
+	eln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Egress.Port))
+	if err != nil {
+		return nil, nil, fmt.Errorf("egress.port: listen: %w", err)
+	}
+	undo = append(undo, func() { eln.Close() })
+	eg, err := egress.New(cfg.egressConfig(), pol, lookup, aud, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	ncfg := cfg.Isolate.Network
+	ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
+	nw, err := netns.New(ncfg, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container network: %w", err)
+	}
+	undo = append(undo, func() { nw.Close() })
+	ccfg := cfg.Isolate.Containerd
+	if ccfg.TrustedCAs, err = trustedCAs(cfg.Proxy); err != nil {
+		return nil, nil, err
+	}
+	c, err := isolate.NewContainerd(ctx, ccfg, nw, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start containerd runtime: %w", err)
+	}
+	undo = append(undo, func() { c.Close() })
+	// The egress serves until the tabs are gone: it is stopped first.
+	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := eg.Serve(ectx, eln); err != nil {
+			log.Error("egress proxy stopped", "component", "egress", "err", err)
+		}
+	}()
+	undo = append(undo, func() { cancel(); <-done })
+	return c, stop, nil
+}
