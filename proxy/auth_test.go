@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -402,5 +404,72 @@ func TestLoginThrottle(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("a password (%s) is in the log", secret)
 		}
+	}
+}
+
+// TestAuthRefusesAnonymous: with authentication on, a client that has not
+// signed in (a wrong password; an identity header from an address that is
+// not the trusted proxy) gets 407 from Go's own proxy client for a
+// navigation to an isolated site, for an API call and for a CONNECT.
+func TestAuthRefusesAnonymous(t *testing.T) {
+	o := startEchoOrigin(t)
+	pw := filepath.Join(t.TempDir(), "htpasswd")
+	writeHtpasswd(t, pw, map[string]string{"alice": "alice's secret"})
+	for _, m := range []struct {
+		name   string
+		mutate func(*Config)
+		user   *url.Userinfo // in the proxy's URL: Basic credentials
+		hdr    http.Header   // on every request and on the CONNECT
+	}{
+		{"basic", func(c *Config) {
+			c.Auth.Mode = auth.ModeBasic
+			c.Auth.Htpasswd = pw
+		}, url.UserPassword("alice", "wrong"), nil},
+		{"header behind a downstream proxy", func(c *Config) {
+			c.Auth.Mode = auth.ModeHeader
+			c.Auth.TrustedProxies = []string{"127.0.0.2"}
+		}, nil, http.Header{"X-Authenticated-User": {"alice"}}}, // from 127.0.0.1: a forgery
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			h := startAuthProxy(t, func(c *Config) {
+				c.Policy.Rules = nil // every site isolated
+				m.mutate(c)
+			})
+			pu := &url.URL{Scheme: "http", Host: h.addr, User: m.user}
+			c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), ProxyConnectHeader: m.hdr}}
+			do := func(method, u, body string) (*http.Response, error) {
+				req, err := http.NewRequest(method, u, strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				maps.Copy(req.Header, m.hdr)
+				if body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				resp, err := c.Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				return resp, err
+			}
+
+			resp, err := do("GET", o.URL+"/", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("Proxy-Authenticate") != `Basic realm="Glovebox"` {
+				t.Errorf("unauthenticated GET: %d %v", resp.StatusCode, resp.Header)
+			}
+			resp, err = do("POST", o.URL+"/.glovebox/api/tabs", `{"url":"`+o.URL+`/"}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusProxyAuthRequired {
+				t.Errorf("unauthenticated API call: %d", resp.StatusCode)
+			}
+			if _, err := do("GET", "https://"+o.Listener.Addr().String()+"/", ""); err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+				t.Errorf("unauthenticated CONNECT: %v, want 407", err)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/tlsca"
@@ -65,6 +66,30 @@ func (b *syncBuffer) events(t *testing.T) []map[string]any {
 		evs = append(evs, m)
 	}
 	return evs
+}
+
+// waitEvents waits up to 5 s for n audit events that match accepts and
+// returns all that match; it fails the test, showing the audit log, when
+// fewer come. (An event is written after its response: it may come a moment
+// after the client has its answer.)
+func (b *syncBuffer) waitEvents(t *testing.T, what string, n int, match func(map[string]any) bool) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []map[string]any
+		for _, e := range b.events(t) {
+			if match(e) {
+				got = append(got, e)
+			}
+		}
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %d of %d events in the audit log:\n%s", what, len(got), n, b.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func scrape(t *testing.T, m *audit.Metrics) string {

@@ -50,7 +50,9 @@ func startMITMProxy(t *testing.T, mutate func(*Config)) *mitmHarness {
 	h.srv = srv
 	h.roots = x509.NewCertPool()
 	h.roots.AddCert(srv.mitm.ca.Certificate())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// cfg.Listen, as serve does: a test that must know the address
+	// before the proxy starts (to make it its own parent) sets it.
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +67,13 @@ func startMITMProxy(t *testing.T, mutate func(*Config)) *mitmHarness {
 		}
 	})
 	return h
+}
+
+// client is an HTTP client that uses the proxy and trusts Glovebox's CA,
+// as a user's browser that installed it.
+func (h *mitmHarness) client() *http.Client {
+	pu := &url.URL{Scheme: "http", Host: h.addr}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: h.roots}}}
 }
 
 // connect opens a tunnel to target and returns the connection after the 200.

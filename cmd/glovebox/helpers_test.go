@@ -27,6 +27,7 @@ import (
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/policy"
 )
 
 const chromiumPath = "/usr/lib/chromium/chromium"
@@ -220,6 +221,17 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 		logw.stop()
 	})
 	return g
+}
+
+// allowLoopback lets the test origins (127.0.0.1 and 127.0.0.2) through.
+func allowLoopback(c *Config) {
+	c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules, proxyRule("loopback-1", "127.0.0.1"), proxyRule("loopback-2", "127.0.0.2"))
+}
+
+// tunnelRule allows 127.0.0.1 without TLS interception: CONNECTs to it
+// are tunnelled, so the tests see the tunnel itself.
+func tunnelRule(c *Config) {
+	c.Proxy.Policy.Rules = append([]policy.Rule{{Name: "tunnel-loopback", Host: "127.0.0.1", Action: policy.ActionAllow, NoInspect: true}}, c.Proxy.Policy.Rules...)
 }
 
 func (g *glovebox) stop(t testing.TB) {

@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -190,13 +196,105 @@ func (s *squid) waitLogged(t testing.TB, parts ...string) {
 	})
 }
 
+// (Glovebox's own hygiene and parent-proxy tests, with a Go parent, are
+// proxy's hygiene_e2e_test.go; these stay here with the Squid harness,
+// which the egress's test needs the binary for.)
+
+func needCurl(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		missing(t, "needs curl (make test installs it): %v", err)
+	}
+}
+
+// curl runs curl with args and returns its standard output; it fails the
+// test if curl fails. An empty environment keeps any proxy settings of the
+// machine out of it.
+func curl(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := curlErr(args...)
+	if err != nil {
+		t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// curlErr is curl for a transfer that may fail: its output and why it failed.
+func curlErr(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "30"}, args...)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), err
+}
+
+// viaOrigin is a loopback origin that answers "ok <path>" and keeps the
+// Via header each path last arrived with.
+type viaOrigin struct {
+	*httptest.Server
+	mu  sync.Mutex
+	via map[string]string
+}
+
+func newViaOrigin(t testing.TB) *viaOrigin {
+	t.Helper()
+	o := &viaOrigin{via: map[string]string{}}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o.mu.Lock()
+		o.via[r.URL.Path] = r.Header.Get("Via")
+		o.mu.Unlock()
+		io.WriteString(w, "ok "+r.URL.Path)
+	}))
+	t.Cleanup(o.Close)
+	return o
+}
+
+func (o *viaOrigin) viaOf(path string) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.via[path]
+}
+
+// tlsOrigin is an HTTPS origin on loopback and the PEM file of its
+// certificate, for tls.extra_ca_files.
+func tlsOrigin(t testing.TB) (*httptest.Server, string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "secure "+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	f := filepath.Join(t.TempDir(), "origin.pem")
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv, f
+}
+
+// interceptingClient is a client that uses g as its proxy and trusts g's
+// CA, downloaded from it as a user does.
+func interceptingClient(t testing.TB, g *glovebox) *http.Client {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if b := gloveboxCA(t, g); !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("no CA certificate at /glovebox-ca.pem: %q", b)
+	}
+	pu, _ := url.Parse("http://" + g.addr)
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
 // TestSquidAsParent: with Squid as upstream.proxy, allowed plain HTTP and
 // CONNECT tunnels go through it, authenticated with Glovebox's credentials;
 // wrong credentials give the user a 502 that names the parent.
 func TestSquidAsParent(t *testing.T) {
 	needSquid(t)
 	needCurl(t)
-	o := newHeaderOrigin(t, "127.0.0.1:0")
+	o := newViaOrigin(t)
 	const user, pass = "gbuser", "s3cr:et@x"
 	sq := startSquid(t, squidOpts{user: user, pass: pass})
 	g := startGlovebox(t, func(c *Config) {
@@ -210,7 +308,7 @@ func TestSquidAsParent(t *testing.T) {
 		t.Errorf("plain HTTP through Glovebox and Squid: %q", out)
 	}
 	sq.waitLogged(t, "TCP_MISS/200", "GET "+o.URL+"/plain", " "+user+" ", "HIER_DIRECT/127.0.0.1")
-	if via := o.last(t, "/plain").header.Get("Via"); !strings.HasPrefix(via, "1.1 glovebox, ") || !strings.Contains(via, "squid") {
+	if via := o.viaOf("/plain"); !strings.HasPrefix(via, "1.1 glovebox, ") || !strings.Contains(via, "squid") {
 		t.Errorf("origin saw Via %q, want Glovebox's then Squid's", via)
 	}
 

@@ -1,24 +1,18 @@
-package main
+package proxy
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,51 +21,76 @@ import (
 
 	"golang.org/x/net/websocket"
 
-	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
 
-// Proxy hygiene (RFC 9110/9112) and upstream failures, seen from both ends:
-// a client on one side (curl or raw bytes), a loopback origin that records
-// what reached it on the other.
+// Proxy hygiene (RFC 9110/9112) and upstream failures, seen from both ends
+// of a real Server on loopback (startMITMProxy): a client on one side (curl
+// or raw bytes), a loopback origin that records what reached it on the
+// other.
 
 func needCurl(t testing.TB) {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
-		missing(t, "needs curl (make test installs it): %v", err)
+		testenv.Missing(t, "needs curl (make test installs it): %v", err)
 	}
 }
 
-// curl runs curl with args and returns its standard output; it fails the
-// test if curl fails. --noproxy ” and an empty environment keep any proxy
-// settings of the machine out of it.
+// runCurl runs curl with args and returns what it wrote to its standard
+// output and error, and why it failed. An empty --noproxy and an environment
+// of nothing but PATH and an empty HOME keep the machine's proxy settings
+// and any .curlrc out of it.
+func runCurl(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "30", "--noproxy", ""}, args...)...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(errOut.String()))
+	}
+	return out.String(), errOut.String(), err
+}
+
+// curl is runCurl for a transfer that must succeed: its standard output.
 func curl(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := curlErr(args...)
+	out, _, err := runCurl(t, args...)
 	if err != nil {
 		t.Fatalf("curl %s: %v", strings.Join(args, " "), err)
 	}
 	return out
 }
 
-// curlErr is curl for a transfer that may fail: its output and why it failed.
-func curlErr(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--max-time", "30"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-	}
-	return string(out), err
+// allowLoopback lets the test origins (127.0.0.1 and 127.0.0.2) through,
+// and lets users reach them.
+func allowLoopback(c *Config) {
+	c.Policy.Rules = append(c.Policy.Rules,
+		policy.Rule{Name: "loopback-1", Host: "127.0.0.1", Action: policy.ActionAllow},
+		policy.Rule{Name: "loopback-2", Host: "127.0.0.2", Action: policy.ActionAllow})
+	c.Upstream.AllowLocal = []string{"127.0.0.0/8"}
 }
 
-// allowLoopback lets the test origins (127.0.0.1 and 127.0.0.2) through.
-func allowLoopback(c *Config) {
-	c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules, proxyRule("loopback-1", "127.0.0.1"), proxyRule("loopback-2", "127.0.0.2"))
+// tunnelRule allows 127.0.0.1 without TLS interception: CONNECTs to it
+// are tunnelled, so the tests see the tunnel itself.
+func tunnelRule(c *Config) {
+	c.Policy.Rules = append([]policy.Rule{{Name: "tunnel-loopback", Host: "127.0.0.1", Action: policy.ActionAllow, NoInspect: true}}, c.Policy.Rules...)
+}
+
+// unusedAddr is a loopback address nothing listens on: a port the kernel
+// handed out, closed again.
+func unusedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // seenRequest is what an origin received.
@@ -211,7 +230,7 @@ func exchange(t testing.TB, addr, req string) (*http.Response, string) {
 func TestCurlThroughGlovebox(t *testing.T) {
 	needCurl(t)
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	g := startGlovebox(t, allowLoopback)
+	g := startMITMProxy(t, allowLoopback)
 	px := "http://" + g.addr
 
 	// Two URLs in one curl: the second reuses the first's connection.
@@ -263,7 +282,7 @@ func TestCurlThroughGlovebox(t *testing.T) {
 // client's connection.
 func TestHopByHopHeaders(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	g := startGlovebox(t, allowLoopback)
+	g := startMITMProxy(t, allowLoopback)
 	host := strings.TrimPrefix(o.URL, "http://")
 	c := dialRaw(t, g.addr)
 	resp, body := c.do(t, "GET", "GET "+o.URL+"/hop HTTP/1.1\r\nHost: "+host+"\r\n"+
@@ -323,9 +342,9 @@ func TestForwardedForAndVia(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%s,via=%q,client-xff=%v", tt.xff, tt.via, tt.sendXFF), func(t *testing.T) {
-			g := startGlovebox(t, func(c *Config) {
+			g := startMITMProxy(t, func(c *Config) {
 				allowLoopback(c)
-				c.Proxy.Hygiene = proxy.HygieneConfig{Via: tt.via, XForwardedFor: tt.xff}
+				c.Hygiene = HygieneConfig{Via: tt.via, XForwardedFor: tt.xff}
 			})
 			extra := ""
 			if tt.sendXFF {
@@ -357,9 +376,9 @@ func TestForwardedForAndVia(t *testing.T) {
 // answer 431, and the proxy goes on serving.
 func TestHeaderLimits(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		allowLoopback(c)
-		c.Proxy.Limits.MaxHeaderBytes, c.Proxy.Limits.MaxHeaderCount = 8<<10, 20
+		c.Limits.MaxHeaderBytes, c.Limits.MaxHeaderCount = 8<<10, 20
 	})
 	headers := func(n int) string {
 		var b strings.Builder
@@ -390,13 +409,8 @@ func TestHeaderLimits(t *testing.T) {
 	if resp, _ := exchange(t, g.addr, "CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"+headers(30)+"\r\n"); resp.StatusCode != 431 {
 		t.Errorf("CONNECT with 30 fields: %d, want 431", resp.StatusCode)
 	}
-	waitFor(t, 5*time.Second, "the audit event of the refusal", func() (bool, string) {
-		for _, e := range g.audit.events() {
-			if e["status"] == 431.0 && e["action"] == "refuse" && e["rule"] == "too many header fields" {
-				return true, ""
-			}
-		}
-		return false, g.audit.String()
+	g.audit.waitEvents(t, "the audit event of the refusal", 1, func(e map[string]any) bool {
+		return e["status"] == 431.0 && e["action"] == "refuse" && e["rule"] == "too many header fields"
 	})
 	if resp, body := exchange(t, g.addr, "GET "+o.URL+"/after HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != "ok /after" {
 		t.Errorf("after the limits: %d %q", resp.StatusCode, body)
@@ -457,10 +471,11 @@ func hangingListenerSeen(t testing.TB) (string, <-chan struct{}) {
 func TestHangingUpstream(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
 	hang, seen := hangingListenerSeen(t)
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		allowLoopback(c)
-		c.Proxy.UpstreamTimeout = time.Second
+		c.UpstreamTimeout = time.Second
 	})
+	proxied := g.client()
 	type result struct {
 		status int
 		body   string
@@ -469,7 +484,7 @@ func TestHangingUpstream(t *testing.T) {
 	hung := make(chan result, 1)
 	go func() {
 		start := time.Now()
-		resp, err := g.proxied.Get("http://" + hang + "/slow")
+		resp, err := proxied.Get("http://" + hang + "/slow")
 		if err != nil {
 			hung <- result{body: err.Error(), took: time.Since(start)}
 			return
@@ -491,7 +506,7 @@ func TestHangingUpstream(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := g.proxied.Get(fmt.Sprintf("%s/other-%d", o.URL, i))
+			resp, err := proxied.Get(fmt.Sprintf("%s/other-%d", o.URL, i))
 			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
@@ -518,20 +533,9 @@ func TestHangingUpstream(t *testing.T) {
 	if r.took < time.Second || r.took > 5*time.Second {
 		t.Errorf("hanging site answered after %v, want about upstream_timeout (1s)", r.took)
 	}
-	waitFor(t, 5*time.Second, "the 504's audit event", func() (bool, string) {
-		for _, e := range g.audit.events() {
-			if e["url"] == "http://"+hang+"/slow" && e["status"] == 504.0 && strings.Contains(fmt.Sprint(e["error"]), "timeout") {
-				return true, ""
-			}
-		}
-		return false, g.audit.String()
+	g.audit.waitEvents(t, "the 504's audit event", 1, func(e map[string]any) bool {
+		return e["url"] == "http://"+hang+"/slow" && e["status"] == 504.0 && strings.Contains(fmt.Sprint(e["error"]), "timeout")
 	})
-}
-
-// tunnelRule allows 127.0.0.1 without TLS interception: CONNECTs to it
-// are tunnelled, so the tests see the tunnel itself.
-func tunnelRule(c *Config) {
-	c.Proxy.Policy.Rules = append([]policy.Rule{{Name: "tunnel-loopback", Host: "127.0.0.1", Action: policy.ActionAllow, NoInspect: true}}, c.Proxy.Policy.Rules...)
 }
 
 // TestParentFailures: a parent proxy that hangs or refuses connections
@@ -540,7 +544,7 @@ func tunnelRule(c *Config) {
 // upstream.direct still goes direct.
 func TestParentFailures(t *testing.T) {
 	direct := newHeaderOrigin(t, "127.0.0.2:0")
-	closed := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	closed := unusedAddr(t)
 	for _, tt := range []struct {
 		name, parent string
 		status       int
@@ -550,12 +554,12 @@ func TestParentFailures(t *testing.T) {
 		{"refusing", closed, 502, "connection refused"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			g := startGlovebox(t, func(c *Config) {
+			g := startMITMProxy(t, func(c *Config) {
 				tunnelRule(c)
 				allowLoopback(c)
-				c.Proxy.UpstreamTimeout = time.Second
-				c.Proxy.Upstream.Proxy = "http://u:p@" + tt.parent
-				c.Proxy.Upstream.Direct = []string{"127.0.0.2"}
+				c.UpstreamTimeout = time.Second
+				c.Upstream.Proxy = "http://u:p@" + tt.parent
+				c.Upstream.Direct = []string{"127.0.0.2"}
 			})
 			start := time.Now()
 			resp, body := exchange(t, g.addr, "GET http://127.0.0.1:9/page HTTP/1.1\r\nHost: 127.0.0.1:9\r\nAccept: text/html\r\n\r\n")
@@ -570,13 +574,8 @@ func TestParentFailures(t *testing.T) {
 				t.Errorf("both failures took %v, want about upstream_timeout each", took)
 			}
 			for _, m := range []string{"GET", "CONNECT"} {
-				waitFor(t, 5*time.Second, m+"'s audit event", func() (bool, string) {
-					for _, e := range g.audit.events() {
-						if e["method"] == m && e["status"] == float64(tt.status) && strings.Contains(fmt.Sprint(e["error"]), "parent proxy "+tt.parent) {
-							return true, ""
-						}
-					}
-					return false, g.audit.String()
+				g.audit.waitEvents(t, m+"'s audit event", 1, func(e map[string]any) bool {
+					return e["method"] == m && e["status"] == float64(tt.status) && strings.Contains(fmt.Sprint(e["error"]), "parent proxy "+tt.parent)
 				})
 			}
 			// upstream.direct: not through the broken parent.
@@ -667,9 +666,9 @@ func (p *recordingParent) requests() []string {
 func TestParentCredentials(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
 	p := startRecordingParent(t, "gb", "p@ss:word")
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		tunnelRule(c)
-		c.Proxy.Upstream.Proxy = "http://gb:p%40ss%3Aword@" + p.addr
+		c.Upstream.Proxy = "http://gb:p%40ss%3Aword@" + p.addr
 	})
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("gb:p@ss:word"))
 	clientAuth := "Proxy-Authorization: Basic Y2xpZW50OnNlY3JldA==\r\n"
@@ -697,9 +696,9 @@ func TestParentCredentials(t *testing.T) {
 	}
 
 	// Wrong credentials: the parent's 407 becomes a 502 that says why.
-	g2 := startGlovebox(t, func(c *Config) {
+	g2 := startMITMProxy(t, func(c *Config) {
 		tunnelRule(c)
-		c.Proxy.Upstream.Proxy = "http://gb:wrong@" + p.addr
+		c.Upstream.Proxy = "http://gb:wrong@" + p.addr
 	})
 	resp, body = exchange(t, g2.addr, "GET "+o.URL+"/denied HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
 	if resp.StatusCode != 502 || resp.Header.Get("Proxy-Authenticate") != "" || !strings.Contains(body, "parent proxy "+p.addr) {
@@ -715,8 +714,8 @@ func TestParentCredentials(t *testing.T) {
 // whatever policy says; a good one to an allowed host is tunnelled.
 func TestMalformedConnect(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Policy.Default = policy.ActionAllow
+	g := startMITMProxy(t, func(c *Config) {
+		c.Policy.Default = policy.ActionAllow
 		tunnelRule(c)
 	})
 	for _, target := range []string{"nohostport", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:http", ":443", "a:b:c", "/path", "127.0.0.1:80/x", "[::1"} {
@@ -741,14 +740,13 @@ func TestMalformedConnect(t *testing.T) {
 // refused 508, whether the loop is in its Via or real (Glovebox its own parent).
 func TestLoopDetected(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	port := freePort(t)
-	self := fmt.Sprintf("127.0.0.1:%d", port)
-	g := startGlovebox(t, func(c *Config) {
+	self := unusedAddr(t)
+	g := startMITMProxy(t, func(c *Config) {
 		tunnelRule(c)
 		allowLoopback(c)
-		c.Proxy.Listen = self
-		c.Proxy.Upstream.Proxy = "http://" + self
-		c.Proxy.Upstream.Direct = []string{"127.0.0.2"}
+		c.Listen = self
+		c.Upstream.Proxy = "http://" + self
+		c.Upstream.Direct = []string{"127.0.0.2"}
 	})
 	for _, via := range []string{"1.1 glovebox", "1.0 proxy-a, 1.1 GLOVEBOX (x)"} {
 		if resp, _ := exchange(t, g.addr, "GET http://127.0.0.2:9/ HTTP/1.1\r\nHost: x\r\nVia: "+via+"\r\n\r\n"); resp.StatusCode != 508 {
@@ -773,7 +771,7 @@ func TestLoopDetected(t *testing.T) {
 		t.Errorf("the origin got %d requests from a loop", n)
 	}
 	found := false
-	for _, e := range g.audit.events() {
+	for _, e := range g.audit.events(t) {
 		if e["status"] == 508.0 && e["action"] == "refuse" && e["rule"] == "loop" {
 			found = true
 		}
@@ -815,7 +813,7 @@ func wsFrame(payload string) []byte {
 // site's WebSocket is refused.
 func TestWebSocketPassThrough(t *testing.T) {
 	srv, via := wsEcho(t)
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		tunnelRule(c)
 		allowLoopback(c)
 	})
@@ -874,7 +872,7 @@ func TestWebSocketPassThrough(t *testing.T) {
 	ws.Close()
 
 	// 3. An isolated site's WebSocket: 403, the site never hears of it.
-	gi := startGlovebox(t, nil)
+	gi := startMITMProxy(t, nil)
 	via.Store("untouched")
 	resp, _ = exchange(t, gi.addr, "GET "+srv.URL+"/echo HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Version: 13\r\nOrigin: "+srv.URL+"\r\n\r\n")
@@ -887,9 +885,9 @@ func TestWebSocketPassThrough(t *testing.T) {
 // client_header_timeout while others are served.
 func TestSlowClientHeaders(t *testing.T) {
 	o := newHeaderOrigin(t, "127.0.0.1:0")
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		allowLoopback(c)
-		c.Proxy.ClientHeaderTimeout = time.Second
+		c.ClientHeaderTimeout = time.Second
 	})
 	slow := dialRaw(t, g.addr)
 	io.WriteString(slow, "GET "+o.URL+"/slow HTTP/1.1\r\nHost: x\r\n")
@@ -922,50 +920,22 @@ func TestSlowClientHeaders(t *testing.T) {
 	}
 }
 
-// tlsOrigin is an HTTPS origin on loopback and the PEM file of its
-// certificate, for tls.extra_ca_files.
-func tlsOrigin(t testing.TB) (*httptest.Server, string) {
-	t.Helper()
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "secure "+r.URL.Path)
-	}))
-	t.Cleanup(srv.Close)
-	f := filepath.Join(t.TempDir(), "origin.pem")
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return srv, f
-}
-
-// interceptingClient is a client that uses g as its proxy and trusts g's CA.
-func interceptingClient(t testing.TB, g *glovebox) *http.Client {
-	t.Helper()
-	resp, err := http.Get("http://" + g.addr + "/glovebox-ca.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		t.Fatalf("no CA certificate at /glovebox-ca.pem: %q", b)
-	}
-	pu, _ := url.Parse("http://" + g.addr)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(pu), TLSClientConfig: &tls.Config{RootCAs: pool}}}
-}
-
 // TestParentForInterceptedHTTPS: HTTPS that Glovebox intercepts and
 // forwards goes to the site through a CONNECT tunnel of the parent, with
 // Glovebox's credentials and Via, bounded by upstream_timeout.
 func TestParentForInterceptedHTTPS(t *testing.T) {
-	srv, caFile := tlsOrigin(t)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "secure "+r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	caFile := writeCertPEM(t, srv.Certificate())
 	p := startRecordingParent(t, "gb", "pw")
-	g := startGlovebox(t, func(c *Config) {
+	g := startMITMProxy(t, func(c *Config) {
 		allowLoopback(c) // allowed, not no_inspect: intercepted
-		c.Proxy.TLS.ExtraCAFiles = []string{caFile}
-		c.Proxy.Upstream.Proxy = "http://gb:pw@" + p.addr
+		c.TLS.ExtraCAFiles = []string{caFile}
+		c.Upstream.Proxy = "http://gb:pw@" + p.addr
 	})
-	resp, err := interceptingClient(t, g).Get(srv.URL + "/x")
+	resp, err := g.client().Get(srv.URL + "/x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -982,14 +952,14 @@ func TestParentForInterceptedHTTPS(t *testing.T) {
 
 	// A parent that never answers the CONNECT: 504 after upstream_timeout.
 	hang := hangingListener(t)
-	gh := startGlovebox(t, func(c *Config) {
+	gh := startMITMProxy(t, func(c *Config) {
 		allowLoopback(c)
-		c.Proxy.TLS.ExtraCAFiles = []string{caFile}
-		c.Proxy.UpstreamTimeout = time.Second
-		c.Proxy.Upstream.Proxy = "http://" + hang
+		c.TLS.ExtraCAFiles = []string{caFile}
+		c.UpstreamTimeout = time.Second
+		c.Upstream.Proxy = "http://" + hang
 	})
 	start := time.Now()
-	resp, err = interceptingClient(t, gh).Get(srv.URL + "/y")
+	resp, err = gh.client().Get(srv.URL + "/y")
 	if err != nil {
 		t.Fatal(err)
 	}
