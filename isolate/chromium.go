@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // What both runtimes know of Chromium: its command line, the flags a
@@ -185,4 +186,14 @@ func readProcStat(pid int) (procStat, bool) {
 		return procStat{}, false
 	}
 	return procStat{state: f[0][0], pgrp: pgrp}, true
+}
+
+// lastWords waits a little for the output of a browser that exited during
+// its start to end, so that its error can quote it. Crashpad, which
+// outlives the browser, can hold the pipe open: it does not wait long.
+func lastWords(outputDone <-chan struct{}) {
+	select {
+	case <-outputDone:
+	case <-time.After(500 * time.Millisecond):
+	}
 }

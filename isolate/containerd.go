@@ -706,11 +706,7 @@ func (cb *ctrBrowser) waitDevTools(ctx context.Context, exited <-chan struct{}, 
 		select {
 		case <-time.After(25 * time.Millisecond):
 		case <-exited:
-			// The last words may still be in the pipes.
-			select {
-			case <-cb.outDone:
-			case <-time.After(500 * time.Millisecond):
-			}
+			lastWords(cb.outDone) // may still be in the pipes
 			cb.mu.Lock()
 			st := cb.exit
 			cb.mu.Unlock()

@@ -232,12 +232,7 @@ func (pb *procBrowser) waitDevTools(ctx context.Context, exited <-chan struct{},
 		select {
 		case <-tick.C:
 		case <-exited:
-			// The last words may still be in the pipe. Crashpad, which
-			// outlives the browser, can hold it open: do not wait long.
-			select {
-			case <-pb.outputDone:
-			case <-time.After(500 * time.Millisecond):
-			}
+			lastWords(pb.outputDone) // may still be in the pipe
 			pb.mu.Lock()
 			werr := pb.waitErr
 			pb.mu.Unlock()

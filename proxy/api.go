@@ -81,24 +81,12 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
-	if err != nil {
-		s.writeTabError(w, err)
-		return
-	}
-	vw, vh, scale := t.Viewport()
-	writeJSON(w, http.StatusCreated, map[string]any{"token": t.Token(), "tab": t.ID(),
-		"width": vw, "height": vh, "dpr": scale})
+	s.writeTab(w, http.StatusCreated, t, err)
 }
 
 func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tabOf(w, r)
+	t, req, ok := tabWithJSON[offerRequest](s, w, r)
 	if !ok {
-		return
-	}
-	var req struct {
-		SDP string `json:"sdp"`
-	}
-	if !readJSON(w, r, &req) {
 		return
 	}
 	if req.SDP == "" {
@@ -128,14 +116,8 @@ func (s *Server) apiDetach(w http.ResponseWriter, r *http.Request) {
 // read it from the URL and claim the tab. Leaving isolation ends the tab,
 // and the user's browser goes there plainly, as a normal link would.
 func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
-	t, ok := s.tabOf(w, r)
+	t, req, ok := tabWithJSON[handoffRequest](s, w, r)
 	if !ok {
-		return
-	}
-	var req struct {
-		URL string `json:"url"`
-	}
-	if !readJSON(w, r, &req) {
 		return
 	}
 	u, err := url.Parse(req.URL)
@@ -159,12 +141,18 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.tabs.Claim(req.Code, tabOwnerOf(r), originOf(r.URL))
+	s.writeTab(w, http.StatusOK, t, err)
+}
+
+// writeTab answers with the tab the landing page now holds (its token and
+// the viewport in effect), or with why there is none.
+func (s *Server) writeTab(w http.ResponseWriter, status int, t *tab.Tab, err error) {
 	if err != nil {
 		s.writeTabError(w, err)
 		return
 	}
 	vw, vh, scale := t.Viewport()
-	writeJSON(w, http.StatusOK, map[string]any{"token": t.Token(), "tab": t.ID(),
+	writeJSON(w, status, map[string]any{"token": t.Token(), "tab": t.ID(),
 		"width": vw, "height": vh, "dpr": scale})
 }
 
@@ -177,6 +165,26 @@ func (s *Server) tabOf(w http.ResponseWriter, r *http.Request) (*tab.Tab, bool) 
 		return nil, false
 	}
 	return t, true
+}
+
+// The bodies of the requests about one tab.
+type (
+	offerRequest struct {
+		SDP string `json:"sdp"`
+	}
+	handoffRequest struct {
+		URL string `json:"url"`
+	}
+)
+
+// tabWithJSON is tabOf, and the request's JSON body.
+func tabWithJSON[T any](s *Server, w http.ResponseWriter, r *http.Request) (*tab.Tab, T, bool) {
+	var body T
+	t, ok := s.tabOf(w, r)
+	if !ok || !readJSON(w, r, &body) {
+		return nil, body, false
+	}
+	return t, body, true
 }
 
 // writeTabError turns a tab error into a status and a message a user can act on.

@@ -138,12 +138,8 @@ func (g *localGuard) dial(ctx context.Context, dial upstream.DialFunc, network, 
 	if a, err := netip.ParseAddr(policy.CanonIPHost(policy.NormHost(host))); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		addrs, err = g.resolve(ctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("resolve %s: %w", host, err)
-		}
-		if len(addrs) == 0 {
-			return nil, fmt.Errorf("resolve %s: no addresses", host)
+		if addrs, err = netcheck.Resolve(ctx, host, g.resolve); err != nil {
+			return nil, err
 		}
 	}
 	for _, a := range addrs {

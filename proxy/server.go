@@ -109,38 +109,21 @@ func (c *Config) Validate() error {
 	if _, err := parseClients(c.Clients); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.Auth.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.PAC.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.TLS.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.Auth.Validate(), c.PAC.Validate(), c.TLS.Validate())
 	if c.Compiled == nil { // else compiled already, and so valid
 		if _, err := policy.New(c.PolicyConfig()); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if c.UpstreamTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("upstream_timeout: must be positive"))
+	for _, t := range []struct {
+		key string
+		d   time.Duration
+	}{{"upstream_timeout", c.UpstreamTimeout}, {"client_idle_timeout", c.ClientIdleTimeout}, {"client_header_timeout", c.ClientHeaderTimeout}} {
+		if t.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", t.key))
+		}
 	}
-	if c.ClientIdleTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("client_idle_timeout: must be positive"))
-	}
-	if c.ClientHeaderTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("client_header_timeout: must be positive"))
-	}
-	if err := c.Upstream.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Hygiene.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Limits.Validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.Upstream.Validate(), c.Hygiene.Validate(), c.Limits.Validate())
 	errs = append(errs, c.Tabs.Validate())
 	return errors.Join(errs...)
 }

@@ -412,12 +412,8 @@ func (e *Egress) vet(ctx context.Context, host string, port uint16) ([]netip.Add
 		}
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 		defer cancel()
-		addrs, err = e.resolve(rctx, host)
-		if err != nil {
-			return nil, fmt.Errorf("resolve %s: %w", host, err)
-		}
-		if len(addrs) == 0 {
-			return nil, fmt.Errorf("resolve %s: no addresses", host)
+		if addrs, err = netcheck.Resolve(rctx, host, e.resolve); err != nil {
+			return nil, err
 		}
 	}
 	for i, a := range addrs {

@@ -298,16 +298,26 @@ func createCA(dir, certPath, keyPath string) (retCA *CA, retErr error) {
 	return &CA{cert: cert, key: key}, nil
 }
 
+// readPEMFile reads the file at path (configured as key) and parses it.
+func readPEMFile[T any](path, key string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return zero, fmt.Errorf("%w: %s: %v", ErrCA, key, err)
+	}
+	v, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("%w: %s: %s: %v", ErrCA, key, path, err)
+	}
+	return v, nil
+}
+
 // loadCAFiles reads a CA certificate and its key, naming certKey or keyKey
 // (configuration keys) in what goes wrong with each.
 func loadCAFiles(certPath, keyPath, certKey, keyKey string, log *slog.Logger) (*CA, error) {
-	certPEM, err := os.ReadFile(certPath)
+	cert, err := readPEMFile(certPath, certKey, parseCertPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCA, certKey, err)
-	}
-	cert, err := parseCertPEM(certPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %s: %v", ErrCA, certKey, certPath, err)
+		return nil, err
 	}
 	switch {
 	case !cert.IsCA || !cert.BasicConstraintsValid:
@@ -321,13 +331,9 @@ func loadCAFiles(certPath, keyPath, certKey, keyKey string, log *slog.Logger) (*
 		log.Warn("the interception CA's private key is readable by others: chmod 600 it",
 			"key", keyPath, "mode", st.Mode().Perm().String())
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	key, err := readPEMFile(keyPath, keyKey, parseKeyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrCA, keyKey, err)
-	}
-	key, err := parseKeyPEM(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %s: %v", ErrCA, keyKey, keyPath, err)
+		return nil, err
 	}
 	if !publicKeysEqual(cert.PublicKey, key.Public()) {
 		return nil, fmt.Errorf("%w: %s: %s: the private key does not match the certificate %s", ErrCA, keyKey, keyPath, certPath)
