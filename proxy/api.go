@@ -76,7 +76,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "wrong_origin", "url must be on the origin the request is sent to ("+originOf(r.URL)+")")
 		return
 	}
-	if d := s.policy.Decide(u, reqInfoOf(r).user); d.Action != policy.ActionIsolate {
+	if !s.isolatable(u, reqInfoOf(r).user) {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
 		return
 	}
-	if d := s.policy.Decide(u, t.User()); d.Action != policy.ActionIsolate {
+	if !s.isolatable(u, t.User()) {
 		writeJSON(w, http.StatusOK, map[string]any{"navigate": u.String()})
 		t.End("left isolation for " + u.Hostname())
 		return

@@ -161,3 +161,47 @@ func TestAllowLocalValidate(t *testing.T) {
 		t.Errorf("Validate = %v, want an error naming upstream.allow_local[1]", err)
 	}
 }
+
+// TestIsolationPerOrigin: isolation is per origin. A rule that isolates
+// part of an allowed origin does not give it a landing page (the site's own
+// pages beside it could script it) nor the API; an allow rule for part of an
+// isolated origin is isolated like the rest of it.
+func TestIsolationPerOrigin(t *testing.T) {
+	var hits []string
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits = append(hits, r.URL.Path)
+		fmt.Fprint(w, "the site itself")
+	}))
+	defer site.Close()
+	port := site.Listener.Addr().(*net.TCPAddr).Port
+	nav := "\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-Dest: document\r\n\r\n"
+	get := func(h *authHarness, path string) (*http.Response, string) {
+		return h.send(t, "127.0.0.1", fmt.Sprintf("GET %s%s HTTP/1.1\r\nHost: x%s", site.URL, path, nav))
+	}
+
+	partIsolated := startAuthProxy(t, func(c *Config) {
+		c.Policy = policy.Config{Default: policy.ActionAllow, Rules: []policy.Rule{
+			{Name: "secret", URLRegex: fmt.Sprintf(`^http://127\.0\.0\.1:%d/secret/`, port), Action: policy.ActionIsolate}}}
+	})
+	if resp, body := get(partIsolated, "/secret/page"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "per site") {
+		t.Errorf("an isolated path of an allowed origin: %d %q, want 403 saying isolation is per site", resp.StatusCode, body)
+	}
+	hits = nil
+	resp, _ := partIsolated.send(t, "127.0.0.1", fmt.Sprintf("POST %s/.glovebox/api/claim?/secret/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"code\":\"x\"}", site.URL))
+	if len(hits) != 1 || resp.Header.Get("Content-Type") == "application/json" {
+		t.Errorf("the API on an allowed origin: %d, site saw %v: want the site's own answer", resp.StatusCode, hits)
+	}
+
+	partAllowed := startAuthProxy(t, func(c *Config) {
+		c.Policy = policy.Config{Default: policy.ActionIsolate, Rules: []policy.Rule{
+			{Name: "public", URLRegex: fmt.Sprintf(`^http://127\.0\.0\.1:%d/public/`, port), Action: policy.ActionAllow}}}
+	})
+	hits = nil
+	if resp, body := get(partAllowed, "/public/page"); resp.Header.Get("X-Glovebox") != "isolated" || strings.Contains(body, "the site itself") || len(hits) != 0 {
+		t.Errorf("an allowed path of an isolated origin: %d (site saw %v), want the landing page", resp.StatusCode, hits)
+	}
+	resp, _ = partAllowed.send(t, "127.0.0.1", fmt.Sprintf("GET %s/public/app.js HTTP/1.1\r\nHost: x\r\nSec-Fetch-Mode: no-cors\r\nSec-Fetch-Dest: script\r\n\r\n", site.URL))
+	if resp.StatusCode != http.StatusForbidden || len(hits) != 0 {
+		t.Errorf("a subresource of an isolated origin under an allow rule: %d (site saw %v), want 403", resp.StatusCode, hits)
+	}
+}

@@ -239,7 +239,7 @@ func (s *Server) register() {
 	// policy isolates for this user. Elsewhere /.glovebox/ is the site's
 	// own path, and no page of an allowed site can reach a tab.
 	s.gp.OnRequest(goproxy.ReqConditionFunc(func(r *http.Request, _ *goproxy.ProxyCtx) bool {
-		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideRequest(r, reqInfoOf(r).user).Action == policy.ActionIsolate
+		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideOrigin(r.URL, reqInfoOf(r).user).Action == policy.ActionIsolate
 	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		reqInfoOf(r).own = true
 		return r, recordResponse(r, s.api)
@@ -261,8 +261,13 @@ func (s *Server) register() {
 // decide applies policy to one plain HTTP request.
 func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	info := reqInfoOf(r)
-	d := s.policy.DecideRequest(r, info.user)
+	d, partial := s.effective(r.URL, info.user)
 	info.decision = d
+	if partial {
+		return r, errorPage(r, http.StatusForbidden, "This page cannot be isolated",
+			"Policy isolates part of "+originOf(r.URL)+" and allows the rest (rule "+d.Rule+"). Isolation works per site: "+
+				"an administrator should isolate the whole site, or none of it.")
+	}
 	switch d.Action {
 	case policy.ActionAllow:
 		if err := s.guard.checkLiteral(r.URL.Hostname(), urlPort(r.URL)); err != nil {
@@ -283,6 +288,31 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 	}
 	// Nothing from an isolated origin reaches the user's browser.
 	return r, isolatedResource(r)
+}
+
+// effective is what is done with a request for u: a block stands; on an
+// origin whose root policy isolates, everything is isolated (an allow rule
+// for part of it would serve the site's own pages beside the landing
+// pages, able to script them); partial says policy isolates u but not its
+// origin, which cannot be isolated safely either.
+func (s *Server) effective(u *url.URL, user string) (d policy.Decision, partial bool) {
+	d = s.policy.Decide(u, user)
+	if d.Action == policy.ActionBlock {
+		return d, false
+	}
+	if o := s.policy.DecideOrigin(u, user); o.Action == policy.ActionIsolate {
+		if d.Action != policy.ActionIsolate {
+			d = o
+		}
+		return d, false
+	}
+	return d, d.Action == policy.ActionIsolate
+}
+
+// isolatable reports whether a tab may be opened, or handed over, for u.
+func (s *Server) isolatable(u *url.URL, user string) bool {
+	d, partial := s.effective(u, user)
+	return d.Action == policy.ActionIsolate && !partial
 }
 
 // decideConnect applies policy to a CONNECT tunnel: only allowed hosts with

@@ -212,6 +212,14 @@ func (p *Policy) Decide(u *url.URL, user string) Decision {
 	return Decision{Action: p.def, Rule: "default"}
 }
 
+// DecideOrigin is Decide for u's origin alone (scheme://host:port/, no
+// path or query). Isolation is per origin: a page a browser shows of one
+// origin can script every other page of it, so an origin is isolated
+// whole or not at all (see the proxy's effective decision).
+func (p *Policy) DecideOrigin(u *url.URL, user string) Decision {
+	return p.Decide(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/"}, user)
+}
+
 // DecideRequest is Decide for an HTTP request, CONNECT included.
 func (p *Policy) DecideRequest(r *http.Request, user string) Decision {
 	if r.Method == http.MethodConnect {
