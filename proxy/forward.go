@@ -49,6 +49,11 @@ func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
 	if r.URL.Scheme == "https" {
 		return nil, nil
 	}
+	// Plain HTTP goes to the parent by name (its Host is the site's), once
+	// the name is checked: one that resolves here to this host is refused.
+	if _, _, err := s.guard.check(r.Context(), net.JoinHostPort(r.URL.Hostname(), urlPort(r.URL))); errors.Is(err, ErrLocalDestination) {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -58,7 +63,7 @@ func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
 // transport asks for the site's address, as proxyFor said direct), within
 // upstream_timeout; otherwise to the site.
 func (s *Server) dialUpstream(ctx context.Context, dial upstream.DialFunc, network, addr string) (net.Conn, error) {
-	host, port, _ := net.SplitHostPort(addr)
+	host, _, _ := net.SplitHostPort(addr)
 	p := s.up.ParentFor(host)
 	if p != nil && strings.EqualFold(addr, p.Host) {
 		return dial(ctx, network, addr)
@@ -66,16 +71,15 @@ func (s *Server) dialUpstream(ctx context.Context, dial upstream.DialFunc, netwo
 	if p == nil {
 		return s.guard.dial(ctx, dial, network, addr)
 	}
-	if err := s.guard.checkLiteral(host, port); err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.UpstreamTimeout)
 	defer cancel()
 	var hdr http.Header
 	if via := s.via(1, 1); via != "" {
 		hdr = http.Header{"Via": {via}}
 	}
-	return upstream.DialParent(ctx, dial, p, s.up.Auth, addr, hdr)
+	return s.guard.viaParent(ctx, addr, func(ctx context.Context, target string) (net.Conn, error) {
+		return upstream.DialParent(ctx, dial, p, s.up.Auth, target, hdr)
+	})
 }
 
 // dialConnect opens an allowed CONNECT tunnel's connection, through the
@@ -85,7 +89,7 @@ func (s *Server) dialConnect(r *http.Request, dial upstream.DialFunc, addr strin
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.UpstreamTimeout)
 	defer cancel()
 	info := reqInfoOf(r)
-	host, port, _ := net.SplitHostPort(addr)
+	host, _, _ := net.SplitHostPort(addr)
 	var c net.Conn
 	var err error
 	media := s.isMediaTarget(addr)
@@ -95,9 +99,9 @@ func (s *Server) dialConnect(r *http.Request, dial upstream.DialFunc, addr strin
 		if via := s.via(r.ProtoMajor, r.ProtoMinor); via != "" {
 			hdr = http.Header{"Via": {via}}
 		}
-		if err = s.guard.checkLiteral(host, port); err == nil {
-			c, err = upstream.DialParent(ctx, dial, p, s.up.Auth, addr, hdr)
-		}
+		c, err = s.guard.viaParent(ctx, addr, func(ctx context.Context, target string) (net.Conn, error) {
+			return upstream.DialParent(ctx, dial, p, s.up.Auth, target, hdr)
+		})
 	} else if media {
 		c, err = dial(ctx, "tcp", addr)
 	} else {

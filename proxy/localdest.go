@@ -126,34 +126,59 @@ func (g *localGuard) checkLiteral(host, port string) error {
 // so that a name cannot resolve to a public address for the check and to
 // loopback for the dial.
 func (g *localGuard) dial(ctx context.Context, dial upstream.DialFunc, network, addr string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
+	addrs, port, err := g.check(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
+	return netcheck.DialEach(ctx, addrs, port, func(ctx context.Context, target string) (net.Conn, error) {
+		return dial(ctx, network, target)
+	})
+}
+
+// check resolves addr's host once (an address is itself) and refuses it if
+// any of its addresses is local; it returns the checked addresses, which
+// are what is then dialled.
+func (g *localGuard) check(ctx context.Context, addr string) ([]netip.Addr, uint16, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, 0, fmt.Errorf("dial %s: bad port", addr)
+	}
 	if err := g.checkLiteral(host, port); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	allowed := g.allowed(host, port)
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(policy.CanonIPHost(policy.NormHost(host))); err == nil {
 		addrs = []netip.Addr{a}
-	} else {
-		if addrs, err = netcheck.Resolve(ctx, host, g.resolve); err != nil {
-			return nil, err
-		}
+	} else if addrs, err = netcheck.Resolve(ctx, host, g.resolve); err != nil {
+		return nil, 0, err
 	}
 	for _, a := range addrs {
 		if why := g.reason(a); why != "" && !allowed && !g.allowedAddr(a.String()) {
-			return nil, fmt.Errorf("%w: %s resolves to %s, %s", ErrLocalDestination, host, a, why)
+			return nil, 0, fmt.Errorf("%w: %s resolves to %s, %s", ErrLocalDestination, host, a, why)
 		}
 	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: bad port", addr)
+	return addrs, uint16(n), nil
+}
+
+// viaParent opens a tunnel to addr through the parent proxy. A name
+// Glovebox resolves is checked and the parent is given the checked address
+// (CONNECT ip:port), so that it cannot resolve the name to this host again;
+// one Glovebox cannot resolve (a chain where only the parent has DNS) goes
+// to the parent by name, for it to resolve and refuse by its own rules.
+func (g *localGuard) viaParent(ctx context.Context, addr string, tunnel func(ctx context.Context, target string) (net.Conn, error)) (net.Conn, error) {
+	addrs, port, err := g.check(ctx, addr)
+	switch {
+	case errors.Is(err, ErrLocalDestination):
+		return nil, err
+	case err != nil:
+		return tunnel(ctx, addr)
 	}
-	return netcheck.DialEach(ctx, addrs, uint16(n), func(ctx context.Context, target string) (net.Conn, error) {
-		return dial(ctx, network, target)
-	})
+	return netcheck.DialEach(ctx, addrs, port, tunnel)
 }
 
 // localDestPage is the answer to a request refused for its destination.

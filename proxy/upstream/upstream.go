@@ -46,8 +46,9 @@ type Config struct {
 	// every port), or CIDR prefixes of addresses ("127.0.0.0/8"). Everything else that is or resolves to loopback, an
 	// address of this host, the isolated browsers' network, link-local or a
 	// cloud metadata service is refused (403) whatever policy says, as
-	// Squid's "http_access deny to_localhost" does. Names sent to a parent
-	// proxy are resolved by the parent; addresses are checked here.
+	// Squid's "http_access deny to_localhost" does. Behind a parent, names
+	// Glovebox resolves are checked and tunnels asked for the checked address;
+	// one only the parent resolves goes by name.
 	AllowLocal []string `mapstructure:"allow_local"`
 }
 
