@@ -390,14 +390,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveOwn(w, r)
 		return
 	}
-	cw := &httpx.CountingWriter{ResponseWriter: w, OnHijack: func(c net.Conn) net.Conn {
-		// An intercepted CONNECT's connection is bounded for the requests
-		// goproxy reads inside it (see tunnelConn).
-		if info.intercepted != nil {
-			return info.intercepted.hijacked(c)
-		}
-		return c
-	}}
+	cw := &httpx.CountingWriter{ResponseWriter: w, OnHijack: info}
 	if !s.refuse(cw, r, info) {
 		s.gp.ServeHTTP(cw, r)
 	}
@@ -505,6 +498,15 @@ type reqInfo struct {
 	forwarded     bool             // sent on to the site (policy allowed it)
 	parent        string           // the parent proxy it went through, host:port
 	connectFailed bool             // a CONNECT whose connection could not be made
+}
+
+// WrapHijacked bounds an intercepted CONNECT's connection for the requests
+// goproxy reads inside it (see tunnelConn); other hijacks are left as they are.
+func (info *reqInfo) WrapHijacked(c net.Conn) net.Conn {
+	if info.intercepted != nil {
+		return info.intercepted.hijacked(c)
+	}
+	return c
 }
 
 type reqInfoKey struct{}

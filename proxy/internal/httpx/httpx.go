@@ -75,11 +75,16 @@ func Response(r *http.Request, status int, contentType string, body []byte) *htt
 	return resp
 }
 
+// HijackWrapper wraps a hijacked connection.
+type HijackWrapper interface {
+	WrapHijacked(net.Conn) net.Conn
+}
+
 // CountingWriter records the status and body bytes written to the client.
 type CountingWriter struct {
 	http.ResponseWriter
 	// OnHijack, when set, wraps the connection a handler hijacks.
-	OnHijack func(net.Conn) net.Conn
+	OnHijack HijackWrapper
 	// Status is the status written, 0 before any; N counts body bytes.
 	Status int
 	N      int64
@@ -114,7 +119,7 @@ func (c *CountingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	conn, rw, err := h.Hijack()
 	if err == nil && c.OnHijack != nil {
-		conn = c.OnHijack(conn)
+		conn = c.OnHijack.WrapHijacked(conn)
 	}
 	return conn, rw, err
 }
