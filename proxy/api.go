@@ -32,8 +32,8 @@ type apiError struct {
 
 func (s *Server) apiHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.glovebox/app.js", s.static("app.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("GET /.glovebox/app.css", s.static("app.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /.glovebox/app.js", static(appJS, "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /.glovebox/app.css", static(appCSS, "text/css; charset=utf-8"))
 	mux.HandleFunc("POST /.glovebox/api/tabs", s.apiCreate)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/offer", s.apiOffer)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/detach", s.apiDetach)
@@ -45,13 +45,8 @@ func (s *Server) apiHandler() http.Handler {
 	return mux
 }
 
-func (s *Server) static(name, contentType string) http.HandlerFunc {
+func static(b []byte, contentType string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		b, err := webFS.ReadFile("web/" + name)
-		if err != nil {
-			writeJSONError(w, http.StatusNotFound, "not_found", "no such file")
-			return
-		}
 		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("Cache-Control", "no-cache")
 		w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -6,8 +6,10 @@ import (
 	"embed"
 	"encoding/base64"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"path"
 
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
@@ -30,15 +32,41 @@ type landingDoc struct {
 	csp  string
 }
 
+// appJS and appCSS are the landing page's script and style: the files of
+// web/app/ in name order. The script's files share one strict-mode closure,
+// so a feature file sees the core's names and nothing leaks to window.
+var appJS, appCSS = bundle(".js"), bundle(".css")
+
+func bundle(ext string) []byte {
+	entries, err := fs.ReadDir(webFS, "web/app")
+	if err != nil {
+		panic(err)
+	}
+	var b bytes.Buffer
+	if ext == ".js" {
+		b.WriteString("'use strict';\n(() => {\n")
+	}
+	for _, e := range entries { // ReadDir sorts by name
+		if path.Ext(e.Name()) != ext {
+			continue
+		}
+		f, err := webFS.ReadFile("web/app/" + e.Name())
+		if err != nil {
+			panic(err)
+		}
+		b.Write(f)
+		if !bytes.HasSuffix(f, []byte("\n")) {
+			b.WriteByte('\n')
+		}
+	}
+	if ext == ".js" {
+		b.WriteString("})();\n")
+	}
+	return b.Bytes()
+}
+
 func buildLanding() landingDoc {
-	js, err := webFS.ReadFile("web/app.js")
-	if err != nil {
-		panic(err)
-	}
-	css, err := webFS.ReadFile("web/app.css")
-	if err != nil {
-		panic(err)
-	}
+	js, css := appJS, appCSS
 	var b bytes.Buffer
 	tmpl := template.Must(template.ParseFS(webFS, "web/landing.html"))
 	if err := tmpl.Execute(&b, struct {

@@ -15,8 +15,10 @@ func TestLandingPageInline(t *testing.T) {
 	resp := landingPage(httptest.NewRequest("GET", "http://isolated.test/some/page", nil))
 	raw, _ := io.ReadAll(resp.Body)
 	body := string(raw)
-	js, _ := webFS.ReadFile("web/app.js")
-	css, _ := webFS.ReadFile("web/app.css")
+	js, css := appJS, appCSS
+	if !strings.Contains(string(js), "function onServerMessage") || !strings.Contains(string(js), "start().catch") {
+		t.Fatal("the bundled script lacks the core or the start")
+	}
 	if !strings.Contains(body, "<script>"+string(js)+"</script>") {
 		t.Error("app.js is not inlined verbatim")
 	}
