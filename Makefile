@@ -5,11 +5,15 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := chromium libvpx-dev libopenh264-dev libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils
+DEB_PACKAGES := chromium libvpx-dev libopenh264-dev libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs
 # -p 1: the network tests and the containerd tests share the host's nftables
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
 CONFIG ?= config.yaml
+# DRIVER is the Node.js test driver that runs Firefox ESR as the user's
+# browser (puppeteer-core, pinned by its package-lock.json; no browser
+# download: it drives Debian's firefox-esr).
+DRIVER := testdata/driver
 # FUZZTIME is how many inputs `make fuzz` tries on each fuzz target. Fuzzing is
 # without -race, which would slow it several times over for little: the seed
 # corpora also run, with -race, as ordinary tests. A count, not a duration: in
@@ -17,7 +21,7 @@ CONFIG ?= config.yaml
 # exceeded" failure with no failing input (golang/go#75804, fixed in 1.27).
 FUZZTIME ?= 50000x
 
-.PHONY: help deps build run test fuzz bench lint clean
+.PHONY: help deps driver build run test fuzz bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -42,7 +46,14 @@ build: deps ## build bin/glovebox
 run: build ## run Glovebox with config.yaml (CONFIG=path for another)
 	./bin/glovebox serve --config $(CONFIG)
 
-test: deps ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
+# The driver's packages, installed again only when its lock file changes.
+driver: deps ## install the test driver's npm packages (puppeteer-core) into testdata/driver/node_modules
+	@command -v npm >/dev/null || { echo "installing: npm"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; }
+	@if [ ! -f $(DRIVER)/node_modules/.package-lock.json ] || [ $(DRIVER)/package-lock.json -nt $(DRIVER)/node_modules/.package-lock.json ]; then \
+		echo "npm ci in $(DRIVER)"; cd $(DRIVER) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
+	fi
+
+test: deps driver ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz
@@ -68,5 +79,5 @@ lint: ## gofmt, go vet, and staticcheck if installed
 	go vet ./...
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: skipped"; fi
 
-clean: ## remove build output
-	rm -rf bin bench.out
+clean: ## remove build output and the test driver's packages
+	rm -rf bin bench.out $(DRIVER)/node_modules
