@@ -11,9 +11,10 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize.
-// Glovebox → client: url, title, dialog, error, ended, viewport (the answer
-// to resize).
+// Client → Glovebox: mouse, wheel, key, text, resize, nav (Back, Forward,
+// an entry of the remote history, reload).
+// Glovebox → client: url (with the remote history entry), title, dialog,
+// error, ended, viewport (the answer to resize).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -34,6 +35,10 @@ type clientMsg struct {
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	DPR     float64 `json:"dpr,omitempty"`
+	// nav: Action is back, forward, reload or entry; Entry the remote
+	// history entry's id (a url message's entry) for entry.
+	Action string `json:"action,omitempty"`
+	Entry  int64  `json:"entry,omitempty"`
 }
 
 // serverMsg is what Glovebox tells the landing page.
@@ -49,12 +54,22 @@ type serverMsg struct {
 	Width  int     `json:"width,omitempty"`
 	Height int     `json:"height,omitempty"`
 	DPR    float64 `json:"dpr,omitempty"`
+	// url: the remote page's history entry (its id, and its position,
+	// which the landing page turns into history.go steps) and whether a
+	// navigation added it after the previous one (history.pushState).
+	Entry int64 `json:"entry,omitempty"`
+	Index *int  `json:"index,omitempty"`
+	Push  bool  `json:"push,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
 var errBadMessage = errors.New("bad message")
 
 const maxTextInput = 4096
+
+// maxEntryID is the largest history entry id a client may name: the largest
+// integer a JavaScript number holds exactly.
+const maxEntryID = 1<<53 - 1
 
 // parseClientMsg decodes and checks one data-channel message. Garbage gets an
 // error that names what is wrong; nothing the client sends reaches Chromium
@@ -98,6 +113,21 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)
+		}
+	case "nav":
+		switch m.Action {
+		case "back", "forward", "reload":
+			if m.Entry != 0 {
+				return m, fmt.Errorf("%w: nav %s takes no entry", errBadMessage, m.Action)
+			}
+		case "entry":
+			// Entry ids are positive, and a landing page has them from
+			// JSON numbers: exact integers only up to 2^53.
+			if m.Entry <= 0 || m.Entry > maxEntryID {
+				return m, fmt.Errorf("%w: nav entry needs an entry id between 1 and %d", errBadMessage, int64(maxEntryID))
+			}
+		default:
+			return m, fmt.Errorf("%w: nav action %q", errBadMessage, m.Action)
 		}
 	case "":
 		return m, fmt.Errorf("%w: no message type", errBadMessage)

@@ -14,6 +14,11 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"key","type":"down","key":"a","code":"KeyA","keyCode":65}`,
 		`{"t":"text","text":"héllo"}`,
 		`{"t":"resize","width":800,"height":600,"dpr":2}`,
+		`{"t":"nav","action":"back"}`,
+		`{"t":"nav","action":"forward"}`,
+		`{"t":"nav","action":"reload"}`,
+		`{"t":"nav","action":"entry","entry":42}`,
+		`{"t":"nav","action":"entry","entry":9007199254740991}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {
@@ -46,6 +51,15 @@ func TestParseClientMsg(t *testing.T) {
 		"control key":    `{"t":"key","type":"down","key":"\u0000"}`,
 		"key code":       `{"t":"key","type":"down","key":"a","keyCode":65536}`,
 		"key code name":  `{"t":"key","type":"down","key":"a","code":"Key A"}`,
+		"nav no action":  `{"t":"nav"}`,
+		"nav action":     `{"t":"nav","action":"close"}`,
+		"nav no entry":   `{"t":"nav","action":"entry"}`,
+		"nav entry zero": `{"t":"nav","action":"entry","entry":0}`,
+		"nav entry neg":  `{"t":"nav","action":"entry","entry":-3}`,
+		"nav entry big":  `{"t":"nav","action":"entry","entry":9007199254740992}`,
+		"nav entry frac": `{"t":"nav","action":"entry","entry":1.5}`,
+		"nav entry str":  `{"t":"nav","action":"entry","entry":"7"}`,
+		"back entry":     `{"t":"nav","action":"back","entry":3}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {
