@@ -2,6 +2,7 @@ package tab
 
 import (
 	"context"
+	"errors"
 
 	"github.com/glovebox/glovebox/render"
 )
@@ -23,7 +24,16 @@ func (t *Tab) navigate(ctx context.Context, m clientMsg) error {
 	case "forward":
 		return t.page.GoForward(ctx)
 	case "entry":
-		return t.page.GoToEntry(ctx, m.Entry)
+		err := t.page.GoToEntry(ctx, m.Entry)
+		if errors.Is(err, render.ErrBadInput) {
+			// An entry of another remote tab (this one replaced a tab that
+			// ended): the landing page must stop waiting for it and
+			// follow where this tab is.
+			msg := urlMsg(t.page.Entry())
+			msg.Settled = true
+			t.send(msg)
+		}
+		return err
 	case "reload":
 		return t.page.Reload(ctx)
 	}
