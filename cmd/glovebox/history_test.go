@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -42,11 +43,16 @@ func openHistoryTab(t *testing.T, g *glovebox, site *testSite, path string, colo
 }
 
 // at waits until the remote page shows colour and the user's tab has the
-// remote page's URL (path) and title.
+// remote page's URL (path on the test site) and title.
 func (h *historyTab) at(path, title string, colour rgb) {
 	h.t.Helper()
+	h.atURL(h.site.URL+path, title, colour)
+}
+
+// atURL is at for a URL on any site.
+func (h *historyTab) atURL(want, title string, colour rgb) {
+	h.t.Helper()
 	waitForColour(h.t, h.ctx, 400, 300, colour, 60*time.Second)
-	want := h.site.URL + path
 	waitFor(h.t, 60*time.Second, "the user's tab at "+want+" titled "+title, func() (bool, string) {
 		loc, err := chromedp.Run(h.ctx, chromedp.Location())
 		if err != nil {
@@ -220,6 +226,47 @@ func TestHistoryReload(t *testing.T) {
 	h.report("load", "/history-a 4")
 	if got := site.servedCount("/history-b"); got != 2 {
 		t.Errorf("the remote page /history-b was loaded %d times, want 2 (link, one reload)", got)
+	}
+	if got := len(tabStarts(g)); got != 1 {
+		t.Errorf("%d remote tabs started, want 1", got)
+	}
+}
+
+// TestHistoryCrossOrigin: a link to another isolated origin hands the tab
+// to a landing page there, as before, and that is one more entry in the
+// user's history; Back returns to the first origin's landing page, which
+// takes the same remote tab back to its page, and Forward goes again.
+func TestHistoryCrossOrigin(t *testing.T) {
+	needChromium(t)
+	site, other := newTestSite(t), newTestSite(t) // two ports: two origins
+	g := startGlovebox(t, nil)
+	first := "/history-a?next=" + url.QueryEscape(other.URL+"/history-b")
+	h := openHistoryTab(t, g, site, first, historyRed)
+	h.at(first, "History A", historyRed)
+	h.report("load", "/history-a 1")
+	n0 := h.length()
+
+	h.click()
+	h.atURL(other.URL+"/history-b", "History B", historyGreen)
+	waitFor(t, 60*time.Second, "the other origin's page to load", func() (bool, string) {
+		got := other.lastReport("history-load")
+		return got == "/history-b 1", got
+	})
+	if n := h.length(); n != n0+1 {
+		t.Errorf("history.length after the hand-over = %d, want %d", n, n0+1)
+	}
+
+	h.step(-1)
+	h.at(first, "History A", historyRed)
+	h.report("load", "/history-a 2")
+	h.step(1)
+	h.atURL(other.URL+"/history-b", "History B", historyGreen)
+	waitFor(t, 60*time.Second, "the other origin's page to load again", func() (bool, string) {
+		got := other.lastReport("history-load")
+		return got == "/history-b 2", got
+	})
+	if n := h.length(); n != n0+1 {
+		t.Errorf("history.length after Back and Forward = %d, want %d", n, n0+1)
 	}
 	if got := len(tabStarts(g)); got != 1 {
 		t.Errorf("%d remote tabs started, want 1", got)
