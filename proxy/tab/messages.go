@@ -57,12 +57,12 @@ type serverMsg struct {
 	// url: the remote page's history entry (its id, and its position,
 	// which the landing page turns into history.go steps) and whether a
 	// navigation added it after the previous one (history.pushState).
-	// Settled says the remote tab stays on this entry after a nav the
-	// landing page asked for could not be done (no such entry).
-	Entry   int64 `json:"entry,omitempty"`
-	Index   *int  `json:"index,omitempty"`
-	Push    bool  `json:"push,omitempty"`
-	Settled bool  `json:"settled,omitempty"`
+	Entry int64 `json:"entry,omitempty"`
+	Index *int  `json:"index,omitempty"`
+	Push  bool  `json:"push,omitempty"`
+	// Settled (url) says the remote tab stays on this entry: a nav to an
+	// entry the landing page asked for could not be done (no such entry).
+	Settled bool `json:"settled,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
