@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,6 +230,58 @@ func TestHistoryReload(t *testing.T) {
 	}
 	if got := len(tabStarts(g)); got != 1 {
 		t.Errorf("%d remote tabs started, want 1", got)
+	}
+}
+
+// TestHistoryAfterTabEnded: when the remote tab has ended and a reload opens
+// a new one, the user's tab stays where it is, and its older entries (the
+// ended tab's) load their page anew, in a new tab, as a local tab would
+// load a page that is not cached: they never name entries of the new tab.
+func TestHistoryAfterTabEnded(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	h := openHistoryTab(t, g, site, "/history-a", historyRed)
+	h.at("/history-a", "History A", historyRed)
+	h.click()
+	h.at("/history-b", "History B", historyGreen)
+	h.click()
+	h.at("/history-c", "History C", historyBlue)
+	h.report("load", "/history-c 3")
+	n0 := h.length()
+
+	tabs := g.srv.TabList()
+	if len(tabs) != 1 || !g.srv.EndTab(tabs[0].Tab, "test") {
+		t.Fatalf("end the tab: %+v", tabs)
+	}
+	waitFor(t, 60*time.Second, "the landing page to say the tab ended", func() (bool, string) {
+		text, err := chromedp.Run(h.ctx, chromedp.Evaluate[string](`document.getElementById('glovebox-status').textContent`))
+		return err == nil && strings.Contains(text, "has ended"), text
+	})
+	if err := chromedp.Do(h.ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.Reload, page.ReloadParams{})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	// A new remote tab (a new browser: its page's first load) at the same
+	// place; nothing moved in the user's history.
+	h.report("load", "/history-c 1")
+	h.at("/history-c", "History C", historyBlue)
+	if n := h.length(); n != n0 {
+		t.Errorf("history.length after the reload = %d, want %d", n, n0)
+	}
+
+	h.step(-1)
+	h.at("/history-b", "History B", historyGreen)
+	h.report("load", "/history-b 1")
+	if got := len(tabStarts(g)); got != 3 {
+		t.Errorf("%d remote tabs started, want 3 (the first, the reload's, Back's)", got)
+	}
+	h.click()
+	h.at("/history-c", "History C", historyBlue)
+	if n := h.length(); n != n0 {
+		t.Errorf("history.length after Back and a link = %d, want %d", n, n0)
 	}
 }
 

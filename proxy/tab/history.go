@@ -9,9 +9,9 @@ import (
 
 // urlMsg tells the landing page where the remote page is: its URL and its
 // history entry, which the landing page mirrors in the user's history.
-func urlMsg(ev render.Event) serverMsg {
+func (t *Tab) urlMsg(ev render.Event) serverMsg {
 	index := ev.Index
-	return serverMsg{T: "url", URL: ev.URL, Entry: ev.Entry, Index: &index, Push: ev.Push}
+	return serverMsg{T: "url", URL: ev.URL, Tab: t.id, Entry: ev.Entry, Index: &index, Push: ev.Push}
 }
 
 // navigate moves the remote page in its history, or reloads it, for the
@@ -29,7 +29,7 @@ func (t *Tab) navigate(ctx context.Context, m clientMsg) error {
 			// An entry of another remote tab (this one replaced a tab that
 			// ended): the landing page must stop waiting for it and
 			// follow where this tab is.
-			msg := urlMsg(t.page.Entry())
+			msg := t.urlMsg(t.page.Entry())
 			msg.Settled = true
 			t.send(msg)
 		}

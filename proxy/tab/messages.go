@@ -55,11 +55,13 @@ type serverMsg struct {
 	Height int     `json:"height,omitempty"`
 	DPR    float64 `json:"dpr,omitempty"`
 	// url: the remote page's history entry (its id, and its position,
-	// which the landing page turns into history.go steps) and whether a
-	// navigation added it after the previous one (history.pushState).
-	Entry int64 `json:"entry,omitempty"`
-	Index *int  `json:"index,omitempty"`
-	Push  bool  `json:"push,omitempty"`
+	// which the landing page turns into history.go steps), whether a
+	// navigation added it after the previous one (history.pushState), and
+	// the tab's id (entry ids are only unique within one tab's browser).
+	Tab   string `json:"tab,omitempty"`
+	Entry int64  `json:"entry,omitempty"`
+	Index *int   `json:"index,omitempty"`
+	Push  bool   `json:"push,omitempty"`
 	// Settled (url) says the remote tab stays on this entry: a nav to an
 	// entry the landing page asked for could not be done (no such entry).
 	Settled bool `json:"settled,omitempty"`

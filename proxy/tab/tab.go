@@ -763,7 +763,7 @@ func (t *Tab) onFrame(f render.Frame) {
 func (t *Tab) onEvent(ev render.Event) {
 	switch ev.Type {
 	case render.EventURL:
-		t.send(urlMsg(ev))
+		t.send(t.urlMsg(ev))
 	case render.EventTitle:
 		t.send(serverMsg{T: "title", Title: ev.Title})
 	case render.EventDialog:
@@ -779,7 +779,7 @@ func (t *Tab) onOpen(p *stream.Peer) {
 		return
 	}
 	if ev := t.page.Entry(); ev.URL != "" {
-		p.Send(encodeServerMsg(urlMsg(ev)))
+		p.Send(encodeServerMsg(t.urlMsg(ev)))
 	} else if u := t.page.URL(); u != "" {
 		p.Send(encodeServerMsg(serverMsg{T: "url", URL: u}))
 	}

@@ -11,14 +11,19 @@ const loadType = (performance.getEntriesByType('navigation')[0] || {}).type || '
 // attach means the same remote tab, whose history these entries mirror.
 const priorToken = sessionStorage.getItem(KEY);
 
-// here is the remote entry ({entry, index}) that the local entry stands for,
-// or will once the history.go steps asked for are taken.
+// here is the remote entry ({tab, entry, index}) that the local entry stands
+// for, or will once the history.go steps asked for are taken. Entries of
+// another remote tab (one that ended before this page opened a new one)
+// name nothing in this tab's history.
 let here = (history.state && history.state.glovebox) || null;
-// remoteEntry is the remote tab's entry as last reported.
-let remoteEntry = 0;
+// current is the remote tab's entry as last reported.
+let current = null;
 // wanted is the entry the user went to that the remote tab has not reached
 // yet: reports of the entries it passes on its way move nothing here.
-let wanted = loadType === 'back_forward' && here ? here.entry : 0;
+let wanted = 0;
+// arrived: this page was loaded by Back or Forward to an entry of the tab,
+// which is asked for once the first report says the tab is the same.
+let arrived = loadType === 'back_forward' && here !== null;
 let reloadWanted = loadType === 'reload';
 // steps counts the popstate events of history.go calls made to follow the
 // remote page: those are not the user's and are not sent back.
@@ -26,7 +31,21 @@ let steps = 0;
 let attachedOnce = false;
 
 function entryState(m) {
-  return { glovebox: { entry: m.entry, index: m.index } };
+  return { glovebox: { tab: m.tab, entry: m.entry, index: m.index } };
+}
+
+// startAfresh loads this entry's URL in a new remote tab: the entry is
+// one of a tab that has ended (this page opened another since), which
+// has nothing to go back to. A local tab would load the page anew too.
+function startAfresh() {
+  leaving = true;
+  sessionStorage.removeItem(KEY);
+  location.reload();
+}
+
+function goToEntry(entry) {
+  wanted = entry;
+  send({ t: 'nav', action: 'entry', entry });
 }
 
 onMessage('url', (m) => {
@@ -36,10 +55,14 @@ onMessage('url', (m) => {
   // The remote tab's own pages (about:blank before the first load) have no
   // place in the user's history.
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
-  remoteEntry = m.entry;
-  if (wanted && !m.settled) {
-    if (m.entry !== wanted && !m.push) return;
+  current = m;
+  if (arrived) {
+    arrived = false;
+    if (here && here.tab !== m.tab) { startAfresh(); return; }
+    if (here && here.entry !== m.entry) { goToEntry(here.entry); return; }
   }
+  if (here && here.tab !== m.tab) here = null; // a new tab takes the old one's place
+  if (wanted && !m.settled && m.entry !== wanted && !m.push) return;
   wanted = 0;
   const state = entryState(m);
   if (here && !m.push && m.entry !== here.entry && m.index !== here.index) {
@@ -67,24 +90,23 @@ onMessage('url', (m) => {
 window.addEventListener('popstate', (ev) => {
   if (steps > 0) { steps--; return; }
   const st = ev.state && ev.state.glovebox;
-  if (!st) return;
+  if (!st || !current) return;
+  if (st.tab !== current.tab) { startAfresh(); return; }
   here = st;
-  if (st.entry === remoteEntry) return;
-  wanted = st.entry;
-  send({ t: 'nav', action: 'entry', entry: st.entry });
+  if (st.entry !== current.entry) goToEntry(st.entry);
 });
 
-// On the first attach to the tab this page had (a reload, Back or Forward
-// to this page from another document), the remote tab does what the user
-// did: reload, or go to this entry. A tab opened afresh has nothing to do.
+// On the first attach after a reload to the tab this page had, the remote
+// page reloads too; a tab opened afresh has nothing to do, and the entries
+// of the one before are not its own.
 onOpen(() => {
   if (attachedOnce) return;
   attachedOnce = true;
   if (!priorToken || token !== priorToken) {
-    wanted = 0;
+    here = null;
+    arrived = false;
     return;
   }
   if (reloadWanted) send({ t: 'nav', action: 'reload' });
-  else if (wanted) send({ t: 'nav', action: 'entry', entry: wanted });
   reloadWanted = false;
 });
