@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/glovebox/glovebox/render"
 )
 
 func TestParseClientMsg(t *testing.T) {
@@ -68,5 +70,25 @@ func TestParseClientMsg(t *testing.T) {
 				t.Errorf("err = %v, want errBadMessage", err)
 			}
 		})
+	}
+}
+
+// TestURLMessage pins the url message the landing page mirrors in the
+// user's history: the first entry's index 0 is sent, not left out.
+func TestURLMessage(t *testing.T) {
+	tab := &Tab{id: "abc"}
+	tests := []struct {
+		ev   render.Event
+		want string
+	}{
+		{render.Event{Type: render.EventURL, URL: "http://h/", Entry: 3, Index: 0},
+			`{"t":"url","url":"http://h/","tab":"abc","entry":3,"index":0}`},
+		{render.Event{Type: render.EventURL, URL: "http://h/b", Entry: 4, Index: 1, Push: true},
+			`{"t":"url","url":"http://h/b","tab":"abc","entry":4,"index":1,"push":true}`},
+	}
+	for _, tt := range tests {
+		if got := string(encodeServerMsg(tab.urlMsg(tt.ev))); got != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.ev, got, tt.want)
+		}
 	}
 }
