@@ -43,6 +43,18 @@ func openHistoryTab(t *testing.T, g *glovebox, site *testSite, path string, colo
 	return h
 }
 
+// startHistory starts a Glovebox and a test site, and opens the site's
+// first history page in a user's tab.
+func startHistory(t *testing.T) (*historyTab, *glovebox, *testSite) {
+	t.Helper()
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	h := openHistoryTab(t, g, site, "/history-a", historyRed)
+	h.at("/history-a", "History A", historyRed)
+	return h, g, site
+}
+
 // at waits until the remote page shows colour and the user's tab has the
 // remote page's URL (path on the test site) and title.
 func (h *historyTab) at(path, title string, colour rgb) {
@@ -77,6 +89,14 @@ func (h *historyTab) length() int {
 	return n
 }
 
+// wantLength checks the user's tab's history.length.
+func (h *historyTab) wantLength(want int, when string) {
+	h.t.Helper()
+	if n := h.length(); n != want {
+		h.t.Errorf("history.length %s = %d, want %d", when, n, want)
+	}
+}
+
 // step moves the user's tab delta entries in its history as the browser's
 // Back and Forward buttons do, without waiting for a load: the landing page
 // moves within its own document.
@@ -96,6 +116,17 @@ func (h *historyTab) step(delta int) {
 	}))
 	if err != nil {
 		h.t.Fatalf("history step %d in the user's tab: %v", delta, err)
+	}
+}
+
+// reload reloads the user's tab, as its reload button does.
+func (h *historyTab) reload() {
+	h.t.Helper()
+	if err := chromedp.Do(h.ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.Reload, page.ReloadParams{})
+		return err
+	})); err != nil {
+		h.t.Fatalf("reload the user's tab: %v", err)
 	}
 }
 
@@ -121,11 +152,7 @@ func (h *historyTab) report(event, want string) {
 // the remote tab in step, as a local tab would; the remote page's own
 // history.back() moves the user's history the same step, adding nothing.
 func TestHistoryBackForward(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	h := openHistoryTab(t, g, site, "/history-a", historyRed)
-	h.at("/history-a", "History A", historyRed)
+	h, g, _ := startHistory(t)
 	n0 := h.length()
 
 	// Two link navigations: two new local entries.
@@ -133,9 +160,7 @@ func TestHistoryBackForward(t *testing.T) {
 	h.at("/history-b", "History B", historyGreen)
 	h.click()
 	h.at("/history-c", "History C", historyBlue)
-	if n := h.length(); n != n0+2 {
-		t.Errorf("history.length after two links = %d, want %d", n, n0+2)
-	}
+	h.wantLength(n0+2, "after two links")
 
 	// Back shows the first page again, remotely and locally; so does Back
 	// again; Forward returns. (The remote tab counts its loads: a 1, b 2,
@@ -152,17 +177,13 @@ func TestHistoryBackForward(t *testing.T) {
 	h.step(1)
 	h.at("/history-c", "History C", historyBlue)
 	h.report("load", "/history-c 7")
-	if n := h.length(); n != n0+2 {
-		t.Errorf("history.length after Back and Forward = %d, want %d (no entry added)", n, n0+2)
-	}
+	h.wantLength(n0+2, "after Back and Forward")
 
 	// pushState in the remote page adds an entry that Back undoes.
 	h.click()
 	h.report("pushed", "/history-c?pushed")
 	h.at("/history-c?pushed", "History C pushed", historyYellow)
-	if n := h.length(); n != n0+3 {
-		t.Errorf("history.length after pushState = %d, want %d", n, n0+3)
-	}
+	h.wantLength(n0+3, "after pushState")
 	h.step(-1)
 	h.report("popstate", "/history-c")
 	h.at("/history-c", "History C", historyBlue)
@@ -176,9 +197,7 @@ func TestHistoryBackForward(t *testing.T) {
 	h.report("key", "b")
 	h.at("/history-b", "History B", historyGreen)
 	h.report("load", "/history-b 8")
-	if n := h.length(); n != n0+3 {
-		t.Errorf("history.length after the remote history.back() = %d, want %d", n, n0+3)
-	}
+	h.wantLength(n0+3, "after the remote history.back()")
 	h.step(1)
 	h.at("/history-c", "History C", historyBlue)
 	h.report("load", "/history-c 9")
@@ -196,30 +215,19 @@ func TestHistoryBackForward(t *testing.T) {
 // TestHistoryReload: reloading the landing page (F5, the reload button)
 // reloads the remote page once, in the same remote tab.
 func TestHistoryReload(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	h := openHistoryTab(t, g, site, "/history-a", historyRed)
-	h.at("/history-a", "History A", historyRed)
+	h, g, site := startHistory(t)
 	h.report("load", "/history-a 1")
 	h.click()
 	h.at("/history-b", "History B", historyGreen)
 	h.report("load", "/history-b 2")
 	n0 := h.length()
 
-	if err := chromedp.Do(h.ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, page.Reload, page.ReloadParams{})
-		return err
-	})); err != nil {
-		t.Fatal(err)
-	}
+	h.reload()
 	// The remote page loads again in the same tab (its sessionStorage
 	// counts on), and the user's tab shows it at its URL.
 	h.report("load", "/history-b 3")
 	h.at("/history-b", "History B", historyGreen)
-	if n := h.length(); n != n0 {
-		t.Errorf("history.length after reload = %d, want %d", n, n0)
-	}
+	h.wantLength(n0, "after reload")
 
 	// Back still works after the reload: the entries are the remote ones.
 	h.step(-1)
@@ -238,11 +246,7 @@ func TestHistoryReload(t *testing.T) {
 // ended tab's) load their page anew, in a new tab, as a local tab would
 // load a page that is not cached: they never name entries of the new tab.
 func TestHistoryAfterTabEnded(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	h := openHistoryTab(t, g, site, "/history-a", historyRed)
-	h.at("/history-a", "History A", historyRed)
+	h, g, _ := startHistory(t)
 	h.click()
 	h.at("/history-b", "History B", historyGreen)
 	h.click()
@@ -258,19 +262,12 @@ func TestHistoryAfterTabEnded(t *testing.T) {
 		text, err := chromedp.Run(h.ctx, chromedp.Evaluate[string](`document.getElementById('glovebox-status').textContent`))
 		return err == nil && strings.Contains(text, "has ended"), text
 	})
-	if err := chromedp.Do(h.ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, page.Reload, page.ReloadParams{})
-		return err
-	})); err != nil {
-		t.Fatal(err)
-	}
+	h.reload()
 	// A new remote tab (a new browser: its page's first load) at the same
 	// place; nothing moved in the user's history.
 	h.report("load", "/history-c 1")
 	h.at("/history-c", "History C", historyBlue)
-	if n := h.length(); n != n0 {
-		t.Errorf("history.length after the reload = %d, want %d", n, n0)
-	}
+	h.wantLength(n0, "after the reload")
 
 	h.step(-1)
 	h.at("/history-b", "History B", historyGreen)
@@ -280,9 +277,7 @@ func TestHistoryAfterTabEnded(t *testing.T) {
 	}
 	h.click()
 	h.at("/history-c", "History C", historyBlue)
-	if n := h.length(); n != n0 {
-		t.Errorf("history.length after Back and a link = %d, want %d", n, n0)
-	}
+	h.wantLength(n0, "after Back and a link")
 }
 
 // TestHistoryCrossOrigin: a link to another isolated origin hands the tab
@@ -305,9 +300,7 @@ func TestHistoryCrossOrigin(t *testing.T) {
 		got := other.lastReport("history-load")
 		return got == "/history-b 1", got
 	})
-	if n := h.length(); n != n0+1 {
-		t.Errorf("history.length after the hand-over = %d, want %d", n, n0+1)
-	}
+	h.wantLength(n0+1, "after the hand-over")
 
 	h.step(-1)
 	h.at(first, "History A", historyRed)
@@ -318,9 +311,7 @@ func TestHistoryCrossOrigin(t *testing.T) {
 		got := other.lastReport("history-load")
 		return got == "/history-b 2", got
 	})
-	if n := h.length(); n != n0+1 {
-		t.Errorf("history.length after Back and Forward = %d, want %d", n, n0+1)
-	}
+	h.wantLength(n0+1, "after Back and Forward")
 	if got := len(tabStarts(g)); got != 1 {
 		t.Errorf("%d remote tabs started, want 1", got)
 	}
