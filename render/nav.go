@@ -18,8 +18,10 @@ type EventType string
 
 // Types of Event.
 const (
-	// EventURL is sent when the main frame moved to URL, by a navigation
-	// or within the document (a fragment, the History API).
+	// EventURL is sent when the page moved to another entry of its
+	// session history (Entry, at Index), by a navigation or within the
+	// document (a fragment, the History API), or the entry's URL changed.
+	// Push says a navigation added the entry after the previous one.
 	EventURL EventType = "url"
 	// EventTitle is sent when the page's title changed to Title (at URL).
 	EventTitle EventType = "title"
@@ -52,6 +54,12 @@ type Event struct {
 	// Dialog is a dialog's kind: "alert", "confirm", "prompt" or
 	// "beforeunload".
 	Dialog string
+	// Entry is the unique id of the page's history entry, Index its
+	// position in the page's session history, and Push says a navigation
+	// added it right after the one the page was on (see EventURL).
+	Entry int64
+	Index int
+	Push  bool
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -103,6 +111,9 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.onFrame(ev)
 
 	case *page.EventFrameNavigated:
+		// Every frame's navigation may add a history entry; only the main
+		// frame's moves the URL.
+		t.kickNav()
 		if ev.Frame.ParentID != "" {
 			return
 		}
@@ -111,10 +122,10 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.mainFrame = ev.Frame.ID
 		t.url = u
 		t.mu.Unlock()
-		t.emit(Event{Type: EventURL, URL: u})
 		t.kickTitle()
 
 	case *page.EventNavigatedWithinDocument:
+		t.kickNav()
 		t.mu.Lock()
 		main := ev.FrameID == t.mainFrame
 		if main {
@@ -122,7 +133,6 @@ func (t *Tab) onCDPEvent(ev any) {
 		}
 		t.mu.Unlock()
 		if main {
-			t.emit(Event{Type: EventURL, URL: ev.URL})
 			t.kickTitle()
 		}
 
@@ -133,6 +143,7 @@ func (t *Tab) onCDPEvent(ev any) {
 
 	case *page.EventDomContentEventFired, *page.EventLoadEventFired:
 		t.kickTitle()
+		t.kickNav()
 
 	case *page.EventJavascriptDialogOpening:
 		t.emit(Event{Type: EventDialog, URL: ev.URL, Message: ev.Message, Dialog: string(ev.Type)})

@@ -134,6 +134,9 @@ type Tab struct {
 	acks      acker
 	dialogs   chan *page.EventJavascriptDialogOpening
 	titleKick chan struct{} // capacity 1
+	navKick   chan struct{} // capacity 1
+	hist      history       // navLoop's, see history.go
+	entry     Event         // the current history entry's url event, under mu
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -162,6 +165,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		height:    opt.Height,
 		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
 		titleKick: make(chan struct{}, 1),
+		navKick:   make(chan struct{}, 1),
 		crashed:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -232,11 +236,17 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	}
 	t.mu.Unlock()
 
+	if err := t.seedHistory(tctx); err != nil {
+		return nil, err
+	}
+
 	t.wg.Add(4)
 	go t.ackLoop()
 	go t.dialogLoop()
 	go t.titleLoop()
 	go t.watch(detached)
+	t.wg.Add(1)
+	go t.navLoop()
 
 	// Viewport, focus and screencast do not depend on each other: they go
 	// together instead of one round trip to the page after another (frames

@@ -11,10 +11,11 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, compose, touch, resize.
-// Glovebox → client: url, title, dialog, error, ended, viewport (the answer
-// to resize), focus (whether a text field has the focus, for a touch
-// device's on-screen keyboard).
+// Client → Glovebox: mouse, wheel, key, text, compose, touch, resize, nav
+// (Back, Forward, an entry of the remote history, reload).
+// Glovebox → client: url (with the remote history entry), title, dialog,
+// error, ended, viewport (the answer to resize), focus (whether a text field
+// has the focus, for a touch device's on-screen keyboard).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -35,6 +36,10 @@ type clientMsg struct {
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	DPR     float64 `json:"dpr,omitempty"`
+	// nav: Action is back, forward, reload or entry; Entry the remote
+	// history entry's id (a url message's entry) for entry.
+	Action string `json:"action,omitempty"`
+	Entry  int64  `json:"entry,omitempty"`
 	// Touch is, in resize, how many touch points the user's device has
 	// (navigator.maxTouchPoints): the remote page sees as many.
 	Touch int `json:"touch,omitempty"`
@@ -66,6 +71,17 @@ type serverMsg struct {
 	// keyboard it asks for (its inputmode).
 	Editable  bool   `json:"editable,omitempty"`
 	InputMode string `json:"inputmode,omitempty"`
+	// url: the remote page's history entry (its id, and its position,
+	// which the landing page turns into history.go steps), whether a
+	// navigation added it after the previous one (history.pushState), and
+	// the tab's id (entry ids are only unique within one tab's browser).
+	Tab   string `json:"tab,omitempty"`
+	Entry int64  `json:"entry,omitempty"`
+	Index *int   `json:"index,omitempty"`
+	Push  bool   `json:"push,omitempty"`
+	// Settled (url) says the remote tab stays on this entry: a nav to an
+	// entry the landing page asked for could not be done (no such entry).
+	Settled bool `json:"settled,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
@@ -75,6 +91,10 @@ const (
 	maxTextInput   = 4096
 	maxComposeText = 1024
 )
+
+// maxEntryID is the largest history entry id a client may name: the largest
+// integer a JavaScript number holds exactly.
+const maxEntryID = 1<<53 - 1
 
 // parseClientMsg decodes and checks one data-channel message. Garbage gets an
 // error that names what is wrong; nothing the client sends reaches Chromium
@@ -136,6 +156,21 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if m.Touch < 0 || m.Touch > render.MaxTouchPoints {
 			// More points than any screen has: the page sees the most it may.
 			m.Touch = render.MaxTouchPoints
+		}
+	case "nav":
+		switch m.Action {
+		case "back", "forward", "reload":
+			if m.Entry != 0 {
+				return m, fmt.Errorf("%w: nav %s takes no entry", errBadMessage, m.Action)
+			}
+		case "entry":
+			// Entry ids are positive, and a landing page has them from
+			// JSON numbers: exact integers only up to 2^53.
+			if m.Entry <= 0 || m.Entry > maxEntryID {
+				return m, fmt.Errorf("%w: nav entry needs an entry id between 1 and %d", errBadMessage, int64(maxEntryID))
+			}
+		default:
+			return m, fmt.Errorf("%w: nav action %q", errBadMessage, m.Action)
 		}
 	case "":
 		return m, fmt.Errorf("%w: no message type", errBadMessage)

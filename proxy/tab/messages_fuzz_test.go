@@ -86,6 +86,19 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		if w < 320 || w > m.cfg.MaxWidth || h < 240 || h > m.cfg.MaxHeight || !(s >= 1 && s <= m.cfg.MaxScale) {
 			t.Fatalf("resize %+v clamped to %dx%d@%v, outside the caps", msg, w, h, s)
 		}
+	case "nav":
+		switch msg.Action {
+		case "back", "forward", "reload":
+			if msg.Entry != 0 {
+				t.Fatalf("accepted nav %s with an entry: %+v", msg.Action, msg)
+			}
+		case "entry":
+			if msg.Entry <= 0 || msg.Entry > maxEntryID {
+				t.Fatalf("accepted nav to entry %d", msg.Entry)
+			}
+		default:
+			t.Fatalf("accepted nav action %q", msg.Action)
+		}
 	default:
 		t.Fatalf("accepted a message of unknown type %q", msg.T)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/glovebox/glovebox/render"
 )
 
 func TestParseClientMsg(t *testing.T) {
@@ -21,6 +23,11 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"touch","type":"move","points":[{"x":10,"y":20,"id":0},{"x":50,"y":60,"id":7}],"mods":8}`,
 		`{"t":"touch","type":"end"}`,
 		`{"t":"touch","type":"cancel","points":[]}`,
+		`{"t":"nav","action":"back"}`,
+		`{"t":"nav","action":"forward"}`,
+		`{"t":"nav","action":"reload"}`,
+		`{"t":"nav","action":"entry","entry":42}`,
+		`{"t":"nav","action":"entry","entry":9007199254740991}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {
@@ -62,6 +69,15 @@ func TestParseClientMsg(t *testing.T) {
 		"touch id":        `{"t":"touch","type":"start","points":[{"x":1,"y":1,"id":-1}]}`,
 		"touch many":      `{"t":"touch","type":"start","points":[` + strings.Repeat(`{"x":1,"y":1,"id":0},`, 10) + `{"x":1,"y":1,"id":0}]}`,
 		"points in mouse": `{"t":"mouse","type":"move","x":1,"y":1,"points":[{"x":1,"y":1,"id":0}]}`,
+		"nav no action":   `{"t":"nav"}`,
+		"nav action":      `{"t":"nav","action":"close"}`,
+		"nav no entry":    `{"t":"nav","action":"entry"}`,
+		"nav entry zero":  `{"t":"nav","action":"entry","entry":0}`,
+		"nav entry neg":   `{"t":"nav","action":"entry","entry":-3}`,
+		"nav entry big":   `{"t":"nav","action":"entry","entry":9007199254740992}`,
+		"nav entry frac":  `{"t":"nav","action":"entry","entry":1.5}`,
+		"nav entry str":   `{"t":"nav","action":"entry","entry":"7"}`,
+		"back entry":      `{"t":"nav","action":"back","entry":3}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -70,5 +86,25 @@ func TestParseClientMsg(t *testing.T) {
 				t.Errorf("err = %v, want errBadMessage", err)
 			}
 		})
+	}
+}
+
+// TestURLMessage pins the url message the landing page mirrors in the
+// user's history: the first entry's index 0 is sent, not left out.
+func TestURLMessage(t *testing.T) {
+	tab := &Tab{id: "abc"}
+	tests := []struct {
+		ev   render.Event
+		want string
+	}{
+		{render.Event{Type: render.EventURL, URL: "http://h/", Entry: 3, Index: 0},
+			`{"t":"url","url":"http://h/","tab":"abc","entry":3,"index":0}`},
+		{render.Event{Type: render.EventURL, URL: "http://h/b", Entry: 4, Index: 1, Push: true},
+			`{"t":"url","url":"http://h/b","tab":"abc","entry":4,"index":1,"push":true}`},
+	}
+	for _, tt := range tests {
+		if got := string(encodeServerMsg(tab.urlMsg(tt.ev))); got != tt.want {
+			t.Errorf("%+v: %s, want %s", tt.ev, got, tt.want)
+		}
 	}
 }

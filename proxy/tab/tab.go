@@ -765,7 +765,7 @@ func (t *Tab) onFrame(f render.Frame) {
 func (t *Tab) onEvent(ev render.Event) {
 	switch ev.Type {
 	case render.EventURL:
-		t.send(serverMsg{T: "url", URL: ev.URL})
+		t.send(t.urlMsg(ev))
 	case render.EventTitle:
 		t.send(serverMsg{T: "title", Title: ev.Title})
 	case render.EventDialog:
@@ -780,7 +780,9 @@ func (t *Tab) onOpen(p *stream.Peer) {
 	if t.page == nil {
 		return
 	}
-	if u := t.page.URL(); u != "" {
+	if ev := t.page.Entry(); ev.URL != "" {
+		p.Send(encodeServerMsg(t.urlMsg(ev)))
+	} else if u := t.page.URL(); u != "" {
 		p.Send(encodeServerMsg(serverMsg{T: "url", URL: u}))
 	}
 	if title := t.page.Title(); title != "" {
@@ -895,6 +897,8 @@ func (t *Tab) apply(m clientMsg) error {
 		// the caps may have made smaller than the window it asked for.
 		t.send(serverMsg{T: "viewport", Width: w, Height: h, DPR: s})
 		return nil
+	case "nav":
+		return t.navigate(ctx, m)
 	}
 	return nil
 }

@@ -164,7 +164,9 @@ function onServerMessage(data) {
   let m;
   try { m = JSON.parse(data); } catch (e) { return; }
   switch (m.t) {
-    case 'url': followURL(m.url); break;
+    case 'url':
+      if (messageHandlers.url) messageHandlers.url(m); else followURL(m.url);
+      break;
     case 'title': document.title = m.title || location.host; break;
     case 'viewport':
       if (m.width > 0 && m.height > 0) view = { width: m.width, height: m.height, dpr: m.dpr || 1 };
@@ -184,8 +186,9 @@ function onServerMessage(data) {
 }
 
 // followURL keeps the address bar true: same origin by the History API,
-// another origin by handing the live tab to a landing page there.
-async function followURL(u) {
+// another origin by handing the live tab to a landing page there, which
+// takes this page's history entry when replace is set.
+async function followURL(u, replace) {
   let url;
   try { url = new URL(u); } catch (e) { return; }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return;
@@ -200,7 +203,7 @@ async function followURL(u) {
       // Not isolated: the tab has ended, and the browser goes there
       // itself, with no code in the URL for that site to read.
       sessionStorage.removeItem(KEY);
-      location.assign(j.navigate);
+      if (replace) location.replace(j.navigate); else location.assign(j.navigate);
       return;
     }
     const orig = url.hash;
@@ -208,7 +211,8 @@ async function followURL(u) {
     const params = new URLSearchParams();
     params.set(HANDOFF, j.code);
     if (orig) params.set('h', orig);
-    location.assign(url.href + '#' + params.toString());
+    if (replace) location.replace(url.href + '#' + params.toString());
+    else location.assign(url.href + '#' + params.toString());
   } catch (e) {
     console.warn('glovebox: hand-over failed:', e.message);
   }
