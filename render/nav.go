@@ -29,17 +29,17 @@ const (
 	// EventCrashed is sent when the page's renderer crashed (at URL, with
 	// Title); Done is closed after it.
 	EventCrashed EventType = "crashed"
-	// EventClosed is sent when the page or the connection to the browser is
-	// gone (at URL, with Title); Done is closed after it. Close does not
-	// send it.
+	// EventClosed is sent when the connection to the browser is gone, or
+	// the page with it (at URL, with Title); Done is closed after it. Close
+	// does not send it. A page that closed itself sends EventPageClosed.
 	EventClosed EventType = "closed"
 )
 
 // Event tells what happened to the page. Each type fills the fields its
 // constant names.
 type Event struct {
-	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed and
-	// EventClosed.
+	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed,
+	// EventClosed, EventPopup and EventPageClosed.
 	Type EventType
 	// URL is the page's URL; for a dialog, the URL of the frame that
 	// opened it.
@@ -52,6 +52,8 @@ type Event struct {
 	// Dialog is a dialog's kind: "alert", "confirm", "prompt" or
 	// "beforeunload".
 	Dialog string
+	// TargetID is a popup's page (EventPopup).
+	TargetID string
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -130,6 +132,13 @@ func (t *Tab) onCDPEvent(ev any) {
 		if ev.TargetInfo != nil && ev.TargetInfo.TargetID == t.pageID {
 			t.kickTitle()
 		}
+		t.onTargetInfo(ev.TargetInfo)
+
+	case *target.EventTargetCreated:
+		t.onTargetInfo(ev.TargetInfo)
+
+	case *target.EventTargetDestroyed:
+		t.onTargetDestroyed(ev.TargetID)
 
 	case *page.EventDomContentEventFired, *page.EventLoadEventFired:
 		t.kickTitle()

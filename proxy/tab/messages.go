@@ -13,7 +13,8 @@ import (
 // The data channel carries small JSON objects with a "t" (type) field.
 // Client → Glovebox: mouse, wheel, key, text, resize.
 // Glovebox → client: url, title, dialog, error, ended, viewport (the answer
-// to resize).
+// to resize), popup (the page opened a window: see popup.go), popup-refused
+// and close (the page closed itself).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -38,7 +39,9 @@ type clientMsg struct {
 
 // serverMsg is what Glovebox tells the landing page.
 type serverMsg struct {
-	T       string `json:"t"`
+	T string `json:"t"`
+	// ID is a popup's tab id (popup).
+	ID      string `json:"id,omitempty"`
 	URL     string `json:"url,omitempty"`
 	Title   string `json:"title,omitempty"`
 	Message string `json:"message,omitempty"`

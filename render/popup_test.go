@@ -1,0 +1,149 @@
+package render
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// popupPages are the pages of the popup tests: an opener whose whole page
+// is a target=_blank link (rel=opener, so that the popup may talk back)
+// and that shows what the popup posts to it in its title; the popup, green,
+// that posts to its opener and closes itself on a click; and an opener
+// whose click opens an about:blank window that a script would write into.
+func popupPages() http.Handler {
+	mux := http.NewServeMux()
+	page := func(path, body string) {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprint(w, body)
+		})
+	}
+	const full = `<style>html,body,a{margin:0;width:100%;height:100%;display:block}</style>`
+	page("/opener", `<!doctype html>`+full+`<title>Opener</title><body>
+		<a target=_blank rel=opener href="/popup" style="background:#0000ff"></a>
+		<script>onmessage = (e) => { document.title = "got:" + e.data }</script></body>`)
+	page("/popup", `<!doctype html>`+full+`<title>Popup</title>
+		<body style="background:#00ff00" onclick="window.close()">
+		<script>window.opener && window.opener.postMessage("hello", "*")</script></body>`)
+	page("/blank-opener", `<!doctype html>`+full+`<body style="background:#ff0000"
+		onclick="window.open('')"></body>`)
+	return mux
+}
+
+// TestPopup: a target=_blank click reports the new window with its id and
+// URL; Open attaches to it with TargetID and shows it; the popup keeps its
+// opener (its message arrives); its window.close() is EventPageClosed,
+// and the opener goes on.
+func TestPopup(t *testing.T) {
+	srv := httptest.NewServer(popupPages())
+	defer srv.Close()
+	opener, os := openTab(t, 400, 300, 1, "")
+	navigate(t, opener, srv.URL+"/opener")
+	click(t, opener, 200, 150)
+	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	if ev.URL != srv.URL+"/popup" || ev.TargetID == "" || ev.TargetID == opener.TargetID() {
+		t.Fatalf("popup event %+v, want the URL %s/popup and the popup's own target", ev, srv.URL)
+	}
+	// The tests share a browser: no popup is left for another test's Open.
+	t.Cleanup(func() { opener.CloseTarget(context.Background(), ev.TargetID) })
+
+	ps := newSink()
+	popup, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: ev.TargetID,
+		OnFrame: ps.onFrame, OnEvent: ps.onEvent, Log: testLog()})
+	if err != nil {
+		t.Fatalf("Open the popup: %v", err)
+	}
+	defer popup.Close()
+	if popup.TargetID() != ev.TargetID {
+		t.Errorf("attached to %s, want the popup %s", popup.TargetID(), ev.TargetID)
+	}
+	waitFrame(t, ps, "of the popup's green", func(img image.Image) bool { return near(img, 0, 255, 0) })
+	waitEvent(t, os, func(ev Event) bool { return ev.Type == EventTitle && ev.Title == "got:hello" })
+	if popup.Title() != "Popup" {
+		t.Errorf("popup title %q", popup.Title())
+	}
+
+	click(t, popup, 200, 150)
+	waitEvent(t, ps, func(ev Event) bool { return ev.Type == EventPageClosed })
+	select {
+	case <-popup.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the popup's Done is open after it closed itself")
+	}
+	select {
+	case <-opener.Done():
+		t.Fatal("the opener ended with its popup")
+	default:
+	}
+	// The opener still takes input and paints.
+	navigate(t, opener, srv.URL+"/blank-opener")
+	waitFrame(t, os, "of the opener's red", func(img image.Image) bool { return near(img, 255, 0, 0) })
+}
+
+// TestPopupBlank: a window that stays about:blank is reported with its
+// opener's URL, and CloseTarget closes it.
+func TestPopupBlank(t *testing.T) {
+	srv := httptest.NewServer(popupPages())
+	defer srv.Close()
+	opener, os := openTab(t, 400, 300, 1, "")
+	navigate(t, opener, srv.URL+"/blank-opener")
+	click(t, opener, 200, 150)
+	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	if ev.URL != srv.URL+"/blank-opener" {
+		t.Errorf("about:blank popup reported at %q, want the opener's URL", ev.URL)
+	}
+	if err := opener.CloseTarget(t.Context(), ev.TargetID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the closed popup to be gone", func() bool { return !hasTarget(t, opener, ev.TargetID) })
+	if _, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: ev.TargetID, Log: testLog()}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Open of a closed popup: %v, want ErrClosed", err)
+	}
+}
+
+func hasTarget(t *testing.T, tab *Tab, id string) bool {
+	infos, err := chromedp.Targets(tab.bctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		if string(info.TargetID) == id {
+			return true
+		}
+	}
+	return false
+}
+
+func navigate(t *testing.T, tab *Tab, u string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := tab.Navigate(ctx, u); err != nil {
+		t.Fatalf("Navigate: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.HasPrefix(tab.URL(), u); {
+		if time.Now().After(deadline) {
+			t.Fatalf("URL() = %q, want %q", tab.URL(), u)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds, for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
