@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/inspector"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 )
@@ -151,6 +152,11 @@ func (t *Tab) onCDPEvent(ev any) {
 			// A dialog blocks its page until answered, so a page
 			// cannot have many open; this cannot happen.
 			t.log.Warn("too many dialogs open; one is left unanswered")
+		}
+
+	case *log.EventEntryAdded:
+		if isRefusedClose(ev.Entry) {
+			t.requestClose()
 		}
 
 	case *inspector.EventTargetCrashed:

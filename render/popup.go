@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -95,6 +97,48 @@ func (t *Tab) stopPopupTimers() {
 			timer.Stop()
 		}
 	}
+}
+
+// refusedClose is Chromium's warning when it refuses a page's
+// window.close(). Chromium closes by script only a window opened by script
+// or one whose history has a single entry; the remote page's history has
+// two (the browser's about:blank, then the tab's URL) where the user's own
+// tab would have one, so render closes the page itself. A page cannot fake
+// the warning: console.warn goes to Runtime.consoleAPICalled, not to the
+// Log domain.
+const refusedClose = "Scripts may close only the windows that were opened by them."
+
+func isRefusedClose(e *log.Entry) bool {
+	return e != nil && e.Source == log.EntrySourceJavascript && e.Level == log.EntryLevelWarning && e.Text == refusedClose
+}
+
+// requestClose makes watch close the page, off the listener's goroutine.
+func (t *Tab) requestClose() {
+	select {
+	case t.closeReq <- struct{}{}:
+	default:
+	}
+}
+
+// repaint makes Chromium draw the page anew, so that the screencast sends
+// a frame of a page that painted before it started and does not change:
+// the viewport grows by a pixel and back (the page sees two resize events).
+// Frames of the passing size are dropped as any of another size.
+func (t *Tab) repaint(ctx context.Context) error {
+	t.resizeMu.Lock()
+	defer t.resizeMu.Unlock()
+	t.mu.Lock()
+	w, h := t.width, t.height
+	t.mu.Unlock()
+	for _, hh := range []int{h + 1, h} {
+		err := t.call(ctx, emulation.CommandSetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+			Width: int64(w), Height: int64(hh), DeviceScaleFactor: t.opt.Scale, Mobile: false,
+		})
+		if err != nil {
+			return fmt.Errorf("repaint: %w", err)
+		}
+	}
+	return nil
 }
 
 // TargetID is the DevTools id of the tab's page.

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/remote"
 )
 
 // popupPages are the pages of the popup tests: an opener whose whole page
@@ -48,6 +50,7 @@ func TestPopup(t *testing.T) {
 	defer srv.Close()
 	opener, os := openTab(t, 400, 300, 1, "")
 	navigate(t, opener, srv.URL+"/opener")
+	waitFrame(t, os, "of the opener's link", func(img image.Image) bool { return near(img, 0, 0, 255) })
 	click(t, opener, 200, 150)
 	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
 	if ev.URL != srv.URL+"/popup" || ev.TargetID == "" || ev.TargetID == opener.TargetID() {
@@ -68,11 +71,18 @@ func TestPopup(t *testing.T) {
 	}
 	waitFrame(t, ps, "of the popup's green", func(img image.Image) bool { return near(img, 0, 255, 0) })
 	waitEvent(t, os, func(ev Event) bool { return ev.Type == EventTitle && ev.Title == "got:hello" })
-	if popup.Title() != "Popup" {
-		t.Errorf("popup title %q", popup.Title())
-	}
+	waitFor(t, "the popup's title", func() bool { return popup.Title() == "Popup" })
 
-	click(t, popup, 200, 150)
+	// The click closes the page, maybe before the mouse-up's answer.
+	for _, ev := range []MouseEvent{
+		{Type: "move", X: 200, Y: 150},
+		{Type: "down", X: 200, Y: 150, Button: "left", Buttons: 1},
+		{Type: "up", X: 200, Y: 150, Button: "left"},
+	} {
+		if err := popup.Mouse(t.Context(), ev); err != nil && ev.Type != "up" {
+			t.Fatalf("Mouse %+v: %v", ev, err)
+		}
+	}
 	waitEvent(t, ps, func(ev Event) bool { return ev.Type == EventPageClosed })
 	select {
 	case <-popup.Done():
@@ -95,10 +105,13 @@ func TestPopupBlank(t *testing.T) {
 	srv := httptest.NewServer(popupPages())
 	defer srv.Close()
 	opener, os := openTab(t, 400, 300, 1, "")
-	navigate(t, opener, srv.URL+"/blank-opener")
+	// A URL of its own: the tests share a browser, whose free page may be
+	// at /blank-opener already, and navigate waits for the URL.
+	navigate(t, opener, srv.URL+"/blank-opener?blank")
+	waitFrame(t, os, "of the opener's red", func(img image.Image) bool { return near(img, 255, 0, 0) })
 	click(t, opener, 200, 150)
 	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
-	if ev.URL != srv.URL+"/blank-opener" {
+	if ev.URL != srv.URL+"/blank-opener?blank" {
 		t.Errorf("about:blank popup reported at %q, want the opener's URL", ev.URL)
 	}
 	if err := opener.CloseTarget(t.Context(), ev.TargetID); err != nil {
@@ -146,4 +159,70 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// TestPageClosesItself: window.close() in a page that a script did not
+// open, which Chromium refuses, closes it all the same (EventPageClosed),
+// as it would close the user's own tab that has no history; console.warn
+// of Chromium's refusal text closes nothing.
+func TestPageClosesItself(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/solid")
+	evaluate[any](t, tab, `console.warn("`+refusedClose+`")`)
+	// The page's events come in order: the console call's came before
+	// this answer.
+	evaluate[int](t, tab, `1`)
+	if len(tab.closeReq) != 0 {
+		t.Fatal("console.warn of the refusal's text asked to close the page")
+	}
+	evaluate[any](t, tab, `window.close()`)
+	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventPageClosed || ev.Type == EventClosed })
+	if ev.Type != EventPageClosed {
+		t.Errorf("event %+v, want %s", ev, EventPageClosed)
+	}
+	select {
+	case <-tab.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done is open after the page closed itself")
+	}
+}
+
+// TestPopupPaintedBefore: a popup that has painted, and is static, before
+// Open attaches to it still sends its first frame.
+func TestPopupPaintedBefore(t *testing.T) {
+	srv := httptest.NewServer(popupPages())
+	defer srv.Close()
+	opener, os := openTab(t, 400, 300, 1, "")
+	navigate(t, opener, srv.URL+"/opener?painted")
+	waitFrame(t, os, "of the opener's link", func(img image.Image) bool { return near(img, 0, 0, 255) })
+	click(t, opener, 200, 150)
+	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	t.Cleanup(func() { opener.CloseTarget(context.Background(), ev.TargetID) })
+
+	// Another client waits for the popup's load and two frames painted
+	// after it, and leaves.
+	actx, acancel := remote.NewAllocator(t.Context(), browser.wsURL, remote.NoModifyURL)
+	defer acancel()
+	bctx, bcancel := chromedp.NewContext(actx)
+	defer bcancel()
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := chromedp.NewContext(bctx, chromedp.WithTargetID(target.ID(ev.TargetID)), chromedp.WithDetachOnCancel())
+	const painted = `new Promise((r) => {
+		const twice = () => requestAnimationFrame(() => requestAnimationFrame(() => r(true)));
+		document.readyState === 'complete' ? twice() : addEventListener('load', twice);
+	})`
+	if _, err := chromedp.Run(pctx, chromedp.Evaluate[bool](painted, chromedp.EvalAsValue, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	pcancel()
+
+	ps := newSink()
+	popup, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: ev.TargetID,
+		OnFrame: ps.onFrame, OnEvent: ps.onEvent, Log: testLog()})
+	if err != nil {
+		t.Fatalf("Open the popup: %v", err)
+	}
+	defer popup.Close()
+	waitFrame(t, ps, "of the popup's green", func(img image.Image) bool { return near(img, 0, 255, 0) })
 }

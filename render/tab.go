@@ -143,6 +143,7 @@ type Tab struct {
 	acks      acker
 	dialogs   chan *page.EventJavascriptDialogOpening
 	titleKick chan struct{} // capacity 1
+	closeReq  chan struct{} // capacity 1: the page asked to close
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -171,6 +172,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		height:    opt.Height,
 		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
 		titleKick: make(chan struct{}, 1),
+		closeReq:  make(chan struct{}, 1),
 		crashed:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -283,6 +285,13 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	if setupErr != nil {
 		return nil, setupErr
 	}
+	if opt.TargetID != "" {
+		// A popup may have painted before the screencast started: a
+		// static page would then send no frame at all.
+		if err := t.repaint(tctx); err != nil {
+			return nil, err
+		}
+	}
 	t.log.Debug("tab open", "target", id, "url", t.URL(), "width", opt.Width, "height", opt.Height, "scale", opt.Scale)
 	return t, nil
 }
@@ -385,22 +394,30 @@ func (t *Tab) finish(typ EventType) {
 // the tab's context ends.
 func (t *Tab) watch(detached <-chan struct{}) {
 	defer t.wg.Done()
-	select {
-	case <-t.crashed:
-		t.log.Warn("page crashed", "url", t.URL())
-		t.finish(EventCrashed)
-	case <-detached:
-		// A page that closed itself (window.close) is gone from a browser
-		// that still answers; a lost connection answers nothing.
-		if t.ctx.Err() == nil && t.pageGone() {
-			t.log.Info("page closed itself", "url", t.URL())
-			t.finish(EventPageClosed)
-			return
+	for {
+		select {
+		case <-t.closeReq:
+			if err := t.CloseTarget(t.ctx, string(t.pageID)); err != nil && t.ctx.Err() == nil {
+				t.log.Debug("close page", "err", err)
+			}
+			continue // detached follows
+		case <-t.crashed:
+			t.log.Warn("page crashed", "url", t.URL())
+			t.finish(EventCrashed)
+		case <-detached:
+			// A page that closed itself (window.close) is gone from a
+			// browser that still answers; a lost connection answers nothing.
+			if t.ctx.Err() == nil && t.pageGone() {
+				t.log.Info("page closed itself", "url", t.URL())
+				t.finish(EventPageClosed)
+				return
+			}
+			t.log.Info("page closed", "url", t.URL())
+			t.finish(EventClosed)
+		case <-t.ctx.Done():
+			t.finish(EventClosed)
 		}
-		t.log.Info("page closed", "url", t.URL())
-		t.finish(EventClosed)
-	case <-t.ctx.Done():
-		t.finish(EventClosed)
+		return
 	}
 }
 
