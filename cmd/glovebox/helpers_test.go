@@ -147,7 +147,8 @@ type glovebox struct {
 	srv        *proxy.Server
 	pool       *isolate.Pool
 	audit      *syncBuffer
-	tmp        string // where the process runtime makes profiles
+	logs       *syncBuffer // the operational log, for tests of what it must not say
+	tmp        string      // where the process runtime makes profiles
 	cancel     context.CancelFunc
 	done       chan error
 	proxied    *http.Client
@@ -199,7 +200,8 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	logw := &testLogWriter{t: t}
+	g.logs = &syncBuffer{}
+	logw := &testLogWriter{t: t, buf: g.logs}
 	go func() {
 		g.done <- serve(ctx, cfg, g.audit, logw, &serveHooks{ready: func(a net.Addr, srv *proxy.Server, pool *isolate.Pool) {
 			g.addr = a.String()
@@ -300,12 +302,16 @@ func browserPIDs(dir string) []int {
 type testLogWriter struct {
 	mu      sync.Mutex
 	t       testing.TB
+	buf     *syncBuffer
 	stopped bool
 }
 
 func (w *testLogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.buf != nil {
+		w.buf.Write(p)
+	}
 	if !w.stopped && testing.Verbose() {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
