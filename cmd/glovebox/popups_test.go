@@ -191,6 +191,11 @@ func TestPopupWindowOpenOAuth(t *testing.T) {
 	waitReport(t, idp, "popups-opener-oauth", "true")
 	waitReport(t, site, "popups-message", "hello from oauth ("+idp.URL+")")
 	waitTabs(t, g, 2)
+	// The local windows are not linked: the opener's landing page is not
+	// the popup's opener, whatever site the popup's tab goes to later.
+	if linked, err := chromedp.Run(popup, chromedp.Evaluate[bool](`window.opener !== null`)); err != nil || linked {
+		t.Errorf("the popup's local tab has an opener (%v, %v)", linked, err)
+	}
 
 	click(t, popup, [2]int{400, 300})
 	waitReport(t, site, "popups-message", "done from oauth ("+idp.URL+")")

@@ -27,11 +27,13 @@ async function popupTarget(id, u) {
   return handoffURL(httpURL(j.url) || url, j.code);
 }
 
-// openWindow opens target, cutting the new window's link back to this page.
+// openWindow opens target, cutting the new window's link back to this page
+// (whatever site its tab is handed to later). The window is still on its
+// first about:blank, of this origin, so this works for a target of any.
 function openWindow(target) {
   const w = window.open(target, '_blank');
   if (w) {
-    try { w.opener = null; } catch (e) { /* another origin */ }
+    try { w.opener = null; } catch (e) { /* gone already */ }
   }
   return w;
 }
