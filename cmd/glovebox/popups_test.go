@@ -148,7 +148,8 @@ func tabEndReason(g *glovebox, tab string) string {
 
 // TestPopupTargetBlank: a target=_blank link clicked in the video opens a
 // second local tab that shows the popup (its colour, its title); the
-// remote popup loaded, has its opener, and its message reaches it.
+// remote popup loaded, has its opener (rel=opener), and its message
+// reaches it. A noopener link opens one too.
 func TestPopupTargetBlank(t *testing.T) {
 	needChromium(t)
 	site := newTestSite(t)
@@ -169,6 +170,16 @@ func TestPopupTargetBlank(t *testing.T) {
 	}
 	// The opener's own tab is as it was.
 	waitForColour(t, opener, linkArea[0], linkArea[1], blue, 60*time.Second)
+
+	// A link as most are (noopener, the default of target=_blank) opens
+	// one too, with no opener remotely either.
+	plain := openOpener(t, bctx, site, "?noopener")
+	before = localPages(t, bctx)
+	click(t, plain, linkArea)
+	popup = waitLocalTab(t, bctx, before, site.URL+"/popups-child?by=link")
+	waitForColour(t, popup, 400, 300, orange, 60*time.Second)
+	waitReport(t, site, "popups-opener-link", "false")
+	waitTabs(t, g, 4)
 }
 
 // TestPopupWindowOpenOAuth: window.open from a click opens a window of
