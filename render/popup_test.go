@@ -48,11 +48,7 @@ func popupPages() http.Handler {
 func TestPopup(t *testing.T) {
 	srv := httptest.NewServer(popupPages())
 	defer srv.Close()
-	opener, os := openTab(t, 400, 300, 1, "")
-	navigate(t, opener, srv.URL+"/opener")
-	waitFrame(t, os, "of the opener's link", func(img image.Image) bool { return near(img, 0, 0, 255) })
-	click(t, opener, 200, 150)
-	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	opener, os, ev := openerClick(t, srv, "/opener", "of the opener's link", 0, 0, 255)
 	if ev.URL != srv.URL+"/popup" || ev.TargetID == "" || ev.TargetID == opener.TargetID() {
 		t.Fatalf("popup event %+v, want the URL %s/popup and the popup's own target", ev, srv.URL)
 	}
@@ -104,13 +100,9 @@ func TestPopup(t *testing.T) {
 func TestPopupBlank(t *testing.T) {
 	srv := httptest.NewServer(popupPages())
 	defer srv.Close()
-	opener, os := openTab(t, 400, 300, 1, "")
 	// A URL of its own: the tests share a browser, whose free page may be
 	// at /blank-opener already, and navigate waits for the URL.
-	navigate(t, opener, srv.URL+"/blank-opener?blank")
-	waitFrame(t, os, "of the opener's red", func(img image.Image) bool { return near(img, 255, 0, 0) })
-	click(t, opener, 200, 150)
-	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	opener, _, ev := openerClick(t, srv, "/blank-opener?blank", "of the opener's red", 255, 0, 0)
 	if ev.URL != srv.URL+"/blank-opener?blank" {
 		t.Errorf("about:blank popup reported at %q, want the opener's URL", ev.URL)
 	}
@@ -191,11 +183,7 @@ func TestPageClosesItself(t *testing.T) {
 func TestPopupPaintedBefore(t *testing.T) {
 	srv := httptest.NewServer(popupPages())
 	defer srv.Close()
-	opener, os := openTab(t, 400, 300, 1, "")
-	navigate(t, opener, srv.URL+"/opener?painted")
-	waitFrame(t, os, "of the opener's link", func(img image.Image) bool { return near(img, 0, 0, 255) })
-	click(t, opener, 200, 150)
-	ev := waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+	opener, _, ev := openerClick(t, srv, "/opener?painted", "of the opener's link", 0, 0, 255)
 	t.Cleanup(func() { opener.CloseTarget(context.Background(), ev.TargetID) })
 
 	// Another client waits for the popup's load and two frames painted
@@ -225,4 +213,15 @@ func TestPopupPaintedBefore(t *testing.T) {
 	}
 	defer popup.Close()
 	waitFrame(t, ps, "of the popup's green", func(img image.Image) bool { return near(img, 0, 255, 0) })
+}
+
+// openerClick opens path of srv in a tab, waits for its frame of colour
+// (r, g, b) at the top left, clicks it and returns the popup event.
+func openerClick(t *testing.T, srv *httptest.Server, path, what string, r, g, b int) (*Tab, *sink, Event) {
+	t.Helper()
+	opener, os := openTab(t, 400, 300, 1, "")
+	navigate(t, opener, srv.URL+path)
+	waitFrame(t, os, what, func(img image.Image) bool { return near(img, r, g, b) })
+	click(t, opener, 200, 150)
+	return opener, os, waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
 }
