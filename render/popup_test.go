@@ -55,13 +55,7 @@ func TestPopup(t *testing.T) {
 	// The tests share a browser: no popup is left for another test's Open.
 	t.Cleanup(func() { opener.CloseTarget(context.Background(), ev.TargetID) })
 
-	ps := newSink()
-	popup, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: ev.TargetID,
-		OnFrame: ps.onFrame, OnEvent: ps.onEvent, Log: testLog()})
-	if err != nil {
-		t.Fatalf("Open the popup: %v", err)
-	}
-	defer popup.Close()
+	popup, ps := openPopup(t, ev.TargetID)
 	if popup.TargetID() != ev.TargetID {
 		t.Errorf("attached to %s, want the popup %s", popup.TargetID(), ev.TargetID)
 	}
@@ -205,13 +199,7 @@ func TestPopupPaintedBefore(t *testing.T) {
 	}
 	pcancel()
 
-	ps := newSink()
-	popup, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: ev.TargetID,
-		OnFrame: ps.onFrame, OnEvent: ps.onEvent, Log: testLog()})
-	if err != nil {
-		t.Fatalf("Open the popup: %v", err)
-	}
-	defer popup.Close()
+	_, ps := openPopup(t, ev.TargetID)
 	waitFrame(t, ps, "of the popup's green", func(img image.Image) bool { return near(img, 0, 255, 0) })
 }
 
@@ -224,4 +212,17 @@ func openerClick(t *testing.T, srv *httptest.Server, path, what string, r, g, b 
 	waitFrame(t, os, what, func(img image.Image) bool { return near(img, r, g, b) })
 	click(t, opener, 200, 150)
 	return opener, os, waitEvent(t, os, func(ev Event) bool { return ev.Type == EventPopup })
+}
+
+// openPopup attaches a Tab to the popup id, until the test ends.
+func openPopup(t *testing.T, id string) (*Tab, *sink) {
+	t.Helper()
+	ps := newSink()
+	popup, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, TargetID: id,
+		OnFrame: ps.onFrame, OnEvent: ps.onEvent, Log: testLog()})
+	if err != nil {
+		t.Fatalf("Open the popup: %v", err)
+	}
+	t.Cleanup(func() { popup.Close() })
+	return popup, ps
 }
