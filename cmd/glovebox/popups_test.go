@@ -146,16 +146,32 @@ func tabEndReason(g *glovebox, tab string) string {
 	return ""
 }
 
+// popupWorld is what each popup test starts with: the test site, a
+// Glovebox (mutate, if any, changes its config), the user's browser
+// (with opts) and the opener in a tab of it.
+type popupWorld struct {
+	site   *testSite
+	g      *glovebox
+	bctx   context.Context
+	opener context.Context
+}
+
+func startPopups(t testing.TB, mutate func(*Config), opts ...chromedp.ExecAllocatorOption) popupWorld {
+	t.Helper()
+	needChromium(t)
+	w := popupWorld{site: newTestSite(t), g: startGlovebox(t, mutate)}
+	w.bctx = userBrowser(t, w.g.addr, opts...)
+	w.opener = openOpener(t, w.bctx, w.site, "")
+	return w
+}
+
 // TestPopupTargetBlank: a target=_blank link clicked in the video opens a
 // second local tab that shows the popup (its colour, its title); the
 // remote popup loaded, has its opener (rel=opener), and its message
 // reaches it. A noopener link opens one too.
 func TestPopupTargetBlank(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	bctx := userBrowser(t, g.addr)
-	opener := openOpener(t, bctx, site, "")
+	w := startPopups(t, nil)
+	site, g, bctx, opener := w.site, w.g, w.bctx, w.opener
 
 	before := localPages(t, bctx)
 	click(t, opener, linkArea)
@@ -218,11 +234,8 @@ func TestPopupWindowOpenOAuth(t *testing.T) {
 // TestPopupWindowClose: the popup's window.close() closes its local tab
 // and ends its isolated tab; the opener goes on, and opens another.
 func TestPopupWindowClose(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	bctx := userBrowser(t, g.addr)
-	opener := openOpener(t, bctx, site, "")
+	w := startPopups(t, nil)
+	site, g, bctx, opener := w.site, w.g, w.bctx, w.opener
 	openerTab := g.srv.TabList()[0].Tab
 
 	before := localPages(t, bctx)
@@ -258,11 +271,8 @@ func TestPopupWindowClose(t *testing.T) {
 // TestPopupMainTabClosesItself: window.close() in the first tab ends it,
 // and its landing page, which cannot close a tab the user opened, says so.
 func TestPopupMainTabClosesItself(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	bctx := userBrowser(t, g.addr)
-	opener := openOpener(t, bctx, site, "")
+	w := startPopups(t, nil)
+	g, opener := w.g, w.opener
 	waitTabs(t, g, 1)
 	click(t, opener, closeArea)
 	waitFor(t, 60*time.Second, "the landing page to say the page closed itself", func() (bool, string) {
@@ -306,11 +316,8 @@ func waitBlockedPrompt(t testing.TB, opener context.Context, u string) {
 // comes with no user activation) shows the prompt, whose Open button
 // opens it.
 func TestPopupBlocked(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, nil)
-	bctx := userBrowser(t, g.addr, chromedp.Flag("disable-popup-blocking", false))
-	opener := openOpener(t, bctx, site, "")
+	w := startPopups(t, nil, chromedp.Flag("disable-popup-blocking", false))
+	site, bctx, opener := w.site, w.bctx, w.opener
 
 	before := localPages(t, bctx)
 	clickWithoutActivation(t, opener)
@@ -334,11 +341,8 @@ func TestPopupBlocked(t *testing.T) {
 // Nothing is left over: once the popup closes another may open, and when
 // the user closes the tabs, every isolated tab and remote browser ends.
 func TestPopupUserLimit(t *testing.T) {
-	needChromium(t)
-	site := newTestSite(t)
-	g := startGlovebox(t, func(c *Config) { c.Proxy.Tabs.MaxPerUser = 2 })
-	bctx := userBrowser(t, g.addr)
-	opener := openOpener(t, bctx, site, "")
+	w := startPopups(t, func(c *Config) { c.Proxy.Tabs.MaxPerUser = 2 })
+	site, g, bctx, opener := w.site, w.g, w.bctx, w.opener
 
 	before := localPages(t, bctx)
 	click(t, opener, openArea)
