@@ -495,3 +495,35 @@ func TestPopupClaimOnlyByItsUser(t *testing.T) {
 		}
 	}
 }
+
+// TestPopupContainerd: with the containerd runtime the popup lives in its
+// opener's container (window.opener works across the two tabs), shows in
+// its own local tab and closes itself; the container ends with the last
+// of its tabs.
+func TestPopupContainerd(t *testing.T) {
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 0, nil)
+	bctx := userBrowser(t, g.addr)
+	opener := openOpener(t, bctx, site, "")
+
+	before := localPages(t, bctx)
+	click(t, opener, linkArea)
+	popup := waitLocalTab(t, bctx, before, site.URL+"/popups-child?by=link")
+	waitForColour(t, popup, 400, 300, orange, 60*time.Second)
+	waitReport(t, site, "popups-opener-link", "true")
+	waitReport(t, site, "popups-message", "hello from link ("+site.URL+")")
+	waitTabs(t, g, 2)
+	if n := len(containerIDs()); n != 1 {
+		t.Errorf("%d containers for an opener and its popup, want 1", n)
+	}
+
+	click(t, popup, [2]int{400, 300})
+	waitReport(t, site, "popups-message", "done from link ("+site.URL+")")
+	waitLocalTabGone(t, bctx, popup)
+	waitTabs(t, g, 1)
+	closeLocalTab(t, bctx, opener)
+	waitFor(t, 60*time.Second, "the container to end", func() (bool, string) {
+		pids := containerPIDs()
+		return g.srv.Tabs() == 0 && len(pids) == 0, fmt.Sprintf("tabs %d, pids %v", g.srv.Tabs(), pids)
+	})
+}
