@@ -291,14 +291,14 @@ func clickWithoutActivation(t testing.TB, opener context.Context) {
 		const v = document.getElementById('glovebox-screen');
 		for (const type of ['mousemove', 'mousedown', 'mouseup'])
 			v.dispatchEvent(new MouseEvent(type, {clientX: %d, clientY: %d, button: 0, buttons: type === 'mousedown' ? 1 : 0, detail: 1, bubbles: true}));
-		return navigator.userActivation.hasBeenActive;
+		return navigator.userActivation.isActive;
 	})()`, openArea[0], openArea[1])
 	active, err := chromedp.Run(opener, chromedp.Evaluate[bool](js))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if active {
-		t.Fatal("the user's page has had an activation: its popup would not be blocked")
+		t.Fatal("the user's page has an activation: its popup would not be blocked")
 	}
 }
 
@@ -314,10 +314,11 @@ func waitBlockedPrompt(t testing.TB, opener context.Context, u string) {
 
 // TestPopupBlocked: a window the user's browser blocks (its window.open
 // comes with no user activation) shows the prompt, whose Open button
-// opens it.
+// opens it; its Dismiss button ends the next one's tab, remote window and
+// all.
 func TestPopupBlocked(t *testing.T) {
 	w := startPopups(t, nil, chromedp.Flag("disable-popup-blocking", false))
-	site, bctx, opener := w.site, w.bctx, w.opener
+	site, g, bctx, opener := w.site, w.g, w.bctx, w.opener
 
 	before := localPages(t, bctx)
 	clickWithoutActivation(t, opener)
@@ -333,6 +334,34 @@ func TestPopupBlocked(t *testing.T) {
 	waitReport(t, site, "popups-opener-open", "true")
 	if n, err := chromedp.Run(opener, chromedp.Evaluate[int](`document.querySelectorAll('#glovebox-popup-blocked').length`)); err != nil || n != 0 {
 		t.Errorf("the prompt is still shown (%d, %v)", n, err)
+	}
+	waitTabs(t, g, 2)
+
+	// The next blocked window, dismissed.
+	tabs := map[string]bool{}
+	for _, ti := range g.srv.TabList() {
+		tabs[ti.Tab] = true
+	}
+	before = localPages(t, bctx)
+	clickWithoutActivation(t, opener)
+	waitBlockedPrompt(t, opener, site.URL+"/popups-child?by=open")
+	waitTabs(t, g, 3)
+	var dismissed string
+	for _, ti := range g.srv.TabList() {
+		if !tabs[ti.Tab] {
+			dismissed = ti.Tab
+		}
+	}
+	if err := chromedp.Do(opener, chromedp.Click("#glovebox-popup-dismiss")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the dismissed popup's tab_end", func() (bool, string) {
+		r := tabEndReason(g, dismissed)
+		return r == "popup dismissed by user", r
+	})
+	waitTabs(t, g, 2)
+	if n := len(localPages(t, bctx)); n != len(before) {
+		t.Errorf("%d local tabs after the dismissal, want %d", n, len(before))
 	}
 }
 
