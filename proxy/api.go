@@ -38,6 +38,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/offer", s.apiOffer)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/detach", s.apiDetach)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/handoff", s.apiHandoff)
+	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/popup", s.apiPopup)
 	mux.HandleFunc("POST /.glovebox/api/claim", s.apiClaim)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such Glovebox endpoint")
@@ -115,7 +116,14 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := url.Parse(req.URL)
+	s.handOver(w, t, req.URL)
+}
+
+// handOver answers with a hand-over code for t at rawURL's origin, when
+// policy isolates it for t's user, or else with the URL to navigate to
+// plainly, ending t.
+func (s *Server) handOver(w http.ResponseWriter, t *tab.Tab, rawURL string) {
+	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "url must be an absolute http or https URL")
 		return
@@ -125,7 +133,29 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 		t.End("left isolation for " + u.Hostname())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u))})
+	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u)), "url": u.String()})
+}
+
+// apiPopup is the landing page asking for the window its remote page
+// opened (the popup tab id of a popup message): as a hand-over, with the
+// same checks, to the window it opens; or to end it (dismiss), when the
+// user does not want it.
+func (s *Server) apiPopup(w http.ResponseWriter, r *http.Request) {
+	t, req, ok := tabWithJSON[popupRequest](s, w, r)
+	if !ok {
+		return
+	}
+	p, err := s.tabs.Popup(t, req.ID)
+	if err != nil {
+		s.writeTabError(w, err)
+		return
+	}
+	if req.Dismiss {
+		p.End("popup dismissed by user")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s.handOver(w, p, req.URL)
 }
 
 func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
@@ -169,6 +199,11 @@ type (
 	}
 	handoffRequest struct {
 		URL string `json:"url"`
+	}
+	popupRequest struct {
+		ID      string `json:"id"`
+		URL     string `json:"url"`
+		Dismiss bool   `json:"dismiss"`
 	}
 )
 

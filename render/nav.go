@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/inspector"
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 )
@@ -31,17 +32,17 @@ const (
 	// EventCrashed is sent when the page's renderer crashed (at URL, with
 	// Title); Done is closed after it.
 	EventCrashed EventType = "crashed"
-	// EventClosed is sent when the page or the connection to the browser is
-	// gone (at URL, with Title); Done is closed after it. Close does not
-	// send it.
+	// EventClosed is sent when the connection to the browser is gone, or
+	// the page with it (at URL, with Title); Done is closed after it. Close
+	// does not send it. A page that closed itself sends EventPageClosed.
 	EventClosed EventType = "closed"
 )
 
 // Event tells what happened to the page. Each type fills the fields its
 // constant names.
 type Event struct {
-	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed and
-	// EventClosed.
+	// Type is one of EventURL, EventTitle, EventDialog, EventCrashed,
+	// EventClosed, EventPopup and EventPageClosed.
 	Type EventType
 	// URL is the page's URL; for a dialog, the URL of the frame that
 	// opened it.
@@ -60,6 +61,8 @@ type Event struct {
 	Entry int64
 	Index int
 	Push  bool
+	// TargetID is a popup's page (EventPopup).
+	TargetID string
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -140,6 +143,13 @@ func (t *Tab) onCDPEvent(ev any) {
 		if ev.TargetInfo != nil && ev.TargetInfo.TargetID == t.pageID {
 			t.kickTitle()
 		}
+		t.onTargetInfo(ev.TargetInfo)
+
+	case *target.EventTargetCreated:
+		t.onTargetInfo(ev.TargetInfo)
+
+	case *target.EventTargetDestroyed:
+		t.onTargetDestroyed(ev.TargetID)
 
 	case *page.EventDomContentEventFired, *page.EventLoadEventFired:
 		t.kickTitle()
@@ -153,6 +163,11 @@ func (t *Tab) onCDPEvent(ev any) {
 			// A dialog blocks its page until answered, so a page
 			// cannot have many open; this cannot happen.
 			t.log.Warn("too many dialogs open; one is left unanswered")
+		}
+
+	case *log.EventEntryAdded:
+		if isRefusedClose(ev.Entry) {
+			t.requestClose()
 		}
 
 	case *inspector.EventTargetCrashed:

@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
@@ -69,6 +70,10 @@ type Options struct {
 	// browser's DevTools; the address given to Open then names only the
 	// path and Host of its websocket.
 	DevToolsSocket string
+	// TargetID, when set, names the page to attach to: a popup of another
+	// Tab of the same browser (see EventPopup). Open fails when the browser
+	// has no such page. Empty means the browser's blank page, or a new one.
+	TargetID string
 }
 
 // normalize fills in defaults and checks the options.
@@ -110,6 +115,7 @@ type Tab struct {
 	allocCancel context.CancelFunc
 	browserStop context.CancelFunc
 	tabStop     context.CancelFunc
+	bctx        context.Context // the chromedp context of the browser
 	ctx         context.Context // the chromedp context of the page
 	target      *chromedp.Target
 	pageID      target.ID // set before the listener starts
@@ -122,6 +128,11 @@ type Tab struct {
 	title     string
 	mainFrame cdp.FrameID
 	focusCtx  runtime.ExecutionContextID // FocusedField's world, 0 until made
+
+	// popupMu guards popups: the pages this one opened, by id, with the
+	// timer of one not reported yet (nil once reported).
+	popupMu sync.Mutex
+	popups  map[target.ID]*time.Timer
 
 	// resizeMu serializes Resize.
 	resizeMu sync.Mutex
@@ -137,6 +148,7 @@ type Tab struct {
 	navKick   chan struct{} // capacity 1
 	hist      history       // navLoop's, see history.go
 	entry     Event         // the current history entry's url event, under mu
+	closeReq  chan struct{} // capacity 1: the page asked to close
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -166,6 +178,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
 		titleKick: make(chan struct{}, 1),
 		navKick:   make(chan struct{}, 1),
+		closeReq:  make(chan struct{}, 1),
 		crashed:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -190,6 +203,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		chromedp.WithLogf(logf(slog.LevelDebug)),
 		chromedp.WithErrorf(logf(slog.LevelWarn)))
 	t.browserStop = bcancel
+	t.bctx = bctx
 
 	// The first call on bctx connects, and binds the connection to bctx.
 	infos, err := chromedp.Targets(bctx)
@@ -197,6 +211,12 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		return nil, fmt.Errorf("connect to DevTools: %w", err)
 	}
 	id, info := pickPage(infos)
+	if opt.TargetID != "" {
+		id, info = findPage(infos, target.ID(opt.TargetID))
+		if id == "" {
+			return nil, fmt.Errorf("%w: attach to page %s: %w", ErrClosed, opt.TargetID, errNoPage)
+		}
+	}
 	if id == "" {
 		res, err := chromedp.CallBrowser(bctx, target.CreateTarget, target.CreateTargetParams{URL: "about:blank", NewWindow: new(true)})
 		if err != nil {
@@ -277,6 +297,13 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	if setupErr != nil {
 		return nil, setupErr
 	}
+	if opt.TargetID != "" {
+		// A popup may have painted before the screencast started: a
+		// static page would then send no frame at all.
+		if err := t.repaint(tctx); err != nil {
+			return nil, err
+		}
+	}
 	t.log.Debug("tab open", "target", id, "url", t.URL(), "width", opt.Width, "height", opt.Height, "scale", opt.Scale)
 	return t, nil
 }
@@ -300,6 +327,19 @@ func pickPage(infos []*target.Info) (target.ID, *target.Info) {
 		return "", nil
 	}
 	return first.TargetID, first
+}
+
+// errNoPage is why Open fails for an Options.TargetID the browser does not have.
+var errNoPage = errors.New("no such page")
+
+// findPage returns the page target id of infos, or "" when there is none.
+func findPage(infos []*target.Info, id target.ID) (target.ID, *target.Info) {
+	for _, info := range infos {
+		if info.TargetID == id && info.Type == "page" {
+			return id, info
+		}
+	}
+	return "", nil
 }
 
 // URL returns the latest known URL of the page.
@@ -329,6 +369,7 @@ func (t *Tab) Close() error {
 		t.cbMu.Lock()
 		t.stopped = true
 		t.cbMu.Unlock()
+		t.stopPopupTimers()
 		if t.tabStop != nil {
 			t.tabStop() // detaches, which also ends the screencast
 		}
@@ -365,15 +406,30 @@ func (t *Tab) finish(typ EventType) {
 // the tab's context ends.
 func (t *Tab) watch(detached <-chan struct{}) {
 	defer t.wg.Done()
-	select {
-	case <-t.crashed:
-		t.log.Warn("page crashed", "url", t.URL())
-		t.finish(EventCrashed)
-	case <-detached:
-		t.log.Info("page closed", "url", t.URL())
-		t.finish(EventClosed)
-	case <-t.ctx.Done():
-		t.finish(EventClosed)
+	for {
+		select {
+		case <-t.closeReq:
+			if err := t.CloseTarget(t.ctx, string(t.pageID)); err != nil && t.ctx.Err() == nil {
+				t.log.Debug("close page", "err", err)
+			}
+			continue // detached follows
+		case <-t.crashed:
+			t.log.Warn("page crashed", "url", t.URL())
+			t.finish(EventCrashed)
+		case <-detached:
+			// A page that closed itself (window.close) is gone from a
+			// browser that still answers; a lost connection answers nothing.
+			if t.ctx.Err() == nil && t.pageGone() {
+				t.log.Info("page closed itself", "url", t.URL())
+				t.finish(EventPageClosed)
+				return
+			}
+			t.log.Info("page closed", "url", t.URL())
+			t.finish(EventClosed)
+		case <-t.ctx.Done():
+			t.finish(EventClosed)
+		}
+		return
 	}
 }
 

@@ -63,6 +63,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/history-a"] = "history.html"
 	files["/history-b"] = "history.html"
 	files["/history-c"] = "history.html"
+	files["/popups"], files["/popups-child"] = "popups.html", "popups-child.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -150,7 +151,8 @@ type glovebox struct {
 	srv        *proxy.Server
 	pool       *isolate.Pool
 	audit      *syncBuffer
-	tmp        string // where the process runtime makes profiles
+	logs       *syncBuffer // the operational log, for tests of what it must not say
+	tmp        string      // where the process runtime makes profiles
 	cancel     context.CancelFunc
 	done       chan error
 	proxied    *http.Client
@@ -202,7 +204,8 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	logw := &testLogWriter{t: t}
+	g.logs = &syncBuffer{}
+	logw := &testLogWriter{t: t, buf: g.logs}
 	go func() {
 		g.done <- serve(ctx, cfg, g.audit, logw, &serveHooks{ready: func(a net.Addr, srv *proxy.Server, pool *isolate.Pool) {
 			g.addr = a.String()
@@ -303,12 +306,16 @@ func browserPIDs(dir string) []int {
 type testLogWriter struct {
 	mu      sync.Mutex
 	t       testing.TB
+	buf     *syncBuffer
 	stopped bool
 }
 
 func (w *testLogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.buf != nil {
+		w.buf.Write(p)
+	}
 	if !w.stopped && testing.Verbose() {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}

@@ -15,7 +15,9 @@ import (
 // (Back, Forward, an entry of the remote history, reload).
 // Glovebox → client: url (with the remote history entry), title, dialog,
 // error, ended, viewport (the answer to resize), focus (whether a text field
-// has the focus, for a touch device's on-screen keyboard).
+// has the focus, for a touch device's on-screen keyboard), popup (the page
+// opened a window: see popup.go), popup-refused and close (the page closed
+// itself).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -56,7 +58,9 @@ type touchPoint struct {
 
 // serverMsg is what Glovebox tells the landing page.
 type serverMsg struct {
-	T       string `json:"t"`
+	T string `json:"t"`
+	// ID is a popup's tab id (popup).
+	ID      string `json:"id,omitempty"`
 	URL     string `json:"url,omitempty"`
 	Title   string `json:"title,omitempty"`
 	Message string `json:"message,omitempty"`

@@ -153,6 +153,9 @@ type Manager struct {
 	byAddr map[string]*Tab    // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	rates  map[string]*rate.Limiter // tab creation, by owner
+	// refs counts the tabs that use each browser: a tab and the popups
+	// its page opened share one. The last to end closes it.
+	refs   map[*isolate.Browser]int
 	closed bool
 }
 
@@ -193,7 +196,7 @@ func NewManager(cfg Config, iso Isolator, st Streamer, aud *audit.Audit, log *sl
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{cfg: cfg, iso: iso, st: st, audit: aud, log: log,
 		ctx: ctx, cancel: cancel, tabs: map[string]*Tab{}, gone: map[string]goneTab{}, byAddr: map[string]*Tab{}, codes: map[string]handoffCode{},
-		rates: map[string]*rate.Limiter{}}
+		rates: map[string]*rate.Limiter{}, refs: map[*isolate.Browser]int{}}
 }
 
 // Request is what a landing page asks for.
@@ -212,41 +215,51 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 		return nil, fmt.Errorf("%w: url must be an absolute http or https URL with a host", ErrBadRequest)
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
+	t := m.newTab(u, clientIP, user, w, h, s)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.admit(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// newTab is a tab for u, not yet admitted.
+func (m *Manager) newTab(u *url.URL, clientIP, user string, w, h int, s float64) *Tab {
 	t := &Tab{
 		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
-		width: w, height: h, scale: s,
+		width: w, height: h, scale: s, grace: m.cfg.ReattachGrace,
+		popupNotices: rate.NewLimiter(rate.Every(popupNoticeEvery), 1),
 	}
 	t.lastActive.Store(time.Now().UnixNano())
 	t.log = m.log.With("tab", t.id)
+	return t
+}
 
-	m.mu.Lock()
+// admit checks the limits (tabs.max, tabs.max_per_user and
+// tabs.create_per_minute), registers t and starts it. m.mu is held.
+func (m *Manager) admit(t *Tab) error {
 	if m.closed {
-		m.mu.Unlock()
-		return nil, ErrClosing
+		return ErrClosing
 	}
 	if len(m.tabs) >= m.cfg.Max {
-		m.mu.Unlock()
-		return nil, ErrCapacity
+		return ErrCapacity
 	}
 	if m.ownedBy(t.owner) >= m.cfg.MaxPerUser {
-		m.mu.Unlock()
-		return nil, ErrUserLimit
+		return ErrUserLimit
 	}
 	if !m.limiter(t.owner).Allow() {
-		m.mu.Unlock()
-		return nil, ErrRateLimited
+		return ErrRateLimited
 	}
 	t.ctx, t.cancel = context.WithCancel(m.ctx)
 	t.detachedAt = time.Now() // no landing page attached yet: the grace applies from now
 	m.tabs[t.token] = t
 	m.wg.Add(1)
-	m.mu.Unlock()
-
 	go t.run()
-	return t, nil
+	return nil
 }
 
 // ownedBy counts owner's tabs. m.mu is held.
@@ -357,6 +370,13 @@ func (m *Manager) remove(t *Tab) {
 	delete(m.tabs, t.token)
 	if t.addr != "" && m.byAddr[t.addr] == t {
 		delete(m.byAddr, t.addr)
+		// The browser's requests are now another of its tabs'.
+		for _, o := range m.tabs {
+			if o.browser == t.browser && o.addr == t.addr {
+				m.byAddr[t.addr] = o
+				break
+			}
+		}
 	}
 	now := time.Now()
 	for k, g := range m.gone {
@@ -441,6 +461,11 @@ type Tab struct {
 
 	ready    chan struct{} // closed once the browser and page are up, or failed
 	startErr error
+	// opener is the tab whose page opened this one's (a popup), which
+	// shares its browser; targetID is then the popup's page. Both are set
+	// before the tab starts.
+	opener   *Tab
+	targetID string
 	browser  *isolate.Browser
 	addr     string // the browser's own address (containers), set under m.mu
 	page     *render.Tab
@@ -460,6 +485,10 @@ type Tab struct {
 	stats      stream.Stats          // summed over peers that have gone
 	retired    map[*stream.Peer]bool // true once the peer's counters are in stats
 	errorsSent int
+	grace      time.Duration // how long the tab waits for a landing page
+	attached   bool          // a landing page has attached once
+	// popupNotices bounds the popups refused that the user is told of.
+	popupNotices *rate.Limiter
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -508,33 +537,39 @@ func (t *Tab) run() {
 	}
 }
 
-func (t *Tab) start() (retErr error) {
-	startCtx, cancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
-	defer cancel()
-	b, err := t.m.iso.Start(startCtx, isolate.Spec{TabID: t.id, Width: t.width, Height: t.height, Scale: t.scale})
-	if err != nil {
-		return fmt.Errorf("start browser: %w", err)
-	}
-	t.browser = b
-	defer func() {
-		if retErr != nil {
-			b.Close()
+// start starts the tab's browser (a popup has its opener's already) and
+// opens its page. teardown releases the browser, also after a failed start.
+func (t *Tab) start() error {
+	b := t.browser
+	if t.opener == nil {
+		startCtx, cancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
+		defer cancel()
+		var err error
+		b, err = t.m.iso.Start(startCtx, isolate.Spec{TabID: t.id, Width: t.width, Height: t.height, Scale: t.scale})
+		if err != nil {
+			return fmt.Errorf("start browser: %w", err)
 		}
-	}()
-	if b.Addr != nil {
 		t.m.mu.Lock()
-		t.addr = b.Addr.String()
-		t.m.byAddr[t.addr] = t
+		t.browser = b
+		t.m.refs[b]++
+		if b.Addr != nil {
+			t.addr = b.Addr.String()
+			t.m.byAddr[t.addr] = t
+		}
 		t.m.mu.Unlock()
 	}
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
 		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log, DevToolsSocket: b.DevToolsSocket,
+		TargetID: t.targetID,
 	})
 	if err != nil {
 		return fmt.Errorf("open page: %w", err)
 	}
 	t.page = page
+	if t.opener != nil {
+		return nil // the popup loads what its opener asked for
+	}
 	navCtx, navCancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
 	defer navCancel()
 	if err := page.Navigate(navCtx, t.url); err != nil {
@@ -554,7 +589,10 @@ func (t *Tab) expired(now time.Time) string {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.peer == nil && !t.detachedAt.IsZero() && now.Sub(t.detachedAt) > t.m.cfg.ReattachGrace {
+	if t.peer == nil && !t.detachedAt.IsZero() && now.Sub(t.detachedAt) > t.grace {
+		if !t.attached && t.opener != nil {
+			return "popup not opened"
+		}
 		return "closed by user"
 	}
 	return ""
@@ -599,6 +637,8 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 	old := t.peer
 	t.peer = peer
 	t.detachedAt = time.Time{}
+	t.attached = true
+	t.grace = t.m.cfg.ReattachGrace
 	last := t.lastJPEG
 	t.mu.Unlock()
 	if old != nil {
@@ -772,6 +812,12 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(serverMsg{T: "dialog", Message: ev.Message})
 	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
+	case render.EventPopup:
+		t.onPopup(ev)
+	case render.EventPageClosed:
+		// The landing page closes its window if it can; the tab ends.
+		t.send(serverMsg{T: "close"})
+		t.End(reasonClosedByPage)
 	}
 }
 
@@ -787,6 +833,10 @@ func (t *Tab) onOpen(p *stream.Peer) {
 	}
 	if title := t.page.Title(); title != "" {
 		p.Send(encodeServerMsg(serverMsg{T: "title", Title: title}))
+	}
+	// Popups that came while no landing page was attached.
+	for _, pt := range t.m.waitingPopups(t) {
+		p.Send(encodeServerMsg(serverMsg{T: "popup", ID: pt.id, URL: pt.url}))
 	}
 }
 
@@ -955,20 +1005,36 @@ func (t *Tab) teardown() {
 	t.peer = nil
 	t.mu.Unlock()
 	if p != nil {
-		p.Send(encodeServerMsg(serverMsg{T: "ended", Reason: reason}))
+		msg := serverMsg{T: "ended", Reason: reason}
+		if reason == reasonClosedByPage {
+			msg.Message = "The page closed itself."
+		}
+		p.Send(encodeServerMsg(msg))
 		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		p.Flush(fctx)
 		cancel()
 		t.retire(p)
 	}
+	last := t.m.release(t.browser)
 	if t.page != nil {
+		if !last && reason != reasonClosedByPage {
+			// The browser lives on for the other tabs: close this
+			// one's page in it, as closing a local tab would.
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := t.page.CloseTarget(cctx, t.page.TargetID()); err != nil {
+				t.log.Debug("close page", "err", err)
+			}
+			cancel()
+		}
 		t.page.Close()
 	}
 	browserID := ""
 	if t.browser != nil {
 		browserID = t.browser.ID
-		if err := t.browser.Close(); err != nil {
-			t.log.Warn("close browser", "err", err)
+		if last {
+			if err := t.browser.Close(); err != nil {
+				t.log.Warn("close browser", "err", err)
+			}
 		}
 	}
 	t.mu.Lock()

@@ -179,7 +179,7 @@ function onServerMessage(data) {
   case 'ended':
       ended = true;
       sessionStorage.removeItem(KEY);
-      show('This isolated tab has ended (' + (m.reason || 'closed') + '). Reload the page to open it again.', 'error');
+      show(m.message || ('This isolated tab has ended (' + (m.reason || 'closed') + '). Reload the page to open it again.'), 'error');
       if (pc) pc.close();
       break;
   }
@@ -206,16 +206,23 @@ async function followURL(u, replace) {
       if (replace) location.replace(j.navigate); else location.assign(j.navigate);
       return;
     }
-    const orig = url.hash;
-    url.hash = '';
-    const params = new URLSearchParams();
-    params.set(HANDOFF, j.code);
-    if (orig) params.set('h', orig);
-    if (replace) location.replace(url.href + '#' + params.toString());
-    else location.assign(url.href + '#' + params.toString());
+    if (replace) location.replace(handoffURL(url, j.code));
+    else location.assign(handoffURL(url, j.code));
   } catch (e) {
     console.warn('glovebox: hand-over failed:', e.message);
   }
+}
+
+// handoffURL is the landing page at url that claims a tab with code; the
+// code rides in the fragment, which no server sees.
+function handoffURL(url, code) {
+  url = new URL(url);
+  const orig = url.hash;
+  url.hash = '';
+  const params = new URLSearchParams();
+  params.set(HANDOFF, code);
+  if (orig) params.set('h', orig);
+  return url.href + '#' + params.toString();
 }
 
 // Input: coordinates are CSS pixels of the remote viewport.
