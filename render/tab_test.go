@@ -117,6 +117,11 @@ func testPages() http.Handler {
 		(function paint() { document.body.style.background = i++ % 2 ? "#ff0000" : "#0000ff"; requestAnimationFrame(paint) })();
 		setInterval(() => { location.hash = "f" + i }, 100);
 		</script></body>`)
+	page("/drag", `<!doctype html><body style="margin:0;font:20px/30px monospace">
+		<p id=p style="margin:10px">drag across this text</p>
+		<input id=r type=range min=0 max=100 value=0 style="position:absolute;left:10px;top:100px;width:200px;margin:0">
+		<script>window.clicks = []; addEventListener("dblclick", () => clicks.push("dbl"));
+		addEventListener("auxclick", (e) => clicks.push("aux" + e.button))</script></body>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

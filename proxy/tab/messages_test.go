@@ -10,6 +10,8 @@ func TestParseClientMsg(t *testing.T) {
 	good := []string{
 		`{"t":"mouse","type":"move","x":10,"y":20,"buttons":0}`,
 		`{"t":"mouse","type":"down","x":10,"y":20,"button":"left","buttons":1,"clicks":1}`,
+		`{"t":"mouse","type":"move","x":10,"y":20,"button":"left","buttons":1}`,
+		`{"t":"mouse","type":"down","x":10,"y":20,"button":"middle","buttons":4,"clicks":3}`,
 		`{"t":"wheel","x":1,"y":2,"dx":0,"dy":120}`,
 		`{"t":"key","type":"down","key":"a","code":"KeyA","keyCode":65}`,
 		`{"t":"text","text":"héllo"}`,

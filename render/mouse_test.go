@@ -1,0 +1,73 @@
+package render
+
+import (
+	"image"
+	"testing"
+)
+
+// openDragPage opens /drag and waits for its first frame: input that comes
+// before the page has painted is dropped.
+func openDragPage(t *testing.T) *Tab {
+	t.Helper()
+	tab, s := openTab(t, 400, 300, 1, "/drag")
+	waitFrame(t, s, "of the page", func(image.Image) bool { return true })
+	return tab
+}
+
+// drag presses button at (x0, y0), moves to (x1, y1) in steps and releases
+// it there, as the landing page sends a drag: the moves carry buttons only.
+func drag(t *testing.T, tab *Tab, button string, buttons int, x0, y0, x1, y1 float64) {
+	t.Helper()
+	evs := []MouseEvent{
+		{Type: "move", X: x0, Y: y0},
+		{Type: "down", X: x0, Y: y0, Button: button, Buttons: buttons},
+	}
+	for i := 1; i <= 5; i++ {
+		f := float64(i) / 5
+		evs = append(evs, MouseEvent{Type: "move", X: x0 + (x1-x0)*f, Y: y0 + (y1-y0)*f, Buttons: buttons})
+	}
+	evs = append(evs, MouseEvent{Type: "up", X: x1, Y: y1, Button: button})
+	for _, ev := range evs {
+		if err := tab.Mouse(t.Context(), ev); err != nil {
+			t.Fatalf("Mouse %+v: %v", ev, err)
+		}
+	}
+}
+
+func TestDragSelectsText(t *testing.T) {
+	tab := openDragPage(t)
+	// From before the first character to past the last one.
+	drag(t, tab, "left", 1, 11, 25, 390, 25)
+	if got := evaluate[string](t, tab, `getSelection().toString()`); got != "drag across this text" {
+		t.Errorf("selection after a drag = %q, want the paragraph", got)
+	}
+}
+
+func TestDragMovesSlider(t *testing.T) {
+	tab := openDragPage(t)
+	// The thumb sits at the left end; dragged to the right end.
+	drag(t, tab, "left", 1, 16, 110, 260, 110)
+	if got := evaluate[string](t, tab, `document.getElementById("r").value`); got != "100" {
+		t.Errorf("slider value after a drag = %s, want 100", got)
+	}
+}
+
+func TestDoubleAndMiddleClick(t *testing.T) {
+	tab := openDragPage(t)
+	for _, ev := range []MouseEvent{
+		{Type: "move", X: 50, Y: 25},
+		{Type: "down", X: 50, Y: 25, Button: "left", Buttons: 1, ClickCount: 1},
+		{Type: "up", X: 50, Y: 25, Button: "left", ClickCount: 1},
+		{Type: "down", X: 50, Y: 25, Button: "left", Buttons: 1, ClickCount: 2},
+		{Type: "up", X: 50, Y: 25, Button: "left", ClickCount: 2},
+		{Type: "down", X: 50, Y: 25, Button: "middle", Buttons: 4},
+		{Type: "up", X: 50, Y: 25, Button: "middle"},
+	} {
+		if err := tab.Mouse(t.Context(), ev); err != nil {
+			t.Fatalf("Mouse %+v: %v", ev, err)
+		}
+	}
+	if got := evaluate[string](t, tab, `clicks.join(",")`); got != "dbl,aux1" {
+		t.Errorf("events = %q, want dbl,aux1", got)
+	}
+}
