@@ -52,6 +52,14 @@ type Event struct {
 	// Dialog is a dialog's kind: "alert", "confirm", "prompt" or
 	// "beforeunload".
 	Dialog string
+
+	// The agent's events (agent.go): Cursor is a CSS cursor keyword;
+	// Select a <select>'s popup; ContextMenu a context menu's element;
+	// Fullscreen whether the page is in fullscreen.
+	Cursor      string
+	Select      *Select
+	ContextMenu *ContextMenu
+	Fullscreen  bool
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -146,6 +154,9 @@ func (t *Tab) onCDPEvent(ev any) {
 
 	case *inspector.EventTargetCrashed:
 		t.crashOnce.Do(func() { close(t.crashed) })
+
+	default:
+		t.onAgentEvent(ev)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
@@ -120,6 +121,10 @@ type Tab struct {
 	url       string
 	title     string
 	mainFrame cdp.FrameID
+	// agentFrames are the agent's execution contexts and their frames;
+	// cursor is the last cursor reported (agent.go).
+	agentFrames map[runtime.ExecutionContextID]agentFrame
+	cursor      string
 
 	// resizeMu serializes Resize.
 	resizeMu sync.Mutex
@@ -154,14 +159,15 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		return nil, fmt.Errorf("%w: DevTools address %q is not a ws:// URL", ErrBadInput, devtoolsURL)
 	}
 	t := &Tab{
-		opt:       opt,
-		log:       opt.Log.With("component", "render"),
-		width:     opt.Width,
-		height:    opt.Height,
-		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
-		titleKick: make(chan struct{}, 1),
-		crashed:   make(chan struct{}),
-		done:      make(chan struct{}),
+		opt:         opt,
+		log:         opt.Log.With("component", "render"),
+		width:       opt.Width,
+		height:      opt.Height,
+		dialogs:     make(chan *page.EventJavascriptDialogOpening, 16),
+		titleKick:   make(chan struct{}, 1),
+		agentFrames: map[runtime.ExecutionContextID]agentFrame{},
+		crashed:     make(chan struct{}),
+		done:        make(chan struct{}),
 	}
 	t.acks.signal = make(chan struct{}, 1)
 	defer func() {
@@ -251,6 +257,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 			return nil
 		},
 		func() error { return t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale) },
+		func() error { return t.installAgent(tctx) },
 	}
 	errs := make(chan error, len(setup))
 	for _, f := range setup {

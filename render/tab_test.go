@@ -122,6 +122,17 @@ func testPages() http.Handler {
 		<input id=r type=range min=0 max=100 value=0 style="position:absolute;left:10px;top:100px;width:200px;margin:0">
 		<script>window.clicks = []; addEventListener("dblclick", () => clicks.push("dbl"));
 		addEventListener("auxclick", (e) => clicks.push("aux" + e.button))</script></body>`)
+	page("/agent", `<!doctype html><style>body{margin:0;font:20px/30px monospace} .at{position:absolute;margin:0;box-sizing:border-box;width:100px;height:40px}</style>
+		<a id=link class=at href="/target" style="left:0;top:0;background:#ccf">link</a>
+		<input id=text class=at style="left:100px;top:0">
+		<div class=at style="left:200px;top:0;cursor:grab"></div>
+		<div class=at style="left:300px;top:0;cursor:url(data:image/png;base64,iVBORw0KGgo=) 2 2, ew-resize"></div>
+		<div class=at style="left:0;top:50px;user-select:none"></div>
+		<select id=sel class=at style="left:0;top:100px;width:200px"><option>One<optgroup label="Group &amp; co"><option disabled>Two<option value=3>Three
+Three</optgroup></select>
+		<button id=fs class=at style="left:0;top:150px" onclick="document.documentElement.requestFullscreen()">fs</button>
+		<script>window.changes = []; const s = document.getElementById("sel");
+		s.addEventListener("input", () => changes.push("input:" + s.value)); s.addEventListener("change", () => changes.push("change:" + s.value))</script>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

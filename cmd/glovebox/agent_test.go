@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // agentTab opens the agent test page in a user's Chromium through a
@@ -87,4 +89,157 @@ func TestAgentDoubleAndMiddleClick(t *testing.T) {
 	userMouse(t, tctx, chromedp.MousePressed, 400, 110, input.MouseButtonMiddle, 4, 1)
 	userMouse(t, tctx, chromedp.MouseReleased, 400, 110, input.MouseButtonMiddle, 0, 1)
 	waitReport(t, site, "auxclick", "1")
+}
+
+// userEval evaluates expr in the user's landing page.
+func userEval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s in the user's page: %v", expr, err)
+	}
+	return v
+}
+
+// waitUser waits for expr, evaluated in the user's page, to be want.
+func waitUser(t *testing.T, ctx context.Context, what, expr, want string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, what, func() (bool, string) {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			return false, err.Error()
+		}
+		return got == want, got
+	})
+}
+
+// TestAgentCursor: the user's cursor over the video follows the remote
+// page's: a link's pointer, a text field's I-beam, a grab, and a custom
+// url() cursor as its fallback keyword.
+func TestAgentCursor(t *testing.T) {
+	site, tctx := agentTab(t)
+	for _, tt := range []struct {
+		x, y float64
+		want string
+	}{
+		{100, 220, "pointer"},
+		{400, 220, "text"},
+		{350, 320, "grab"},
+		{470, 320, "move"},
+		{650, 60, "default"},
+	} {
+		userMouse(t, tctx, chromedp.MouseMoved, tt.x, tt.y, input.MouseButtonNone, 0, 0)
+		waitUser(t, tctx, "the cursor over the video", `document.getElementById('glovebox-screen').style.cursor`, tt.want)
+		if tt.want == "pointer" {
+			waitReport(t, site, "hover", "link")
+		}
+	}
+	// The agent that reads the cursor is nothing the page's scripts see.
+	if got := site.lastReport("globals"); got != "" {
+		t.Errorf("the remote page sees globals %q", got)
+	}
+}
+
+// selectList reads the user's #glovebox-select: each row's text, a group
+// header's in [brackets].
+const selectList = `(() => {
+	const l = document.getElementById('glovebox-select');
+	if (!l) return '';
+	return Array.from(l.children, (n) => n.classList.contains('glovebox-group') ? '[' + n.textContent + ']' :
+		n.textContent + (n.classList.contains('glovebox-disabled') ? ' (disabled)' : '') + (n.getAttribute('aria-selected') ? ' (selected)' : '')).join('|');
+})()`
+
+// TestAgentSelect: a press on a remote <select> opens this page's list of
+// its options; a choice with the mouse, then one with the keyboard, fires
+// input and change remotely with that value.
+func TestAgentSelect(t *testing.T) {
+	site, tctx := agentTab(t)
+	userMouse(t, tctx, chromedp.MouseMoved, 100, 320, input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, 100, 320, input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 100, 320, input.MouseButtonLeft, 0, 1)
+	waitUser(t, tctx, "the select's list in the user's page", selectList,
+		"Apple (selected)|[Stone fruit]|Cherry|Peach (disabled)|Mango & lime")
+
+	// The list is beside the select (under it, or above where the window
+	// is too short); a click on Cherry chooses it.
+	box := userEval[[]float64](t, tctx, `(() => {
+		const n = Array.from(document.querySelectorAll('#glovebox-select .glovebox-option')).find((n) => n.textContent === 'Cherry');
+		const r = n.getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`)
+	if box[1] > 300 && box[1] < 340 {
+		t.Errorf("the list's Cherry is at y %v, over the select (300..340)", box[1])
+	}
+	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
+	waitReport(t, site, "select-change", "c")
+	if got := site.lastReport("select-input"); got != "c" {
+		t.Errorf("the remote input event reported %q, want c", got)
+	}
+	waitUser(t, tctx, "the list to close", selectList, "")
+
+	// Again, with the keyboard: Down skips the disabled Peach.
+	userMouse(t, tctx, chromedp.MousePressed, 100, 320, input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 100, 320, input.MouseButtonLeft, 0, 1)
+	waitUser(t, tctx, "the list again, Cherry selected", selectList,
+		"Apple|[Stone fruit]|Cherry (selected)|Peach (disabled)|Mango & lime")
+	if err := chromedp.Do(tctx, chromedp.KeyEvent(kb.ArrowDown)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tctx, chromedp.KeyEvent(kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, site, "select-change", "m")
+	waitUser(t, tctx, "the list to close", selectList, "")
+}
+
+// TestAgentContextMenu: a right click on a remote link shows this page's
+// menu for a link; its Open in new tab opens the link in a new local tab.
+func TestAgentContextMenu(t *testing.T) {
+	site, tctx := agentTab(t)
+	userMouse(t, tctx, chromedp.MouseMoved, 100, 220, input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, 100, 220, input.MouseButtonRight, 2, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 100, 220, input.MouseButtonRight, 0, 1)
+	waitReport(t, site, "contextmenu", "link")
+	const menu = `(() => { const m = document.getElementById('glovebox-menu'); return m ? Array.from(m.querySelectorAll('.glovebox-item'), (n) => n.textContent).join('|') : ''; })()`
+	waitUser(t, tctx, "the context menu", menu, "Open link in new tab|Copy link address|Back|Forward|Reload")
+
+	box := userEval[[]float64](t, tctx, `(() => {
+		const r = document.querySelector('#glovebox-menu .glovebox-item').getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`)
+	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
+	waitUser(t, tctx, "the menu to close", menu, "")
+	waitFor(t, 60*time.Second, "a new local tab at the link", func() (bool, string) {
+		targets, err := chromedp.Targets(tctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		var urls []string
+		for _, tg := range targets {
+			if tg.Type == "page" && tg.URL == site.URL+"/next" {
+				return true, ""
+			}
+			urls = append(urls, tg.URL)
+		}
+		return false, strings.Join(urls, " ")
+	})
+}
+
+// TestAgentFullscreen: the remote page's requestFullscreen makes the
+// user's page fullscreen; leaving fullscreen locally leaves it remotely.
+func TestAgentFullscreen(t *testing.T) {
+	site, tctx := agentTab(t)
+	userMouse(t, tctx, chromedp.MouseMoved, 110, 400, input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, 110, 400, input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 110, 400, input.MouseButtonLeft, 0, 1)
+	waitReport(t, site, "fullscreen", "true")
+	waitUser(t, tctx, "the user's page in fullscreen", `String(!!document.fullscreenElement)`, "true")
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.exitFullscreen().then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	waitReport(t, site, "fullscreen", "false")
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize.
+// Client → Glovebox: mouse, wheel, key, text, resize, select, fullscreen.
 // Glovebox → client: url, title, dialog, error, ended, viewport (the answer
 // to resize).
 
@@ -34,6 +34,12 @@ type clientMsg struct {
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	DPR     float64 `json:"dpr,omitempty"`
+	// select: the user's choice of option Index in the list of popup ID
+	// (agent.go).
+	ID    int `json:"id,omitempty"`
+	Index int `json:"index,omitempty"`
+	// fullscreen: false, the user left fullscreen.
+	On bool `json:"on,omitempty"`
 }
 
 // serverMsg is what Glovebox tells the landing page.
@@ -94,6 +100,14 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 	case "text":
 		if len(m.Text) > maxTextInput {
 			return m, fmt.Errorf("%w: text longer than %d bytes", errBadMessage, maxTextInput)
+		}
+	case "select":
+		if m.ID < 1 || m.ID > math.MaxInt32 || m.Index < 0 || m.Index >= render.MaxSelectOptions {
+			return m, fmt.Errorf("%w: select needs a popup id and an option index below %d", errBadMessage, render.MaxSelectOptions)
+		}
+	case "fullscreen":
+		if m.On {
+			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
 		}
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/render"
 )
 
 // FuzzClientMsg feeds arbitrary bytes to the data-channel message parser, as
@@ -63,6 +65,14 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 	case "text":
 		if !utf8.ValidString(msg.Text) || len(msg.Text) > maxTextInput {
 			t.Fatalf("accepted text that is not UTF-8 of at most %d bytes: %q", maxTextInput, msg.Text)
+		}
+	case "select":
+		if msg.ID < 1 || msg.ID > math.MaxInt32 || msg.Index < 0 || msg.Index >= render.MaxSelectOptions {
+			t.Fatalf("accepted a select render refuses: %+v", msg)
+		}
+	case "fullscreen":
+		if msg.On {
+			t.Fatalf("accepted a request to enter fullscreen: %+v", msg)
 		}
 	case "resize":
 		if msg.Width <= 0 || msg.Height <= 0 {

@@ -16,6 +16,9 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"key","type":"down","key":"a","code":"KeyA","keyCode":65}`,
 		`{"t":"text","text":"héllo"}`,
 		`{"t":"resize","width":800,"height":600,"dpr":2}`,
+		`{"t":"select","id":3,"index":0}`,
+		`{"t":"select","id":3,"index":299}`,
+		`{"t":"fullscreen","on":false}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {
@@ -37,17 +40,24 @@ func TestParseClientMsg(t *testing.T) {
 		"array":        `[1,2,3]`,
 		"truncated":    `{"t":"mouse","type":`,
 		// Values render refuses are refused on arrival.
-		"huge modifiers": `{"t":"mouse","type":"move","x":1,"y":1,"mods":9223372036854775807}`,
-		"mouse button":   `{"t":"mouse","type":"down","x":1,"y":1,"button":"0"}`,
-		"mouse buttons":  `{"t":"mouse","type":"move","x":1,"y":1,"buttons":-1}`,
-		"click count":    `{"t":"mouse","type":"down","x":1,"y":1,"button":"left","clicks":1000000}`,
-		"far position":   `{"t":"mouse","type":"move","x":500000,"y":0}`,
-		"wheel delta":    `{"t":"wheel","x":1,"y":1,"dy":900000}`,
-		"wheel mods":     `{"t":"wheel","x":1,"y":1,"dy":1,"mods":16}`,
-		"empty key":      `{"t":"key","type":"down","code":"KeyA"}`,
-		"control key":    `{"t":"key","type":"down","key":"\u0000"}`,
-		"key code":       `{"t":"key","type":"down","key":"a","keyCode":65536}`,
-		"key code name":  `{"t":"key","type":"down","key":"a","code":"Key A"}`,
+		"huge modifiers":     `{"t":"mouse","type":"move","x":1,"y":1,"mods":9223372036854775807}`,
+		"mouse button":       `{"t":"mouse","type":"down","x":1,"y":1,"button":"0"}`,
+		"mouse buttons":      `{"t":"mouse","type":"move","x":1,"y":1,"buttons":-1}`,
+		"click count":        `{"t":"mouse","type":"down","x":1,"y":1,"button":"left","clicks":1000000}`,
+		"far position":       `{"t":"mouse","type":"move","x":500000,"y":0}`,
+		"wheel delta":        `{"t":"wheel","x":1,"y":1,"dy":900000}`,
+		"wheel mods":         `{"t":"wheel","x":1,"y":1,"dy":1,"mods":16}`,
+		"empty key":          `{"t":"key","type":"down","code":"KeyA"}`,
+		"control key":        `{"t":"key","type":"down","key":"\u0000"}`,
+		"key code":           `{"t":"key","type":"down","key":"a","keyCode":65536}`,
+		"key code name":      `{"t":"key","type":"down","key":"a","code":"Key A"}`,
+		"select no id":       `{"t":"select","index":1}`,
+		"select id":          `{"t":"select","id":-1,"index":1}`,
+		"select huge id":     `{"t":"select","id":4294967296,"index":1}`,
+		"select index":       `{"t":"select","id":1,"index":-1}`,
+		"select far index":   `{"t":"select","id":1,"index":300}`,
+		"select index float": `{"t":"select","id":1,"index":1.5}`,
+		"fullscreen on":      `{"t":"fullscreen","on":true}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

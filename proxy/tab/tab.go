@@ -770,6 +770,12 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(serverMsg{T: "dialog", Message: ev.Message})
 	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
+	case render.EventCursor, render.EventSelect, render.EventContextMenu, render.EventFullscreen:
+		if b := agentMessage(ev); b != nil {
+			if p := t.currentPeer(); p != nil {
+				p.Send(b)
+			}
+		}
 	}
 }
 
@@ -853,6 +859,10 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.Key(ctx, m.keyEvent())
 	case "text":
 		return t.page.InsertText(ctx, m.Text)
+	case "select":
+		return t.page.ChooseOption(ctx, m.ID, m.Index)
+	case "fullscreen":
+		return t.page.ExitFullscreen(ctx)
 	case "resize":
 		w, h, s := t.m.clampViewport(m.Width, m.Height, m.DPR)
 		t.mu.Lock()

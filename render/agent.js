@@ -1,0 +1,135 @@
+// Glovebox's agent in the remote page. It runs in an isolated world of
+// every frame (render/agent.go installs it): the page's own scripts share
+// the DOM with it but see none of its names, listeners' closures or the
+// binding it reports through. It tells Glovebox what headless Chromium
+// does not paint or report: the cursor shape, a <select>'s popup, the
+// context menu, fullscreen. What it reports is only a hint: Glovebox
+// checks every field before anything reaches the user.
+(() => {
+  const BINDING = '__gloveboxReport';
+  if (globalThis.__gloveboxAgent) return;
+  const top = window === window.top;
+
+  function send(m) {
+    const report = globalThis[BINDING];
+    if (typeof report !== 'function') return;
+    try { report(JSON.stringify(m)); } catch (e) { /* too large, or gone */ }
+  }
+
+  const TEXT_INPUTS = new Set(['', 'text', 'search', 'url', 'tel', 'email', 'password', 'number',
+    'date', 'datetime-local', 'month', 'week', 'time']);
+  function editable(el) {
+    if (!el || el.nodeType !== 1) return false;
+    if (el.isContentEditable) return true;
+    if (el.localName === 'textarea') return !el.disabled;
+    if (el.localName === 'input') return !el.disabled && TEXT_INPUTS.has((el.getAttribute('type') || '').toLowerCase());
+    return false;
+  }
+
+  // overText says whether (x, y) is over a text node's glyphs, where
+  // Chromium's cursor 'auto' is the I-beam.
+  function overText(x, y) {
+    const r = document.caretRangeFromPoint && document.caretRangeFromPoint(x, y);
+    if (!r || r.startContainer.nodeType !== 3) return false;
+    const range = document.createRange();
+    range.selectNodeContents(r.startContainer);
+    for (const b of range.getClientRects()) {
+      if (x >= b.left && x <= b.right && y >= b.top && y <= b.bottom) return true;
+    }
+    return false;
+  }
+
+  // cursorAt is the cursor Chromium would show over el at (x, y): the
+  // computed cursor, whose last keyword stands for a url() image, with
+  // 'auto' resolved as Chromium resolves it.
+  function cursorAt(el, x, y) {
+    if (!el || el.nodeType !== 1) return 'default';
+    const value = String(getComputedStyle(el).cursor || 'auto');
+    const c = value.slice(value.lastIndexOf(',') + 1).trim().slice(0, 64);
+    if (c !== 'auto') return c;
+    if (editable(el)) return 'text';
+    if (getComputedStyle(el).userSelect !== 'none' && overText(x, y)) return 'text';
+    return 'default';
+  }
+
+  let cursor = '';
+  let px = -1, py = -1;
+  function updateCursor(el) {
+    const c = cursorAt(el, px, py);
+    if (c !== cursor) {
+      cursor = c;
+      send({ t: 'cursor', cursor: c });
+    }
+  }
+  addEventListener('mousemove', (ev) => {
+    px = ev.clientX; py = ev.clientY;
+    updateCursor(ev.composedPath()[0]);
+  }, { capture: true, passive: true });
+  // A page changes its cursor without the pointer moving (busy, a
+  // hovered element restyled, scrolling): look again now and then.
+  setInterval(() => {
+    if (px >= 0 && document.visibilityState === 'visible') updateCursor(document.elementFromPoint(px, py));
+  }, 400);
+
+  // <select> popups: headless Chromium opens them but paints nothing, so
+  // the popup is left to the landing page. A page that handles the
+  // press itself (its own dropdown) keeps it: the check is on window, in
+  // the bubble phase, after the page's own listeners.
+  const MAX_OPTIONS = 300;
+  let current = null; // { id, el } of the select whose list is open
+  let nextID = 1;
+  if (top) {
+    addEventListener('mousedown', (ev) => {
+      if (ev.button !== 0 || ev.defaultPrevented) return;
+      const el = ev.composedPath().find((n) => n instanceof HTMLSelectElement);
+      if (!el || el.disabled || el.multiple || el.size > 1) return;
+      ev.preventDefault();
+      el.focus();
+      const b = el.getBoundingClientRect();
+      const options = [];
+      for (const o of Array.prototype.slice.call(el.options, 0, MAX_OPTIONS)) {
+        const g = o.parentElement && o.parentElement.localName === 'optgroup' ? o.parentElement : null;
+        options.push({ label: String(o.label).slice(0, 200), group: g ? String(g.label).slice(0, 200) : '',
+          disabled: o.disabled || !!(g && g.disabled), selected: o.selected });
+      }
+      current = { id: nextID++, el };
+      send({ t: 'select', id: current.id, x: b.left, y: b.top, w: b.width, h: b.height, options });
+    });
+
+    addEventListener('contextmenu', (ev) => {
+      if (ev.defaultPrevented) return;
+      const path = ev.composedPath();
+      const a = path.find((n) => n instanceof HTMLAnchorElement && n.href);
+      const sel = getSelection();
+      send({ t: 'context', x: ev.clientX, y: ev.clientY, link: a ? String(a.href).slice(0, 8192) : '',
+        selection: !!sel && !sel.isCollapsed && String(sel).length > 0, editable: editable(path[0]) });
+    });
+
+    document.addEventListener('fullscreenchange', () => send({ t: 'fullscreen', on: !!document.fullscreenElement }));
+  }
+
+  // What Glovebox calls, in this world only.
+  Object.defineProperty(globalThis, '__gloveboxAgent', {
+    value: Object.freeze({
+      // choose applies the user's choice in the list of select id: the
+      // page gets input and change, as from its own popup.
+      choose(id, index) {
+        if (!current || current.id !== id || !current.el.isConnected) return false;
+        const el = current.el;
+        const o = el.options[index];
+        if (!o || o.disabled || (o.parentElement && o.parentElement.disabled)) return false;
+        current = null;
+        if (el.selectedIndex !== index) {
+          el.selectedIndex = index;
+          el.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+          el.dispatchEvent(new Event('change', { bubbles: true }));
+        }
+        return true;
+      },
+      exitFullscreen() {
+        if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+        return true;
+      },
+    }),
+  });
+})();

@@ -1,0 +1,186 @@
+package render
+
+import (
+	"image"
+	"strings"
+	"testing"
+)
+
+func TestCursorName(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"pointer", "pointer"},
+		{"auto", "default"},
+		{"TEXT", "text"},
+		{"-webkit-grab", "grab"},
+		{`url("a.png") 2 2, move`, "move"},
+		{`url("a.png"), url(b.cur), nwse-resize`, "nwse-resize"},
+		{`url("a.png")`, "default"},
+		{"expression(alert(1))", "default"},
+		{"pointer; background: red", "default"},
+		{"", "default"},
+		{strings.Repeat("a", 2000) + ",pointer", "default"},
+	} {
+		if got := cursorName(tt.in); got != tt.want {
+			t.Errorf("cursorName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseAgentReport(t *testing.T) {
+	ev, err := parseAgentReport(`{"t":"select","id":3,"x":1,"y":2,"w":100,"h":20,"options":[{"label":"a\u0000b\n  c","group":"g"},{"label":"`+strings.Repeat("é", 300)+`","disabled":true,"selected":true}]}`, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ev.Select
+	if ev.Type != EventSelect || s.ID != 3 || s.W != 100 || len(s.Options) != 2 {
+		t.Fatalf("select = %+v", ev)
+	}
+	if s.Options[0].Label != "a b c" || s.Options[0].Group != "g" {
+		t.Errorf("option 0 = %+v", s.Options[0])
+	}
+	if o := s.Options[1]; len(o.Label) != maxLabel || !o.Disabled || !o.Selected || !strings.HasPrefix(o.Label, "éé") {
+		t.Errorf("option 1 = %+v (%d bytes)", o, len(o.Label))
+	}
+
+	ev, err = parseAgentReport(`{"t":"context","x":5,"y":6,"link":"javascript:alert(1)","selection":true}`, true)
+	if err != nil || ev.ContextMenu == nil || ev.ContextMenu.Link != "" || !ev.ContextMenu.Selection {
+		t.Errorf("context menu on a javascript: link = %+v, %v", ev.ContextMenu, err)
+	}
+	ev, err = parseAgentReport(`{"t":"context","x":5,"y":6,"link":"https://example.com/a?b#c"}`, true)
+	if err != nil || ev.ContextMenu.Link != "https://example.com/a?b#c" {
+		t.Errorf("context menu on a link = %+v, %v", ev.ContextMenu, err)
+	}
+	ev, err = parseAgentReport(`{"t":"cursor","cursor":"url(x), wait"}`, false)
+	if err != nil || ev.Type != EventCursor || ev.Cursor != "wait" {
+		t.Errorf("cursor from a subframe = %+v, %v", ev, err)
+	}
+
+	many := `{"t":"select","id":1,"options":[` + strings.Repeat(`{"label":"x"},`, MaxSelectOptions) + `{"label":"x"}]}`
+	for name, p := range map[string]string{
+		"not json":           `select`,
+		"unknown type":       `{"t":"exec"}`,
+		"select id":          `{"t":"select","id":0}`,
+		"select position":    `{"t":"select","id":1,"x":1e300}`,
+		"too many options":   many,
+		"too large":          `{"t":"cursor","cursor":"` + strings.Repeat("a", maxAgentReport) + `"}`,
+		"context position":   `{"t":"context","x":-1e9,"y":0}`,
+		"wrong field type":   `{"t":"select","id":"1"}`,
+		"select in subframe": `{"t":"select","id":1}`,
+	} {
+		main := name != "select in subframe"
+		if _, err := parseAgentReport(p, main); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// agentEvent moves or clicks and waits for the agent's event of type typ.
+func agentEvent(t *testing.T, tab *Tab, s *sink, typ EventType, evs ...MouseEvent) Event {
+	t.Helper()
+	for _, ev := range evs {
+		if err := tab.Mouse(t.Context(), ev); err != nil {
+			t.Fatalf("Mouse %+v: %v", ev, err)
+		}
+	}
+	return waitEvent(t, s, func(ev Event) bool { return ev.Type == typ })
+}
+
+func TestAgentCursor(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	for _, tt := range []struct {
+		x, y float64
+		want string
+	}{
+		{50, 20, "pointer"},
+		{150, 20, "text"},
+		{250, 20, "grab"},
+		{350, 20, "ew-resize"},
+		{50, 70, "default"},
+	} {
+		ev := agentEvent(t, tab, s, EventCursor, MouseEvent{Type: "move", X: tt.x, Y: tt.y})
+		if ev.Cursor != tt.want {
+			t.Errorf("cursor at %v,%v = %q, want %q", tt.x, tt.y, ev.Cursor, tt.want)
+		}
+	}
+}
+
+// TestAgentInvisible: the page's own scripts see none of the agent.
+func TestAgentInvisible(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	agentEvent(t, tab, s, EventCursor, MouseEvent{Type: "move", X: 50, Y: 20}) // the agent runs
+	if got := evaluate[string](t, tab, `typeof __gloveboxAgent + typeof __gloveboxReport + Object.getOwnPropertyNames(window).filter((k) => /glovebox/i.test(k))`); got != "undefinedundefined" {
+		t.Errorf("the page sees %q", got)
+	}
+}
+
+func TestAgentSelect(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	ev := agentEvent(t, tab, s, EventSelect,
+		MouseEvent{Type: "move", X: 50, Y: 120},
+		MouseEvent{Type: "down", X: 50, Y: 120, Button: "left", Buttons: 1},
+		MouseEvent{Type: "up", X: 50, Y: 120, Button: "left"})
+	sel := ev.Select
+	want := []SelectOption{{Label: "One", Selected: true}, {Label: "Two", Group: "Group & co", Disabled: true}, {Label: "Three Three", Group: "Group & co"}}
+	if sel == nil || len(sel.Options) != len(want) {
+		t.Fatalf("select = %+v", sel)
+	}
+	for i, o := range sel.Options {
+		if o != want[i] {
+			t.Errorf("option %d = %+v, want %+v", i, o, want[i])
+		}
+	}
+	if sel.X != 0 || sel.Y != 100 || sel.W != 200 || sel.H != 40 {
+		t.Errorf("select box = %v,%v %vx%v, want 0,100 200x40", sel.X, sel.Y, sel.W, sel.H)
+	}
+	// A disabled option and another popup's id do nothing.
+	for _, c := range [][2]int{{sel.ID, 1}, {sel.ID + 1, 2}} {
+		if err := tab.ChooseOption(t.Context(), c[0], c[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tab.ChooseOption(t.Context(), sel.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := evaluate[string](t, tab, `changes.join()`); got != "input:3,change:3" {
+		t.Errorf("the page saw %q, want input:3,change:3", got)
+	}
+}
+
+func TestAgentContextMenu(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	ev := agentEvent(t, tab, s, EventContextMenu,
+		MouseEvent{Type: "move", X: 50, Y: 20},
+		MouseEvent{Type: "down", X: 50, Y: 20, Button: "right", Buttons: 2},
+		MouseEvent{Type: "up", X: 50, Y: 20, Button: "right"})
+	if m := ev.ContextMenu; m == nil || m.Link != server.URL+"/target" || m.X != 50 || m.Y != 20 || m.Editable {
+		t.Errorf("context menu on the link = %+v", m)
+	}
+	ev = agentEvent(t, tab, s, EventContextMenu,
+		MouseEvent{Type: "move", X: 150, Y: 20},
+		MouseEvent{Type: "down", X: 150, Y: 20, Button: "right", Buttons: 2},
+		MouseEvent{Type: "up", X: 150, Y: 20, Button: "right"})
+	if m := ev.ContextMenu; m == nil || m.Link != "" || !m.Editable {
+		t.Errorf("context menu on the text field = %+v", m)
+	}
+}
+
+func TestAgentFullscreen(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	click(t, tab, 50, 170)
+	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventFullscreen })
+	if !ev.Fullscreen {
+		t.Fatalf("fullscreen event = %+v, want on", ev)
+	}
+	if err := tab.ExitFullscreen(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitEvent(t, s, func(ev Event) bool { return ev.Type == EventFullscreen })
+	if ev.Fullscreen {
+		t.Errorf("fullscreen event after ExitFullscreen = %+v, want off", ev)
+	}
+}
