@@ -303,8 +303,9 @@ func (t *Tab) agentContext() (runtime.ExecutionContextID, bool) {
 }
 
 // callAgent runs one of the agent's functions in the main frame with
-// arguments that are numbers only.
-func (t *Tab) callAgent(ctx context.Context, expr string) error {
+// arguments that are numbers only, and decodes what it returns into out
+// (unless out is nil).
+func (t *Tab) callAgent(ctx context.Context, expr string, out any) error {
 	id, ok := t.agentContext()
 	if !ok {
 		return fmt.Errorf("%w: the page has no agent", ErrBadInput)
@@ -316,7 +317,32 @@ func (t *Tab) callAgent(ctx context.Context, expr string) error {
 	if res.ExceptionDetails != nil {
 		return fmt.Errorf("agent: %s", res.ExceptionDetails.Text)
 	}
+	if out != nil && res.Result != nil {
+		if err := json.Unmarshal(res.Result.Value, out); err != nil {
+			return fmt.Errorf("%w: %w", errBadReport, err)
+		}
+	}
 	return nil
+}
+
+// MaxCopyText bounds the text SelectedText returns, in bytes.
+const MaxCopyText = 32 << 10
+
+// SelectedText is the text selected in the page (in its focused text
+// field, or in the document), at most MaxCopyText bytes, for Copy.
+func (t *Tab) SelectedText(ctx context.Context) (string, error) {
+	var s string
+	if err := t.callAgent(ctx, "__gloveboxAgent.selection()", &s); err != nil {
+		return "", fmt.Errorf("read the selection: %w", err)
+	}
+	if len(s) > MaxCopyText {
+		cut := MaxCopyText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s, nil
 }
 
 // ChooseOption applies the user's choice of option index in the popup
@@ -327,7 +353,7 @@ func (t *Tab) ChooseOption(ctx context.Context, id, index int) error {
 	if id < 1 || id > math.MaxInt32 || index < 0 || index >= MaxSelectOptions {
 		return fmt.Errorf("%w: select %d option %d", ErrBadInput, id, index)
 	}
-	if err := t.callAgent(ctx, fmt.Sprintf("__gloveboxAgent.choose(%d, %d)", id, index)); err != nil {
+	if err := t.callAgent(ctx, fmt.Sprintf("__gloveboxAgent.choose(%d, %d)", id, index), nil); err != nil {
 		return fmt.Errorf("choose option: %w", err)
 	}
 	return nil
@@ -336,7 +362,7 @@ func (t *Tab) ChooseOption(ctx context.Context, id, index int) error {
 // ExitFullscreen takes the page out of fullscreen, as Escape does in a
 // local browser.
 func (t *Tab) ExitFullscreen(ctx context.Context) error {
-	if err := t.callAgent(ctx, "__gloveboxAgent.exitFullscreen()"); err != nil {
+	if err := t.callAgent(ctx, "__gloveboxAgent.exitFullscreen()", nil); err != nil {
 		return fmt.Errorf("exit fullscreen: %w", err)
 	}
 	return nil

@@ -26,6 +26,17 @@
     return false;
   }
 
+  // selectedText is the selection: in a text field, or in the document.
+  function selectedText() {
+    const el = document.activeElement;
+    if (el && (el.localName === 'textarea' || el.localName === 'input')) {
+      try {
+        if (typeof el.selectionStart === 'number') return String(el.value).slice(el.selectionStart, el.selectionEnd);
+      } catch (e) { /* a type without a selection */ }
+    }
+    return String(getSelection() || '');
+  }
+
   // overText says whether (x, y) is over a text node's glyphs, where
   // Chromium's cursor 'auto' is the I-beam.
   function overText(x, y) {
@@ -78,31 +89,39 @@
   const MAX_OPTIONS = 300;
   let current = null; // { id, el } of the select whose list is open
   let nextID = 1;
+  function openList(ev, el) {
+    if (!el || el.disabled || el.multiple || el.size > 1) return;
+    ev.preventDefault();
+    el.focus();
+    const b = el.getBoundingClientRect();
+    const options = [];
+    for (const o of Array.prototype.slice.call(el.options, 0, MAX_OPTIONS)) {
+      const g = o.parentElement && o.parentElement.localName === 'optgroup' ? o.parentElement : null;
+      options.push({ label: String(o.label).slice(0, 200), group: g ? String(g.label).slice(0, 200) : '',
+        disabled: o.disabled || !!(g && g.disabled), selected: o.selected });
+    }
+    current = { id: nextID++, el };
+    send({ t: 'select', id: current.id, x: b.left, y: b.top, w: b.width, h: b.height, options });
+  }
   if (top) {
     addEventListener('mousedown', (ev) => {
       if (ev.button !== 0 || ev.defaultPrevented) return;
-      const el = ev.composedPath().find((n) => n instanceof HTMLSelectElement);
-      if (!el || el.disabled || el.multiple || el.size > 1) return;
-      ev.preventDefault();
-      el.focus();
-      const b = el.getBoundingClientRect();
-      const options = [];
-      for (const o of Array.prototype.slice.call(el.options, 0, MAX_OPTIONS)) {
-        const g = o.parentElement && o.parentElement.localName === 'optgroup' ? o.parentElement : null;
-        options.push({ label: String(o.label).slice(0, 200), group: g ? String(g.label).slice(0, 200) : '',
-          disabled: o.disabled || !!(g && g.disabled), selected: o.selected });
-      }
-      current = { id: nextID++, el };
-      send({ t: 'select', id: current.id, x: b.left, y: b.top, w: b.width, h: b.height, options });
+      openList(ev, ev.composedPath().find((n) => n instanceof HTMLSelectElement));
+    });
+    // The keys that open a focused select's popup, as Chromium on Linux
+    // has them (the arrows alone change the value, which Chromium does).
+    addEventListener('keydown', (ev) => {
+      const el = ev.composedPath()[0];
+      if (ev.defaultPrevented || !(el instanceof HTMLSelectElement)) return;
+      if (ev.key === ' ' || ev.key === 'F4' || (ev.altKey && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp'))) openList(ev, el);
     });
 
     addEventListener('contextmenu', (ev) => {
       if (ev.defaultPrevented) return;
       const path = ev.composedPath();
       const a = path.find((n) => n instanceof HTMLAnchorElement && n.href);
-      const sel = getSelection();
       send({ t: 'context', x: ev.clientX, y: ev.clientY, link: a ? String(a.href).slice(0, 8192) : '',
-        selection: !!sel && !sel.isCollapsed && String(sel).length > 0, editable: editable(path[0]) });
+        selection: selectedText().length > 0, editable: editable(path[0]) });
     });
 
     document.addEventListener('fullscreenchange', () => send({ t: 'fullscreen', on: !!document.fullscreenElement }));
@@ -126,6 +145,8 @@
         }
         return true;
       },
+      // selection is the text selected in the page, for Copy.
+      selection() { return selectedText().slice(0, 32768); },
       exitFullscreen() {
         if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
         return true;

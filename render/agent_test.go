@@ -184,3 +184,33 @@ func TestAgentFullscreen(t *testing.T) {
 		t.Errorf("fullscreen event after ExitFullscreen = %+v, want off", ev)
 	}
 }
+
+// TestAgentSelectKeys: Space on a focused select opens the list as a
+// press does, instead of Chromium's popup that nothing paints.
+func TestAgentSelectKeys(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	evaluate[bool](t, tab, `document.getElementById("sel").focus(), true`)
+	for _, typ := range []string{"down", "up"} {
+		if err := tab.Key(t.Context(), KeyEvent{Type: typ, Key: " ", Code: "Space", KeyCode: 32}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventSelect })
+	if ev.Select == nil || len(ev.Select.Options) != 3 {
+		t.Errorf("select = %+v", ev.Select)
+	}
+}
+
+func TestAgentSelectedText(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	evaluate[bool](t, tab, `getSelection().selectAllChildren(document.getElementById("link")), true`)
+	if got, err := tab.SelectedText(t.Context()); err != nil || got != "link" {
+		t.Errorf("SelectedText = %q, %v; want link", got, err)
+	}
+	evaluate[bool](t, tab, `(() => { const i = document.getElementById("text"); i.value = "héllo wörld"; i.focus(); i.setSelectionRange(1, 5); return true })()`)
+	if got, err := tab.SelectedText(t.Context()); err != nil || got != "éllo" {
+		t.Errorf("SelectedText in a field = %q, %v; want éllo", got, err)
+	}
+}

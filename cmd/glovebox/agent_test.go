@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -242,4 +243,43 @@ func TestAgentFullscreen(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReport(t, site, "fullscreen", "false")
+}
+
+// TestAgentContextMenuCopy: a right click on selected text shows Copy,
+// which puts the remote selection on the user's clipboard.
+func TestAgentContextMenuCopy(t *testing.T) {
+	site, tctx := agentTab(t)
+	err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		for _, name := range []string{"clipboard-read", "clipboard-write"} {
+			_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+				Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted, Origin: site.URL})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatalf("grant the clipboard: %v", err)
+	}
+	userDrag(t, tctx, 11, 25, 700, 25)
+	waitReport(t, site, "selection", "drag across this text")
+	userMouse(t, tctx, chromedp.MousePressed, 100, 25, input.MouseButtonRight, 2, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 100, 25, input.MouseButtonRight, 0, 1)
+	const menu = `(() => { const m = document.getElementById('glovebox-menu'); return m ? Array.from(m.querySelectorAll('.glovebox-item'), (n) => n.textContent).join('|') : ''; })()`
+	waitUser(t, tctx, "the context menu of a selection", menu, "Copy|Back|Forward|Reload")
+	box := userEval[[]float64](t, tctx, `(() => {
+		const r = document.querySelector('#glovebox-menu .glovebox-item').getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`)
+	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
+	waitFor(t, 60*time.Second, "the selection on the user's clipboard", func() (bool, string) {
+		got, err := chromedp.Run(tctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			return false, err.Error()
+		}
+		return got == "drag across this text", got
+	})
 }

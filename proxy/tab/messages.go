@@ -11,7 +11,8 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize, select, fullscreen.
+// Client → Glovebox: mouse, wheel, key, text, resize, select, fullscreen,
+// copy.
 // Glovebox → client: url, title, dialog, error, ended, viewport (the answer
 // to resize).
 
@@ -109,6 +110,7 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if m.On {
 			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
 		}
+	case "copy":
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)

@@ -74,6 +74,7 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		if msg.On {
 			t.Fatalf("accepted a request to enter fullscreen: %+v", msg)
 		}
+	case "copy":
 	case "resize":
 		if msg.Width <= 0 || msg.Height <= 0 {
 			t.Fatalf("accepted a resize to %dx%d", msg.Width, msg.Height)

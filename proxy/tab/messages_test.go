@@ -19,6 +19,7 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"select","id":3,"index":0}`,
 		`{"t":"select","id":3,"index":299}`,
 		`{"t":"fullscreen","on":false}`,
+		`{"t":"copy"}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {

@@ -863,6 +863,8 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.ChooseOption(ctx, m.ID, m.Index)
 	case "fullscreen":
 		return t.page.ExitFullscreen(ctx)
+	case "copy":
+		return t.copySelection(ctx)
 	case "resize":
 		w, h, s := t.m.clampViewport(m.Width, m.Height, m.DPR)
 		t.mu.Lock()

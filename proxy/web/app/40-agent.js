@@ -213,6 +213,11 @@ onMessage('context', (m) => {
   popup = { el, keys: r.keys };
 });
 
+// Copy: the remote selection, which the user asked for, on the clipboard.
+onMessage('copy', (m) => {
+  if (typeof m.text === 'string' && m.text && navigator.clipboard) navigator.clipboard.writeText(m.text).catch(() => {});
+});
+
 // Fullscreen follows the remote page's: a video player's button makes
 // this page fullscreen; leaving it here (Escape) leaves it there. The
 // user's browser wants a gesture for it: the click that asked remotely
