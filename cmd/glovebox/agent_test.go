@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -155,9 +156,7 @@ const selectList = `(() => {
 // input and change remotely with that value.
 func TestAgentSelect(t *testing.T) {
 	site, tctx := agentTab(t)
-	userMouse(t, tctx, chromedp.MouseMoved, 100, 320, input.MouseButtonNone, 0, 0)
-	userMouse(t, tctx, chromedp.MousePressed, 100, 320, input.MouseButtonLeft, 1, 1)
-	userMouse(t, tctx, chromedp.MouseReleased, 100, 320, input.MouseButtonLeft, 0, 1)
+	userClick(t, tctx, 100, 320)
 	waitUser(t, tctx, "the select's list in the user's page", selectList,
 		"Apple (selected)|[Stone fruit]|Cherry|Peach (disabled)|Mango & lime")
 
@@ -171,9 +170,7 @@ func TestAgentSelect(t *testing.T) {
 	if box[1] > 300 && box[1] < 340 {
 		t.Errorf("the list's Cherry is at y %v, over the select (300..340)", box[1])
 	}
-	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
-	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
-	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
+	userClick(t, tctx, box[0], box[1])
 	waitReport(t, site, "select-change", "c")
 	if got := site.lastReport("select-input"); got != "c" {
 		t.Errorf("the remote input event reported %q, want c", got)
@@ -203,17 +200,9 @@ func TestAgentContextMenu(t *testing.T) {
 	userMouse(t, tctx, chromedp.MousePressed, 100, 220, input.MouseButtonRight, 2, 1)
 	userMouse(t, tctx, chromedp.MouseReleased, 100, 220, input.MouseButtonRight, 0, 1)
 	waitReport(t, site, "contextmenu", "link")
-	const menu = `(() => { const m = document.getElementById('glovebox-menu'); return m ? Array.from(m.querySelectorAll('.glovebox-item'), (n) => n.textContent).join('|') : ''; })()`
-	waitUser(t, tctx, "the context menu", menu, "Open link in new tab|Copy link address|Back|Forward|Reload")
-
-	box := userEval[[]float64](t, tctx, `(() => {
-		const r = document.querySelector('#glovebox-menu .glovebox-item').getBoundingClientRect();
-		return [r.left + r.width / 2, r.top + r.height / 2];
-	})()`)
-	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
-	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
-	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
-	waitUser(t, tctx, "the menu to close", menu, "")
+	waitUser(t, tctx, "the context menu", menuItems, "Open link in new tab|Copy link address|Back|Forward|Reload")
+	clickMenuItem(t, tctx, "Open link in new tab")
+	waitUser(t, tctx, "the menu to close", menuItems, "")
 	waitFor(t, 60*time.Second, "a new local tab at the link", func() (bool, string) {
 		targets, err := chromedp.Targets(tctx)
 		if err != nil {
@@ -234,9 +223,7 @@ func TestAgentContextMenu(t *testing.T) {
 // user's page fullscreen; leaving fullscreen locally leaves it remotely.
 func TestAgentFullscreen(t *testing.T) {
 	site, tctx := agentTab(t)
-	userMouse(t, tctx, chromedp.MouseMoved, 110, 400, input.MouseButtonNone, 0, 0)
-	userMouse(t, tctx, chromedp.MousePressed, 110, 400, input.MouseButtonLeft, 1, 1)
-	userMouse(t, tctx, chromedp.MouseReleased, 110, 400, input.MouseButtonLeft, 0, 1)
+	userClick(t, tctx, 110, 400)
 	waitReport(t, site, "fullscreen", "true")
 	waitUser(t, tctx, "the user's page in fullscreen", `String(!!document.fullscreenElement)`, "true")
 	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.exitFullscreen().then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
@@ -245,10 +232,10 @@ func TestAgentFullscreen(t *testing.T) {
 	waitReport(t, site, "fullscreen", "false")
 }
 
-// TestAgentContextMenuCopy: a right click on selected text shows Copy,
-// which puts the remote selection on the user's clipboard.
-func TestAgentContextMenuCopy(t *testing.T) {
-	site, tctx := agentTab(t)
+// grantClipboard lets the landing pages of site read and write the user's
+// clipboard, as a user who said yes does.
+func grantClipboard(t *testing.T, tctx context.Context, site *testSite) {
+	t.Helper()
 	err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 		for _, name := range []string{"clipboard-read", "clipboard-write"} {
 			_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
@@ -262,19 +249,41 @@ func TestAgentContextMenuCopy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("grant the clipboard: %v", err)
 	}
+}
+
+// userClick clicks with the left button in the user's browser.
+func userClick(t *testing.T, ctx context.Context, x, y float64) {
+	t.Helper()
+	userMouse(t, ctx, chromedp.MouseMoved, x, y, input.MouseButtonNone, 0, 0)
+	userMouse(t, ctx, chromedp.MousePressed, x, y, input.MouseButtonLeft, 1, 1)
+	userMouse(t, ctx, chromedp.MouseReleased, x, y, input.MouseButtonLeft, 0, 1)
+}
+
+// menuItems reads the user's #glovebox-menu.
+const menuItems = `(() => { const m = document.getElementById('glovebox-menu'); return m ? Array.from(m.querySelectorAll('.glovebox-item'), (n) => n.textContent).join('|') : ''; })()`
+
+// clickMenuItem clicks the item of the user's #glovebox-menu labelled label.
+func clickMenuItem(t *testing.T, ctx context.Context, label string) {
+	t.Helper()
+	box := userEval[[]float64](t, ctx, fmt.Sprintf(`(() => {
+		const n = Array.from(document.querySelectorAll('#glovebox-menu .glovebox-item')).find((n) => n.textContent === %q);
+		const r = n.getBoundingClientRect();
+		return [r.left + r.width / 2, r.top + r.height / 2];
+	})()`, label))
+	userClick(t, ctx, box[0], box[1])
+}
+
+// TestAgentContextMenuCopy: a right click on selected text shows Copy,
+// which puts the remote selection on the user's clipboard.
+func TestAgentContextMenuCopy(t *testing.T) {
+	site, tctx := agentTab(t)
+	grantClipboard(t, tctx, site)
 	userDrag(t, tctx, 11, 25, 700, 25)
 	waitReport(t, site, "selection", "drag across this text")
 	userMouse(t, tctx, chromedp.MousePressed, 100, 25, input.MouseButtonRight, 2, 1)
 	userMouse(t, tctx, chromedp.MouseReleased, 100, 25, input.MouseButtonRight, 0, 1)
-	const menu = `(() => { const m = document.getElementById('glovebox-menu'); return m ? Array.from(m.querySelectorAll('.glovebox-item'), (n) => n.textContent).join('|') : ''; })()`
-	waitUser(t, tctx, "the context menu of a selection", menu, "Copy|Back|Forward|Reload")
-	box := userEval[[]float64](t, tctx, `(() => {
-		const r = document.querySelector('#glovebox-menu .glovebox-item').getBoundingClientRect();
-		return [r.left + r.width / 2, r.top + r.height / 2];
-	})()`)
-	userMouse(t, tctx, chromedp.MouseMoved, box[0], box[1], input.MouseButtonNone, 0, 0)
-	userMouse(t, tctx, chromedp.MousePressed, box[0], box[1], input.MouseButtonLeft, 1, 1)
-	userMouse(t, tctx, chromedp.MouseReleased, box[0], box[1], input.MouseButtonLeft, 0, 1)
+	waitUser(t, tctx, "the context menu of a selection", menuItems, "Copy|Back|Forward|Reload")
+	clickMenuItem(t, tctx, "Copy")
 	waitFor(t, 60*time.Second, "the selection on the user's clipboard", func() (bool, string) {
 		got, err := chromedp.Run(tctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
 		if err != nil {
@@ -282,4 +291,20 @@ func TestAgentContextMenuCopy(t *testing.T) {
 		}
 		return got == "drag across this text", got
 	})
+}
+
+// TestAgentContextMenuPaste: a right click on a remote text field shows
+// Paste, which types the user's clipboard there.
+func TestAgentContextMenuPaste(t *testing.T) {
+	site, tctx := agentTab(t)
+	grantClipboard(t, tctx, site)
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`navigator.clipboard.writeText('pasted 日本').then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {
+		t.Fatal(err)
+	}
+	userMouse(t, tctx, chromedp.MouseMoved, 400, 220, input.MouseButtonNone, 0, 0)
+	userMouse(t, tctx, chromedp.MousePressed, 400, 220, input.MouseButtonRight, 2, 1)
+	userMouse(t, tctx, chromedp.MouseReleased, 400, 220, input.MouseButtonRight, 0, 1)
+	waitUser(t, tctx, "the context menu of a text field", menuItems, "Paste|Back|Forward|Reload")
+	clickMenuItem(t, tctx, "Paste")
+	waitReport(t, site, "text-input", "pasted 日本")
 }

@@ -197,10 +197,14 @@ onMessage('context', (m) => {
     item('Copy link address', () => navigator.clipboard.writeText(link).catch(() => {}));
     separator();
   }
-  if (m.selection) {
-    item('Copy', () => send({ t: 'copy' }));
-    separator();
+  if (m.selection) item('Copy', () => send({ t: 'copy' }));
+  if (m.editable && navigator.clipboard && navigator.clipboard.readText) {
+    // The user's browser asks the user, the first time, whether this page may read the clipboard.
+    item('Paste', () => navigator.clipboard.readText().then((text) => {
+      if (text) send({ t: 'text', text: text.slice(0, 4096) });
+    }).catch(() => show('The browser did not let this page read the clipboard: paste with Ctrl+V.', 'toast')));
   }
+  separator();
   item('Back', () => send({ t: 'nav', action: 'back' }));
   item('Forward', () => send({ t: 'nav', action: 'forward' }));
   item('Reload', () => send({ t: 'nav', action: 'reload' }));
