@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -54,6 +55,9 @@ const (
 	// EventContextMenu is sent when the user asked for a context menu that
 	// the page did not handle itself, as ContextMenu describes.
 	EventContextMenu EventType = "context"
+	// EventPicker is sent when the user clicked a date, time or colour
+	// input, whose picker Picker describes.
+	EventPicker EventType = "picker"
 	// EventFullscreen is sent when the page entered (Fullscreen true) or
 	// left fullscreen.
 	EventFullscreen EventType = "fullscreen"
@@ -76,6 +80,52 @@ type SelectOption struct {
 	Group    string
 	Disabled bool
 	Selected bool
+}
+
+// Picker is a date, time or colour input's picker: the input's box in the
+// viewport (CSS px), its kind and values; the choice goes back with
+// SetPickerValue.
+type Picker struct {
+	ID         int
+	X, Y, W, H float64
+	// Kind is the input's type: date, time, datetime-local, month, week
+	// or color.
+	Kind string
+	// Value, Min and Max are the input's, each of Kind's format (or "").
+	Value, Min, Max string
+}
+
+// pickerValues are the formats of the values of each kind of picker, as
+// HTML has them.
+var pickerValues = map[string]*regexp.Regexp{
+	"date":           regexp.MustCompile(`^\d{4,6}-\d{2}-\d{2}$`),
+	"time":           regexp.MustCompile(`^\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$`),
+	"datetime-local": regexp.MustCompile(`^\d{4,6}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?$`),
+	"month":          regexp.MustCompile(`^\d{4,6}-\d{2}$`),
+	"week":           regexp.MustCompile(`^\d{4,6}-W\d{2}$`),
+	"color":          regexp.MustCompile(`^#[0-9a-f]{6}$`),
+}
+
+// pickerValue is v if it is a value of some kind of picker, else "".
+func pickerValue(kind, v string) string {
+	if re, ok := pickerValues[kind]; ok && len(v) <= 64 && re.MatchString(v) {
+		return v
+	}
+	return ""
+}
+
+// ValidPickerValue says whether v is a value of some kind of picker (or
+// "", which clears the input).
+func ValidPickerValue(v string) bool {
+	if v == "" {
+		return true
+	}
+	for kind := range pickerValues {
+		if pickerValue(kind, v) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // ContextMenu is what a context menu needs to fit the element.
@@ -133,6 +183,10 @@ type agentReport struct {
 		Disabled bool   `json:"disabled"`
 		Selected bool   `json:"selected"`
 	} `json:"options"`
+	Kind      string `json:"kind"`
+	Value     string `json:"value"`
+	Min       string `json:"min"`
+	Max       string `json:"max"`
 	Link      string `json:"link"`
 	Selection bool   `json:"selection"`
 	Editable  bool   `json:"editable"`
@@ -177,6 +231,12 @@ func parseAgentReport(payload string, main bool) (Event, error) {
 			m.Link = u.String()
 		}
 		return Event{Type: EventContextMenu, ContextMenu: m}, nil
+	case "picker":
+		if _, ok := pickerValues[r.Kind]; !ok || r.ID < 1 || r.ID > math.MaxInt32 || !inViewport(r.X, r.Y, r.W, r.H) {
+			return Event{}, fmt.Errorf("%w: picker", errBadReport)
+		}
+		return Event{Type: EventPicker, Picker: &Picker{ID: r.ID, X: r.X, Y: r.Y, W: r.W, H: r.H, Kind: r.Kind,
+			Value: pickerValue(r.Kind, r.Value), Min: pickerValue(r.Kind, r.Min), Max: pickerValue(r.Kind, r.Max)}}, nil
 	case "fullscreen":
 		return Event{Type: EventFullscreen, Fullscreen: r.On}, nil
 	}
@@ -355,6 +415,20 @@ func (t *Tab) ChooseOption(ctx context.Context, id, index int) error {
 	}
 	if err := t.callAgent(ctx, fmt.Sprintf("__gloveboxAgent.choose(%d, %d)", id, index), nil); err != nil {
 		return fmt.Errorf("choose option: %w", err)
+	}
+	return nil
+}
+
+// SetPickerValue applies the value the user picked in the picker of
+// Picker id (the last one reported): the page's input takes it and fires
+// input and change. A value for another picker does nothing.
+func (t *Tab) SetPickerValue(ctx context.Context, id int, value string) error {
+	if id < 1 || id > math.MaxInt32 || !ValidPickerValue(value) {
+		return fmt.Errorf("%w: picker %d value %q", ErrBadInput, id, value)
+	}
+	v, _ := json.Marshal(value)
+	if err := t.callAgent(ctx, fmt.Sprintf("__gloveboxAgent.pick(%d, %s)", id, v), nil); err != nil {
+		return fmt.Errorf("set picker value: %w", err)
 	}
 	return nil
 }

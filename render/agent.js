@@ -88,6 +88,8 @@
   // the bubble phase, after the page's own listeners.
   const MAX_OPTIONS = 300;
   let current = null; // { id, el } of the select whose list is open
+  const PICKERS = new Set(['date', 'time', 'datetime-local', 'month', 'week', 'color']);
+  let picker = null; // { id, el } of the input whose picker is open
   let nextID = 1;
   function openList(ev, el) {
     if (!el || el.disabled || el.multiple || el.size > 1) return;
@@ -116,6 +118,20 @@
       if (ev.key === ' ' || ev.key === 'F4' || (ev.altKey && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp'))) openList(ev, el);
     });
 
+    // Date, time and colour pickers: their popups are not painted either.
+    addEventListener('click', (ev) => {
+      const el = ev.composedPath()[0];
+      if (ev.defaultPrevented || !(el instanceof HTMLInputElement) || el.disabled || el.readOnly) return;
+      const kind = String(el.type);
+      if (!PICKERS.has(kind)) return;
+      ev.preventDefault();
+      el.focus();
+      const b = el.getBoundingClientRect();
+      picker = { id: nextID++, el };
+      send({ t: 'picker', id: picker.id, kind, value: String(el.value).slice(0, 64), min: String(el.min).slice(0, 64),
+        max: String(el.max).slice(0, 64), x: b.left, y: b.top, w: b.width, h: b.height });
+    });
+
     addEventListener('contextmenu', (ev) => {
       if (ev.defaultPrevented) return;
       const path = ev.composedPath();
@@ -140,6 +156,18 @@
         current = null;
         if (el.selectedIndex !== index) {
           el.selectedIndex = index;
+          el.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
+          el.dispatchEvent(new Event('change', { bubbles: true }));
+        }
+        return true;
+      },
+      // pick sets the value the user picked for the input of picker id.
+      pick(id, value) {
+        if (!picker || picker.id !== id || !picker.el.isConnected) return false;
+        const el = picker.el;
+        picker = null;
+        if (el.value !== value) {
+          el.value = value;
           el.dispatchEvent(new Event('input', { bubbles: true, composed: true }));
           el.dispatchEvent(new Event('change', { bubbles: true }));
         }

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"errors"
 	"image"
 	"strings"
 	"testing"
@@ -212,5 +213,49 @@ func TestAgentSelectedText(t *testing.T) {
 	evaluate[bool](t, tab, `(() => { const i = document.getElementById("text"); i.value = "héllo wörld"; i.focus(); i.setSelectionRange(1, 5); return true })()`)
 	if got, err := tab.SelectedText(t.Context()); err != nil || got != "éllo" {
 		t.Errorf("SelectedText in a field = %q, %v; want éllo", got, err)
+	}
+}
+
+func TestAgentPicker(t *testing.T) {
+	tab, s := openTab(t, 400, 300, 1, "/agent")
+	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	ev := agentEvent(t, tab, s, EventPicker,
+		MouseEvent{Type: "move", X: 250, Y: 170},
+		MouseEvent{Type: "down", X: 250, Y: 170, Button: "left", Buttons: 1},
+		MouseEvent{Type: "up", X: 250, Y: 170, Button: "left"})
+	if p := ev.Picker; p == nil || p.Kind != "date" || p.Value != "2026-12-03" || p.Min != "2026-01-01" || p.Max != "" || p.X != 200 || p.Y != 150 {
+		t.Errorf("date picker = %+v", ev.Picker)
+	}
+	ev = agentEvent(t, tab, s, EventPicker,
+		MouseEvent{Type: "move", X: 250, Y: 120},
+		MouseEvent{Type: "down", X: 250, Y: 120, Button: "left", Buttons: 1},
+		MouseEvent{Type: "up", X: 250, Y: 120, Button: "left"})
+	p := ev.Picker
+	if p == nil || p.Kind != "color" || p.Value != "#112233" {
+		t.Fatalf("colour picker = %+v", p)
+	}
+	if err := tab.SetPickerValue(t.Context(), p.ID, "javascript:alert(1)"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("SetPickerValue of a script = %v, want ErrBadInput", err)
+	}
+	if err := tab.SetPickerValue(t.Context(), p.ID, "#00ff80"); err != nil {
+		t.Fatal(err)
+	}
+	if got := evaluate[string](t, tab, `changes.join()`); got != "colour:#00ff80" {
+		t.Errorf("the page saw %q, want colour:#00ff80", got)
+	}
+}
+
+func TestPickerValues(t *testing.T) {
+	for v, want := range map[string]bool{
+		"": true, "#00ff80": true, "2026-12-03": true, "17:30": true, "17:30:05.250": true, "2026-12-03T17:30": true,
+		"2026-12": true, "2026-W49": true, "#00FF80": false, "red": false, "2026-12-03 17:30": false, "<b>": false,
+		"2026-12-03T17:30" + strings.Repeat("0", 60): false,
+	} {
+		if got := ValidPickerValue(v); got != want {
+			t.Errorf("ValidPickerValue(%q) = %v, want %v", v, got, want)
+		}
+	}
+	if got := pickerValue("date", "#000000"); got != "" {
+		t.Errorf("a colour as a date's value = %q", got)
 	}
 }

@@ -55,10 +55,12 @@ type Event struct {
 
 	// The agent's events (agent.go): Cursor is a CSS cursor keyword;
 	// Select a <select>'s popup; ContextMenu a context menu's element;
-	// Fullscreen whether the page is in fullscreen.
+	// Picker a date, time or colour picker; Fullscreen whether the page is
+	// in fullscreen.
 	Cursor      string
 	Select      *Select
 	ContextMenu *ContextMenu
+	Picker      *Picker
 	Fullscreen  bool
 }
 

@@ -131,8 +131,11 @@ func testPages() http.Handler {
 		<select id=sel class=at style="left:0;top:100px;width:200px"><option>One<optgroup label="Group &amp; co"><option disabled>Two<option value=3>Three
 Three</optgroup></select>
 		<button id=fs class=at style="left:0;top:150px" onclick="document.documentElement.requestFullscreen()">fs</button>
+		<input id=col type=color value="#112233" class=at style="left:200px;top:100px">
+		<input id=day type=date value="2026-12-03" min="2026-01-01" class=at style="left:200px;top:150px;width:200px">
 		<script>window.changes = []; const s = document.getElementById("sel");
-		s.addEventListener("input", () => changes.push("input:" + s.value)); s.addEventListener("change", () => changes.push("change:" + s.value))</script>`)
+		s.addEventListener("input", () => changes.push("input:" + s.value)); s.addEventListener("change", () => changes.push("change:" + s.value));
+		document.getElementById("col").addEventListener("change", (e) => changes.push("colour:" + e.target.value))</script>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

@@ -308,3 +308,17 @@ func TestAgentContextMenuPaste(t *testing.T) {
 	clickMenuItem(t, tctx, "Paste")
 	waitReport(t, site, "text-input", "pasted 日本")
 }
+
+// TestAgentPicker: a click on a remote colour input opens an input of the
+// same kind in the user's page, with the remote value; what the user picks
+// there is the remote input's value, with input and change.
+func TestAgentPicker(t *testing.T) {
+	site, tctx := agentTab(t)
+	userClick(t, tctx, 570, 320)
+	const picker = `(() => { const p = document.getElementById('glovebox-picker'); return p ? p.type + ' ' + p.value : ''; })()`
+	waitUser(t, tctx, "the picker in the user's page", picker, "color #112233")
+	// What the user's own colour chooser does when a colour is picked.
+	userEval[bool](t, tctx, `(() => { const p = document.getElementById('glovebox-picker'); p.value = '#00ff80'; p.dispatchEvent(new Event('change')); return true })()`)
+	waitReport(t, site, "colour", "#00ff80")
+	waitUser(t, tctx, "the picker to close", picker, "")
+}

@@ -9,7 +9,7 @@ import (
 
 // agentMsg is what the remote page's agent (render/agent.go) tells the
 // landing page, after render has checked and bounded it: cursor, select,
-// context and fullscreen messages.
+// picker, context, fullscreen and copy messages.
 type agentMsg struct {
 	T string `json:"t"`
 	// cursor: a CSS cursor keyword.
@@ -21,6 +21,11 @@ type agentMsg struct {
 	W       float64       `json:"w,omitempty"`
 	H       float64       `json:"h,omitempty"`
 	Options []agentOption `json:"options,omitempty"`
+	// picker: the input's kind and values (with id and its box).
+	Kind  string `json:"kind,omitempty"`
+	Value string `json:"value,omitempty"`
+	Min   string `json:"min,omitempty"`
+	Max   string `json:"max,omitempty"`
 	// context: the link under the pointer, whether text is selected and
 	// whether the element takes text (with x and y).
 	Link      string `json:"link,omitempty"`
@@ -52,6 +57,9 @@ func agentMessage(ev render.Event) []byte {
 		for i, o := range s.Options {
 			m.Options[i] = agentOption{Label: o.Label, Group: o.Group, Disabled: o.Disabled, Selected: o.Selected}
 		}
+	case ev.Type == render.EventPicker && ev.Picker != nil:
+		p := ev.Picker
+		m = agentMsg{T: "picker", ID: p.ID, X: p.X, Y: p.Y, W: p.W, H: p.H, Kind: p.Kind, Value: p.Value, Min: p.Min, Max: p.Max}
 	case ev.Type == render.EventContextMenu && ev.ContextMenu != nil:
 		c := ev.ContextMenu
 		m = agentMsg{T: "context", X: c.X, Y: c.Y, Link: c.Link, Selection: c.Selection, Editable: c.Editable}

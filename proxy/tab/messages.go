@@ -11,8 +11,8 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize, select, fullscreen,
-// copy.
+// Client → Glovebox: mouse, wheel, key, text, resize, select, picker,
+// fullscreen, copy.
 // Glovebox → client: url, title, dialog, error, ended, viewport (the answer
 // to resize).
 
@@ -39,6 +39,8 @@ type clientMsg struct {
 	// (agent.go).
 	ID    int `json:"id,omitempty"`
 	Index int `json:"index,omitempty"`
+	// picker: the Value the user picked in picker ID.
+	Value string `json:"value,omitempty"`
 	// fullscreen: false, the user left fullscreen.
 	On bool `json:"on,omitempty"`
 }
@@ -105,6 +107,10 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 	case "select":
 		if m.ID < 1 || m.ID > math.MaxInt32 || m.Index < 0 || m.Index >= render.MaxSelectOptions {
 			return m, fmt.Errorf("%w: select needs a popup id and an option index below %d", errBadMessage, render.MaxSelectOptions)
+		}
+	case "picker":
+		if m.ID < 1 || m.ID > math.MaxInt32 || !render.ValidPickerValue(m.Value) {
+			return m, fmt.Errorf("%w: picker needs a picker id and a date, time or colour value", errBadMessage)
 		}
 	case "fullscreen":
 		if m.On {

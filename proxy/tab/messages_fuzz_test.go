@@ -70,6 +70,10 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		if msg.ID < 1 || msg.ID > math.MaxInt32 || msg.Index < 0 || msg.Index >= render.MaxSelectOptions {
 			t.Fatalf("accepted a select render refuses: %+v", msg)
 		}
+	case "picker":
+		if msg.ID < 1 || msg.ID > math.MaxInt32 || !render.ValidPickerValue(msg.Value) || len(msg.Value) > 64 {
+			t.Fatalf("accepted a picker value render refuses: %+v", msg)
+		}
 	case "fullscreen":
 		if msg.On {
 			t.Fatalf("accepted a request to enter fullscreen: %+v", msg)

@@ -20,6 +20,10 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"select","id":3,"index":299}`,
 		`{"t":"fullscreen","on":false}`,
 		`{"t":"copy"}`,
+		`{"t":"picker","id":2,"value":"#00ff80"}`,
+		`{"t":"picker","id":2,"value":"2026-12-03"}`,
+		`{"t":"picker","id":2,"value":"2026-12-03T17:30"}`,
+		`{"t":"picker","id":2,"value":""}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {
@@ -59,6 +63,9 @@ func TestParseClientMsg(t *testing.T) {
 		"select far index":   `{"t":"select","id":1,"index":300}`,
 		"select index float": `{"t":"select","id":1,"index":1.5}`,
 		"fullscreen on":      `{"t":"fullscreen","on":true}`,
+		"picker script":      `{"t":"picker","id":2,"value":"'); alert(1); ('"}`,
+		"picker colour name": `{"t":"picker","id":2,"value":"red"}`,
+		"picker no id":       `{"t":"picker","value":"#000000"}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

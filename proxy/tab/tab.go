@@ -770,7 +770,7 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(serverMsg{T: "dialog", Message: ev.Message})
 	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
-	case render.EventCursor, render.EventSelect, render.EventContextMenu, render.EventFullscreen:
+	case render.EventCursor, render.EventSelect, render.EventPicker, render.EventContextMenu, render.EventFullscreen:
 		if b := agentMessage(ev); b != nil {
 			if p := t.currentPeer(); p != nil {
 				p.Send(b)
@@ -861,6 +861,8 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.InsertText(ctx, m.Text)
 	case "select":
 		return t.page.ChooseOption(ctx, m.ID, m.Index)
+	case "picker":
+		return t.page.SetPickerValue(ctx, m.ID, m.Value)
 	case "fullscreen":
 		return t.page.ExitFullscreen(ctx)
 	case "copy":

@@ -43,7 +43,7 @@ function closePopup() {
   const p = popup;
   popup = null;
   p.el.remove();
-  refocus();
+  if (!p.local || document.activeElement === document.body) refocus();
 }
 
 function place(el, x, y, below) {
@@ -58,11 +58,15 @@ function place(el, x, y, below) {
 
 window.addEventListener('keydown', (ev) => {
   if (!popup) return;
-  ev.preventDefault();
   ev.stopImmediatePropagation();
   swallowed.add(ev.code);
-  if (ev.key === 'Escape' || ev.key === 'Tab') closePopup();
-  else popup.keys(ev);
+  if (ev.key === 'Escape' || ev.key === 'Tab' || (popup.local && ev.key === 'Enter')) {
+    ev.preventDefault();
+    closePopup();
+  } else if (!popup.local) {
+    ev.preventDefault();
+    popup.keys(ev);
+  }
 }, true);
 window.addEventListener('keyup', (ev) => {
   if (!swallowed.delete(ev.code)) return;
@@ -73,7 +77,8 @@ window.addEventListener('keyup', (ev) => {
 window.addEventListener('mousedown', (ev) => {
   if (popup && !popup.el.contains(ev.target)) closePopup();
 }, true);
-window.addEventListener('blur', closePopup);
+// A picker's own dialog may take the focus from this window.
+window.addEventListener('blur', () => { if (popup && !popup.local) closePopup(); });
 window.addEventListener('resize', closePopup);
 
 // items builds the rows of a list or menu and moves the highlight
@@ -163,6 +168,34 @@ onMessage('select', (m) => {
   place(el, a.x, b.y, a.y);
   popup = { el, keys: r.keys };
   if (selected >= 0 && !list[selected].disabled) r.highlight(selected);
+});
+
+// Date, time and colour pickers: an input of the same kind here, over the
+// remote one, whose own picker the user's browser shows; the value
+// picked goes back. Keys go to it (local), not to the remote page.
+const PICKERS = new Set(['date', 'time', 'datetime-local', 'month', 'week', 'color']);
+onMessage('picker', (m) => {
+  closePopup();
+  if (!PICKERS.has(m.kind)) return;
+  const el = document.createElement('input');
+  el.id = 'glovebox-picker';
+  el.type = m.kind;
+  el.value = String(m.value || '');
+  if (m.min) el.min = String(m.min);
+  if (m.max) el.max = String(m.max);
+  const a = fromRemote(m.x, m.y);
+  const b = fromRemote((Number(m.x) || 0) + (Number(m.w) || 0), (Number(m.y) || 0) + (Number(m.h) || 0));
+  el.style.width = Math.max(24, b.x - a.x) + 'px';
+  el.style.height = Math.max(16, b.y - a.y) + 'px';
+  const id = m.id;
+  el.addEventListener('change', () => {
+    send({ t: 'picker', id, value: el.value });
+    if (m.kind === 'color') closePopup();
+  });
+  place(el, a.x, a.y, a.y);
+  popup = { el, keys() {}, local: true };
+  el.focus();
+  try { el.showPicker(); } catch (e) { /* no gesture left: the user clicks the field */ }
 });
 
 // The context menu, fitting the element under the pointer.
