@@ -2,7 +2,6 @@ package render
 
 import (
 	"errors"
-	"image"
 	"strings"
 	"testing"
 )
@@ -75,6 +74,15 @@ func TestParseAgentReport(t *testing.T) {
 	}
 }
 
+// press is a move to (x, y) and a click of button there.
+func press(x, y float64, button string, buttons int) []MouseEvent {
+	return []MouseEvent{
+		{Type: "move", X: x, Y: y},
+		{Type: "down", X: x, Y: y, Button: button, Buttons: buttons},
+		{Type: "up", X: x, Y: y, Button: button},
+	}
+}
+
 // agentEvent moves or clicks and waits for the agent's event of type typ.
 func agentEvent(t *testing.T, tab *Tab, s *sink, typ EventType, evs ...MouseEvent) Event {
 	t.Helper()
@@ -87,8 +95,7 @@ func agentEvent(t *testing.T, tab *Tab, s *sink, typ EventType, evs ...MouseEven
 }
 
 func TestAgentCursor(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	tab, s := openPainted(t, "/agent")
 	for _, tt := range []struct {
 		x, y float64
 		want string
@@ -108,8 +115,7 @@ func TestAgentCursor(t *testing.T) {
 
 // TestAgentInvisible: the page's own scripts see none of the agent.
 func TestAgentInvisible(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	tab, s := openPainted(t, "/agent")
 	agentEvent(t, tab, s, EventCursor, MouseEvent{Type: "move", X: 50, Y: 20}) // the agent runs
 	if got := evaluate[string](t, tab, `typeof __gloveboxAgent + typeof __gloveboxReport + Object.getOwnPropertyNames(window).filter((k) => /glovebox/i.test(k))`); got != "undefinedundefined" {
 		t.Errorf("the page sees %q", got)
@@ -117,12 +123,8 @@ func TestAgentInvisible(t *testing.T) {
 }
 
 func TestAgentSelect(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
-	ev := agentEvent(t, tab, s, EventSelect,
-		MouseEvent{Type: "move", X: 50, Y: 120},
-		MouseEvent{Type: "down", X: 50, Y: 120, Button: "left", Buttons: 1},
-		MouseEvent{Type: "up", X: 50, Y: 120, Button: "left"})
+	tab, s := openPainted(t, "/agent")
+	ev := agentEvent(t, tab, s, EventSelect, press(50, 120, "left", 1)...)
 	sel := ev.Select
 	want := []SelectOption{{Label: "One", Selected: true}, {Label: "Two", Group: "Group & co", Disabled: true}, {Label: "Three Three", Group: "Group & co"}}
 	if sel == nil || len(sel.Options) != len(want) {
@@ -151,27 +153,19 @@ func TestAgentSelect(t *testing.T) {
 }
 
 func TestAgentContextMenu(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
-	ev := agentEvent(t, tab, s, EventContextMenu,
-		MouseEvent{Type: "move", X: 50, Y: 20},
-		MouseEvent{Type: "down", X: 50, Y: 20, Button: "right", Buttons: 2},
-		MouseEvent{Type: "up", X: 50, Y: 20, Button: "right"})
+	tab, s := openPainted(t, "/agent")
+	ev := agentEvent(t, tab, s, EventContextMenu, press(50, 20, "right", 2)...)
 	if m := ev.ContextMenu; m == nil || m.Link != server.URL+"/target" || m.X != 50 || m.Y != 20 || m.Editable {
 		t.Errorf("context menu on the link = %+v", m)
 	}
-	ev = agentEvent(t, tab, s, EventContextMenu,
-		MouseEvent{Type: "move", X: 150, Y: 20},
-		MouseEvent{Type: "down", X: 150, Y: 20, Button: "right", Buttons: 2},
-		MouseEvent{Type: "up", X: 150, Y: 20, Button: "right"})
+	ev = agentEvent(t, tab, s, EventContextMenu, press(150, 20, "right", 2)...)
 	if m := ev.ContextMenu; m == nil || m.Link != "" || !m.Editable {
 		t.Errorf("context menu on the text field = %+v", m)
 	}
 }
 
 func TestAgentFullscreen(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	tab, s := openPainted(t, "/agent")
 	click(t, tab, 50, 170)
 	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventFullscreen })
 	if !ev.Fullscreen {
@@ -189,8 +183,7 @@ func TestAgentFullscreen(t *testing.T) {
 // TestAgentSelectKeys: Space on a focused select opens the list as a
 // press does, instead of Chromium's popup that nothing paints.
 func TestAgentSelectKeys(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	tab, s := openPainted(t, "/agent")
 	evaluate[bool](t, tab, `document.getElementById("sel").focus(), true`)
 	for _, typ := range []string{"down", "up"} {
 		if err := tab.Key(t.Context(), KeyEvent{Type: typ, Key: " ", Code: "Space", KeyCode: 32}); err != nil {
@@ -204,8 +197,7 @@ func TestAgentSelectKeys(t *testing.T) {
 }
 
 func TestAgentSelectedText(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
+	tab, _ := openPainted(t, "/agent")
 	evaluate[bool](t, tab, `getSelection().selectAllChildren(document.getElementById("link")), true`)
 	if got, err := tab.SelectedText(t.Context()); err != nil || got != "link" {
 		t.Errorf("SelectedText = %q, %v; want link", got, err)
@@ -217,19 +209,12 @@ func TestAgentSelectedText(t *testing.T) {
 }
 
 func TestAgentPicker(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/agent")
-	waitFrame(t, s, "of the page", func(_ image.Image) bool { return true })
-	ev := agentEvent(t, tab, s, EventPicker,
-		MouseEvent{Type: "move", X: 250, Y: 170},
-		MouseEvent{Type: "down", X: 250, Y: 170, Button: "left", Buttons: 1},
-		MouseEvent{Type: "up", X: 250, Y: 170, Button: "left"})
+	tab, s := openPainted(t, "/agent")
+	ev := agentEvent(t, tab, s, EventPicker, press(250, 170, "left", 1)...)
 	if p := ev.Picker; p == nil || p.Kind != "date" || p.Value != "2026-12-03" || p.Min != "2026-01-01" || p.Max != "" || p.X != 200 || p.Y != 150 {
 		t.Errorf("date picker = %+v", ev.Picker)
 	}
-	ev = agentEvent(t, tab, s, EventPicker,
-		MouseEvent{Type: "move", X: 250, Y: 120},
-		MouseEvent{Type: "down", X: 250, Y: 120, Button: "left", Buttons: 1},
-		MouseEvent{Type: "up", X: 250, Y: 120, Button: "left"})
+	ev = agentEvent(t, tab, s, EventPicker, press(250, 120, "left", 1)...)
 	p := ev.Picker
 	if p == nil || p.Kind != "color" || p.Value != "#112233" {
 		t.Fatalf("colour picker = %+v", p)

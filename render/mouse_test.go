@@ -5,13 +5,13 @@ import (
 	"testing"
 )
 
-// openDragPage opens /drag and waits for its first frame: input that comes
-// before the page has painted is dropped.
-func openDragPage(t *testing.T) *Tab {
+// openPainted opens path at 400×300 and waits for its first frame: input
+// that comes before the page has painted is dropped.
+func openPainted(t *testing.T, path string) (*Tab, *sink) {
 	t.Helper()
-	tab, s := openTab(t, 400, 300, 1, "/drag")
+	tab, s := openTab(t, 400, 300, 1, path)
 	waitFrame(t, s, "of the page", func(image.Image) bool { return true })
-	return tab
+	return tab, s
 }
 
 // drag presses button at (x0, y0), moves to (x1, y1) in steps and releases
@@ -35,7 +35,7 @@ func drag(t *testing.T, tab *Tab, button string, buttons int, x0, y0, x1, y1 flo
 }
 
 func TestDragSelectsText(t *testing.T) {
-	tab := openDragPage(t)
+	tab, _ := openPainted(t, "/drag")
 	// From before the first character to past the last one.
 	drag(t, tab, "left", 1, 11, 25, 390, 25)
 	if got := evaluate[string](t, tab, `getSelection().toString()`); got != "drag across this text" {
@@ -44,7 +44,7 @@ func TestDragSelectsText(t *testing.T) {
 }
 
 func TestDragMovesSlider(t *testing.T) {
-	tab := openDragPage(t)
+	tab, _ := openPainted(t, "/drag")
 	// The thumb sits at the left end; dragged to the right end.
 	drag(t, tab, "left", 1, 16, 110, 260, 110)
 	if got := evaluate[string](t, tab, `document.getElementById("r").value`); got != "100" {
@@ -53,7 +53,7 @@ func TestDragMovesSlider(t *testing.T) {
 }
 
 func TestDoubleAndMiddleClick(t *testing.T) {
-	tab := openDragPage(t)
+	tab, _ := openPainted(t, "/drag")
 	for _, ev := range []MouseEvent{
 		{Type: "move", X: 50, Y: 25},
 		{Type: "down", X: 50, Y: 25, Button: "left", Buttons: 1, ClickCount: 1},
