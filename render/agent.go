@@ -37,7 +37,7 @@ const (
 
 // Limits on what the agent reports.
 const (
-	maxAgentReport = 64 << 10 // bytes of one report
+	maxAgentReport = 512 << 10 // bytes of one report: a select's 300 options of long labels
 	// MaxSelectOptions bounds the options of a <select> that the list
 	// shows (the agent sends no more).
 	MaxSelectOptions = 300

@@ -3,8 +3,10 @@
 // the DOM with it but see none of its names, listeners' closures or the
 // binding it reports through. It tells Glovebox what headless Chromium
 // does not paint or report: the cursor shape, a <select>'s popup, the
-// context menu, fullscreen. What it reports is only a hint: Glovebox
-// checks every field before anything reaches the user.
+// context menu, fullscreen. It answers only the user's own input
+// (isTrusted): events the page makes up are no reason to open anything.
+// What it reports is only a hint: Glovebox checks every field before
+// anything reaches the user.
 (() => {
   const BINDING = '__gloveboxReport';
   if (globalThis.__gloveboxAgent) return;
@@ -73,6 +75,7 @@
     }
   }
   addEventListener('mousemove', (ev) => {
+    if (!ev.isTrusted) return;
     px = ev.clientX; py = ev.clientY;
     updateCursor(ev.composedPath()[0]);
   }, { capture: true, passive: true });
@@ -107,21 +110,21 @@
   }
   if (top) {
     addEventListener('mousedown', (ev) => {
-      if (ev.button !== 0 || ev.defaultPrevented) return;
+      if (!ev.isTrusted || ev.button !== 0 || ev.defaultPrevented) return;
       openList(ev, ev.composedPath().find((n) => n instanceof HTMLSelectElement));
     });
     // The keys that open a focused select's popup, as Chromium on Linux
     // has them (the arrows alone change the value, which Chromium does).
     addEventListener('keydown', (ev) => {
       const el = ev.composedPath()[0];
-      if (ev.defaultPrevented || !(el instanceof HTMLSelectElement)) return;
+      if (!ev.isTrusted || ev.defaultPrevented || !(el instanceof HTMLSelectElement)) return;
       if (ev.key === ' ' || ev.key === 'F4' || (ev.altKey && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp'))) openList(ev, el);
     });
 
     // Date, time and colour pickers: their popups are not painted either.
     addEventListener('click', (ev) => {
       const el = ev.composedPath()[0];
-      if (ev.defaultPrevented || !(el instanceof HTMLInputElement) || el.disabled || el.readOnly) return;
+      if (!ev.isTrusted || ev.defaultPrevented || !(el instanceof HTMLInputElement) || el.disabled || el.readOnly) return;
       const kind = String(el.type);
       if (!PICKERS.has(kind)) return;
       ev.preventDefault();
@@ -133,7 +136,7 @@
     });
 
     addEventListener('contextmenu', (ev) => {
-      if (ev.defaultPrevented) return;
+      if (!ev.isTrusted || ev.defaultPrevented) return;
       const path = ev.composedPath();
       const a = path.find((n) => n instanceof HTMLAnchorElement && n.href);
       send({ t: 'context', x: ev.clientX, y: ev.clientY, link: a ? String(a.href).slice(0, 8192) : '',

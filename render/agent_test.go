@@ -122,6 +122,32 @@ func TestAgentInvisible(t *testing.T) {
 	}
 }
 
+// TestAgentIgnoresSyntheticEvents: events the page dispatches itself open
+// no list, menu or picker: only the user's input does.
+func TestAgentIgnoresSyntheticEvents(t *testing.T) {
+	tab, s := openPainted(t, "/agent")
+	evaluate[bool](t, tab, `(() => {
+		for (const id of ["sel", "col", "day"]) {
+			const el = document.getElementById(id);
+			for (const type of ["mousedown", "click"]) el.dispatchEvent(new MouseEvent(type, { bubbles: true }));
+		}
+		const a = document.getElementById("link");
+		a.dispatchEvent(new MouseEvent("contextmenu", { bubbles: true, button: 2 }));
+		document.getElementById("text").dispatchEvent(new MouseEvent("mousemove", { bubbles: true, clientX: 150, clientY: 20 }));
+		return true
+	})()`)
+	// Events come in order: any report of those would come before this one.
+	for _, ev := range press(50, 20, "left", 1)[:1] {
+		if err := tab.Mouse(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type != EventURL && ev.Type != EventTitle })
+	if ev.Type != EventCursor || ev.Cursor != "pointer" {
+		t.Errorf("first agent event = %+v, want the user's move over the link", ev)
+	}
+}
+
 func TestAgentSelect(t *testing.T) {
 	tab, s := openPainted(t, "/agent")
 	ev := agentEvent(t, tab, s, EventSelect, press(50, 120, "left", 1)...)
