@@ -57,11 +57,19 @@
   // 'auto' resolved as Chromium resolves it.
   function cursorAt(el, x, y) {
     if (!el || el.nodeType !== 1) return 'default';
-    const value = String(getComputedStyle(el).cursor || 'auto');
+    const style = getComputedStyle(el);
+    // The resize grip of a textarea (or of any box with CSS resize).
+    if (style.resize && style.resize !== 'none') {
+      const b = el.getBoundingClientRect();
+      if (x >= b.right - 16 && y >= b.bottom - 16 && x <= b.right && y <= b.bottom) {
+        return style.resize === 'horizontal' ? 'ew-resize' : style.resize === 'vertical' ? 'ns-resize' : 'nwse-resize';
+      }
+    }
+    const value = String(style.cursor || 'auto');
     const c = value.slice(value.lastIndexOf(',') + 1).trim().slice(0, 64);
     if (c !== 'auto') return c;
     if (editable(el)) return 'text';
-    if (getComputedStyle(el).userSelect !== 'none' && overText(x, y)) return 'text';
+    if (style.userSelect !== 'none' && overText(x, y)) return 'text';
     return 'default';
   }
 

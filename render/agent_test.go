@@ -105,6 +105,8 @@ func TestAgentCursor(t *testing.T) {
 		{250, 20, "grab"},
 		{350, 20, "ew-resize"},
 		{50, 70, "default"},
+		{220, 220, "text"},
+		{295, 255, "nwse-resize"},
 	} {
 		ev := agentEvent(t, tab, s, EventCursor, MouseEvent{Type: "move", X: tt.x, Y: tt.y})
 		if ev.Cursor != tt.want {

@@ -131,6 +131,7 @@ func testPages() http.Handler {
 		<select id=sel class=at style="left:0;top:100px;width:200px"><option>One<optgroup label="Group &amp; co"><option disabled>Two<option value=3>Three
 Three</optgroup></select>
 		<button id=fs class=at style="left:0;top:150px" onclick="document.documentElement.requestFullscreen()">fs</button>
+		<textarea class=at style="left:200px;top:200px;width:100px;height:60px"></textarea>
 		<input id=col type=color value="#112233" class=at style="left:200px;top:100px">
 		<input id=day type=date value="2026-12-03" min="2026-01-01" class=at style="left:200px;top:150px;width:200px">
 		<script>window.changes = []; const s = document.getElementById("sel");
