@@ -306,6 +306,9 @@ func (t *Tab) onAgentEvent(ev any) {
 		}
 		json.Unmarshal(ev.Context.AuxData, &aux)
 		t.mu.Lock()
+		if t.agentFrames == nil {
+			t.agentFrames = map[runtime.ExecutionContextID]agentFrame{}
+		}
 		t.agentFrames[ev.Context.ID] = agentFrame{frame: aux.FrameID, unique: ev.Context.UniqueID}
 		t.mu.Unlock()
 	case *runtime.EventExecutionContextDestroyed:

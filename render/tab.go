@@ -159,15 +159,14 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		return nil, fmt.Errorf("%w: DevTools address %q is not a ws:// URL", ErrBadInput, devtoolsURL)
 	}
 	t := &Tab{
-		opt:         opt,
-		log:         opt.Log.With("component", "render"),
-		width:       opt.Width,
-		height:      opt.Height,
-		dialogs:     make(chan *page.EventJavascriptDialogOpening, 16),
-		titleKick:   make(chan struct{}, 1),
-		agentFrames: map[runtime.ExecutionContextID]agentFrame{},
-		crashed:     make(chan struct{}),
-		done:        make(chan struct{}),
+		opt:       opt,
+		log:       opt.Log.With("component", "render"),
+		width:     opt.Width,
+		height:    opt.Height,
+		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
+		titleKick: make(chan struct{}, 1),
+		crashed:   make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	t.acks.signal = make(chan struct{}, 1)
 	defer func() {
