@@ -20,8 +20,8 @@ import (
 
 // The agent is a script in an isolated world of every frame of the page
 // (agent.js): it reports what headless Chromium neither paints nor tells
-// DevTools (the cursor, a <select>'s popup, the context menu,
-// fullscreen) through a binding that exists in that world only, so the
+// DevTools (the cursor, a <select>'s popup, date, time and colour
+// pickers, the context menu, fullscreen) through a binding that exists in that world only, so the
 // page's own scripts can neither see it nor call it. The page can still
 // shape what the agent reads (its styles, its option labels, its links),
 // so every report is parsed and bounded here, and what is not one of the
@@ -272,7 +272,10 @@ func cleanLabel(s string) string {
 }
 
 // installAgent makes the binding and the agent script part of every
-// document of the page, and runs the agent in the current one.
+// document of the page, and runs the agent in the current one. Its
+// reports arrive as Runtime.bindingCalled and its worlds as
+// Runtime.executionContextCreated, which come because chromedp enables
+// the Runtime domain when it attaches.
 func (t *Tab) installAgent(ctx context.Context) error {
 	if _, err := cdp.Call(ctx, t.target, runtime.AddBinding, runtime.AddBindingParams{Name: agentBinding, ExecutionContextName: agentWorld}); err != nil {
 		return fmt.Errorf("add the agent's binding: %w", err)
