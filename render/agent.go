@@ -21,8 +21,9 @@ import (
 // The agent is a script in an isolated world of every frame of the page
 // (agent.js): it reports what headless Chromium neither paints nor tells
 // DevTools (the cursor, a <select>'s popup, date, time and colour
-// pickers, the context menu, fullscreen) through a binding that exists in that world only, so the
-// page's own scripts can neither see it nor call it. The page can still
+// pickers, the context menu, fullscreen) through a binding that exists in
+// that world only, so the page's own scripts can neither see it nor call
+// it. The page can still
 // shape what the agent reads (its styles, its option labels, its links),
 // so every report is parsed and bounded here, and what is not one of the
 // fixed shapes is dropped.

@@ -3,8 +3,9 @@
 // the DOM with it but see none of its names, listeners' closures or the
 // binding it reports through. It tells Glovebox what headless Chromium
 // does not paint or report: the cursor shape, a <select>'s popup, date,
-// time and colour pickers, the context menu, fullscreen. It answers only the user's own input
-// (isTrusted): events the page makes up are no reason to open anything.
+// time and colour pickers, the context menu, fullscreen. It answers only
+// the user's own input (isTrusted): events the page makes up are no
+// reason to open anything.
 // What it reports is only a hint: Glovebox checks every field before
 // anything reaches the user.
 (() => {
