@@ -71,3 +71,10 @@ func TestDoubleAndMiddleClick(t *testing.T) {
 		t.Errorf("events = %q, want dbl,aux1", got)
 	}
 }
+
+// TestDragAndDrop: an HTML drag and drop inside the page, with the mouse.
+func TestDragAndDrop(t *testing.T) {
+	tab, _ := openPainted(t, "/dnd")
+	drag(t, tab, "left", 1, 50, 50, 250, 60)
+	poll(t, tab, `dnd.join() === "start,drop:moved"`)
+}

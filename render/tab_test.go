@@ -137,6 +137,13 @@ Three</optgroup></select>
 		<script>window.changes = []; const s = document.getElementById("sel");
 		s.addEventListener("input", () => changes.push("input:" + s.value)); s.addEventListener("change", () => changes.push("change:" + s.value));
 		document.getElementById("col").addEventListener("change", (e) => changes.push("colour:" + e.target.value))</script>`)
+	page("/dnd", `<!doctype html><body style="margin:0">
+		<div id=src draggable=true style="position:absolute;left:10px;top:10px;width:80px;height:80px;background:#f00"></div>
+		<div id=dst style="position:absolute;left:200px;top:10px;width:100px;height:100px;background:#00f"></div>
+		<script>window.dnd = []; const d = document.getElementById("dst");
+		document.getElementById("src").addEventListener("dragstart", (e) => { e.dataTransfer.setData("text/plain", "moved"); dnd.push("start") });
+		d.addEventListener("dragover", (e) => e.preventDefault());
+		d.addEventListener("drop", (e) => { e.preventDefault(); dnd.push("drop:" + e.dataTransfer.getData("text/plain")) })</script></body>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
