@@ -78,3 +78,22 @@ func TestDragAndDrop(t *testing.T) {
 	drag(t, tab, "left", 1, 50, 50, 250, 60)
 	poll(t, tab, `dnd.join() === "start,drop:moved"`)
 }
+
+// TestTripleClickSelectsParagraph: three clicks with rising click counts
+// select the paragraph, as a local triple click does.
+func TestTripleClickSelectsParagraph(t *testing.T) {
+	tab, _ := openPainted(t, "/drag")
+	for n := 1; n <= 3; n++ {
+		for _, ev := range []MouseEvent{
+			{Type: "down", X: 50, Y: 25, Button: "left", Buttons: 1, ClickCount: n},
+			{Type: "up", X: 50, Y: 25, Button: "left", ClickCount: n},
+		} {
+			if err := tab.Mouse(t.Context(), ev); err != nil {
+				t.Fatalf("Mouse %+v: %v", ev, err)
+			}
+		}
+	}
+	if got := evaluate[string](t, tab, `getSelection().toString().trim()`); got != "drag across this text" {
+		t.Errorf("selection after a triple click = %q, want the paragraph", got)
+	}
+}
