@@ -1,16 +1,24 @@
 package render
 
 import (
-	"image"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
-// openPainted opens path at 400×300 and waits for its first frame: input
-// that comes before the page has painted is dropped.
+// openPainted opens path at 400×300 and waits until the page has painted
+// twice: input that comes before its first paint is dropped, and a frame
+// of the screencast may still be one of the page before.
 func openPainted(t *testing.T, path string) (*Tab, *sink) {
 	t.Helper()
 	tab, s := openTab(t, 400, 300, 1, path)
-	waitFrame(t, s, "of the page", func(image.Image) bool { return true })
+	_, err := chromedp.Run(tab.ctx, chromedp.Evaluate[bool](`new Promise((ok) => {
+		const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => ok(true)));
+		if (document.readyState === "complete") painted(); else addEventListener("load", painted);
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("wait for the page to paint: %v", err)
+	}
 	return tab, s
 }
 
