@@ -66,6 +66,30 @@ var mouseButtons = map[string]input.MouseButton{
 	"forward": input.MouseButtonForward,
 }
 
+// heldButtons are the DOM MouseEvent.buttons bits, in the order in which
+// a move with several buttons held names one.
+var heldButtons = []struct {
+	bit    int
+	button input.MouseButton
+}{
+	{1, input.MouseButtonLeft},
+	{2, input.MouseButtonRight},
+	{4, input.MouseButtonMiddle},
+	{8, input.MouseButtonBack},
+	{16, input.MouseButtonForward},
+}
+
+// heldButton is the button a move with buttons held drags with: the first
+// of heldButtons, or none.
+func heldButton(buttons int) input.MouseButton {
+	for _, b := range heldButtons {
+		if buttons&b.bit != 0 {
+			return b.button
+		}
+	}
+	return input.MouseButtonNone
+}
+
 // mouseParams are Input.dispatchMouseEvent's parameters, marshalled here and
 // not with cdproto's struct: that one omits zero values, and Chromium
 // rejects a wheel event without deltaX, as a vertical scroll has
@@ -116,6 +140,13 @@ func mouseEventParams(ev MouseEvent) (mouseParams, error) {
 	p := mouseParams{
 		Type: typ, X: ev.X, Y: ev.Y, Modifiers: ev.Modifiers,
 		Button: button, Buttons: ev.Buttons, ClickCount: ev.ClickCount,
+	}
+	if typ == input.DispatchMouseEventTypeMouseMoved && button == input.MouseButtonNone {
+		// Chromium drags (selects text, moves a slider's thumb, starts a
+		// drag and drop) only when a move names the button held: buttons
+		// alone moves the pointer as if no button were down. DOM mouse
+		// moves carry only buttons.
+		p.Button = heldButton(ev.Buttons)
 	}
 	switch typ {
 	case input.DispatchMouseEventTypeMousePressed, input.DispatchMouseEventTypeMouseReleased:

@@ -58,7 +58,14 @@ func TestMouseParamsJSON(t *testing.T) {
 		{MouseEvent{Type: "wheel", X: 5, Y: 6, DeltaY: 120}, []string{`"type":"mouseWheel"`, `"deltaX":0`, `"deltaY":120`, `"button":"none"`, `"clickCount":0`}, nil},
 		{MouseEvent{Type: "down", X: 5, Y: 6, Button: "left", Buttons: 1}, []string{`"type":"mousePressed"`, `"button":"left"`, `"buttons":1`, `"clickCount":1`}, []string{"deltaX"}},
 		{MouseEvent{Type: "up", X: 0, Y: 0, Button: "right", ClickCount: 2, Modifiers: ModShift}, []string{`"x":0`, `"y":0`, `"clickCount":2`, `"modifiers":8`}, nil},
-		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 4, ClickCount: 3}, []string{`"type":"mouseMoved"`, `"buttons":4`, `"clickCount":0`}, []string{"deltaY"}},
+		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 4, ClickCount: 3}, []string{`"type":"mouseMoved"`, `"buttons":4`, `"button":"middle"`, `"clickCount":0`}, []string{"deltaY"}},
+		// A move with a button held names it, or Chromium does not drag.
+		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 1}, []string{`"button":"left"`, `"buttons":1`}, nil},
+		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 3}, []string{`"button":"left"`, `"buttons":3`}, nil},
+		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 2}, []string{`"button":"right"`}, nil},
+		{MouseEvent{Type: "move", X: 1, Y: 2, Buttons: 16}, []string{`"button":"forward"`}, nil},
+		{MouseEvent{Type: "move", X: 1, Y: 2}, []string{`"button":"none"`, `"buttons":0`}, nil},
+		{MouseEvent{Type: "move", X: 1, Y: 2, Button: "right", Buttons: 3}, []string{`"button":"right"`}, nil},
 	}
 	for _, tt := range tests {
 		p, err := mouseEventParams(tt.ev)

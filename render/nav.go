@@ -63,6 +63,16 @@ type Event struct {
 	Push  bool
 	// TargetID is a popup's page (EventPopup).
 	TargetID string
+
+	// The agent's events (agent.go): Cursor is a CSS cursor keyword;
+	// Select a <select>'s popup; ContextMenu a context menu's element;
+	// Picker a date, time or colour picker; Fullscreen whether the page is
+	// in fullscreen.
+	Cursor      string
+	Select      *Select
+	ContextMenu *ContextMenu
+	Picker      *Picker
+	Fullscreen  bool
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -172,6 +182,9 @@ func (t *Tab) onCDPEvent(ev any) {
 
 	case *inspector.EventTargetCrashed:
 		t.crashOnce.Do(func() { close(t.crashed) })
+
+	default:
+		t.onAgentEvent(ev)
 	}
 }
 

@@ -133,6 +133,10 @@ type Tab struct {
 	// timer of one not reported yet (nil once reported).
 	popupMu sync.Mutex
 	popups  map[target.ID]*time.Timer
+	// agentFrames are the agent's execution contexts and their frames;
+	// cursor is the last cursor reported (agent.go).
+	agentFrames map[runtime.ExecutionContextID]agentFrame
+	cursor      string
 
 	// resizeMu serializes Resize.
 	resizeMu sync.Mutex
@@ -283,6 +287,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 			return nil
 		},
 		func() error { return t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale) },
+		func() error { return t.installAgent(tctx) },
 	}
 	errs := make(chan error, len(setup))
 	for _, f := range setup {

@@ -117,6 +117,33 @@ func testPages() http.Handler {
 		(function paint() { document.body.style.background = i++ % 2 ? "#ff0000" : "#0000ff"; requestAnimationFrame(paint) })();
 		setInterval(() => { location.hash = "f" + i }, 100);
 		</script></body>`)
+	page("/drag", `<!doctype html><body style="margin:0;font:20px/30px monospace">
+		<p id=p style="margin:10px">drag across this text</p>
+		<input id=r type=range min=0 max=100 value=0 style="position:absolute;left:10px;top:100px;width:200px;margin:0">
+		<script>window.clicks = []; addEventListener("dblclick", () => clicks.push("dbl"));
+		addEventListener("auxclick", (e) => clicks.push("aux" + e.button))</script></body>`)
+	page("/agent", `<!doctype html><style>body{margin:0;font:20px/30px monospace} .at{position:absolute;margin:0;box-sizing:border-box;width:100px;height:40px}</style>
+		<a id=link class=at href="/target" style="left:0;top:0;background:#ccf">link</a>
+		<input id=text class=at style="left:100px;top:0">
+		<div class=at style="left:200px;top:0;cursor:grab"></div>
+		<div class=at style="left:300px;top:0;cursor:url(data:image/png;base64,iVBORw0KGgo=) 2 2, ew-resize"></div>
+		<div class=at style="left:0;top:50px;user-select:none"></div>
+		<select id=sel class=at style="left:0;top:100px;width:200px"><option>One<optgroup label="Group &amp; co"><option disabled>Two<option value=3>Three
+Three</optgroup></select>
+		<button id=fs class=at style="left:0;top:150px" onclick="document.documentElement.requestFullscreen()">fs</button>
+		<textarea class=at style="left:200px;top:200px;width:100px;height:60px"></textarea>
+		<input id=col type=color value="#112233" class=at style="left:200px;top:100px">
+		<input id=day type=date value="2026-12-03" min="2026-01-01" class=at style="left:200px;top:150px;width:200px">
+		<script>window.changes = []; const s = document.getElementById("sel");
+		s.addEventListener("input", () => changes.push("input:" + s.value)); s.addEventListener("change", () => changes.push("change:" + s.value));
+		document.getElementById("col").addEventListener("change", (e) => changes.push("colour:" + e.target.value))</script>`)
+	page("/dnd", `<!doctype html><body style="margin:0">
+		<div id=src draggable=true style="position:absolute;left:10px;top:10px;width:80px;height:80px;background:#f00"></div>
+		<div id=dst style="position:absolute;left:200px;top:10px;width:100px;height:100px;background:#00f"></div>
+		<script>window.dnd = []; const d = document.getElementById("dst");
+		document.getElementById("src").addEventListener("dragstart", (e) => { e.dataTransfer.setData("text/plain", "moved"); dnd.push("start") });
+		d.addEventListener("dragover", (e) => e.preventDefault());
+		d.addEventListener("drop", (e) => { e.preventDefault(); dnd.push("drop:" + e.dataTransfer.getData("text/plain")) })</script></body>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

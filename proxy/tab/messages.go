@@ -12,12 +12,14 @@ import (
 
 // The data channel carries small JSON objects with a "t" (type) field.
 // Client → Glovebox: mouse, wheel, key, text, compose, touch, resize, nav
-// (Back, Forward, an entry of the remote history, reload).
+// (Back, Forward, an entry of the remote history, reload), select, picker,
+// fullscreen, copy.
 // Glovebox → client: url (with the remote history entry), title, dialog,
 // error, ended, viewport (the answer to resize), focus (whether a text field
 // has the focus, for a touch device's on-screen keyboard), popup (the page
 // opened a window: see popup.go), popup-refused and close (the page closed
-// itself).
+// itself), and the agent's cursor, select, picker, context, fullscreen and
+// copy (agent.go).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -47,6 +49,14 @@ type clientMsg struct {
 	Touch int `json:"touch,omitempty"`
 	// Points are, in touch, the fingers down after the change.
 	Points []touchPoint `json:"points,omitempty"`
+	// select: the user's choice of option Index in the list of popup ID
+	// (agent.go).
+	ID    int `json:"id,omitempty"`
+	Index int `json:"index,omitempty"`
+	// picker: the Value the user picked in picker ID.
+	Value string `json:"value,omitempty"`
+	// fullscreen: false, the user left fullscreen.
+	On bool `json:"on,omitempty"`
 }
 
 // touchPoint is one finger of a touch message.
@@ -153,6 +163,19 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if err := m.touchEvent().Validate(); err != nil {
 			return m, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
+	case "select":
+		if m.ID < 1 || m.ID > math.MaxInt32 || m.Index < 0 || m.Index >= render.MaxSelectOptions {
+			return m, fmt.Errorf("%w: select needs a popup id and an option index below %d", errBadMessage, render.MaxSelectOptions)
+		}
+	case "picker":
+		if m.ID < 1 || m.ID > math.MaxInt32 || !render.ValidPickerValue(m.Value) {
+			return m, fmt.Errorf("%w: picker needs a picker id and a date, time or colour value", errBadMessage)
+		}
+	case "fullscreen":
+		if m.On {
+			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
+		}
+	case "copy":
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)

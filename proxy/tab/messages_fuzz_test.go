@@ -75,6 +75,19 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		if err := msg.touchEvent().Validate(); err != nil {
 			t.Fatalf("accepted a touch message render refuses: %+v: %v", msg, err)
 		}
+	case "select":
+		if msg.ID < 1 || msg.ID > math.MaxInt32 || msg.Index < 0 || msg.Index >= render.MaxSelectOptions {
+			t.Fatalf("accepted a select render refuses: %+v", msg)
+		}
+	case "picker":
+		if msg.ID < 1 || msg.ID > math.MaxInt32 || !render.ValidPickerValue(msg.Value) || len(msg.Value) > 64 {
+			t.Fatalf("accepted a picker value render refuses: %+v", msg)
+		}
+	case "fullscreen":
+		if msg.On {
+			t.Fatalf("accepted a request to enter fullscreen: %+v", msg)
+		}
+	case "copy":
 	case "resize":
 		if msg.Touch < 0 || msg.Touch > render.MaxTouchPoints {
 			t.Fatalf("accepted a resize with %d touch points", msg.Touch)

@@ -818,6 +818,12 @@ func (t *Tab) onEvent(ev render.Event) {
 		// The landing page closes its window if it can; the tab ends.
 		t.send(serverMsg{T: "close"})
 		t.End(reasonClosedByPage)
+	case render.EventCursor, render.EventSelect, render.EventPicker, render.EventContextMenu, render.EventFullscreen:
+		if b := agentMessage(ev); b != nil {
+			if p := t.currentPeer(); p != nil {
+				p.Send(b)
+			}
+		}
 	}
 }
 
@@ -923,6 +929,14 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.Key(ctx, m.keyEvent())
 	case "text":
 		return t.page.InsertText(ctx, m.Text)
+	case "select":
+		return t.page.ChooseOption(ctx, m.ID, m.Index)
+	case "picker":
+		return t.page.SetPickerValue(ctx, m.ID, m.Value)
+	case "fullscreen":
+		return t.page.ExitFullscreen(ctx)
+	case "copy":
+		return t.copySelection(ctx)
 	case "resize":
 		w, h, s := t.m.clampViewport(m.Width, m.Height, m.DPR)
 		t.mu.Lock()

@@ -239,23 +239,41 @@ function mods(ev) {
 }
 
 const BUTTONS = ['left', 'middle', 'right', 'back', 'forward'];
+// The DOM buttons bits, in the order in which a move with several held
+// names one (render does the same).
+const HELD = [[1, 'left'], [2, 'right'], [4, 'middle'], [8, 'back'], [16, 'forward']];
+function heldButton(buttons) {
+  for (const [bit, name] of HELD) if (buttons & bit) return name;
+  return 'none';
+}
+
+// held is the buttons pressed on the video and not yet released: while
+// one is, moves and the release go to the remote page wherever the
+// pointer is (a drag may leave the video), else only those over the video.
+let held = 0;
 
 function mouse(type) {
   return (ev) => {
+    if (ev.target !== video && !(held && type !== 'down')) return;
     const p = toRemote(ev);
     const m = { t: 'mouse', type, x: p.x, y: p.y, buttons: ev.buttons, mods: mods(ev) };
-    if (type !== 'move') {
+    if (type === 'move') {
+      // Chromium drags only when a move names the button held.
+      m.button = heldButton(ev.buttons);
+      if (!ev.buttons) held = 0; // released where this page could not see it
+    } else {
       m.button = BUTTONS[ev.button] || 'none';
-      m.clicks = ev.detail || 1;
+      m.clicks = Math.min(ev.detail || 1, 5);
+      held = type === 'down' ? held | ev.buttons : ev.buttons & held;
       ev.preventDefault();
       focusInput(ev);
     }
     send(m);
   };
 }
-video.addEventListener('mousemove', mouse('move'));
+window.addEventListener('mousemove', mouse('move'));
 video.addEventListener('mousedown', mouse('down'));
-video.addEventListener('mouseup', mouse('up'));
+window.addEventListener('mouseup', mouse('up'));
 video.addEventListener('contextmenu', (ev) => ev.preventDefault());
 video.addEventListener('wheel', (ev) => {
   ev.preventDefault();

@@ -77,7 +77,7 @@ function showBlocked() {
     popupQueue.shift();
     box.remove();
     popupEl = null;
-    video.focus();
+    focusInput();
     showBlocked();
   };
   open.addEventListener('click', async () => {
