@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/remote"
@@ -120,6 +121,7 @@ type Tab struct {
 	url       string
 	title     string
 	mainFrame cdp.FrameID
+	focusCtx  runtime.ExecutionContextID // FocusedField's world, 0 until made
 
 	// resizeMu serializes Resize.
 	resizeMu sync.Mutex

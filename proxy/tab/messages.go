@@ -11,9 +11,10 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize.
+// Client → Glovebox: mouse, wheel, key, text, compose, touch, resize.
 // Glovebox → client: url, title, dialog, error, ended, viewport (the answer
-// to resize).
+// to resize), focus (whether a text field has the focus, for a touch
+// device's on-screen keyboard).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -34,6 +35,18 @@ type clientMsg struct {
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	DPR     float64 `json:"dpr,omitempty"`
+	// Touch is, in resize, how many touch points the user's device has
+	// (navigator.maxTouchPoints): the remote page sees as many.
+	Touch int `json:"touch,omitempty"`
+	// Points are, in touch, the fingers down after the change.
+	Points []touchPoint `json:"points,omitempty"`
+}
+
+// touchPoint is one finger of a touch message.
+type touchPoint struct {
+	X  float64 `json:"x"`
+	Y  float64 `json:"y"`
+	ID int64   `json:"id"`
 }
 
 // serverMsg is what Glovebox tells the landing page.
@@ -49,12 +62,19 @@ type serverMsg struct {
 	Width  int     `json:"width,omitempty"`
 	Height int     `json:"height,omitempty"`
 	DPR    float64 `json:"dpr,omitempty"`
+	// focus: whether what has the focus remotely takes text, and the
+	// keyboard it asks for (its inputmode).
+	Editable  bool   `json:"editable,omitempty"`
+	InputMode string `json:"inputmode,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
 var errBadMessage = errors.New("bad message")
 
-const maxTextInput = 4096
+const (
+	maxTextInput   = 4096
+	maxComposeText = 1024
+)
 
 // parseClientMsg decodes and checks one data-channel message. Garbage gets an
 // error that names what is wrong; nothing the client sends reaches Chromium
@@ -71,6 +91,12 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e6 {
 			return m, fmt.Errorf("%w: number out of range", errBadMessage)
 		}
+	}
+	if len(m.Points) == 0 {
+		m.Points = nil // "points":[] is no points, as its absence is
+	}
+	if len(m.Points) > 0 && m.T != "touch" {
+		return m, fmt.Errorf("%w: touch points in a %q message", errBadMessage, m.T)
 	}
 	// Input is checked here with render's own rules, so that a message the
 	// page would refuse is refused at once, as every other bad message is,
@@ -95,9 +121,21 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if len(m.Text) > maxTextInput {
 			return m, fmt.Errorf("%w: text longer than %d bytes", errBadMessage, maxTextInput)
 		}
+	case "compose":
+		if len(m.Text) > maxComposeText {
+			return m, fmt.Errorf("%w: composition longer than %d bytes", errBadMessage, maxComposeText)
+		}
+	case "touch":
+		if err := m.touchEvent().Validate(); err != nil {
+			return m, fmt.Errorf("%w: %w", errBadMessage, err)
+		}
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)
+		}
+		if m.Touch < 0 || m.Touch > render.MaxTouchPoints {
+			// More points than any screen has: the page sees the most it may.
+			m.Touch = render.MaxTouchPoints
 		}
 	case "":
 		return m, fmt.Errorf("%w: no message type", errBadMessage)
@@ -127,6 +165,14 @@ func (m clientMsg) wheelEvent() render.MouseEvent {
 
 func (m clientMsg) keyEvent() render.KeyEvent {
 	return render.KeyEvent{Type: m.Type, Key: m.Key, Code: m.Code, KeyCode: m.KeyCode, Modifiers: m.Mods}
+}
+
+func (m clientMsg) touchEvent() render.TouchEvent {
+	ev := render.TouchEvent{Type: m.Type, Modifiers: m.Mods}
+	for _, p := range m.Points {
+		ev.Points = append(ev.Points, render.TouchPoint{X: p.X, Y: p.Y, ID: p.ID})
+	}
+	return ev
 }
 
 func encodeServerMsg(m serverMsg) []byte {

@@ -4,13 +4,16 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/render"
 )
 
 // FuzzClientMsg feeds arbitrary bytes to the data-channel message parser, as
 // a landing page (or anyone holding a tab's token) may send them. Seeds are
-// the messages proxy/web/app.js sends, in testdata/fuzz/FuzzClientMsg.
+// the messages proxy/web/app/*.js send, in testdata/fuzz/FuzzClientMsg.
 func FuzzClientMsg(f *testing.F) {
 	m := &Manager{cfg: DefaultConfig()}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -32,7 +35,7 @@ func FuzzClientMsg(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded %s: %v", again, err)
 		}
-		if msg2 != msg {
+		if !reflect.DeepEqual(msg2, msg) {
 			t.Fatalf("round trip changed the message:\n%+v\n%+v", msg, msg2)
 		}
 	})
@@ -64,7 +67,18 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		if !utf8.ValidString(msg.Text) || len(msg.Text) > maxTextInput {
 			t.Fatalf("accepted text that is not UTF-8 of at most %d bytes: %q", maxTextInput, msg.Text)
 		}
+	case "compose":
+		if !utf8.ValidString(msg.Text) || len(msg.Text) > maxComposeText {
+			t.Fatalf("accepted a composition that is not UTF-8 of at most %d bytes: %q", maxComposeText, msg.Text)
+		}
+	case "touch":
+		if err := msg.touchEvent().Validate(); err != nil {
+			t.Fatalf("accepted a touch message render refuses: %+v: %v", msg, err)
+		}
 	case "resize":
+		if msg.Touch < 0 || msg.Touch > render.MaxTouchPoints {
+			t.Fatalf("accepted a resize with %d touch points", msg.Touch)
+		}
 		if msg.Width <= 0 || msg.Height <= 0 {
 			t.Fatalf("accepted a resize to %dx%d", msg.Width, msg.Height)
 		}

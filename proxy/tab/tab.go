@@ -455,6 +455,8 @@ type Tab struct {
 	width      int
 	height     int
 	scale      float64
+	touch      int                   // the user's device's touch points, as the page sees them
+	focusBusy  bool                  // a FocusedField is under way
 	stats      stream.Stats          // summed over peers that have gone
 	retired    map[*stream.Peer]bool // true once the peer's counters are in stats
 	errorsSent int
@@ -846,7 +848,23 @@ func (t *Tab) apply(m clientMsg) error {
 	defer cancel()
 	switch m.T {
 	case "mouse":
-		return t.page.Mouse(ctx, m.mouseEvent())
+		if err := t.page.Mouse(ctx, m.mouseEvent()); err != nil {
+			return err
+		}
+		if m.Type == "up" {
+			t.reportFocus()
+		}
+		return nil
+	case "touch":
+		if err := t.page.Touch(ctx, m.touchEvent()); err != nil {
+			return err
+		}
+		if m.Type == "end" {
+			t.reportFocus()
+		}
+		return nil
+	case "compose":
+		return t.page.Compose(ctx, m.Text)
 	case "wheel":
 		return t.page.Mouse(ctx, m.wheelEvent())
 	case "key":
@@ -864,12 +882,53 @@ func (t *Tab) apply(m clientMsg) error {
 				return err
 			}
 		}
+		t.mu.Lock()
+		touchChanged := m.Touch != t.touch
+		t.touch = m.Touch
+		t.mu.Unlock()
+		if touchChanged {
+			if err := t.page.SetTouch(ctx, m.Touch); err != nil {
+				return err
+			}
+		}
 		// The landing page maps input with the viewport in effect, which
 		// the caps may have made smaller than the window it asked for.
 		t.send(serverMsg{T: "viewport", Width: w, Height: h, DPR: s})
 		return nil
 	}
 	return nil
+}
+
+// reportFocus tells a touch device's landing page whether a text field has
+// the focus now, after a tap or a click, so that it can raise or lower the
+// on-screen keyboard. It reads in the background, one read at a time, so that
+// a page busy in its click handler holds up no input; a desktop (no touch
+// points) has no on-screen keyboard and is not asked for.
+func (t *Tab) reportFocus() {
+	t.mu.Lock()
+	if t.touch == 0 || t.focusBusy {
+		t.mu.Unlock()
+		return
+	}
+	t.focusBusy = true
+	t.mu.Unlock()
+	go func() {
+		defer func() {
+			t.mu.Lock()
+			t.focusBusy = false
+			t.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(t.ctx, 2*time.Second)
+		defer cancel()
+		editable, mode, err := t.page.FocusedField(ctx)
+		if err != nil {
+			if t.ctx.Err() == nil {
+				t.log.Debug("read the remote focus", "err", err)
+			}
+			return
+		}
+		t.send(serverMsg{T: "focus", Editable: editable, InputMode: mode})
+	}()
 }
 
 // End marks the tab ended, once, for reason; run tears it down.

@@ -150,7 +150,7 @@ function send(m) {
 // changes when the server says which viewport it applied.
 function sendResize() {
   const v = viewport();
-  send({ t: 'resize', width: v.width, height: v.height, dpr: v.dpr });
+  send({ t: 'resize', width: v.width, height: v.height, dpr: v.dpr, touch: navigator.maxTouchPoints || 0 });
 }
 
 // Feature files register for the server's message types and for the data
@@ -237,7 +237,7 @@ function mouse(type) {
       m.button = BUTTONS[ev.button] || 'none';
       m.clicks = ev.detail || 1;
       ev.preventDefault();
-      video.focus();
+      focusInput(ev);
     }
     send(m);
   };
@@ -252,29 +252,6 @@ video.addEventListener('wheel', (ev) => {
   const p = toRemote(ev);
   send({ t: 'wheel', x: p.x, y: p.y, dx: ev.deltaX * k, dy: ev.deltaY * k, mods: mods(ev) });
 }, { passive: false });
-
-// Keys the user's own browser keeps: closing, new tabs, reload, fullscreen, devtools.
-function browserKey(ev) {
-  if ((ev.ctrlKey || ev.metaKey) && 'wtnrlq'.includes(ev.key.toLowerCase())) return true;
-  return ev.key === 'F5' || ev.key === 'F11' || ev.key === 'F12';
-}
-
-function key(type) {
-  return (ev) => {
-    if (ev.isComposing || browserKey(ev)) return;
-    // Ctrl/Cmd+V arrives as a paste event with the text instead.
-    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === 'v') return;
-    ev.preventDefault();
-    send({ t: 'key', type, key: ev.key, code: ev.code, keyCode: ev.keyCode, mods: mods(ev) });
-  };
-}
-window.addEventListener('keydown', key('down'));
-window.addEventListener('keyup', key('up'));
-window.addEventListener('compositionend', (ev) => { if (ev.data) send({ t: 'text', text: ev.data }); });
-window.addEventListener('paste', (ev) => {
-  const text = ev.clipboardData && ev.clipboardData.getData('text/plain');
-  if (text) { ev.preventDefault(); send({ t: 'text', text: text.slice(0, 4096) }); }
-});
 
 let resizeTimer = 0;
 window.addEventListener('resize', () => {

@@ -3,4 +3,4 @@ start().catch((e) => {
   ended = true;
   show(e.message || String(e), 'error');
 });
-video.focus();
+focusInput();
