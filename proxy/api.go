@@ -75,6 +75,8 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
+	d, _ := s.effective(u, reqInfoOf(r).user)
+	req.Audio = d.Audio
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	s.writeTab(w, http.StatusCreated, t, err)
 }

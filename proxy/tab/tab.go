@@ -202,6 +202,10 @@ type Request struct {
 	Width  int     `json:"width"`
 	Height int     `json:"height"`
 	DPR    float64 `json:"dpr"`
+	// Audio lets the tab play the remote page's sound to the user: the
+	// policy rule's audio. The proxy sets it from policy; a client never
+	// can, so it is off unless the proxy says otherwise.
+	Audio bool `json:"-"`
 }
 
 // Create registers a tab and starts its browser in the background.
@@ -217,7 +221,7 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
-		width: w, height: h, scale: s,
+		width: w, height: h, scale: s, audio: req.Audio,
 	}
 	t.lastActive.Store(time.Now().UnixNano())
 	t.log = m.log.With("tab", t.id)
@@ -432,6 +436,7 @@ type Tab struct {
 	user     string
 	owner    string // who may use the token: see tabOwner
 	url      string
+	audio    bool   // the user may hear the tab (policy): peers get an audio track
 	logURL   string // url as it may be logged: no credentials
 	host     string
 	created  time.Time
@@ -484,6 +489,7 @@ func (t *Tab) run() {
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
+	defer t.readSound()() // tabsound.go
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -569,6 +575,9 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 		OnMessage:      func(b []byte) { t.onMessage(peer, b) },
 		OnOpen:         func() { t.onOpen(peer) },
 		OnMessageError: func(err error) { t.sendError(peer, err) },
+		// Without it the answer has no audio and the browser's sound is
+		// never read (tabsound.go): nothing of it leaves the sandbox.
+		Audio: t.audio,
 	})
 	if err != nil {
 		return "", fmt.Errorf("new peer: %w", err)
@@ -669,6 +678,10 @@ func addCounters(sum *stream.Stats, s stream.Stats) {
 	sum.FramesSent += s.FramesSent
 	sum.FramesSkipped += s.FramesSkipped
 	sum.EncodeTime += s.EncodeTime
+	sum.AudioFrames += s.AudioFrames
+	sum.AudioPackets += s.AudioPackets
+	sum.AudioBytes += s.AudioBytes
+	sum.AudioEncodeTime += s.AudioEncodeTime
 }
 
 // Media is the media of one open tab, for metrics.

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/glovebox/glovebox/proxy/policy"
+)
+
+// soundColour is sound.html's background.
+var soundColour = rgb{200, 0, 120}
+
+// heard is what the user's page measures of the sound it receives.
+type heard struct {
+	Err         string  // why nothing was measured
+	AudioTracks int     // audio tracks in the video element's stream
+	VideoTracks int     // video tracks in the same stream
+	Muted       bool    // the video element's muted
+	Button      bool    // the "click for sound" button shows
+	Tone        float64 // dB at 440 Hz, from an AnalyserNode on the received track
+	Far         float64 // dB at 3 kHz, where the tone has nothing
+}
+
+// listen measures, in the user's landing page, the received audio track with
+// a WebAudio AnalyserNode (made once, on the first call).
+func listen(ctx context.Context) (heard, error) {
+	const js = `(() => {
+		const v = document.getElementById('glovebox-screen');
+		const b = document.getElementById('glovebox-sound');
+		const s = v && v.srcObject;
+		if (!s) return { Err: 'no stream' };
+		const r = { AudioTracks: s.getAudioTracks().length, VideoTracks: s.getVideoTracks().length,
+			Muted: v.muted, Button: !!b && !b.hidden, Tone: -200, Far: -200 };
+		if (!r.AudioTracks) return r;
+		if (!window.__soundTest) {
+			const ac = new AudioContext();
+			const an = ac.createAnalyser();
+			an.fftSize = 4096;
+			ac.createMediaStreamSource(new MediaStream([s.getAudioTracks()[0]])).connect(an);
+			window.__soundTest = { ac, an };
+		}
+		const { ac, an } = window.__soundTest;
+		const d = new Float32Array(an.frequencyBinCount);
+		an.getFloatFrequencyData(d);
+		const bin = (hz) => Math.round(hz * an.fftSize / ac.sampleRate);
+		let tone = -200;
+		for (let i = bin(440) - 2; i <= bin(440) + 2; i++) tone = Math.max(tone, d[i]);
+		r.Tone = tone;
+		r.Far = Math.max(-200, d[bin(3000)]);
+		if (ac.state !== 'running') r.Err = 'analyser context ' + ac.state;
+		return r;
+	})()`
+	return chromedp.Run(ctx, chromedp.Evaluate[heard](js))
+}
+
+// tabOf waits for the tab_start of the tab that opened url's path.
+func tabOf(t *testing.T, g *glovebox, path string) string {
+	t.Helper()
+	var tab string
+	waitFor(t, 60*time.Second, "tab_start of "+path, func() (bool, string) {
+		for _, e := range g.audit.events() {
+			if u, _ := e["url"].(string); e["event"] == "tab_start" && strings.Contains(u, path) {
+				tab, _ = e["tab"].(string)
+				return true, ""
+			}
+		}
+		return false, ""
+	})
+	return tab
+}
+
+// audioPackets is the tab's glovebox_tab_audio_packets_total.
+func audioPackets(t *testing.T, admin, tab string) float64 {
+	t.Helper()
+	v, _, ok := seriesValue(scrapeMetrics(t, admin), "glovebox_tab_audio_packets_total", tab)
+	if !ok {
+		t.Fatalf("no glovebox_tab_audio_packets_total for tab %s", tab)
+	}
+	return v
+}
+
+// readsFIFO reports whether this process (Glovebox in the test) has a
+// browser's sound device open.
+func readsFIFO() bool {
+	fds, _ := os.ReadDir("/proc/self/fd")
+	for _, fd := range fds {
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasSuffix(l, "/audio.fifo") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSound is issue 11's sound: a silent remote page, whose audio runs,
+// sends no audio packet, though the user's page has the audio track, in
+// the video's own stream; once the page plays a 440 Hz tone (on the user's
+// click, which unmutes the landing page too), the user's page hears it at
+// 440 Hz, well above silence.
+func TestSound(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g := startGlovebox(t, func(c *Config) { c.Admin.Listen = admin })
+	ctx := userBrowser(t, g.addr)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	tab := tabOf(t, g, "/sound")
+	waitFor(t, 60*time.Second, "the remote page's audio to run", func() (bool, string) {
+		r := site.lastReport("playing")
+		return r != "", r
+	})
+	if got := site.lastReport("playing"); got != "0" {
+		t.Fatalf("the page's gain is %s, want 0 (silent)", got)
+	}
+	var h heard
+	waitFor(t, 60*time.Second, "the audio track in the video's stream", func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.AudioTracks == 1 && h.VideoTracks == 1, fmt.Sprintf("%+v %v", h, err)
+	})
+	if !readsFIFO() {
+		t.Error("Glovebox does not read the browser's sound device")
+	}
+	// Two seconds of digital silence have gone through the sound device.
+	if n := audioPackets(t, admin, tab); n != 0 {
+		t.Errorf("a silent page sent %v audio packets, want 0", n)
+	}
+
+	// The user's click reaches the remote page, which plays its tone.
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(400, 300)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the remote page's tone", func() (bool, string) {
+		r := site.lastReport("tone")
+		return r != "", r
+	})
+	waitFor(t, 60*time.Second, "the tone at 440 Hz in the user's page", func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
+	})
+	t.Logf("heard: %+v", h)
+	if h.Muted || h.Button {
+		t.Errorf("the landing page is still muted (%v) or asks for a click (%v) after the user's click", h.Muted, h.Button)
+	}
+	if n := audioPackets(t, admin, tab); n == 0 {
+		t.Error("the tone was heard but the tab counts no audio packets")
+	}
+}
+
+// TestSoundOffByPolicy: a rule with audio: false gives the tab no audio
+// track, and Glovebox does not read the sound device of its browser,
+// while the remote page plays a tone.
+func TestSoundOffByPolicy(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	g := startGlovebox(t, func(c *Config) {
+		c.Admin.Listen = admin
+		c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules,
+			policy.Rule{Name: "quiet", Host: "127.0.0.1", Action: policy.ActionIsolate, Audio: new(false)})
+	})
+	ctx := userBrowser(t, g.addr)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound?tone")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	tab := tabOf(t, g, "/sound")
+	waitFor(t, 60*time.Second, "the remote page's tone to play", func() (bool, string) {
+		r := site.lastReport("playing")
+		return r != "", r
+	})
+	if got := site.lastReport("playing"); got != "0.5" {
+		t.Fatalf("the page's gain is %s, want 0.5 (a tone)", got)
+	}
+	h, err := listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.AudioTracks != 0 || h.VideoTracks != 1 || h.Button {
+		t.Errorf("with audio off the user's page has %d audio tracks (button %v), want none beside the video", h.AudioTracks, h.Button)
+	}
+	if readsFIFO() {
+		t.Error("Glovebox reads the sound device of a tab whose rule has audio off")
+	}
+	if n := audioPackets(t, admin, tab); n != 0 {
+		t.Errorf("a tab with audio off sent %v audio packets", n)
+	}
+}
