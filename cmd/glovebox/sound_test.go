@@ -46,6 +46,9 @@ func listen(ctx context.Context) (heard, error) {
 			window.__soundTest = { ac, an };
 		}
 		const { ac, an } = window.__soundTest;
+		// Made before the user's first click, it starts suspended where
+		// the browser wants a gesture; after the click it may run.
+		if (ac.state === 'suspended') ac.resume();
 		const d = new Float32Array(an.frequencyBinCount);
 		an.getFloatFrequencyData(d);
 		const bin = (hz) => Math.round(hz * an.fftSize / ac.sampleRate);
@@ -194,4 +197,35 @@ func TestSoundOffByPolicy(t *testing.T) {
 	if n := audioPackets(t, admin, tab); n != 0 {
 		t.Errorf("a tab with audio off sent %v audio packets", n)
 	}
+}
+
+// TestSoundClickForSound: when the user's browser refuses sound without a
+// gesture, the landing page plays the video muted and shows "click for
+// sound"; the user's first click unmutes it and the tone is heard.
+func TestSoundClickForSound(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	ctx := userBrowser(t, g.addr, chromedp.Flag("autoplay-policy", "document-user-activation-required"))
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound?tone")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	var h heard
+	waitFor(t, 60*time.Second, "the click-for-sound button", func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.AudioTracks == 1 && h.Button, fmt.Sprintf("%+v %v", h, err)
+	})
+	if !h.Muted {
+		t.Errorf("the landing page shows the button but is not muted: %+v", h)
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(400, 300)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the tone heard after the click", func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.Err == "" && !h.Muted && !h.Button && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
+	})
 }
