@@ -34,10 +34,11 @@ func TestWithSound(t *testing.T) {
 // tonePage plays a 440 Hz tone as soon as it loads.
 const tonePage = `data:text/html,<script>const a=new AudioContext(),o=a.createOscillator();o.frequency.value=440;o.connect(a.destination);o.start()</script>`
 
-// openPage opens u in a new target of the process runtime's browser b.
-func openPage(t *testing.T, b *Browser, u string) {
+// openPage opens u in a new target of the browser whose DevTools is at
+// the ws:// address devtools, reachable over TCP.
+func openPage(t *testing.T, devtools, u string) {
 	t.Helper()
-	d, err := url.Parse(b.DevToolsURL)
+	d, err := url.Parse(devtools)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestProcessSound(t *testing.T) {
 	}
 
 	// What the page plays comes out of the FIFO.
-	openPage(t, b, tonePage)
+	openPage(t, b.DevToolsURL, tonePage)
 	if peak := readSound(t, b.AudioPath); peak < 1000 {
 		t.Errorf("the tone's peak is %d, want a tone well above silence", peak)
 	}

@@ -229,3 +229,32 @@ func TestSoundClickForSound(t *testing.T) {
 		return err == nil && h.Err == "" && !h.Muted && !h.Button && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
 	})
 }
+
+// TestSoundContainerd: the tone of a page in a containerd-isolated tab, whose
+// browser was started warm (before any rule was known) and plays into a
+// sound device in its own container, reaches the user's page.
+func TestSoundContainerd(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 1, nil)
+	waitFor(t, 60*time.Second, "a warm container", func() (bool, string) {
+		return g.pool.Stats().Ready == 1, fmt.Sprintf("%+v", g.pool.Stats())
+	})
+	ctx := userBrowser(t, g.addr)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound?tone")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	var h heard
+	waitFor(t, 60*time.Second, "the tone at 440 Hz in the user's page", func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
+	})
+	t.Logf("heard: %+v", h)
+	for _, e := range g.audit.events() {
+		if e["event"] == "tab_start" && e["warm"] != true {
+			t.Errorf("the tab's browser was not a warm one: %v", e)
+		}
+	}
+}
