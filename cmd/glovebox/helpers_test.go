@@ -60,6 +60,7 @@ func newTestSite(t testing.TB) *testSite {
 	s := &testSite{marker: "GBMARK" + hex.EncodeToString(b), reports: map[string][]string{}, served: map[string]int{}}
 	files := map[string]string{"/": "index.html", "/next": "next.html", "/animated": "animated.html", "/nettest": "nettest.html", "/app.js": "app.js", "/style.css": "style.css", "/keys": "keys.html"}
 	files["/sound"] = "sound.html"
+	files["/sync"] = "sync.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
