@@ -127,6 +127,10 @@ func (s *Server) apiHandoff(w http.ResponseWriter, r *http.Request) {
 		t.End("left isolation for " + u.Hostname())
 		return
 	}
+	// The tab now shows a site of its own rule: it is heard only if
+	// that rule allows it, from this moment (its sound stops at once).
+	d, _ := s.effective(u, t.User())
+	t.SetAudio(d.Audio)
 	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u))})
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +258,56 @@ func TestSoundContainerd(t *testing.T) {
 		if e["event"] == "tab_start" && e["warm"] != true {
 			t.Errorf("the tab's browser was not a warm one: %v", e)
 		}
+	}
+}
+
+// TestSoundOffAfterHandoff: a tab heard on one site whose remote page moves
+// to a site whose rule has audio off stops being heard: the landing page
+// it is handed over to gets no audio track, and Glovebox stops reading the
+// browser's sound device, while the new page plays its tone.
+func TestSoundOffAfterHandoff(t *testing.T) {
+	needChromium(t)
+	loud, quiet := newTestSite(t), newTestSite(t) // two origins: two ports
+	g := startGlovebox(t, func(c *Config) {
+		c.Proxy.Policy.Rules = append([]policy.Rule{{Name: "quiet", URLRegex: "^" + regexp.QuoteMeta(quiet.URL) + "/",
+			Action: policy.ActionIsolate, Audio: new(false)}}, c.Proxy.Policy.Rules...)
+	})
+	ctx := userBrowser(t, g.addr)
+	start := loud.URL + "/sound?tone&next=" + url.QueryEscape(quiet.URL+"/sound?tone")
+	if err := chromedp.Do(ctx, chromedp.Navigate(start)); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	waitFor(t, 60*time.Second, "the tone heard on the first site", func() (bool, string) {
+		h, err := listen(ctx)
+		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
+	})
+	if !readsFIFO() {
+		t.Fatal("Glovebox does not read the sound device on the first site")
+	}
+
+	// The click takes the remote page to the quiet site, and the user's
+	// tab follows it there.
+	if err := chromedp.Do(ctx, chromedp.MouseClickXY(400, 300)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the landing page on the quiet site", func() (bool, string) {
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.origin`))
+		return err == nil && loc == quiet.URL, loc
+	})
+	waitFor(t, 60*time.Second, "the quiet site's tone to play", func() (bool, string) {
+		r := quiet.lastReport("playing")
+		return r == "0.5", r
+	})
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	h, err := listen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.AudioTracks != 0 || h.VideoTracks != 1 {
+		t.Errorf("on the quiet site the user's page has %d audio tracks, want none beside the video", h.AudioTracks)
+	}
+	if readsFIFO() {
+		t.Error("Glovebox still reads the sound device of a tab on a site with audio off")
 	}
 }

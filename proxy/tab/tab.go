@@ -221,8 +221,9 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
-		width: w, height: h, scale: s, audio: req.Audio,
+		width: w, height: h, scale: s,
 	}
+	t.audio.Store(req.Audio)
 	t.lastActive.Store(time.Now().UnixNano())
 	t.log = m.log.With("tab", t.id)
 
@@ -436,7 +437,6 @@ type Tab struct {
 	user     string
 	owner    string // who may use the token: see tabOwner
 	url      string
-	audio    bool   // the user may hear the tab (policy): peers get an audio track
 	logURL   string // url as it may be logged: no credentials
 	host     string
 	created  time.Time
@@ -452,6 +452,9 @@ type Tab struct {
 
 	inputs     chan clientMsg
 	lastActive atomic.Int64
+
+	audio atomic.Bool // the user may hear the tab (policy): peers get an audio track
+	sound soundReader // tabsound.go
 
 	mu         sync.Mutex
 	peer       *stream.Peer
@@ -489,7 +492,8 @@ func (t *Tab) run() {
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
-	defer t.readSound()() // tabsound.go
+	t.sound.start(t)
+	defer t.sound.end()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -577,7 +581,7 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 		OnMessageError: func(err error) { t.sendError(peer, err) },
 		// Without it the answer has no audio and the browser's sound is
 		// never read (tabsound.go): nothing of it leaves the sandbox.
-		Audio: t.audio,
+		Audio: t.audio.Load(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("new peer: %w", err)
