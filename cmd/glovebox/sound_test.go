@@ -102,6 +102,39 @@ func readsFIFO() bool {
 	return false
 }
 
+// openSound opens page (a path of sound.html) in the user's browser through
+// g and waits for its video, then for its audio to have run two seconds,
+// and checks the gain it reports.
+func openSound(t *testing.T, g *glovebox, site *testSite, page, gain string) context.Context {
+	t.Helper()
+	ctx := userBrowser(t, g.addr)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+page)); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	waitFor(t, 60*time.Second, "the remote page's audio to run", func() (bool, string) {
+		r := site.lastReport("playing")
+		return r != "", r
+	})
+	if got := site.lastReport("playing"); got != gain {
+		t.Fatalf("the page's gain is %s, want %s", got, gain)
+	}
+	return ctx
+}
+
+// waitTone waits for the user's page to hear a 440 Hz tone well above
+// silence, and returns what it heard.
+func waitTone(t *testing.T, ctx context.Context, what string) heard {
+	t.Helper()
+	var h heard
+	waitFor(t, 60*time.Second, "the tone at 440 Hz in the user's page "+what, func() (bool, string) {
+		var err error
+		h, err = listen(ctx)
+		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
+	})
+	return h
+}
+
 // TestSound is issue 11's sound: a silent remote page, whose audio runs,
 // sends no audio packet, though the user's page has the audio track, in
 // the video's own stream; once the page plays a 440 Hz tone (on the user's
@@ -112,19 +145,8 @@ func TestSound(t *testing.T) {
 	site := newTestSite(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	g := startGlovebox(t, func(c *Config) { c.Admin.Listen = admin })
-	ctx := userBrowser(t, g.addr)
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound")); err != nil {
-		t.Fatal(err)
-	}
-	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	ctx := openSound(t, g, site, "/sound", "0") // silent
 	tab := tabOf(t, g, "/sound")
-	waitFor(t, 60*time.Second, "the remote page's audio to run", func() (bool, string) {
-		r := site.lastReport("playing")
-		return r != "", r
-	})
-	if got := site.lastReport("playing"); got != "0" {
-		t.Fatalf("the page's gain is %s, want 0 (silent)", got)
-	}
 	var h heard
 	waitFor(t, 60*time.Second, "the audio track in the video's stream", func() (bool, string) {
 		var err error
@@ -147,11 +169,7 @@ func TestSound(t *testing.T) {
 		r := site.lastReport("tone")
 		return r != "", r
 	})
-	waitFor(t, 60*time.Second, "the tone at 440 Hz in the user's page", func() (bool, string) {
-		var err error
-		h, err = listen(ctx)
-		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
-	})
+	h = waitTone(t, ctx, "after the click")
 	t.Logf("heard: %+v", h)
 	if h.Muted || h.Button {
 		t.Errorf("the landing page is still muted (%v) or asks for a click (%v) after the user's click", h.Muted, h.Button)
@@ -173,19 +191,8 @@ func TestSoundOffByPolicy(t *testing.T) {
 		c.Proxy.Policy.Rules = append(c.Proxy.Policy.Rules,
 			policy.Rule{Name: "quiet", Host: "127.0.0.1", Action: policy.ActionIsolate, Audio: new(false)})
 	})
-	ctx := userBrowser(t, g.addr)
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound?tone")); err != nil {
-		t.Fatal(err)
-	}
-	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
+	ctx := openSound(t, g, site, "/sound?tone", "0.5")
 	tab := tabOf(t, g, "/sound")
-	waitFor(t, 60*time.Second, "the remote page's tone to play", func() (bool, string) {
-		r := site.lastReport("playing")
-		return r != "", r
-	})
-	if got := site.lastReport("playing"); got != "0.5" {
-		t.Fatalf("the page's gain is %s, want 0.5 (a tone)", got)
-	}
 	h, err := listen(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -242,18 +249,8 @@ func TestSoundContainerd(t *testing.T) {
 	waitFor(t, 60*time.Second, "a warm container", func() (bool, string) {
 		return g.pool.Stats().Ready == 1, fmt.Sprintf("%+v", g.pool.Stats())
 	})
-	ctx := userBrowser(t, g.addr)
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/sound?tone")); err != nil {
-		t.Fatal(err)
-	}
-	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
-	var h heard
-	waitFor(t, 60*time.Second, "the tone at 440 Hz in the user's page", func() (bool, string) {
-		var err error
-		h, err = listen(ctx)
-		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
-	})
-	t.Logf("heard: %+v", h)
+	ctx := openSound(t, g, site, "/sound?tone", "0.5")
+	t.Logf("heard: %+v", waitTone(t, ctx, "from the container"))
 	for _, e := range g.audit.events() {
 		if e["event"] == "tab_start" && e["warm"] != true {
 			t.Errorf("the tab's browser was not a warm one: %v", e)
@@ -278,10 +275,7 @@ func TestSoundOffAfterHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForColour(t, ctx, 700, 400, soundColour, 60*time.Second)
-	waitFor(t, 60*time.Second, "the tone heard on the first site", func() (bool, string) {
-		h, err := listen(ctx)
-		return err == nil && h.Err == "" && h.Tone > -50 && h.Tone-h.Far > 20, fmt.Sprintf("%+v %v", h, err)
-	})
+	waitTone(t, ctx, "on the first site")
 	if !readsFIFO() {
 		t.Fatal("Glovebox does not read the sound device on the first site")
 	}
