@@ -61,7 +61,7 @@ func pulseArgs(bin, socket, fifo string) []string {
 		"--exit-idle-time=-1", "--disallow-exit", "--disallow-module-loading",
 		"--disable-shm=yes",                   // memfd and SysV shm are not needed for one client
 		"--realtime=no", "--high-priority=no", // no rtkit over D-Bus
-		"--log-target=stderr", "--log-level=warning",
+		"--log-target=stderr", "--log-level=error",
 		"--load=module-native-protocol-unix socket=" + socket + " auth-anonymous=1",
 		fmt.Sprintf("--load=module-pipe-sink file=%s sink_name=glovebox format=s16le rate=%d channels=%d use_system_clock_for_timing=yes",
 			fifo, AudioRate, AudioChannels),
