@@ -92,6 +92,12 @@ type Browser struct {
 	// browser has no network of its own (the process runtime, or a
 	// container runtime without a Networker).
 	Addr net.IP
+	// AudioPath is the FIFO on the host to which the browser's sound
+	// device writes what the browser plays: s16le, AudioChannels channels
+	// at AudioRate, nothing while it plays nothing. Reading it is for
+	// Glovebox's user only. Empty when the runtime gives browsers no
+	// sound device (its pulseaudio setting is empty): they are muted.
+	AudioPath string
 	// Warm reports that the browser was started ahead by the pool, before
 	// any tab asked for it. The pool sets it; runtimes leave it false.
 	Warm bool

@@ -28,6 +28,9 @@ type ProcessConfig struct {
 	// StartTimeout is how long a browser may take to open DevTools before
 	// the start fails.
 	StartTimeout time.Duration `mapstructure:"start_timeout"`
+	// PulseAudio is the PulseAudio program that gives each browser a sound
+	// device of its own, run as User beside it; empty mutes the browsers.
+	PulseAudio string `mapstructure:"pulseaudio"`
 	// TempDir is where the temporary profile directories go. It must be
 	// reachable by User. Empty means the system's temporary directory
 	// ($TMPDIR, or /tmp).
@@ -40,6 +43,7 @@ func DefaultProcessConfig() ProcessConfig {
 		Chromium:     "/usr/lib/chromium/chromium",
 		User:         "nobody",
 		StartTimeout: 20 * time.Second,
+		PulseAudio:   "/usr/bin/pulseaudio",
 		TempDir:      os.TempDir(),
 	}
 }
@@ -58,6 +62,9 @@ func (c ProcessConfig) Validate() error {
 	errs = append(errs, flagErrors(c.Flags, nil)...)
 	if c.StartTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("start_timeout: %v must be positive", c.StartTimeout))
+	}
+	if c.PulseAudio != "" && !filepath.IsAbs(c.PulseAudio) {
+		errs = append(errs, fmt.Errorf("pulseaudio: %q must be an absolute path, or empty for no sound", c.PulseAudio))
 	}
 	if c.TempDir != "" && !filepath.IsAbs(c.TempDir) {
 		errs = append(errs, fmt.Errorf("temp_dir: %q must be an absolute path", c.TempDir))

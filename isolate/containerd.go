@@ -459,6 +459,19 @@ func (st *ctrStart) createContainer() error {
 	// The cgroups come with the task, and go once the container has.
 	st.undo.add(func(context.Context) error { return removeCgroups(st.id) })
 	s := ctrSpec{id: st.id, cfg: c.cfg, spec: st.spec, rootfs: c.rootfs, binds: c.binds, hosts: st.hostsPath(), policy: c.policyFile(), ipv6: c.ipv6}
+	if c.cfg.PulseAudio != "" {
+		// The sound device's FIFO is made in a directory of the
+		// browser's user inside the container's own (0700, Glovebox's):
+		// the host reads it there, no one else.
+		s.sound = filepath.Join(st.dir, "sound")
+		if err := os.Mkdir(s.sound, 0o700); err != nil {
+			return fmt.Errorf("start container %s: %w", st.id, err)
+		}
+		if err := os.Chown(s.sound, c.cfg.UID, c.cfg.GID); err != nil {
+			return fmt.Errorf("start container %s: %w", st.id, err)
+		}
+		st.b.AudioPath = filepath.Join(s.sound, audioFIFOName)
+	}
 	if c.nw != nil {
 		s.egressPort = c.nw.EgressPort()
 	}

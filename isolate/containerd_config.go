@@ -57,6 +57,11 @@ type ContainerdConfig struct {
 	// turn the sandbox off, take DevTools or the profile from Glovebox, or
 	// change the proxy are refused.
 	Flags []string `mapstructure:"flags"`
+	// PulseAudio is the PulseAudio program inside the container's root
+	// that gives the browser a sound device, run in the same container
+	// as the same user; empty mutes the browsers. In "host" mode it must
+	// be under /usr.
+	PulseAudio string `mapstructure:"pulseaudio"`
 	// UID and GID are the unprivileged user and group Chromium runs as
 	// inside the container. Chromium's sandbox refuses to run as root.
 	UID int `mapstructure:"uid"`
@@ -93,6 +98,7 @@ func DefaultContainerdConfig() ContainerdConfig {
 		Binary:       "containerd",
 		RootFS:       RootFSHost,
 		Chromium:     "/usr/lib/chromium/chromium",
+		PulseAudio:   "/usr/bin/pulseaudio",
 		UID:          1000,
 		GID:          1000,
 		MemoryMB:     1024,
@@ -151,6 +157,11 @@ func (c ContainerdConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("chromium: %q must be an absolute path", c.Chromium))
 	} else if c.RootFS == RootFSHost && !strings.HasPrefix(filepath.Clean(c.Chromium), "/usr/") {
 		errs = append(errs, fmt.Errorf("chromium: %q must be under /usr, the only program directory rootfs \"host\" binds", c.Chromium))
+	}
+	if c.PulseAudio != "" && !filepath.IsAbs(c.PulseAudio) {
+		errs = append(errs, fmt.Errorf("pulseaudio: %q must be an absolute path, or empty for no sound", c.PulseAudio))
+	} else if c.PulseAudio != "" && c.RootFS == RootFSHost && !strings.HasPrefix(filepath.Clean(c.PulseAudio), "/usr/") {
+		errs = append(errs, fmt.Errorf("pulseaudio: %q must be under /usr, the only program directory rootfs \"host\" binds", c.PulseAudio))
 	}
 	errs = append(errs, flagErrors(c.Flags, proxyFlags)...)
 	if c.UID <= 0 {

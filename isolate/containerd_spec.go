@@ -30,6 +30,12 @@ const (
 	devtoolsPort = 9222
 	// egressHost names the egress proxy in the container's /etc/hosts.
 	egressHost = "glovebox-egress"
+	// containerPulse is the sound device's runtime directory, with its
+	// socket, on the home tmpfs: only the browser's user reaches it.
+	containerPulse = containerHome + "/" + pulseDirName
+	// containerSound is where the container's sound directory is bound:
+	// the FIFO the sound device writes, which the host reads.
+	containerSound = "/run/glovebox-sound"
 )
 
 // Labels on every container of Glovebox's.
@@ -78,6 +84,9 @@ type ctrSpec struct {
 	// ipv6 is set when the kernel has IPv6, which is then turned off in
 	// the container (runc fails on sysctls the kernel lacks).
 	ipv6 bool
+	// sound is the host directory bound at containerSound, where the
+	// sound device makes its FIFO; empty without a sound device.
+	sound string
 }
 
 // containerLabels are the labels of the container serving tabID.
@@ -107,7 +116,36 @@ func containerArgs(s ctrSpec) []string {
 		// anything on the container's own loopback (DevTools listens there).
 		args = slices.Insert(args, len(args)-1, proxy, "--proxy-bypass-list=<-loopback>")
 	}
+	if s.sound != "" {
+		args = soundArgs(s.cfg.PulseAudio, withSound(args))
+	}
 	return args
+}
+
+// soundArgs is the container's command line with a sound device: a shell
+// starts PulseAudio in the background, waits for its FIFO (a second at
+// most: without it Chromium plays into nothing, and still runs), then
+// runs Chromium in its place, so that Chromium stays the container's init.
+// Chromium's args are the shell's "$@"; PulseAudio's, fixed by Glovebox
+// and its configuration, are quoted into the script.
+func soundArgs(pulseaudio string, chromium []string) []string {
+	var script strings.Builder
+	for _, kv := range pulseEnv(containerHome, containerPulse) {
+		script.WriteString(kv + " ")
+	}
+	for _, a := range pulseArgs(pulseaudio, containerPulse+"/"+pulseSocketName, containerSound+"/"+audioFIFOName) {
+		script.WriteString(shellQuote(a) + " ")
+	}
+	script.WriteString("&\n")
+	script.WriteString("i=0\nwhile [ ! -p " + containerSound + "/" + audioFIFOName + " ] && [ $i -lt 100 ]; do sleep 0.01; i=$((i+1)); done\n")
+	script.WriteString("export PULSE_SERVER=unix:" + containerPulse + "/" + pulseSocketName + "\n")
+	script.WriteString(`exec "$@"`)
+	return slices.Concat([]string{"/bin/sh", "-c", script.String(), "sh"}, chromium)
+}
+
+// shellQuote quotes s as one word for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // specOpts builds one container's OCI spec. Applied to an empty spec they
@@ -153,6 +191,11 @@ func specOpts(s ctrSpec) []oci.SpecOpts {
 		oci.WithMemoryLimit(uint64(s.cfg.MemoryMB) << 20),
 		oci.WithCPUCFS(int64(s.cfg.CPUs*cpuPeriod), cpuPeriod),
 		oci.WithPidsLimit(int64(s.cfg.Pids)),
+	}
+	if s.sound != "" {
+		// After the /run tmpfs, so that the bind lands inside it.
+		opts = append(opts, withMount(specs.Mount{Destination: containerSound, Type: "bind", Source: s.sound,
+			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}}))
 	}
 	if s.ipv6 {
 		opts = append(opts, withSysctls(map[string]string{

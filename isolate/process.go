@@ -149,12 +149,25 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 		}
 	}
 
-	cmd := exec.Command(p.cfg.Chromium, chromiumArgs(dir, spec, p.cfg.Flags)...)
-	cmd.Dir = dir
 	// A fresh environment: nothing of Glovebox's own (proxy settings,
 	// secrets) reaches the browser. HOME is the profile, so whatever
 	// Chromium writes outside --user-data-dir is removed with it.
-	cmd.Env = []string{"HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	env := []string{"HOME=" + dir, "PATH=/usr/local/bin:/usr/bin:/bin"}
+	args := chromiumArgs(dir, spec, p.cfg.Flags)
+	if p.cfg.PulseAudio != "" {
+		// The sound device first: Chromium connects to it when its
+		// audio service starts, and would fall back to none.
+		socket, err := pb.startSound(ctx, p.cfg.PulseAudio, p.cred, p.cfg.StartTimeout)
+		if err != nil {
+			return nil, err
+		}
+		b.AudioPath = filepath.Join(dir, audioFIFOName)
+		env = append(env, "PULSE_SERVER=unix:"+socket)
+		args = withSound(args)
+	}
+	cmd := exec.Command(p.cfg.Chromium, args...)
+	cmd.Dir = dir
+	cmd.Env = env
 	cmd.SysProcAttr = sysProcAttr(p.cred)
 
 	// Give Chromium the pipe as an *os.File, so that Wait does not wait for
@@ -214,6 +227,71 @@ type procBrowser struct {
 	tail    tailBuffer
 
 	outputDone chan struct{} // closed when the output reader has read EOF
+
+	// pulse is the browser's sound device, nil without one; pulseDone is
+	// closed once it is reaped.
+	pulse     *exec.Cmd
+	pulseDone chan struct{}
+}
+
+// startSound starts the browser's sound device (sound.go) as cred and
+// returns its socket once its FIFO is there.
+func (pb *procBrowser) startSound(ctx context.Context, bin string, cred *syscall.Credential, timeout time.Duration) (string, error) {
+	run := filepath.Join(pb.dir, pulseDirName)
+	if err := os.Mkdir(run, 0o700); err != nil {
+		return "", fmt.Errorf("start sound device: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(run, int(cred.Uid), int(cred.Gid)); err != nil {
+			return "", fmt.Errorf("start sound device: %w", err)
+		}
+	}
+	socket := filepath.Join(run, pulseSocketName)
+	args := pulseArgs(bin, socket, filepath.Join(pb.dir, audioFIFOName))
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = pb.dir
+	cmd.Env = pulseEnv(pb.dir, run)
+	cmd.SysProcAttr = sysProcAttr(cred)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return "", fmt.Errorf("start sound device: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return "", fmt.Errorf("start sound device %s: %w", bin, err)
+	}
+	done := make(chan struct{})
+	pb.mu.Lock()
+	pb.pulse, pb.pulseDone = cmd, done
+	pb.mu.Unlock()
+	go func() {
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := "pulseaudio: " + sc.Text()
+			pb.mu.Lock()
+			pb.tail.WriteLine(line)
+			pb.mu.Unlock()
+			pb.log.Debug("pulseaudio output", "line", sc.Text())
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		pb.mu.Lock()
+		closing := pb.closing
+		pb.mu.Unlock()
+		if !closing {
+			pb.log.Warn("sound device exited", "pid", cmd.Process.Pid, "err", err)
+		}
+		close(done)
+	}()
+	if err := waitFIFO(ctx, filepath.Join(pb.dir, audioFIFOName), done, timeout); err != nil {
+		return "", fmt.Errorf("%w: %s", err, pb.stderrTail())
+	}
+	return socket, nil
 }
 
 // waitDevTools polls the profile's DevToolsActivePort, which Chromium writes
@@ -310,6 +388,9 @@ func (pb *procBrowser) stop(b *Browser) error {
 			errs = append(errs, fmt.Errorf("kill browser %s: pid %d did not exit", b.ID, pgid))
 		}
 	}
+	if err := pb.stopSound(); err != nil {
+		errs = append(errs, fmt.Errorf("kill browser %s: %w", b.ID, err))
+	}
 	if err := os.RemoveAll(pb.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove profile: %w", err))
 	}
@@ -317,4 +398,30 @@ func (pb *procBrowser) stop(b *Browser) error {
 		pb.log.Info("browser closed")
 	}
 	return errors.Join(errs...)
+}
+
+// stopSound kills the sound device, if any, and waits for it to be reaped.
+// killTree has usually killed it already (its command line names the
+// profile): this is for the group it leads and the reaping.
+func (pb *procBrowser) stopSound() error {
+	pb.mu.Lock()
+	cmd, done := pb.pulse, pb.pulseDone
+	pb.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill sound device %d: %w", cmd.Process.Pid, err)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("sound device pid %d did not exit", cmd.Process.Pid)
+	}
 }

@@ -76,6 +76,8 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "not_isolated", "policy does not isolate this URL")
 		return
 	}
+	d, _ := s.effective(u, reqInfoOf(r).user)
+	req.Audio = d.Audio
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	s.writeTab(w, http.StatusCreated, t, err)
 }
@@ -133,6 +135,10 @@ func (s *Server) handOver(w http.ResponseWriter, t *tab.Tab, rawURL string) {
 		t.End("left isolation for " + u.Hostname())
 		return
 	}
+	// The tab now shows a site of its own rule: it is heard only if
+	// that rule allows it, from this moment (its sound stops at once).
+	d, _ := s.effective(u, t.User())
+	t.SetAudio(d.Audio)
 	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u)), "url": u.String()})
 }
 

@@ -162,6 +162,8 @@ type testClient struct {
 
 	playoutOK, playoutBad atomic.Int64
 	packets               atomic.Int64
+	audio                 chan *rtp.Packet // the audio track's packets (clientOpts.audio)
+	audioPT               chan uint8       // the audio track's negotiated payload type, once
 }
 
 type clientOpts struct {
@@ -169,6 +171,8 @@ type clientOpts struct {
 	codec     string // default VP8
 	noVideo   bool
 	noChannel bool
+	// audio adds a recvonly Opus transceiver, as the landing page does.
+	audio bool
 	// lose, if set, drops the incoming RTP packets it returns true for,
 	// before any interceptor (NACK) sees them: packets lost on the way.
 	lose func(*rtp.Header) bool
@@ -214,6 +218,13 @@ func newTestClient(t *testing.T, o clientOpts) *testClient {
 	}
 	must(t, me.RegisterCodec(codec, webrtc.RTPCodecTypeVideo))
 	must(t, me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo))
+	if o.audio {
+		must(t, me.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine: "minptime=10;useinbandfec=1"},
+			PayloadType: 109, // not ours: the server must use the offer's
+		}, webrtc.RTPCodecTypeAudio))
+	}
 	ir := &interceptor.Registry{}
 	if o.lose != nil {
 		ir.Add(loseFactory{o.lose}) // first: nearest the network
@@ -236,14 +247,21 @@ func newTestClient(t *testing.T, o clientOpts) *testClient {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	must(t, err)
 	c := &testClient{
-		pc:     pc,
-		frames: make(chan rxFrame, 512),
-		msgs:   make(chan webrtc.DataChannelMessage, 64),
-		open:   make(chan struct{}),
+		pc:      pc,
+		frames:  make(chan rxFrame, 512),
+		msgs:    make(chan webrtc.DataChannelMessage, 64),
+		open:    make(chan struct{}),
+		audio:   make(chan *rtp.Packet, 4096),
+		audioPT: make(chan uint8, 1),
 	}
 	t.Cleanup(func() { _ = pc.Close() })
 	if !o.noVideo {
 		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		must(t, err)
+	}
+	if o.audio {
+		_, err = pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
 			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
 		must(t, err)
 	}
@@ -298,6 +316,19 @@ func (c *testClient) connect(t *testing.T, p *Peer) string {
 // readTrack reassembles VP8 frames from RTP (dropping incomplete ones) and
 // decodes them in order.
 func (c *testClient) readTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	if tr.Kind() == webrtc.RTPCodecTypeAudio {
+		c.audioPT <- uint8(tr.PayloadType())
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			select {
+			case c.audio <- pkt:
+			default:
+			}
+		}
+	}
 	var playoutID uint8
 	for _, e := range recv.GetParameters().HeaderExtensions {
 		if e.URI == PlayoutDelayURI {

@@ -64,6 +64,10 @@ type PeerOptions struct {
 	// OnMessageError is told about dropped messages (an error wrapping
 	// ErrMessageTooLarge); nil logs them instead.
 	OnMessageError func(err error)
+	// Audio sends the tab's sound (WriteAudio) on an Opus track, when the
+	// offer has an audio section. Off, or for an offer without one, the
+	// answer has no audio and WriteAudio drops what it is given.
+	Audio bool
 }
 
 // Stats are a Peer's counters since it was created.
@@ -86,6 +90,13 @@ type Stats struct {
 	FractionLost  float64       // fraction of packets lost, 0-1, from the last receiver report
 	PacketsLost   int64         // cumulative packets lost, from the last receiver report
 	Codec         string        // the codec sent ("vp8", "h264"), "" before the browser's offer
+
+	Audio           bool          // an audio track was negotiated
+	AudioFrames     uint64        // Opus frames encoded (silence past a short tail is not)
+	AudioPackets    uint64        // audio RTP packets sent
+	AudioBytes      uint64        // audio payload bytes sent
+	AudioEncodeTime time.Duration // total time spent in the Opus encoder
+	AudioResyncs    uint64        // times the audio clock was taken again from WriteAudio's times (pauses)
 }
 
 type peerStats struct {
@@ -96,6 +107,9 @@ type peerStats struct {
 	packetsLost                                           atomic.Int64
 	encodeTime, decodeTime                                atomic.Int64
 	width, height                                         atomic.Int64
+
+	audioFrames, audioPackets, audioBytes, audioResyncs atomic.Uint64
+	audioEncodeTime                                     atomic.Int64
 }
 
 // Peer is the WebRTC connection of one tab: a video track (VP8 or H.264) fed by Submit
@@ -106,6 +120,8 @@ type Peer struct {
 	opts  PeerOptions
 	pc    *webrtc.PeerConnection
 	track *videoTrack
+	// audio is set by Answer when the offer takes audio and opts.Audio is on.
+	audio atomic.Pointer[audioSender]
 	bwe   cc.BandwidthEstimator
 	media *media // owned by the encoder goroutine until it exits
 
@@ -231,6 +247,20 @@ func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, e
 	p.wg.Add(1)
 	p.mu.Unlock()
 	go p.readRTCP(sender)
+	if p.opts.Audio && offerWantsAudio(offerSDP) {
+		if err := p.addAudio(); err != nil {
+			return "", err
+		}
+	}
+	// pion would answer an audio section it has no track for as sendonly:
+	// the browser would wait for sound that never comes.
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeAudio && tr.Sender() == nil {
+			if err := tr.Stop(); err != nil {
+				return "", fmt.Errorf("answer: refuse audio: %w", err)
+			}
+		}
+	}
 
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
@@ -252,6 +282,38 @@ func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, e
 		return "", fmt.Errorf("answer: %w", ErrClosed)
 	}
 	return local.SDP, nil
+}
+
+// addAudio adds the audio track, which takes the offer's audio transceiver.
+func (p *Peer) addAudio() error {
+	a, err := newAudioSender()
+	if err != nil {
+		return fmt.Errorf("answer: %w", err)
+	}
+	sender, err := p.pc.AddTrack(a.track)
+	if err != nil {
+		a.close()
+		return fmt.Errorf("answer: add audio track: %w", err)
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		a.close()
+		return fmt.Errorf("answer: %w", ErrClosed)
+	}
+	p.audio.Store(a)
+	p.wg.Add(1)
+	p.mu.Unlock()
+	// The interceptors (reports, TWCC) see the audio RTCP only if it is read.
+	go func() {
+		defer p.wg.Done()
+		for {
+			if _, _, err := sender.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
 }
 
 // readRTCP reads the receiver's RTCP (after the interceptors have seen it)
@@ -356,6 +418,13 @@ func (p *Peer) Stats() Stats {
 		FractionLost:  float64(s.fractionLost256.Load()) / 256,
 		PacketsLost:   s.packetsLost.Load(),
 		Codec:         p.codec(),
+
+		Audio:           p.audio.Load() != nil,
+		AudioFrames:     s.audioFrames.Load(),
+		AudioPackets:    s.audioPackets.Load(),
+		AudioBytes:      s.audioBytes.Load(),
+		AudioEncodeTime: time.Duration(s.audioEncodeTime.Load()),
+		AudioResyncs:    s.audioResyncs.Load(),
 	}
 }
 
@@ -393,6 +462,9 @@ func (p *Peer) Close() error {
 		p.dropPending()
 		if p.media != nil {
 			p.media.close()
+		}
+		if a := p.audio.Load(); a != nil {
+			a.close()
 		}
 		p.srv.removePeer(p)
 		p.markDone()

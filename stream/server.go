@@ -105,6 +105,9 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	if err := registerVideoCodecs(me, cfg.codecs()); err != nil { // codec.go
 		return nil, err
 	}
+	if err := registerAudioCodec(me); err != nil { // audio.go
+		return nil, err
+	}
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI},
 		webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("register playout-delay: %w", err)

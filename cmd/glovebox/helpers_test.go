@@ -65,6 +65,8 @@ func newTestSite(t testing.TB) *testSite {
 	files["/history-c"] = "history.html"
 	files["/popups"], files["/popups-child"] = "popups.html", "popups-child.html"
 	files["/agent"] = "agent.html"
+	files["/sound"] = "sound.html"
+	files["/sync"] = "sync.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {

@@ -68,6 +68,11 @@ type Rule struct {
 	// the matched sites' certificates besides the system's roots and
 	// tls.extra_ca_files (an internal PKI).
 	CAFile string `mapstructure:"ca_file"`
+	// Audio, on an isolate rule, sends the remote page's sound to the user
+	// (an audio track beside the video). Unset means on; false keeps every
+	// sound in the remote browser: the tab gets no audio track and Glovebox
+	// does not read the browser's sound device.
+	Audio *bool `mapstructure:"audio"`
 }
 
 // PolicyConfig is the ordered list of rules; the first that matches wins.
@@ -95,6 +100,9 @@ type Decision struct {
 	// NoInspect and CAFile are the matched allow rule's.
 	NoInspect bool
 	CAFile    string
+	// Audio says an isolated tab may play its sound to the user: the
+	// matched isolate rule's audio, on unless it says false.
+	Audio bool
 }
 
 // Policy decides allow, isolate or block for each request.
@@ -111,6 +119,7 @@ type compiledRule struct {
 
 	noInspect bool
 	caFile    string
+	audio     bool
 }
 
 // ErrPolicy is wrapped by every policy configuration error.
@@ -134,7 +143,10 @@ func New(c Config) (*Policy, error) {
 		if !r.Action.valid() {
 			return nil, fmt.Errorf("%w: %s: action %q: want allow, isolate or block", ErrPolicy, where, r.Action)
 		}
-		cr := compiledRule{name: name, action: r.Action, noInspect: r.NoInspect, caFile: r.CAFile}
+		cr := compiledRule{name: name, action: r.Action, noInspect: r.NoInspect, caFile: r.CAFile, audio: r.Audio == nil || *r.Audio}
+		if r.Audio != nil && r.Action != ActionIsolate {
+			return nil, fmt.Errorf("%w: %s: audio applies only to isolate rules", ErrPolicy, where)
+		}
 		if (r.NoInspect || r.CAFile != "") && r.Action != ActionAllow {
 			return nil, fmt.Errorf("%w: %s: no_inspect and ca_file apply only to allow rules", ErrPolicy, where)
 		}
@@ -206,10 +218,10 @@ func (p *Policy) Decide(u *url.URL, user string) Decision {
 	}
 	for _, r := range p.rules {
 		if (r.who == nil || r.who[user]) && (r.match == nil || r.match(host, u)) {
-			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile}
+			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile, Audio: r.audio}
 		}
 	}
-	return Decision{Action: p.def, Rule: "default"}
+	return Decision{Action: p.def, Rule: "default", Audio: true}
 }
 
 // DecideOrigin is Decide for u's origin alone (scheme://host:port/, no

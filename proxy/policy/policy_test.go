@@ -86,6 +86,7 @@ func TestPolicyErrors(t *testing.T) {
 		{"two matchers", Config{Rules: []Rule{{Host: "a", Domain: "b", Action: ActionAllow}}}, "found 2"},
 		{"bad regex", Config{Rules: []Rule{{Name: "r", URLRegex: "(", Action: ActionBlock}}}, "url_regex"},
 		{"bad glob", Config{Rules: []Rule{{Name: "g", Glob: "[", Action: ActionBlock}}}, "glob"},
+		{"audio on allow", Config{Rules: []Rule{{Name: "s", Host: "a", Action: ActionAllow, Audio: new(true)}}}, "audio applies only to isolate rules"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +145,33 @@ func TestPolicyIPLiteralForms(t *testing.T) {
 		}
 		if d := p.Decide(u, ""); d.Rule != tc.rule {
 			t.Errorf("%s: rule %q, want %q", tc.url, d.Rule, tc.rule)
+		}
+	}
+}
+
+// TestPolicyAudio: sound is on for isolated tabs unless their rule says
+// audio: false.
+func TestPolicyAudio(t *testing.T) {
+	p, err := New(Config{Rules: []Rule{
+		{Name: "quiet", Domain: "quiet.example", Action: ActionIsolate, Audio: new(false)},
+		{Name: "loud", Domain: "loud.example", Action: ActionIsolate, Audio: new(true)},
+		{Name: "plain", Domain: "plain.example", Action: ActionIsolate},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		url  string
+		want bool
+	}{
+		{"https://www.quiet.example/", false},
+		{"https://loud.example/", true},
+		{"https://plain.example/", true},
+		{"https://other.example/", true}, // the default
+	} {
+		u, _ := url.Parse(tt.url)
+		if d := p.Decide(u, ""); d.Audio != tt.want {
+			t.Errorf("%s: Audio = %v (rule %s), want %v", tt.url, d.Audio, d.Rule, tt.want)
 		}
 	}
 }

@@ -205,6 +205,10 @@ type Request struct {
 	Width  int     `json:"width"`
 	Height int     `json:"height"`
 	DPR    float64 `json:"dpr"`
+	// Audio lets the tab play the remote page's sound to the user: the
+	// policy rule's audio. The proxy sets it from policy; a client never
+	// can, so it is off unless the proxy says otherwise.
+	Audio bool `json:"-"`
 }
 
 // Create registers a tab and starts its browser in the background.
@@ -216,6 +220,7 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := m.newTab(u, clientIP, user, w, h, s)
+	t.audio.Store(req.Audio)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.admit(t); err != nil {
@@ -473,6 +478,9 @@ type Tab struct {
 	inputs     chan clientMsg
 	lastActive atomic.Int64
 
+	audio atomic.Bool // the user may hear the tab (policy): peers get an audio track
+	sound soundReader // tabsound.go
+
 	mu         sync.Mutex
 	peer       *stream.Peer
 	detachedAt time.Time
@@ -513,6 +521,13 @@ func (t *Tab) run() {
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
+	// A browser has one sound device, which its first tab reads: a popup,
+	// sharing its opener's browser, is heard through the opener's tab (a
+	// FIFO read by two would give each half of the sound).
+	if t.opener == nil {
+		t.sound.start(t)
+		defer t.sound.end()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -607,6 +622,9 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 		OnMessage:      func(b []byte) { t.onMessage(peer, b) },
 		OnOpen:         func() { t.onOpen(peer) },
 		OnMessageError: func(err error) { t.sendError(peer, err) },
+		// Without it the answer has no audio and the browser's sound is
+		// never read (tabsound.go): nothing of it leaves the sandbox.
+		Audio: t.audio.Load(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("new peer: %w", err)
@@ -709,6 +727,10 @@ func addCounters(sum *stream.Stats, s stream.Stats) {
 	sum.FramesSent += s.FramesSent
 	sum.FramesSkipped += s.FramesSkipped
 	sum.EncodeTime += s.EncodeTime
+	sum.AudioFrames += s.AudioFrames
+	sum.AudioPackets += s.AudioPackets
+	sum.AudioBytes += s.AudioBytes
+	sum.AudioEncodeTime += s.AudioEncodeTime
 }
 
 // Media is the media of one open tab, for metrics.

@@ -21,6 +21,8 @@ func MediaMetrics(tabs func() []Media) func(emit audit.Emit) {
 			emit("glovebox_tab_keyframes_total", "Keyframes sent to the tab's viewer.", "counter", float64(s.Keyframes), l...)
 			emit("glovebox_tab_media_bytes_total", "Video payload bytes sent to the tab's viewer.", "counter", float64(s.BytesSent), l...)
 			emit("glovebox_tab_encode_seconds_total", "Time spent encoding the tab's video.", "counter", s.EncodeTime.Seconds(), l...)
+			emit("glovebox_tab_audio_packets_total", "Audio packets sent to the tab's viewer (none while the page is silent).", "counter", float64(s.AudioPackets), l...)
+			emit("glovebox_tab_audio_bytes_total", "Audio payload bytes sent to the tab's viewer.", "counter", float64(s.AudioBytes), l...)
 			if !t.Attached {
 				continue
 			}

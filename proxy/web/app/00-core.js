@@ -80,6 +80,9 @@ async function getTab() {
 async function newPeer() {
   const p = new RTCPeerConnection({ iceServers: [], bundlePolicy: 'max-bundle' });
   p.addTransceiver('video', { direction: 'recvonly' });
+  // The remote page's sound (60-sound.js); Glovebox refuses it when
+  // policy keeps the tab silent.
+  p.addTransceiver('audio', { direction: 'recvonly' });
   const d = p.createDataChannel('glovebox', { ordered: true });
   const offer = await p.createOffer();
   const applied = p.setLocalDescription(offer);
@@ -99,9 +102,14 @@ async function connect(tab, peer) {
     for (const fn of openHandlers) fn();
   };
   dc.onmessage = (e) => onServerMessage(e.data);
+  // Video and sound in one stream on one element, so that they play in
+  // step (Glovebox sends them as one stream too).
+  const media = new MediaStream();
   pc.ontrack = (e) => {
-    video.srcObject = new MediaStream([e.track]);
+    media.addTrack(e.track);
+    if (video.srcObject !== media) video.srcObject = media;
     video.play().catch(() => {});
+    for (const fn of trackHandlers) fn(e.track);
   };
   pc.onconnectionstatechange = () => {
     if (!ended && !leaving && pc.connectionState === 'failed') {
@@ -157,7 +165,10 @@ function sendResize() {
 // channel's opening (each attach: first load, reload, hand-over).
 const messageHandlers = {};
 const openHandlers = [];
+const trackHandlers = [];
 function onMessage(type, fn) { messageHandlers[type] = fn; }
+// onTrack(fn) runs fn(track) for each media track the peer receives.
+function onTrack(fn) { trackHandlers.push(fn); }
 function onOpen(fn) { openHandlers.push(fn); }
 
 function onServerMessage(data) {
