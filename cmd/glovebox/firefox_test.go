@@ -134,17 +134,7 @@ func (f *firefox) eval(js string, v any) error {
 // Chromium.
 func (f *firefox) pixel(x, y int) (rgb, bool, error) {
 	var res []int
-	if err := f.eval(fmt.Sprintf(`(() => {
-		const v = document.querySelector('video');
-		if (!v || v.readyState < 2 || !v.videoWidth) return [];
-		const c = document.createElement('canvas');
-		c.width = v.videoWidth; c.height = v.videoHeight;
-		const g = c.getContext('2d');
-		g.drawImage(v, 0, 0);
-		const px = Math.floor(%d * v.videoWidth / window.innerWidth), py = Math.floor(%d * v.videoHeight / window.innerHeight);
-		const d = g.getImageData(px, py, 1, 1).data;
-		return [d[0], d[1], d[2]];
-	})()`, x, y), &res); err != nil {
+	if err := f.eval(fmt.Sprintf(videoPixelJS, x, y), &res); err != nil {
 		return rgb{}, false, err
 	}
 	if len(res) != 3 {

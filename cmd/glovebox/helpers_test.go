@@ -391,10 +391,10 @@ func (c rgb) near(o rgb, tol int) bool {
 
 func (c rgb) String() string { return fmt.Sprintf("rgb(%d,%d,%d)", c[0], c[1], c[2]) }
 
-// videoPixel reads the colour at CSS point (x, y) of the landing page's
-// video, drawn to a canvas in the user's page.
-func videoPixel(ctx context.Context, x, y int) (rgb, bool, error) {
-	js := fmt.Sprintf(`(() => {
+// videoPixelJS is the expression, for fmt.Sprintf with x and y, that reads
+// the colour at CSS point (x, y) of the landing page's video, drawn to a
+// canvas in the user's page: [r, g, b], or [] before the first frame.
+const videoPixelJS = `(() => {
 		const v = document.querySelector('video');
 		if (!v || v.readyState < 2 || !v.videoWidth) return [];
 		const c = document.createElement('canvas');
@@ -404,8 +404,12 @@ func videoPixel(ctx context.Context, x, y int) (rgb, bool, error) {
 		const px = Math.floor(%d * v.videoWidth / window.innerWidth), py = Math.floor(%d * v.videoHeight / window.innerHeight);
 		const d = g.getImageData(px, py, 1, 1).data;
 		return [d[0], d[1], d[2]];
-	})()`, x, y)
-	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](js))
+	})()`
+
+// videoPixel reads the colour at CSS point (x, y) of the landing page's
+// video in the user's Chromium.
+func videoPixel(ctx context.Context, x, y int) (rgb, bool, error) {
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](fmt.Sprintf(videoPixelJS, x, y)))
 	if err != nil {
 		return rgb{}, false, err
 	}
