@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/inspector"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
@@ -23,9 +24,17 @@ const (
 	EventURL EventType = "url"
 	// EventTitle is sent when the page's title changed to Title (at URL).
 	EventTitle EventType = "title"
-	// EventDialog is sent when a JavaScript dialog of kind Dialog showed
-	// Message; the tab answers it itself.
+	// EventDialog is sent when a JavaScript dialog of kind Dialog opened
+	// with Message (and, for a prompt, Default), at URL. It stays open, and
+	// the page waits, until AnswerDialog answers ID (see dialog.go).
 	EventDialog EventType = "dialog"
+	// EventAuth is sent when a request of the page (at URL) met an HTTP
+	// authentication challenge of Scheme (basic, digest) for Realm. The
+	// request waits until AnswerAuth answers ID.
+	EventAuth EventType = "auth"
+	// EventDialogClosed is sent when the dialog or sign-in ID went away
+	// (answered, closed by the browser, or its page navigated away).
+	EventDialogClosed EventType = "dialog-closed"
 	// EventCrashed is sent when the page's renderer crashed (at URL, with
 	// Title); Done is closed after it.
 	EventCrashed EventType = "crashed"
@@ -52,6 +61,12 @@ type Event struct {
 	// Dialog is a dialog's kind: "alert", "confirm", "prompt" or
 	// "beforeunload".
 	Dialog string
+	// ID names a dialog or sign-in in the answer to it.
+	ID string
+	// Default is a prompt's default text.
+	Default string
+	// Realm and Scheme are a sign-in's (the server's WWW-Authenticate).
+	Realm, Scheme string
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -111,6 +126,7 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.mainFrame = ev.Frame.ID
 		t.url = u
 		t.mu.Unlock()
+		t.onMainFrameNavigated()
 		t.emit(Event{Type: EventURL, URL: u})
 		t.kickTitle()
 
@@ -135,14 +151,16 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.kickTitle()
 
 	case *page.EventJavascriptDialogOpening:
-		t.emit(Event{Type: EventDialog, URL: ev.URL, Message: ev.Message, Dialog: string(ev.Type)})
-		select {
-		case t.dialogs <- ev:
-		default:
-			// A dialog blocks its page until answered, so a page
-			// cannot have many open; this cannot happen.
-			t.log.Warn("too many dialogs open; one is left unanswered")
-		}
+		t.onDialogOpening(ev)
+
+	case *page.EventJavascriptDialogClosed:
+		t.closeDialog()
+
+	case *fetch.EventRequestPaused:
+		t.onRequestPaused(ev)
+
+	case *fetch.EventAuthRequired:
+		t.onAuthRequired(ev)
 
 	case *inspector.EventTargetCrashed:
 		t.crashOnce.Do(func() { close(t.crashed) })
@@ -191,26 +209,6 @@ func (t *Tab) titleLoop() {
 		t.mu.Unlock()
 		if changed {
 			t.emit(Event{Type: EventTitle, URL: t.URL(), Title: title})
-		}
-	}
-}
-
-// dialogLoop answers JavaScript dialogs, which otherwise stall the page:
-// alerts are accepted; confirm and prompt are dismissed, the answer a user
-// who cannot see them would not regret; beforeunload is accepted, so that the
-// user's own navigation goes on.
-func (t *Tab) dialogLoop() {
-	defer t.wg.Done()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case ev := <-t.dialogs:
-			accept := ev.Type == page.DialogTypeAlert || ev.Type == page.DialogTypeBeforeunload
-			err := t.call(t.ctx, page.CommandHandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
-			if err != nil && t.ctx.Err() == nil {
-				t.log.Debug("answer dialog", "type", ev.Type, "err", err)
-			}
 		}
 	}
 }

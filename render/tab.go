@@ -59,8 +59,8 @@ type Options struct {
 	// from one goroutine. It must not block and must not call Close. Set it
 	// before Open, so that no frame is missed.
 	OnFrame func(Frame)
-	// OnEvent is called for URL, title, dialog, crash and close events, one
-	// call at a time. It must not block and must not call Close.
+	// OnEvent is called for URL, title, dialog, sign-in, crash and close
+	// events, one call at a time. It must not block and must not call Close.
 	OnEvent func(Event)
 	// Log receives the tab's logs. Nil discards them.
 	Log *slog.Logger
@@ -130,8 +130,11 @@ type Tab struct {
 	stopped bool
 
 	acks      acker
-	dialogs   chan *page.EventJavascriptDialogOpening
 	titleKick chan struct{} // capacity 1
+
+	// dialogMu guards ds, the open dialog and sign-ins (dialog.go).
+	dialogMu sync.Mutex
+	ds       dialogState
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -158,7 +161,6 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		log:       opt.Log.With("component", "render"),
 		width:     opt.Width,
 		height:    opt.Height,
-		dialogs:   make(chan *page.EventJavascriptDialogOpening, 16),
 		titleKick: make(chan struct{}, 1),
 		crashed:   make(chan struct{}),
 		done:      make(chan struct{}),
@@ -230,9 +232,8 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	}
 	t.mu.Unlock()
 
-	t.wg.Add(4)
+	t.wg.Add(3)
 	go t.ackLoop()
-	go t.dialogLoop()
 	go t.titleLoop()
 	go t.watch(detached)
 
@@ -251,6 +252,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 			return nil
 		},
 		func() error { return t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale) },
+		func() error { return t.enableAuth(tctx) },
 	}
 	errs := make(chan error, len(setup))
 	for _, f := range setup {
