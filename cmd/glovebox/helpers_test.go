@@ -58,7 +58,8 @@ func newTestSite(t testing.TB) *testSite {
 	b := make([]byte, 12)
 	rand.Read(b)
 	s := &testSite{marker: "GBMARK" + hex.EncodeToString(b), reports: map[string][]string{}, served: map[string]int{}}
-	files := map[string]string{"/": "index.html", "/next": "next.html", "/animated": "animated.html", "/nettest": "nettest.html", "/app.js": "app.js", "/style.css": "style.css"}
+	files := map[string]string{"/": "index.html", "/next": "next.html", "/animated": "animated.html", "/nettest": "nettest.html", "/app.js": "app.js", "/style.css": "style.css",
+		"/dialogs": "dialogs.html", "/dialogs-leave": "dialogs-leave.html", "/dialogs-auth": "dialogs-auth.html"}
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -66,6 +67,9 @@ func newTestSite(t testing.TB) *testSite {
 			s.mu.Lock()
 			s.reports[r.URL.Query().Get("event")] = append(s.reports[r.URL.Query().Get("event")], string(body))
 			s.mu.Unlock()
+			return
+		}
+		if r.URL.Path == "/dialogs-auth" && !dialogsBasicAuth(w, r) {
 			return
 		}
 		name, ok := files[r.URL.Path]

@@ -11,9 +11,10 @@ import (
 )
 
 // The data channel carries small JSON objects with a "t" (type) field.
-// Client → Glovebox: mouse, wheel, key, text, resize.
-// Glovebox → client: url, title, dialog, error, ended, viewport (the answer
-// to resize).
+// Client → Glovebox: mouse, wheel, key, text, resize, dialog and auth (the
+// user's answer to a dialog or sign-in).
+// Glovebox → client: url, title, dialog, auth (a sign-in the page asks
+// for), dialog-closed, error, ended, viewport (the answer to resize).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -34,6 +35,15 @@ type clientMsg struct {
 	Width   int     `json:"width,omitempty"`
 	Height  int     `json:"height,omitempty"`
 	DPR     float64 `json:"dpr,omitempty"`
+	// dialog and auth: ID is the dialog's or sign-in's (from Glovebox's
+	// message); Accept is OK (Leave for beforeunload) and Text a prompt's
+	// answer; User and Pass the credentials, Cancel a refused sign-in. Pass
+	// is a secret: a clientMsg is never logged.
+	ID     string `json:"id,omitempty"`
+	Accept bool   `json:"accept,omitempty"`
+	User   string `json:"user,omitempty"`
+	Pass   string `json:"pass,omitempty"`
+	Cancel bool   `json:"cancel,omitempty"`
 }
 
 // serverMsg is what Glovebox tells the landing page.
@@ -49,6 +59,15 @@ type serverMsg struct {
 	Width  int     `json:"width,omitempty"`
 	Height int     `json:"height,omitempty"`
 	DPR    float64 `json:"dpr,omitempty"`
+	// dialog, auth, dialog-closed: ID names the dialog or sign-in in the
+	// answer; Kind is the dialog's (alert, confirm, prompt, beforeunload),
+	// Message its text, Text a prompt's default, URL the page that asks;
+	// Realm and Scheme are a sign-in's.
+	ID     string `json:"id,omitempty"`
+	Kind   string `json:"kind,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Realm  string `json:"realm,omitempty"`
+	Scheme string `json:"scheme,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
@@ -99,12 +118,48 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)
 		}
+	case "dialog":
+		if !validDialogID(m.ID) {
+			return m, fmt.Errorf("%w: dialog id %q", errBadMessage, cutForError(m.ID))
+		}
+		if len(m.Text) > render.MaxDialogText {
+			return m, fmt.Errorf("%w: dialog answer longer than %d bytes", errBadMessage, render.MaxDialogText)
+		}
+	case "auth":
+		if !validDialogID(m.ID) {
+			return m, fmt.Errorf("%w: sign-in id %q", errBadMessage, cutForError(m.ID))
+		}
+		if len(m.User) > render.MaxAuthField || len(m.Pass) > render.MaxAuthField {
+			return m, fmt.Errorf("%w: user or password longer than %d bytes", errBadMessage, render.MaxAuthField)
+		}
 	case "":
 		return m, fmt.Errorf("%w: no message type", errBadMessage)
 	default:
 		return m, fmt.Errorf("%w: unknown message type %q", errBadMessage, m.T)
 	}
 	return m, nil
+}
+
+// validDialogID reports whether id looks like the ids render gives dialogs
+// and sign-ins: a letter and digits, short.
+func validDialogID(id string) bool {
+	if len(id) < 2 || len(id) > 24 || (id[0] != 'd' && id[0] != 'a') {
+		return false
+	}
+	for _, c := range []byte(id[1:]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// cutForError shortens what a client sent for an error message.
+func cutForError(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
 }
 
 func (m clientMsg) mouseEvent() render.MouseEvent {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/render"
 )
 
 // FuzzClientMsg feeds arbitrary bytes to the data-channel message parser, as
@@ -71,6 +73,16 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 		w, h, s := m.clampViewport(msg.Width, msg.Height, msg.DPR)
 		if w < 320 || w > m.cfg.MaxWidth || h < 240 || h > m.cfg.MaxHeight || !(s >= 1 && s <= m.cfg.MaxScale) {
 			t.Fatalf("resize %+v clamped to %dx%d@%v, outside the caps", msg, w, h, s)
+		}
+	case "dialog":
+		if !validDialogID(msg.ID) || len(msg.Text) > render.MaxDialogText || !utf8.ValidString(msg.Text) {
+			t.Fatalf("accepted a dialog answer render refuses: %+v", msg)
+		}
+	case "auth":
+		// The password is not printed, even by a failing fuzz run.
+		if !validDialogID(msg.ID) || len(msg.User) > render.MaxAuthField || len(msg.Pass) > render.MaxAuthField ||
+			!utf8.ValidString(msg.User) || !utf8.ValidString(msg.Pass) {
+			t.Fatalf("accepted a sign-in render refuses: id %q, user %q, password of %d bytes", msg.ID, msg.User, len(msg.Pass))
 		}
 	default:
 		t.Fatalf("accepted a message of unknown type %q", msg.T)

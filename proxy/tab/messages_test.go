@@ -14,6 +14,10 @@ func TestParseClientMsg(t *testing.T) {
 		`{"t":"key","type":"down","key":"a","code":"KeyA","keyCode":65}`,
 		`{"t":"text","text":"héllo"}`,
 		`{"t":"resize","width":800,"height":600,"dpr":2}`,
+		`{"t":"dialog","id":"d1","accept":true,"text":"héllo 日本"}`,
+		`{"t":"dialog","id":"d42","accept":false}`,
+		`{"t":"auth","id":"a3","user":"zoë","pass":"secret"}`,
+		`{"t":"auth","id":"a3","cancel":true}`,
 	}
 	for _, s := range good {
 		if _, err := parseClientMsg([]byte(s)); err != nil {
@@ -46,6 +50,17 @@ func TestParseClientMsg(t *testing.T) {
 		"control key":    `{"t":"key","type":"down","key":"\u0000"}`,
 		"key code":       `{"t":"key","type":"down","key":"a","keyCode":65536}`,
 		"key code name":  `{"t":"key","type":"down","key":"a","code":"Key A"}`,
+		// Dialog answers and sign-ins are bounded.
+		"dialog no id":      `{"t":"dialog","accept":true}`,
+		"dialog bad id":     `{"t":"dialog","id":"x1","accept":true}`,
+		"dialog id letters": `{"t":"dialog","id":"d1a","accept":true}`,
+		"dialog long id":    `{"t":"dialog","id":"d` + strings.Repeat("1", 30) + `"}`,
+		"dialog accept str": `{"t":"dialog","id":"d1","accept":"yes"}`,
+		"dialog long text":  `{"t":"dialog","id":"d1","accept":true,"text":"` + strings.Repeat("a", 4097) + `"}`,
+		"auth no id":        `{"t":"auth","user":"u","pass":"p"}`,
+		"auth long user":    `{"t":"auth","id":"a1","user":"` + strings.Repeat("u", 1025) + `"}`,
+		"auth long pass":    `{"t":"auth","id":"a1","pass":"` + strings.Repeat("p", 1025) + `"}`,
+		"auth pass number":  `{"t":"auth","id":"a1","pass":12}`,
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

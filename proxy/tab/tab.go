@@ -215,8 +215,8 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 	t := &Tab{
 		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
-		ready: make(chan struct{}), ended: make(chan struct{}),
-		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
+		ready: make(chan struct{}), ended: make(chan struct{}), asking: make(chan struct{}),
+		inputs: make(chan clientMsg, 256), answers: make(chan clientMsg, 8), retired: map[*stream.Peer]bool{},
 		width: w, height: h, scale: s,
 	}
 	t.lastActive.Store(time.Now().UnixNano())
@@ -445,7 +445,10 @@ type Tab struct {
 	addr     string // the browser's own address (containers), set under m.mu
 	page     *render.Tab
 
+	asking     chan struct{} // closed when the page first asks the user something
+	askOnce    sync.Once
 	inputs     chan clientMsg
+	answers    chan clientMsg // dialog and sign-in answers: see answerLoop
 	lastActive atomic.Int64
 
 	mu         sync.Mutex
@@ -482,6 +485,7 @@ func (t *Tab) run() {
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
 	go t.inputLoop()
+	go t.answerLoop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -533,12 +537,29 @@ func (t *Tab) start() (retErr error) {
 		return fmt.Errorf("open page: %w", err)
 	}
 	t.page = page
-	navCtx, navCancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
-	defer navCancel()
-	if err := page.Navigate(navCtx, t.url); err != nil {
-		// Chromium shows its own error page (DNS failure, refused, …): the
-		// user sees it in the video, as they would locally.
-		t.log.Info("navigation failed", "url", t.logURL, "err", err)
+	// The start waits for the first navigation to commit, unless the page
+	// asks the user something first (an HTTP sign-in holds the commit):
+	// then the landing page must attach to answer, and the navigation goes
+	// on meanwhile, for as long as the tab lives.
+	nav := make(chan error, 1)
+	go func() { nav <- page.Navigate(t.ctx, t.url) }()
+	timeout := time.NewTimer(t.m.cfg.StartTimeout)
+	defer timeout.Stop()
+	logNav := func(err error) {
+		if err != nil && t.ctx.Err() == nil {
+			// Chromium shows its own error page (DNS failure, refused,
+			// …): the user sees it in the video, as they would locally.
+			t.log.Info("navigation failed", "url", t.logURL, "err", err)
+		}
+	}
+	select {
+	case err := <-nav:
+		logNav(err)
+	case <-t.asking:
+		go func() { logNav(<-nav) }()
+	case <-timeout.C:
+		go func() { logNav(<-nav) }()
+		t.log.Info("navigation not committed in time", "url", t.logURL, "timeout", t.m.cfg.StartTimeout)
 	}
 	return nil
 }
@@ -766,8 +787,11 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(serverMsg{T: "url", URL: ev.URL})
 	case render.EventTitle:
 		t.send(serverMsg{T: "title", Title: ev.Title})
-	case render.EventDialog:
-		t.send(serverMsg{T: "dialog", Message: ev.Message})
+	case render.EventDialog, render.EventAuth:
+		t.askOnce.Do(func() { close(t.asking) })
+		t.send(dialogMsg(ev))
+	case render.EventDialogClosed:
+		t.send(serverMsg{T: "dialog-closed", ID: ev.ID})
 	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
 	}
@@ -784,6 +808,19 @@ func (t *Tab) onOpen(p *stream.Peer) {
 	if title := t.page.Title(); title != "" {
 		p.Send(encodeServerMsg(serverMsg{T: "title", Title: title}))
 	}
+	// What waits for an answer waits for the user, who may come back
+	// (reload, hand-over) within tabs.reattach_grace; past it the tab ends.
+	for _, ev := range t.page.Pending() {
+		p.Send(encodeServerMsg(dialogMsg(ev)))
+	}
+}
+
+// dialogMsg is the message that shows the user a dialog or sign-in.
+func dialogMsg(ev render.Event) serverMsg {
+	if ev.Type == render.EventAuth {
+		return serverMsg{T: "auth", ID: ev.ID, URL: ev.URL, Realm: ev.Realm, Scheme: ev.Scheme}
+	}
+	return serverMsg{T: "dialog", ID: ev.ID, Kind: ev.Dialog, Message: ev.Message, Text: ev.Default, URL: ev.URL}
 }
 
 func (t *Tab) send(m serverMsg) {
@@ -816,8 +853,12 @@ func (t *Tab) onMessage(p *stream.Peer, b []byte) {
 		return
 	}
 	t.lastActive.Store(time.Now().UnixNano())
+	queue := t.inputs
+	if m.T == "dialog" || m.T == "auth" {
+		queue = t.answers
+	}
 	select {
-	case t.inputs <- m:
+	case queue <- m:
 	default:
 		// The page is not keeping up (a busy renderer): drop rather than
 		// block the data channel.
@@ -839,6 +880,44 @@ func (t *Tab) inputLoop() {
 			}
 		}
 	}
+}
+
+// answerLoop gives the page the user's answers to dialogs and sign-ins.
+// They do not queue behind input: while a dialog is open the page takes no
+// input, and input sent before it opened may wait for its timeout.
+func (t *Tab) answerLoop() {
+	for {
+		select {
+		case <-t.ended:
+			return
+		case m := <-t.answers:
+			if err := t.answer(m); err != nil && t.ctx.Err() == nil {
+				if p := t.currentPeer(); p != nil {
+					t.sendError(p, err)
+				}
+			}
+		}
+	}
+}
+
+// answer gives the page the answer m. An answer to what is no longer open
+// (the page went on meanwhile) tells the landing page to close it.
+func (t *Tab) answer(m clientMsg) error {
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	var err error
+	if m.T == "auth" {
+		// Neither the user name nor the password is logged.
+		t.log.Info("http sign-in answered", "cancel", m.Cancel)
+		err = t.page.AnswerAuth(ctx, m.ID, m.User, m.Pass, m.Cancel)
+	} else {
+		err = t.page.AnswerDialog(ctx, m.ID, m.Accept, m.Text)
+	}
+	if errors.Is(err, render.ErrNoDialog) {
+		t.send(serverMsg{T: "dialog-closed", ID: m.ID})
+		return nil
+	}
+	return err
 }
 
 func (t *Tab) apply(m clientMsg) error {
