@@ -448,7 +448,7 @@ type Tab struct {
 	asking     chan struct{} // closed when the page first asks the user something
 	askOnce    sync.Once
 	inputs     chan clientMsg
-	answers    chan clientMsg // dialog and sign-in answers: see answerLoop
+	answers    chan clientMsg // dialog and sign-in answers: see applyLoop
 	lastActive atomic.Int64
 
 	mu         sync.Mutex
@@ -484,8 +484,8 @@ func (t *Tab) run() {
 	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
-	go t.inputLoop()
-	go t.answerLoop()
+	go t.applyLoop(t.inputs, t.apply)
+	go t.applyLoop(t.answers, t.answer)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -866,32 +866,18 @@ func (t *Tab) onMessage(p *stream.Peer, b []byte) {
 	}
 }
 
-// inputLoop applies client input to the page in order, from one goroutine.
-func (t *Tab) inputLoop() {
+// applyLoop applies the client messages of queue to the page in order, from
+// one goroutine, until the tab ends: input (t.inputs, with apply), and the
+// user's answers to dialogs and sign-ins (t.answers, with answer), which do
+// not queue behind input: while a dialog is open the page takes no input,
+// and input sent before it opened may wait for its timeout.
+func (t *Tab) applyLoop(queue <-chan clientMsg, apply func(clientMsg) error) {
 	for {
 		select {
 		case <-t.ended:
 			return
-		case m := <-t.inputs:
-			if err := t.apply(m); err != nil && t.ctx.Err() == nil {
-				if p := t.currentPeer(); p != nil {
-					t.sendError(p, err)
-				}
-			}
-		}
-	}
-}
-
-// answerLoop gives the page the user's answers to dialogs and sign-ins.
-// They do not queue behind input: while a dialog is open the page takes no
-// input, and input sent before it opened may wait for its timeout.
-func (t *Tab) answerLoop() {
-	for {
-		select {
-		case <-t.ended:
-			return
-		case m := <-t.answers:
-			if err := t.answer(m); err != nil && t.ctx.Err() == nil {
+		case m := <-queue:
+			if err := apply(m); err != nil && t.ctx.Err() == nil {
 				if p := t.currentPeer(); p != nil {
 					t.sendError(p, err)
 				}
