@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 func TestCut(t *testing.T) {
@@ -163,5 +165,29 @@ func TestAuth(t *testing.T) {
 				t.Errorf("Navigate: %v", err)
 			}
 		})
+	}
+}
+
+// TestAuthOff: without Options.HTTPAuth nothing is intercepted, and a page
+// behind HTTP authentication fails to load, as headless Chromium does.
+func TestAuthOff(t *testing.T) {
+	if skipReason != "" {
+		testenv.Missing(t, "%s", skipReason)
+	}
+	s := newSink()
+	tab, err := Open(t.Context(), browser.wsURL, Options{Width: 400, Height: 300, OnEvent: s.onEvent, OnFrame: s.onFrame, Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := tab.Navigate(ctx, server.URL+"/basic-off/page"); !errors.Is(err, ErrNavigation) {
+		t.Errorf("Navigate: err = %v, want ErrNavigation", err)
+	}
+	for len(s.events) > 0 {
+		if ev := <-s.events; ev.Type == EventAuth {
+			t.Errorf("sign-in asked without HTTPAuth: %+v", ev)
+		}
 	}
 }

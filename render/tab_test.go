@@ -136,6 +136,7 @@ func testPages() http.Handler {
 	}
 	mux.HandleFunc("/basic-signed-in/", basic)
 	mux.HandleFunc("/basic-cancel/", basic)
+	mux.HandleFunc("/basic-off/", basic)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, "<!doctype html><p>slow")
@@ -204,7 +205,7 @@ func openTab(t *testing.T, w, h int, scale float64, path string) (*Tab, *sink) {
 	s := newSink()
 	tab, err := Open(t.Context(), browser.wsURL, Options{
 		Width: w, Height: h, Scale: scale,
-		OnFrame: s.onFrame, OnEvent: s.onEvent, Log: testLog(),
+		OnFrame: s.onFrame, OnEvent: s.onEvent, Log: testLog(), HTTPAuth: true,
 	})
 	if err != nil {
 		t.Fatalf("Open: %v", err)

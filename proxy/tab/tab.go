@@ -61,6 +61,10 @@ type Config struct {
 	MaxScale float64 `mapstructure:"max_scale"`
 	// JPEGQuality is the screencast quality Chromium encodes frames with (1–100).
 	JPEGQuality int `mapstructure:"jpeg_quality"`
+	// HTTPAuth gives a site's HTTP authentication a sign-in dialog (see
+	// render.Options.HTTPAuth for its cost); without it the page fails to
+	// load.
+	HTTPAuth bool `mapstructure:"http_auth"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		MaxHeight:       2160,
 		MaxScale:        2,
 		JPEGQuality:     80,
+		HTTPAuth:        true,
 	}
 }
 
@@ -532,6 +537,7 @@ func (t *Tab) start() (retErr error) {
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
 		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log, DevToolsSocket: b.DevToolsSocket,
+		HTTPAuth: t.m.cfg.HTTPAuth,
 	})
 	if err != nil {
 		return fmt.Errorf("open page: %w", err)
