@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/inspector"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
@@ -26,9 +27,17 @@ const (
 	EventURL EventType = "url"
 	// EventTitle is sent when the page's title changed to Title (at URL).
 	EventTitle EventType = "title"
-	// EventDialog is sent when a JavaScript dialog of kind Dialog showed
-	// Message; the tab answers it itself.
+	// EventDialog is sent when a JavaScript dialog of kind Dialog opened
+	// with Message (and, for a prompt, Default), at URL. It stays open, and
+	// the page waits, until AnswerDialog answers ID (see dialog.go).
 	EventDialog EventType = "dialog"
+	// EventAuth is sent when a request of the page (at URL) met an HTTP
+	// authentication challenge of Scheme (basic, digest) for Realm. The
+	// request waits until AnswerAuth answers ID.
+	EventAuth EventType = "auth"
+	// EventDialogClosed is sent when the dialog or sign-in ID went away
+	// (answered, closed by the browser, or its page navigated away).
+	EventDialogClosed EventType = "dialog-closed"
 	// EventCrashed is sent when the page's renderer crashed (at URL, with
 	// Title); Done is closed after it.
 	EventCrashed EventType = "crashed"
@@ -73,6 +82,12 @@ type Event struct {
 	ContextMenu *ContextMenu
 	Picker      *Picker
 	Fullscreen  bool
+	// ID names a dialog or sign-in in the answer to it.
+	ID string
+	// Default is a prompt's default text.
+	Default string
+	// Realm and Scheme are a sign-in's (the server's WWW-Authenticate).
+	Realm, Scheme string
 }
 
 // maxURL is Chromium's own limit on the length of a URL.
@@ -135,6 +150,7 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.mainFrame = ev.Frame.ID
 		t.url = u
 		t.mu.Unlock()
+		t.onMainFrameNavigated()
 		t.kickTitle()
 
 	case *page.EventNavigatedWithinDocument:
@@ -166,14 +182,16 @@ func (t *Tab) onCDPEvent(ev any) {
 		t.kickNav()
 
 	case *page.EventJavascriptDialogOpening:
-		t.emit(Event{Type: EventDialog, URL: ev.URL, Message: ev.Message, Dialog: string(ev.Type)})
-		select {
-		case t.dialogs <- ev:
-		default:
-			// A dialog blocks its page until answered, so a page
-			// cannot have many open; this cannot happen.
-			t.log.Warn("too many dialogs open; one is left unanswered")
-		}
+		t.onDialogOpening(ev)
+
+	case *page.EventJavascriptDialogClosed:
+		t.closeDialog()
+
+	case *fetch.EventRequestPaused:
+		t.onRequestPaused(ev)
+
+	case *fetch.EventAuthRequired:
+		t.onAuthRequired(ev)
 
 	case *log.EventEntryAdded:
 		if isRefusedClose(ev.Entry) {
@@ -230,26 +248,6 @@ func (t *Tab) titleLoop() {
 		t.mu.Unlock()
 		if changed {
 			t.emit(Event{Type: EventTitle, URL: t.URL(), Title: title})
-		}
-	}
-}
-
-// dialogLoop answers JavaScript dialogs, which otherwise stall the page:
-// alerts are accepted; confirm and prompt are dismissed, the answer a user
-// who cannot see them would not regret; beforeunload is accepted, so that the
-// user's own navigation goes on.
-func (t *Tab) dialogLoop() {
-	defer t.wg.Done()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case ev := <-t.dialogs:
-			accept := ev.Type == page.DialogTypeAlert || ev.Type == page.DialogTypeBeforeunload
-			err := t.call(t.ctx, page.CommandHandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
-			if err != nil && t.ctx.Err() == nil {
-				t.log.Debug("answer dialog", "type", ev.Type, "err", err)
-			}
 		}
 	}
 }

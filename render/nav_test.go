@@ -12,6 +12,8 @@ func TestEventTypes(t *testing.T) {
 		{EventURL, "url"},
 		{EventTitle, "title"},
 		{EventDialog, "dialog"},
+		{EventAuth, "auth"},
+		{EventDialogClosed, "dialog-closed"},
 		{EventCrashed, "crashed"},
 		{EventClosed, "closed"},
 	} {

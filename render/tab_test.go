@@ -145,6 +145,25 @@ Three</optgroup></select>
 		d.addEventListener("dragover", (e) => e.preventDefault());
 		d.addEventListener("drop", (e) => { e.preventDefault(); dnd.push("drop:" + e.dataTransfer.getData("text/plain")) })</script></body>`)
 	page("/alert", `<!doctype html><script>alert("hello"); document.title = "confirm:" + confirm("sure?")</script>`)
+	page("/alert-once", `<!doctype html><script>alert("once"); document.title = "went on"</script>`)
+	page("/prompt", `<!doctype html><script>document.title = "prompt:" + prompt("name?", "dflt")</script>`)
+	page("/long-alert", `<!doctype html><script>alert("é".repeat(5000)); document.title = "after"</script>`)
+	// Chromium sends the credentials it has for a path to every path under
+	// the same directory, and for a realm to every challenge of that realm
+	// on the origin: each test has its own directory and realm.
+	basic := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if u, p, ok := r.BasicAuth(); !ok || u != "zoë" || p != "pa ss" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Test Realm `+strings.Split(r.URL.Path, "/")[1]+`"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, "<!doctype html><title>denied</title>")
+			return
+		}
+		fmt.Fprint(w, "<!doctype html><title>signed in</title>")
+	}
+	mux.HandleFunc("/basic-signed-in/", basic)
+	mux.HandleFunc("/basic-cancel/", basic)
+	mux.HandleFunc("/basic-off/", basic)
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprint(w, "<!doctype html><p>slow")
@@ -213,7 +232,7 @@ func openTab(t *testing.T, w, h int, scale float64, path string) (*Tab, *sink) {
 	s := newSink()
 	tab, err := Open(t.Context(), browser.wsURL, Options{
 		Width: w, Height: h, Scale: scale,
-		OnFrame: s.onFrame, OnEvent: s.onEvent, Log: testLog(),
+		OnFrame: s.onFrame, OnEvent: s.onEvent, Log: testLog(), HTTPAuth: true,
 	})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -471,23 +490,6 @@ func TestHighDPI(t *testing.T) {
 		t.Fatalf("Resize: %v", err)
 	}
 	waitFrame(t, s, "400x300 (at scale 1)", sized(400, 300))
-}
-
-func TestDialogs(t *testing.T) {
-	tab, s := openTab(t, 400, 300, 1, "/alert")
-	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventDialog })
-	if ev.Message != "hello" || ev.Dialog != "alert" {
-		t.Errorf("first dialog = %+v, want the alert", ev)
-	}
-	ev = waitEvent(t, s, func(ev Event) bool { return ev.Type == EventDialog })
-	if ev.Message != "sure?" || ev.Dialog != "confirm" {
-		t.Errorf("second dialog = %+v, want the confirm", ev)
-	}
-	// The page went on, and the confirm was dismissed.
-	waitEvent(t, s, func(ev Event) bool { return ev.Type == EventTitle && ev.Title == "confirm:false" })
-	if got := evaluate[int](t, tab, `1 + 1`); got != 2 {
-		t.Errorf("page is stuck: %d", got)
-	}
 }
 
 func TestNavigate(t *testing.T) {

@@ -67,6 +67,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/agent"] = "agent.html"
 	files["/sound"] = "sound.html"
 	files["/sync"] = "sync.html"
+	files["/dialogs"], files["/dialogs-leave"], files["/dialogs-auth"] = "dialogs.html", "dialogs-leave.html", "dialogs-auth.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -74,6 +75,9 @@ func newTestSite(t testing.TB) *testSite {
 			s.mu.Lock()
 			s.reports[r.URL.Query().Get("event")] = append(s.reports[r.URL.Query().Get("event")], string(body))
 			s.mu.Unlock()
+			return
+		}
+		if r.URL.Path == "/dialogs-auth" && !dialogsBasicAuth(w, r) {
 			return
 		}
 		name, ok := files[r.URL.Path]

@@ -20,7 +20,6 @@ var (
 	linkArea  = [2]int{200, 150}
 	openArea  = [2]int{600, 150}
 	closeArea = [2]int{400, 450}
-	blue      = rgb{0, 0, 200}
 	orange    = rgb{255, 128, 0}
 )
 

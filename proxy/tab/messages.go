@@ -20,6 +20,10 @@ import (
 // opened a window: see popup.go), popup-refused and close (the page closed
 // itself), and the agent's cursor, select, picker, context, fullscreen and
 // copy (agent.go).
+// Client → Glovebox: mouse, wheel, key, text, resize, dialog and auth (the
+// user's answer to a dialog or sign-in).
+// Glovebox → client: url, title, dialog, auth (a sign-in the page asks
+// for), dialog-closed, error, ended, viewport (the answer to resize).
 
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
@@ -49,14 +53,23 @@ type clientMsg struct {
 	Touch int `json:"touch,omitempty"`
 	// Points are, in touch, the fingers down after the change.
 	Points []touchPoint `json:"points,omitempty"`
-	// select: the user's choice of option Index in the list of popup ID
-	// (agent.go).
-	ID    int `json:"id,omitempty"`
+	// select: the user's choice of option Index in list List (the id of
+	// Glovebox's select message; agent.go).
+	List  int `json:"list,omitempty"`
 	Index int `json:"index,omitempty"`
-	// picker: the Value the user picked in picker ID.
+	// picker: the Value the user picked in picker List.
 	Value string `json:"value,omitempty"`
 	// fullscreen: false, the user left fullscreen.
 	On bool `json:"on,omitempty"`
+	// dialog and auth: ID is the dialog's or sign-in's (from Glovebox's
+	// message); Accept is OK (Leave for beforeunload) and Text a prompt's
+	// answer; User and Pass the credentials, Cancel a refused sign-in. Pass
+	// is a secret: a clientMsg is never logged.
+	ID     string `json:"id,omitempty"`
+	Accept bool   `json:"accept,omitempty"`
+	User   string `json:"user,omitempty"`
+	Pass   string `json:"pass,omitempty"`
+	Cancel bool   `json:"cancel,omitempty"`
 }
 
 // touchPoint is one finger of a touch message.
@@ -69,7 +82,8 @@ type touchPoint struct {
 // serverMsg is what Glovebox tells the landing page.
 type serverMsg struct {
 	T string `json:"t"`
-	// ID is a popup's tab id (popup).
+	// ID is a popup's tab id (popup), a dialog's or sign-in's (dialog, auth,
+	// dialog-closed).
 	ID      string `json:"id,omitempty"`
 	URL     string `json:"url,omitempty"`
 	Title   string `json:"title,omitempty"`
@@ -96,6 +110,14 @@ type serverMsg struct {
 	// Settled (url) says the remote tab stays on this entry: a nav to an
 	// entry the landing page asked for could not be done (no such entry).
 	Settled bool `json:"settled,omitempty"`
+	// dialog, auth, dialog-closed: ID (above) names the dialog or sign-in
+	// in the answer; Kind is the dialog's (alert, confirm, prompt,
+	// beforeunload), Message its text, Text a prompt's default, URL the page
+	// that asks; Realm and Scheme are a sign-in's.
+	Kind   string `json:"kind,omitempty"`
+	Text   string `json:"text,omitempty"`
+	Realm  string `json:"realm,omitempty"`
+	Scheme string `json:"scheme,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.
@@ -164,11 +186,11 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 			return m, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
 	case "select":
-		if m.ID < 1 || m.ID > math.MaxInt32 || m.Index < 0 || m.Index >= render.MaxSelectOptions {
+		if m.List < 1 || m.List > math.MaxInt32 || m.Index < 0 || m.Index >= render.MaxSelectOptions {
 			return m, fmt.Errorf("%w: select needs a popup id and an option index below %d", errBadMessage, render.MaxSelectOptions)
 		}
 	case "picker":
-		if m.ID < 1 || m.ID > math.MaxInt32 || !render.ValidPickerValue(m.Value) {
+		if m.List < 1 || m.List > math.MaxInt32 || !render.ValidPickerValue(m.Value) {
 			return m, fmt.Errorf("%w: picker needs a picker id and a date, time or colour value", errBadMessage)
 		}
 	case "fullscreen":
@@ -199,12 +221,48 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		default:
 			return m, fmt.Errorf("%w: nav action %q", errBadMessage, m.Action)
 		}
+	case "dialog":
+		if !validDialogID(m.ID) {
+			return m, fmt.Errorf("%w: dialog id %q", errBadMessage, cutForError(m.ID))
+		}
+		if len(m.Text) > render.MaxDialogText {
+			return m, fmt.Errorf("%w: dialog answer longer than %d bytes", errBadMessage, render.MaxDialogText)
+		}
+	case "auth":
+		if !validDialogID(m.ID) {
+			return m, fmt.Errorf("%w: sign-in id %q", errBadMessage, cutForError(m.ID))
+		}
+		if len(m.User) > render.MaxAuthField || len(m.Pass) > render.MaxAuthField {
+			return m, fmt.Errorf("%w: user or password longer than %d bytes", errBadMessage, render.MaxAuthField)
+		}
 	case "":
 		return m, fmt.Errorf("%w: no message type", errBadMessage)
 	default:
 		return m, fmt.Errorf("%w: unknown message type %q", errBadMessage, m.T)
 	}
 	return m, nil
+}
+
+// validDialogID reports whether id looks like the ids render gives dialogs
+// and sign-ins: a letter and digits, short.
+func validDialogID(id string) bool {
+	if len(id) < 2 || len(id) > 24 || (id[0] != 'd' && id[0] != 'a') {
+		return false
+	}
+	for _, c := range []byte(id[1:]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// cutForError shortens what a client sent for an error message.
+func cutForError(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
 }
 
 func (m clientMsg) mouseEvent() render.MouseEvent {

@@ -76,11 +76,11 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 			t.Fatalf("accepted a touch message render refuses: %+v: %v", msg, err)
 		}
 	case "select":
-		if msg.ID < 1 || msg.ID > math.MaxInt32 || msg.Index < 0 || msg.Index >= render.MaxSelectOptions {
+		if msg.List < 1 || msg.List > math.MaxInt32 || msg.Index < 0 || msg.Index >= render.MaxSelectOptions {
 			t.Fatalf("accepted a select render refuses: %+v", msg)
 		}
 	case "picker":
-		if msg.ID < 1 || msg.ID > math.MaxInt32 || !render.ValidPickerValue(msg.Value) || len(msg.Value) > 64 {
+		if msg.List < 1 || msg.List > math.MaxInt32 || !render.ValidPickerValue(msg.Value) || len(msg.Value) > 64 {
 			t.Fatalf("accepted a picker value render refuses: %+v", msg)
 		}
 	case "fullscreen":
@@ -111,6 +111,16 @@ func checkClientMsg(t *testing.T, m *Manager, msg clientMsg) {
 			}
 		default:
 			t.Fatalf("accepted nav action %q", msg.Action)
+		}
+	case "dialog":
+		if !validDialogID(msg.ID) || len(msg.Text) > render.MaxDialogText || !utf8.ValidString(msg.Text) {
+			t.Fatalf("accepted a dialog answer render refuses: %+v", msg)
+		}
+	case "auth":
+		// The password is not printed, even by a failing fuzz run.
+		if !validDialogID(msg.ID) || len(msg.User) > render.MaxAuthField || len(msg.Pass) > render.MaxAuthField ||
+			!utf8.ValidString(msg.User) || !utf8.ValidString(msg.Pass) {
+			t.Fatalf("accepted a sign-in render refuses: id %q, user %q, password of %d bytes", msg.ID, msg.User, len(msg.Pass))
 		}
 	default:
 		t.Fatalf("accepted a message of unknown type %q", msg.T)

@@ -61,6 +61,10 @@ type Config struct {
 	MaxScale float64 `mapstructure:"max_scale"`
 	// JPEGQuality is the screencast quality Chromium encodes frames with (1–100).
 	JPEGQuality int `mapstructure:"jpeg_quality"`
+	// HTTPAuth gives a site's HTTP authentication a sign-in dialog (see
+	// render.Options.HTTPAuth for its cost); without it the page fails to
+	// load.
+	HTTPAuth bool `mapstructure:"http_auth"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		MaxHeight:       2160,
 		MaxScale:        2,
 		JPEGQuality:     80,
+		HTTPAuth:        true,
 	}
 }
 
@@ -234,8 +239,8 @@ func (m *Manager) newTab(u *url.URL, clientIP, user string, w, h int, s float64)
 	t := &Tab{
 		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
-		ready: make(chan struct{}), ended: make(chan struct{}),
-		inputs: make(chan clientMsg, 256), retired: map[*stream.Peer]bool{},
+		ready: make(chan struct{}), ended: make(chan struct{}), asking: make(chan struct{}),
+		inputs: make(chan clientMsg, 256), answers: make(chan clientMsg, 8), retired: map[*stream.Peer]bool{},
 		width: w, height: h, scale: s, grace: m.cfg.ReattachGrace,
 		popupNotices: rate.NewLimiter(rate.Every(popupNoticeEvery), 1),
 	}
@@ -475,7 +480,10 @@ type Tab struct {
 	addr     string // the browser's own address (containers), set under m.mu
 	page     *render.Tab
 
+	asking     chan struct{} // closed when the page first asks the user something
+	askOnce    sync.Once
 	inputs     chan clientMsg
+	answers    chan clientMsg // dialog and sign-in answers: see applyLoop
 	lastActive atomic.Int64
 
 	audio atomic.Bool // the user may hear the tab (policy): peers get an audio track
@@ -520,7 +528,8 @@ func (t *Tab) run() {
 	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
 
-	go t.inputLoop()
+	go t.applyLoop(t.inputs, t.apply)
+	go t.applyLoop(t.answers, t.answer)
 	// A browser has one sound device, which its first tab reads: a popup,
 	// sharing its opener's browser, is heard through the opener's tab (a
 	// FIFO read by two would give each half of the sound).
@@ -576,7 +585,7 @@ func (t *Tab) start() error {
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
 		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log, DevToolsSocket: b.DevToolsSocket,
-		TargetID: t.targetID,
+		TargetID: t.targetID, HTTPAuth: t.m.cfg.HTTPAuth,
 	})
 	if err != nil {
 		return fmt.Errorf("open page: %w", err)
@@ -585,12 +594,29 @@ func (t *Tab) start() error {
 	if t.opener != nil {
 		return nil // the popup loads what its opener asked for
 	}
-	navCtx, navCancel := context.WithTimeout(t.ctx, t.m.cfg.StartTimeout)
-	defer navCancel()
-	if err := page.Navigate(navCtx, t.url); err != nil {
-		// Chromium shows its own error page (DNS failure, refused, …): the
-		// user sees it in the video, as they would locally.
-		t.log.Info("navigation failed", "url", t.logURL, "err", err)
+	// The start waits for the first navigation to commit, unless the page
+	// asks the user something first (an HTTP sign-in holds the commit):
+	// then the landing page must attach to answer, and the navigation goes
+	// on meanwhile, for as long as the tab lives.
+	nav := make(chan error, 1)
+	go func() { nav <- page.Navigate(t.ctx, t.url) }()
+	timeout := time.NewTimer(t.m.cfg.StartTimeout)
+	defer timeout.Stop()
+	logNav := func(err error) {
+		if err != nil && t.ctx.Err() == nil {
+			// Chromium shows its own error page (DNS failure, refused,
+			// …): the user sees it in the video, as they would locally.
+			t.log.Info("navigation failed", "url", t.logURL, "err", err)
+		}
+	}
+	select {
+	case err := <-nav:
+		logNav(err)
+	case <-t.asking:
+		go func() { logNav(<-nav) }()
+	case <-timeout.C:
+		go func() { logNav(<-nav) }()
+		t.log.Info("navigation not committed in time", "url", t.logURL, "timeout", t.m.cfg.StartTimeout)
 	}
 	return nil
 }
@@ -830,8 +856,11 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(t.urlMsg(ev))
 	case render.EventTitle:
 		t.send(serverMsg{T: "title", Title: ev.Title})
-	case render.EventDialog:
-		t.send(serverMsg{T: "dialog", Message: ev.Message})
+	case render.EventDialog, render.EventAuth:
+		t.askOnce.Do(func() { close(t.asking) })
+		t.send(dialogMsg(ev))
+	case render.EventDialogClosed:
+		t.send(serverMsg{T: "dialog-closed", ID: ev.ID})
 	case render.EventCrashed:
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
 	case render.EventPopup:
@@ -866,6 +895,19 @@ func (t *Tab) onOpen(p *stream.Peer) {
 	for _, pt := range t.m.waitingPopups(t) {
 		p.Send(encodeServerMsg(serverMsg{T: "popup", ID: pt.id, URL: pt.url}))
 	}
+	// What waits for an answer waits for the user, who may come back
+	// (reload, hand-over) within tabs.reattach_grace; past it the tab ends.
+	for _, ev := range t.page.Pending() {
+		p.Send(encodeServerMsg(dialogMsg(ev)))
+	}
+}
+
+// dialogMsg is the message that shows the user a dialog or sign-in.
+func dialogMsg(ev render.Event) serverMsg {
+	if ev.Type == render.EventAuth {
+		return serverMsg{T: "auth", ID: ev.ID, URL: ev.URL, Realm: ev.Realm, Scheme: ev.Scheme}
+	}
+	return serverMsg{T: "dialog", ID: ev.ID, Kind: ev.Dialog, Message: ev.Message, Text: ev.Default, URL: ev.URL}
 }
 
 func (t *Tab) send(m serverMsg) {
@@ -898,8 +940,12 @@ func (t *Tab) onMessage(p *stream.Peer, b []byte) {
 		return
 	}
 	t.lastActive.Store(time.Now().UnixNano())
+	queue := t.inputs
+	if m.T == "dialog" || m.T == "auth" {
+		queue = t.answers
+	}
 	select {
-	case t.inputs <- m:
+	case queue <- m:
 	default:
 		// The page is not keeping up (a busy renderer): drop rather than
 		// block the data channel.
@@ -907,20 +953,44 @@ func (t *Tab) onMessage(p *stream.Peer, b []byte) {
 	}
 }
 
-// inputLoop applies client input to the page in order, from one goroutine.
-func (t *Tab) inputLoop() {
+// applyLoop applies the client messages of queue to the page in order, from
+// one goroutine, until the tab ends: input (t.inputs, with apply), and the
+// user's answers to dialogs and sign-ins (t.answers, with answer), which do
+// not queue behind input: while a dialog is open the page takes no input,
+// and input sent before it opened may wait for its timeout.
+func (t *Tab) applyLoop(queue <-chan clientMsg, apply func(clientMsg) error) {
 	for {
 		select {
 		case <-t.ended:
 			return
-		case m := <-t.inputs:
-			if err := t.apply(m); err != nil && t.ctx.Err() == nil {
+		case m := <-queue:
+			if err := apply(m); err != nil && t.ctx.Err() == nil {
 				if p := t.currentPeer(); p != nil {
 					t.sendError(p, err)
 				}
 			}
 		}
 	}
+}
+
+// answer gives the page the answer m. An answer to what is no longer open
+// (the page went on meanwhile) tells the landing page to close it.
+func (t *Tab) answer(m clientMsg) error {
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	var err error
+	if m.T == "auth" {
+		// Neither the user name nor the password is logged.
+		t.log.Info("http sign-in answered", "cancel", m.Cancel)
+		err = t.page.AnswerAuth(ctx, m.ID, m.User, m.Pass, m.Cancel)
+	} else {
+		err = t.page.AnswerDialog(ctx, m.ID, m.Accept, m.Text)
+	}
+	if errors.Is(err, render.ErrNoDialog) {
+		t.send(serverMsg{T: "dialog-closed", ID: m.ID})
+		return nil
+	}
+	return err
 }
 
 func (t *Tab) apply(m clientMsg) error {
@@ -952,9 +1022,9 @@ func (t *Tab) apply(m clientMsg) error {
 	case "text":
 		return t.page.InsertText(ctx, m.Text)
 	case "select":
-		return t.page.ChooseOption(ctx, m.ID, m.Index)
+		return t.page.ChooseOption(ctx, m.List, m.Index)
 	case "picker":
-		return t.page.SetPickerValue(ctx, m.ID, m.Value)
+		return t.page.SetPickerValue(ctx, m.List, m.Value)
 	case "fullscreen":
 		return t.page.ExitFullscreen(ctx)
 	case "copy":

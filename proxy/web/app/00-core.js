@@ -182,7 +182,6 @@ function onServerMessage(data) {
     case 'viewport':
       if (m.width > 0 && m.height > 0) view = { width: m.width, height: m.height, dpr: m.dpr || 1 };
       break;
-    case 'dialog': show('The page said: ' + (m.message || ''), 'toast'); break;
     case 'error': console.warn('glovebox:', m.message); break;
     default:
     if (messageHandlers[m.t]) messageHandlers[m.t](m);

@@ -157,7 +157,7 @@ onMessage('select', (m) => {
   });
   const id = m.id;
   const r = rows(el, list, (i) => {
-    send({ t: 'select', id, index: i });
+    send({ t: 'select', list: id, index: i });
     closePopup();
   });
   const a = fromRemote(m.x, m.y);
@@ -188,7 +188,7 @@ onMessage('picker', (m) => {
   el.style.height = Math.max(16, b.y - a.y) + 'px';
   const id = m.id;
   el.addEventListener('change', () => {
-    send({ t: 'picker', id, value: el.value });
+    send({ t: 'picker', list: id, value: el.value });
     if (m.kind === 'color') closePopup();
   });
   place(el, a.x, a.y, a.y);
