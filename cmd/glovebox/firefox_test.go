@@ -162,8 +162,9 @@ func (f *firefox) waitForColour(x, y int, want rgb, d time.Duration) {
 
 // TestFirefoxUser is issue 11's Firefox ESR as the user's browser: the
 // landing page plays the remote page's video in it, a click and typing reach
-// the remote page, and Firefox's picture-in-picture button stays off the
-// video, which is the page and not a film.
+// the remote page, a confirm() answered in the landing page's dialog is what
+// the remote page gets, and Firefox's picture-in-picture button stays off
+// the video, which is the page and not a film.
 func TestFirefoxUser(t *testing.T) {
 	needFirefox(t)
 	site := newTestSite(t)
@@ -200,4 +201,24 @@ func TestFirefoxUser(t *testing.T) {
 	if dir := os.Getenv("GLOVEBOX_SCREENSHOTS"); dir != "" {
 		ff.must(map[string]any{"op": "screenshot", "path": filepath.Join(dir, "firefox-user.png")})
 	}
+
+	// A confirm() on a click, answered OK in the landing page's dialog.
+	ff.must(map[string]any{"op": "goto", "url": site.URL + "/dialogs?kind=confirm"})
+	ff.waitForColour(600, 400, green, 60*time.Second)
+	ff.must(map[string]any{"op": "click", "x": 600, "y": 400})
+	var text string
+	waitFor(t, 30*time.Second, "the remote confirm() in Firefox's landing page", func() (bool, string) {
+		ff.eval(`(() => { const d = document.getElementById('glovebox-dialog'); return d && !d.hidden ? document.getElementById('glovebox-dialog-text').textContent : ''; })()`, &text)
+		return text == "Proceed with the order?", text
+	})
+	if dir := os.Getenv("GLOVEBOX_SCREENSHOTS"); dir != "" {
+		ff.must(map[string]any{"op": "screenshot", "path": filepath.Join(dir, "firefox-dialog.png")})
+	}
+	var ok []float64
+	if err := ff.eval(`(() => { const r = document.getElementById('glovebox-dialog-ok').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`, &ok); err != nil || len(ok) != 2 {
+		t.Fatalf("the dialog's OK button: %v %v", ok, err)
+	}
+	ff.must(map[string]any{"op": "click", "x": ok[0], "y": ok[1]})
+	waitReport(t, site, "confirm", "true")
+	ff.waitForColour(600, 400, red, 30*time.Second)
 }
