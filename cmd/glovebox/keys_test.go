@@ -101,6 +101,17 @@ func TestKeyboardAndText(t *testing.T) {
 		t.Fatalf("the landing page's focus is on %q (%v), want the hidden input", active, err)
 	}
 
+	// The remote browser draws what they type: it has the fonts for
+	// Chinese, Japanese, Korean and emoji (a missing one is a box).
+	var glyphs struct{ CJK, Emoji bool }
+	waitFor(t, 30*time.Second, "the remote page's glyph check", func() (bool, string) {
+		return site.lastReport("glyphs") != "", ""
+	})
+	json.Unmarshal([]byte(site.lastReport("glyphs")), &glyphs)
+	if !glyphs.CJK || !glyphs.Emoji {
+		t.Errorf("the remote browser draws CJK %v, emoji %v: the fonts are missing (fonts-noto-cjk, fonts-noto-color-emoji)", glyphs.CJK, glyphs.Emoji)
+	}
+
 	// insertText, as an emoji panel, dictation or autocorrect types.
 	const text = "héllo ü 日本 😀"
 	if err := cdpCall(ctx, input.InsertText, input.InsertTextParams{Text: text}); err != nil {
