@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 func TestWithSound(t *testing.T) {
@@ -105,7 +107,7 @@ func netSockets(t *testing.T) map[string]bool {
 func TestProcessSound(t *testing.T) {
 	needChromium(t)
 	if _, err := os.Stat(DefaultProcessConfig().PulseAudio); err != nil {
-		t.Skipf("no PulseAudio: %v", err)
+		testenv.Missing(t, "needs PulseAudio (make test installs pulseaudio): %v", err)
 	}
 	p := newTestProcess(t, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
