@@ -10,7 +10,6 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 )
 
@@ -138,10 +137,6 @@ func (t *Tab) SetTouch(ctx context.Context, n int) error {
 	return nil
 }
 
-// focusWorld names the isolated world Glovebox reads the focus in, where the
-// page's own scripts cannot see or change what it runs.
-const focusWorld = "glovebox-focus"
-
 // focusScript returns the input mode of the focused field, following focus
 // into same-origin frames and open shadow roots, or "" when what has the
 // focus takes no text. A cross-origin frame's field cannot be seen from here:
@@ -181,32 +176,25 @@ var inputModes = map[string]bool{"text": true, "none": true, "decimal": true, "n
 
 // FocusedField reports whether what has the focus in the page takes text,
 // and its input mode ("text", "numeric", "email", …), which picks the phone
-// keyboard the user's device shows. It runs in an isolated world of the main
-// frame, made again after each navigation.
+// keyboard the user's device shows. It runs in the agent's isolated world of
+// the main frame (agent.go), where the page's own scripts cannot see it.
 func (t *Tab) FocusedField(ctx context.Context) (editable bool, inputMode string, err error) {
+	id, ok := t.mainAgentContext()
+	if !ok {
+		return false, "", fmt.Errorf("read the focus: no agent world in the page yet")
+	}
+	res := &runtime.EvaluateResult{}
+	if err := t.callResult(ctx, runtime.CommandEvaluate, runtime.EvaluateParams{
+		Expression: focusScript, ContextID: id, ReturnByValue: new(true), Silent: new(true),
+	}, res); err != nil {
+		return false, "", fmt.Errorf("read the focus: %w", err)
+	}
+	if res.ExceptionDetails != nil || res.Result == nil {
+		return false, "", fmt.Errorf("read the focus: the script failed")
+	}
 	var mode string
-	for attempt := 0; ; attempt++ {
-		id, err := t.focusContext(ctx, attempt > 0)
-		if err != nil {
-			return false, "", err
-		}
-		res := &runtime.EvaluateResult{}
-		err = t.callResult(ctx, runtime.CommandEvaluate, runtime.EvaluateParams{
-			Expression: focusScript, ContextID: id, ReturnByValue: new(true), Silent: new(true),
-		}, res)
-		if err != nil && attempt == 0 && ctx.Err() == nil {
-			continue // the world went with a navigation: make it again
-		}
-		if err != nil {
-			return false, "", fmt.Errorf("read the focus: %w", err)
-		}
-		if res.ExceptionDetails != nil || res.Result == nil {
-			return false, "", fmt.Errorf("read the focus: the script failed")
-		}
-		if err := json.Unmarshal(res.Result.Value, &mode); err != nil {
-			return false, "", fmt.Errorf("read the focus: %w", err)
-		}
-		break
+	if err := json.Unmarshal(res.Result.Value, &mode); err != nil {
+		return false, "", fmt.Errorf("read the focus: %w", err)
 	}
 	if mode == "" {
 		return false, "", nil
@@ -217,24 +205,16 @@ func (t *Tab) FocusedField(ctx context.Context) (editable bool, inputMode string
 	return true, mode, nil
 }
 
-// focusContext returns the isolated world FocusedField reads in, made once
-// per document (each Page.createIsolatedWorld makes a new world), or again
-// when renew says the last one is gone.
-func (t *Tab) focusContext(ctx context.Context, renew bool) (runtime.ExecutionContextID, error) {
+// mainAgentContext returns the agent's execution context in the main
+// frame: the newest, as a navigation makes the next before the last goes.
+func (t *Tab) mainAgentContext() (runtime.ExecutionContextID, bool) {
 	t.mu.Lock()
-	frame, id := t.mainFrame, t.focusCtx
-	t.mu.Unlock()
-	if id != 0 && !renew {
-		return id, nil
+	defer t.mu.Unlock()
+	var best runtime.ExecutionContextID
+	for id, f := range t.agentFrames {
+		if f.frame == t.mainFrame && id > best {
+			best = id
+		}
 	}
-	world := &page.CreateIsolatedWorldResult{}
-	if err := t.callResult(ctx, page.CommandCreateIsolatedWorld, page.CreateIsolatedWorldParams{
-		FrameID: frame, WorldName: focusWorld,
-	}, world); err != nil {
-		return 0, fmt.Errorf("focus world: %w", err)
-	}
-	t.mu.Lock()
-	t.focusCtx = world.ExecutionContextID
-	t.mu.Unlock()
-	return world.ExecutionContextID, nil
+	return best, best != 0
 }

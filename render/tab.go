@@ -133,7 +133,6 @@ type Tab struct {
 	url       string
 	title     string
 	mainFrame cdp.FrameID
-	focusCtx  runtime.ExecutionContextID // FocusedField's world, 0 until made
 
 	// popupMu guards popups: the pages this one opened, by id, with the
 	// timer of one not reported yet (nil once reported).
