@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
@@ -128,17 +129,61 @@ func (t *Tab) repaint(ctx context.Context) error {
 	t.resizeMu.Lock()
 	defer t.resizeMu.Unlock()
 	t.mu.Lock()
-	w, h := t.width, t.height
+	w, h, scale := t.width, t.height, t.scale
 	t.mu.Unlock()
 	for _, hh := range []int{h + 1, h} {
 		err := t.call(ctx, emulation.CommandSetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
-			Width: int64(w), Height: int64(hh), DeviceScaleFactor: t.opt.Scale, Mobile: false,
+			Width: int64(w), Height: int64(hh), DeviceScaleFactor: scale, Mobile: false,
 		})
 		if err != nil {
 			return fmt.Errorf("repaint: %w", err)
 		}
 	}
 	return nil
+}
+
+// firstFrameWait is how long a popup's page is given to send its first
+// frame before its screencast is started again, and firstFrameTries how
+// many times that is done.
+const (
+	firstFrameWait  = time.Second
+	firstFrameTries = 5
+)
+
+// awaitFirstFrame starts the screencast of a popup's page again, and
+// repaints it, while no frame has come. A popup is attached to while its
+// first navigation may still commit, and the screencast started before it
+// can send nothing afterwards: the user would wait on a blank window.
+func (t *Tab) awaitFirstFrame() {
+	defer t.wg.Done()
+	for try := 1; try <= firstFrameTries; try++ {
+		select {
+		case <-t.framed:
+			return
+		case <-t.ctx.Done():
+			return
+		case <-time.After(firstFrameWait):
+		}
+		t.log.Debug("no frame from the popup yet: screencast started again", "try", try)
+		err := func() error {
+			t.resizeMu.Lock()
+			t.mu.Lock()
+			w, h, scale := t.width, t.height, t.scale
+			t.mu.Unlock()
+			err := t.call(t.ctx, page.CommandStopScreencast, nil)
+			if err == nil {
+				err = t.startScreencast(t.ctx, w, h, scale)
+			}
+			t.resizeMu.Unlock()
+			if err != nil {
+				return err
+			}
+			return t.repaint(t.ctx)
+		}()
+		if err != nil && t.ctx.Err() == nil {
+			t.log.Debug("restart the popup's screencast", "err", err)
+		}
+	}
 }
 
 // TargetID is the DevTools id of the tab's page.

@@ -150,6 +150,7 @@ func (t *Tab) onFrame(ev *page.EventScreencastFrame) {
 	if t.stopped {
 		return
 	}
+	t.frameOnce.Do(func() { close(t.framed) })
 	if t.opt.OnFrame == nil {
 		f.Ack()
 		return

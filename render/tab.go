@@ -130,6 +130,7 @@ type Tab struct {
 	mu        sync.Mutex
 	width     int
 	height    int
+	scale     float64
 	url       string
 	title     string
 	mainFrame cdp.FrameID
@@ -157,6 +158,8 @@ type Tab struct {
 	hist      history       // navLoop's, see history.go
 	entry     Event         // the current history entry's url event, under mu
 	closeReq  chan struct{} // capacity 1: the page asked to close
+	framed    chan struct{} // closed at the first frame handed on
+	frameOnce sync.Once
 
 	// dialogMu guards ds, the open dialog and sign-ins (dialog.go).
 	dialogMu sync.Mutex
@@ -187,9 +190,11 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		log:       opt.Log.With("component", "render"),
 		width:     opt.Width,
 		height:    opt.Height,
+		scale:     opt.Scale,
 		titleKick: make(chan struct{}, 1),
 		navKick:   make(chan struct{}, 1),
 		closeReq:  make(chan struct{}, 1),
+		framed:    make(chan struct{}),
 		crashed:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -317,6 +322,8 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		if err := t.repaint(tctx); err != nil {
 			return nil, err
 		}
+		t.wg.Add(1)
+		go t.awaitFirstFrame()
 	}
 	t.log.Debug("tab open", "target", id, "url", t.URL(), "width", opt.Width, "height", opt.Height, "scale", opt.Scale)
 	return t, nil
@@ -492,15 +499,15 @@ func (t *Tab) callResult(ctx context.Context, method string, params, res any) er
 // of the new size is not taken for a stale one.
 func (t *Tab) setMetrics(ctx context.Context, w, h int, scale float64) error {
 	t.mu.Lock()
-	oldW, oldH := t.width, t.height
-	t.width, t.height = w, h
+	oldW, oldH, oldScale := t.width, t.height, t.scale
+	t.width, t.height, t.scale = w, h, scale
 	t.mu.Unlock()
 	err := t.call(ctx, emulation.CommandSetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
 		Width: int64(w), Height: int64(h), DeviceScaleFactor: scale, Mobile: false,
 	})
 	if err != nil {
 		t.mu.Lock()
-		t.width, t.height = oldW, oldH
+		t.width, t.height, t.scale = oldW, oldH, oldScale
 		t.mu.Unlock()
 		return fmt.Errorf("set viewport %dx%d@%v: %w", w, h, scale, err)
 	}

@@ -233,8 +233,22 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 	t.Cleanup(func() {
 		g.stop(t)
 		logw.stop()
+		if t.Failed() && !testing.Verbose() {
+			t.Logf("the last of Glovebox's log, debug lines left out:\n%s", lastLines(g.logs.String(), 40))
+		}
 	})
 	return g
+}
+
+// lastLines is the last n lines of the log s that are not debug ones.
+func lastLines(s string, n int) string {
+	var lines []string
+	for l := range strings.Lines(s) {
+		if !strings.Contains(l, " level=DEBUG ") {
+			lines = append(lines, strings.TrimRight(l, "\n"))
+		}
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // allowLoopback lets the test origins (127.0.0.1 and 127.0.0.2) through.
@@ -423,6 +437,21 @@ func videoPixel(ctx context.Context, x, y int) (rgb, bool, error) {
 	return rgb{res[0], res[1], res[2]}, true, nil
 }
 
+// landingState is what a landing page shows and where it is, for a
+// failure's message.
+func landingState(ctx context.Context) string {
+	st, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+		const s = document.getElementById('glovebox-status');
+		const v = document.querySelector('video');
+		return location.href + ' status=' + JSON.stringify(s && !s.hidden ? s.textContent : '') +
+			(v ? ' video ready=' + v.readyState + ' size=' + v.videoWidth + 'x' + v.videoHeight : ' no video element');
+	})()`))
+	if err != nil {
+		return "landing page: " + err.Error()
+	}
+	return st
+}
+
 func waitForColour(t testing.TB, ctx context.Context, x, y int, want rgb, d time.Duration) {
 	t.Helper()
 	waitFor(t, d, "video colour "+want.String(), func() (bool, string) {
@@ -431,7 +460,7 @@ func waitForColour(t testing.TB, ctx context.Context, x, y int, want rgb, d time
 			return false, err.Error()
 		}
 		if !ok {
-			return false, "no video yet"
+			return false, "no video yet; " + landingState(ctx)
 		}
 		return c.near(want, 40), c.String()
 	})

@@ -97,9 +97,13 @@ async function connect(tab, peer) {
   const { p, d, sdp, applied } = await peer;
   pc = p;
   dc = d;
+  pending.length = 0;
   dc.onopen = () => {
     sendResize();
     for (const fn of openHandlers) fn();
+    // What the user did while the channel opened (the picture can come
+    // first) reaches the page now, in order.
+    for (const m of pending.splice(0)) send(m);
   };
   dc.onmessage = (e) => onServerMessage(e.data);
   // Video and sound in one stream on one element, so that they play in
@@ -150,8 +154,17 @@ async function start() {
 
 video.addEventListener('playing', () => show(''));
 
+// pending holds input sent while the data channel opens: a click on the
+// first picture is not lost. It is bounded; past it the oldest goes.
+const pending = [];
+const PENDING_MAX = 256;
+
 function send(m) {
-  if (dc && dc.readyState === 'open') dc.send(JSON.stringify(m));
+  if (dc && dc.readyState === 'open') {
+    dc.send(JSON.stringify(m));
+  } else if (dc && dc.readyState === 'connecting' && m.t !== 'resize') {
+    if (pending.push(m) > PENDING_MAX) pending.shift();
+  }
 }
 
 // The remote viewport follows the window, within the server's caps: view
