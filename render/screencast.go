@@ -150,7 +150,9 @@ func (t *Tab) onFrame(ev *page.EventScreencastFrame) {
 	if t.stopped {
 		return
 	}
-	t.frameOnce.Do(func() { close(t.framed) })
+	if t.framed != nil {
+		t.frameOnce.Do(func() { close(t.framed) })
+	}
 	if t.opt.OnFrame == nil {
 		f.Ack()
 		return
