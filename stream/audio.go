@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -94,7 +95,9 @@ func offerWantsAudio(offer string) bool {
 // audioSender is a peer's audio path: the Opus encoder, the track and the
 // RTP clock. WriteAudio's callers (one at a time) drive it.
 type audioSender struct {
-	track *webrtc.TrackLocalStaticRTP
+	track   *webrtc.TrackLocalStaticRTP
+	ssrcVal atomic.Uint32 // the sender's SSRC, set once the track is added
+	clock   rtpClock      // capture times to RTP timestamps, for the sender reports
 
 	mu   sync.Mutex
 	enc  *opus.Encoder
@@ -127,9 +130,12 @@ func newAudioSender() (*audioSender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &audioSender{track: track, enc: enc, pcm: make([]int16, audioFrame*AudioChannels),
+	return &audioSender{track: track, enc: enc, clock: rtpClock{rate: AudioRate}, pcm: make([]int16, audioFrame*AudioChannels),
 		seq: uint16(rand.Uint32()), base: rand.Uint32()}, nil
 }
+
+// ssrc is the audio's SSRC, 0 before the track is added.
+func (a *audioSender) ssrc() uint32 { return a.ssrcVal.Load() }
 
 func (a *audioSender) close() {
 	a.mu.Lock()
@@ -171,6 +177,7 @@ func (a *audioSender) write(p *Peer, pcm []byte, end time.Time) {
 	n := int64(len(pcm) / 4)
 	if !a.clockSet {
 		a.clockSet, a.t0 = true, end.Add(-samplesDuration(n))
+		a.clock.start(a.t0, a.base)
 	}
 	// Where this PCM starts by the times given, against where the count
 	// says it does.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -164,6 +165,7 @@ type testClient struct {
 	packets               atomic.Int64
 	audio                 chan *rtp.Packet // the audio track's packets (clientOpts.audio)
 	audioPT               chan uint8       // the audio track's negotiated payload type, once
+	srs                   chan *rtcp.SenderReport
 }
 
 type clientOpts struct {
@@ -253,6 +255,7 @@ func newTestClient(t *testing.T, o clientOpts) *testClient {
 		open:    make(chan struct{}),
 		audio:   make(chan *rtp.Packet, 4096),
 		audioPT: make(chan uint8, 1),
+		srs:     make(chan *rtcp.SenderReport, 256),
 	}
 	t.Cleanup(func() { _ = pc.Close() })
 	if !o.noVideo {
@@ -316,6 +319,22 @@ func (c *testClient) connect(t *testing.T, p *Peer) string {
 // readTrack reassembles VP8 frames from RTP (dropping incomplete ones) and
 // decodes them in order.
 func (c *testClient) readTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	go func() {
+		for {
+			pkts, _, err := recv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				if sr, ok := pkt.(*rtcp.SenderReport); ok {
+					select {
+					case c.srs <- sr:
+					default:
+					}
+				}
+			}
+		}
+	}()
 	if tr.Kind() == webrtc.RTPCodecTypeAudio {
 		c.audioPT <- uint8(tr.PayloadType())
 		for {

@@ -479,6 +479,7 @@ func (p *Peer) encodeImage(captured time.Time, key bool) (frame []byte, pts int6
 
 	if !m.clockSet {
 		m.clockSet, m.t0, m.lastPTS = true, captured, -clockRate/30
+		p.videoClock.start(m.t0, m.tsBase)
 	}
 	pts = captured.Sub(m.t0).Nanoseconds() * clockRate / int64(time.Second)
 	if pts <= m.lastPTS {

@@ -124,6 +124,9 @@ type Peer struct {
 	audio atomic.Pointer[audioSender]
 	bwe   cc.BandwidthEstimator
 	media *media // owned by the encoder goroutine until it exits
+	// videoClock maps capture times to the video's RTP timestamps, for
+	// the sender reports (senderreport.go).
+	videoClock rtpClock
 
 	// The latest-wins slot between Submit and the encoder goroutine.
 	slotMu     sync.Mutex
@@ -169,12 +172,13 @@ func (s *Server) NewPeer(opts PeerOptions) (_ *Peer, retErr error) {
 		log = s.log
 	}
 	p := &Peer{
-		srv:  s,
-		log:  log,
-		opts: opts,
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
-		quit: make(chan struct{}),
+		srv:        s,
+		log:        log,
+		opts:       opts,
+		wake:       make(chan struct{}, 1),
+		videoClock: rtpClock{rate: clockRate},
+		done:       make(chan struct{}),
+		quit:       make(chan struct{}),
 	}
 	if err := s.addPeer(p); err != nil {
 		return nil, fmt.Errorf("new peer: %w", err)
@@ -244,9 +248,10 @@ func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, e
 		p.mu.Unlock()
 		return "", fmt.Errorf("answer: %w", ErrClosed)
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	p.mu.Unlock()
 	go p.readRTCP(sender)
+	go p.senderReports()
 	if p.opts.Audio && offerWantsAudio(offerSDP) {
 		if err := p.addAudio(); err != nil {
 			return "", err
@@ -300,6 +305,9 @@ func (p *Peer) addAudio() error {
 		p.mu.Unlock()
 		a.close()
 		return fmt.Errorf("answer: %w", ErrClosed)
+	}
+	if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+		a.ssrcVal.Store(uint32(enc[0].SSRC))
 	}
 	p.audio.Store(a)
 	p.wg.Add(1)

@@ -11,6 +11,10 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -133,10 +137,27 @@ func NewServer(cfg Config, log *slog.Logger) (_ *Server, retErr error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, fmt.Errorf("register twcc sender: %w", err)
 	}
-	// NACK (adds nack and nack pli feedback), RTCP reports, stats, TWCC.
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir,
-		webrtc.WithInterceptorLoggerFactory(pionLog)); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
+	// pion's defaults but its sender reports, which the peer sends itself
+	// from the capture clocks (senderreport.go): NACK (with nack and nack
+	// pli feedback), receiver reports, stats, TWCC feedback.
+	if err := webrtc.ConfigureNackWithOptions(me, ir,
+		[]nack.GeneratorOption{nack.WithGeneratorLoggerFactory(pionLog)},
+		nack.WithResponderLoggerFactory(pionLog)); err != nil {
+		return nil, fmt.Errorf("register nack: %w", err)
+	}
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(pionLog))
+	if err != nil {
+		return nil, fmt.Errorf("receiver reports: %w", err)
+	}
+	ir.Add(rr)
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return nil, fmt.Errorf("register simulcast headers: %w", err)
+	}
+	if err := webrtc.ConfigureStatsInterceptorWithOptions(ir, stats.WithLoggerFactory(pionLog)); err != nil {
+		return nil, fmt.Errorf("register stats: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir, twcc.WithLoggerFactory(pionLog)); err != nil {
+		return nil, fmt.Errorf("register twcc: %w", err)
 	}
 	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir))
 
