@@ -84,7 +84,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:            ":3128",
 		Clients:           DefaultClients(),
-		Policy:            policy.Config{Default: policy.ActionIsolate},
+		Policy:            policy.Config{Default: policy.ActionIsolate, Defaults: policy.DefaultControls},
 		Tabs:              tab.DefaultConfig(),
 		Auth:              auth.DefaultConfig(),
 		PAC:               pac.DefaultConfig(),

@@ -73,6 +73,9 @@ type Rule struct {
 	// sound in the remote browser: the tab gets no audio track and Glovebox
 	// does not read the browser's sound device.
 	Audio *bool `mapstructure:"audio"`
+	// Controls, on an isolate rule, say what may cross between the tab
+	// and the user (crossing.go); unset ones are policy.defaults'.
+	Controls `mapstructure:",squash"`
 }
 
 // PolicyConfig is the ordered list of rules; the first that matches wins.
@@ -81,6 +84,9 @@ type Config struct {
 	Default Action `mapstructure:"default"`
 	// Rules are tried in order; the first match decides.
 	Rules []Rule `mapstructure:"rules"`
+	// Defaults are the crossing controls of isolated tabs whose rule
+	// does not set them (and of the default action's).
+	Defaults Controls `mapstructure:"defaults"`
 	// Groups maps each group name to its users: auth.groups, set by the
 	// wiring so that rules can name groups.
 	Groups map[string][]string `mapstructure:"-"`
@@ -103,12 +109,16 @@ type Decision struct {
 	// Audio says an isolated tab may play its sound to the user: the
 	// matched isolate rule's audio, on unless it says false.
 	Audio bool
+	// Controls are what may cross for an isolated tab: the rule's over
+	// policy.defaults over DefaultControls, every field set.
+	Controls Controls
 }
 
 // Policy decides allow, isolate or block for each request.
 type Policy struct {
-	def   Action
-	rules []compiledRule
+	def      Action
+	defaults Controls // DefaultControls with policy.defaults over them
+	rules    []compiledRule
 }
 
 type compiledRule struct {
@@ -120,6 +130,7 @@ type compiledRule struct {
 	noInspect bool
 	caFile    string
 	audio     bool
+	controls  Controls // complete: the defaults with the rule's over them
 }
 
 // ErrPolicy is wrapped by every policy configuration error.
@@ -127,7 +138,10 @@ var ErrPolicy = errors.New("invalid policy")
 
 // New compiles a policy, reporting the first bad rule by its position and name.
 func New(c Config) (*Policy, error) {
-	p := &Policy{def: c.Default}
+	if err := c.Defaults.check("policy.defaults"); err != nil {
+		return nil, err
+	}
+	p := &Policy{def: c.Default, defaults: DefaultControls.over(c.Defaults)}
 	if p.def == "" {
 		p.def = ActionIsolate
 	}
@@ -147,6 +161,13 @@ func New(c Config) (*Policy, error) {
 		if r.Audio != nil && r.Action != ActionIsolate {
 			return nil, fmt.Errorf("%w: %s: audio applies only to isolate rules", ErrPolicy, where)
 		}
+		if r.Controls.isSet() && r.Action != ActionIsolate {
+			return nil, fmt.Errorf("%w: %s: clipboard, download, upload, print and keyboard controls apply only to isolate rules", ErrPolicy, where)
+		}
+		if err := r.Controls.check(where); err != nil {
+			return nil, err
+		}
+		cr.controls = p.defaults.over(r.Controls)
 		if (r.NoInspect || r.CAFile != "") && r.Action != ActionAllow {
 			return nil, fmt.Errorf("%w: %s: no_inspect and ca_file apply only to allow rules", ErrPolicy, where)
 		}
@@ -218,10 +239,10 @@ func (p *Policy) Decide(u *url.URL, user string) Decision {
 	}
 	for _, r := range p.rules {
 		if (r.who == nil || r.who[user]) && (r.match == nil || r.match(host, u)) {
-			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile, Audio: r.audio}
+			return Decision{Action: r.action, Rule: r.name, NoInspect: r.noInspect, CAFile: r.caFile, Audio: r.audio, Controls: r.controls}
 		}
 	}
-	return Decision{Action: p.def, Rule: "default", Audio: true}
+	return Decision{Action: p.def, Rule: "default", Audio: true, Controls: p.defaults}
 }
 
 // DecideOrigin is Decide for u's origin alone (scheme://host:port/, no
