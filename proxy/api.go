@@ -77,7 +77,7 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, _ := s.effective(u, reqInfoOf(r).user)
-	req.Audio = d.Audio
+	req.Audio, req.Controls = d.Audio, d.Controls
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	s.writeTab(w, http.StatusCreated, t, err)
 }
@@ -139,6 +139,7 @@ func (s *Server) handOver(w http.ResponseWriter, t *tab.Tab, rawURL string) {
 	// that rule allows it, from this moment (its sound stops at once).
 	d, _ := s.effective(u, t.User())
 	t.SetAudio(d.Audio)
+	t.SetControls(d.Controls)
 	writeJSON(w, http.StatusOK, map[string]any{"code": s.tabs.Handoff(t, originOf(u)), "url": u.String()})
 }
 

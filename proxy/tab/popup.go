@@ -59,6 +59,7 @@ func (m *Manager) createPopup(opener *Tab, ev render.Event) (*Tab, error) {
 	w, h, s := opener.Viewport()
 	p := m.newTab(u, opener.clientIP, opener.user, w, h, s)
 	p.opener, p.targetID = opener, ev.TargetID
+	p.SetControls(opener.Controls()) // the opener's until its landing page hands it over
 	p.grace = max(popupClaimWait, m.cfg.ReattachGrace)
 	m.mu.Lock()
 	defer m.mu.Unlock()

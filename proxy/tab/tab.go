@@ -20,6 +20,7 @@ import (
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/render"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -214,6 +215,9 @@ type Request struct {
 	// policy rule's audio. The proxy sets it from policy; a client never
 	// can, so it is off unless the proxy says otherwise.
 	Audio bool `json:"-"`
+	// Controls say what may cross between the tab and its user: the
+	// policy rule's. Set by the proxy only, as Audio.
+	Controls policy.Controls `json:"-"`
 }
 
 // Create registers a tab and starts its browser in the background.
@@ -226,6 +230,7 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := m.newTab(u, clientIP, user, w, h, s)
 	t.audio.Store(req.Audio)
+	t.SetControls(req.Controls)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.admit(t); err != nil {
@@ -486,8 +491,9 @@ type Tab struct {
 	answers    chan clientMsg // dialog and sign-in answers: see applyLoop
 	lastActive atomic.Int64
 
-	audio atomic.Bool // the user may hear the tab (policy): peers get an audio track
-	sound soundReader // tabsound.go
+	audio    atomic.Bool                     // the user may hear the tab (policy): peers get an audio track
+	controls atomic.Pointer[policy.Controls] // what may cross (policy): see controls.go
+	sound    soundReader                     // tabsound.go
 
 	mu         sync.Mutex
 	peer       *stream.Peer
