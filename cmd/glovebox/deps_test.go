@@ -32,7 +32,8 @@ var depRules = []struct {
 	{"proxy/internal", []string{"proxy/policy"}}, // addresses spelt as policy spells them
 	{"proxy/upstream", []string{"proxy/internal/"}},
 	{"proxy/egress", []string{"proxy/policy", "proxy/audit", "proxy/upstream", "proxy/internal/"}},
-	{"proxy/tab", []string{"isolate", "render", "stream", "proxy/audit", "proxy/policy", "internal/testenv"}}, // policy: what may cross
+	{"proxy/scan", nil},
+	{"proxy/tab", []string{"isolate", "render", "stream", "proxy/audit", "proxy/policy", "proxy/scan", "internal/testenv"}}, // policy, scan: what may cross
 	{"proxy", []string{"isolate", "render", "stream", "proxy/", "internal/testenv"}},
 }
 

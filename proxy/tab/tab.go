@@ -21,6 +21,7 @@ import (
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/scan"
 	"github.com/glovebox/glovebox/render"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	// render.Options.HTTPAuth for its cost); without it the page fails to
 	// load.
 	HTTPAuth bool `mapstructure:"http_auth"`
+	// Scanner scans the files whose rule says scan; nil refuses them
+	// (scan.ErrNoScanner). Set by the wiring, not the configuration.
+	Scanner scan.Scanner `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
