@@ -98,6 +98,13 @@ type Browser struct {
 	// Glovebox's user only. Empty when the runtime gives browsers no
 	// sound device (its pulseaudio setting is empty): they are muted.
 	AudioPath string
+	// FilesDir is the host directory of the files that cross between the
+	// browser and its user: downloads it saves there, uploads Glovebox
+	// puts there for it. It is the browser's user's, removed with the
+	// browser; Glovebox (root) reads and writes it. FilesPath is the same
+	// directory as the browser sees it (inside its container).
+	FilesDir  string
+	FilesPath string
 	// Warm reports that the browser was started ahead by the pool, before
 	// any tab asked for it. The pool sets it; runtimes leave it false.
 	Warm bool

@@ -472,6 +472,16 @@ func (st *ctrStart) createContainer() error {
 		}
 		st.b.AudioPath = filepath.Join(s.sound, audioFIFOName)
 	}
+	// Files that cross (downloads, uploads), in a directory of the
+	// browser's user inside the container's own, as the sound's.
+	s.files = filepath.Join(st.dir, "files")
+	if err := os.Mkdir(s.files, 0o700); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	if err := os.Chown(s.files, c.cfg.UID, c.cfg.GID); err != nil {
+		return fmt.Errorf("start container %s: %w", st.id, err)
+	}
+	st.b.FilesDir, st.b.FilesPath = s.files, containerFiles
 	if c.nw != nil {
 		s.egressPort = c.nw.EgressPort()
 	}

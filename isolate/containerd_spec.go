@@ -36,6 +36,9 @@ const (
 	// containerSound is where the container's sound directory is bound:
 	// the FIFO the sound device writes, which the host reads.
 	containerSound = "/run/glovebox-sound"
+	// containerFiles is where the container's files directory is bound:
+	// downloads and uploads (Browser.FilesPath).
+	containerFiles = "/run/glovebox-files"
 )
 
 // Labels on every container of Glovebox's.
@@ -87,6 +90,8 @@ type ctrSpec struct {
 	// sound is the host directory bound at containerSound, where the
 	// sound device makes its FIFO; empty without a sound device.
 	sound string
+	// files is the host directory bound at containerFiles.
+	files string
 }
 
 // containerLabels are the labels of the container serving tabID.
@@ -195,6 +200,10 @@ func specOpts(s ctrSpec) []oci.SpecOpts {
 	if s.sound != "" {
 		// After the /run tmpfs, so that the bind lands inside it.
 		opts = append(opts, withMount(specs.Mount{Destination: containerSound, Type: "bind", Source: s.sound,
+			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}}))
+	}
+	if s.files != "" {
+		opts = append(opts, withMount(specs.Mount{Destination: containerFiles, Type: "bind", Source: s.files,
 			Options: []string{"bind", "rw", "nosuid", "nodev", "noexec"}}))
 	}
 	if s.ipv6 {

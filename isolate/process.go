@@ -149,6 +149,18 @@ func (p *Process) Start(ctx context.Context, spec Spec) (_ *Browser, retErr erro
 		}
 	}
 
+	// Files that cross (downloads, uploads): the browser's user's.
+	files := filepath.Join(dir, "files")
+	if err := os.Mkdir(files, 0o700); err != nil {
+		return nil, fmt.Errorf("create files directory: %w", err)
+	}
+	if p.cred != nil {
+		if err := os.Chown(files, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+			return nil, fmt.Errorf("create files directory: %w", err)
+		}
+	}
+	b.FilesDir, b.FilesPath = files, files
+
 	// A fresh environment: nothing of Glovebox's own (proxy settings,
 	// secrets) reaches the browser. HOME is the profile, so whatever
 	// Chromium writes outside --user-data-dir is removed with it.

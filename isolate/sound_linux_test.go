@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -103,5 +105,45 @@ func TestContainerdSoundSpec(t *testing.T) {
 	}
 	if _, i := mountAt(spec, containerSound); i >= 0 {
 		t.Error("a sound mount without a sound device")
+	}
+}
+
+// TestContainerdFilesDir: a container's files directory (downloads and
+// uploads) is a directory of the browser's user in the container's own,
+// mode 0700, bound at FilesPath: a file the host puts there is the one
+// the browser sees, and it goes with the container.
+func TestContainerdFilesDir(t *testing.T) {
+	needContainerd(t)
+	c := newTestContainerd(t, nil, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	b, err := c.Start(ctx, Spec{TabID: "tab-files"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer b.Close()
+	cb := ctrState(t, c, b)
+	if want := filepath.Join(cb.dir, "files"); b.FilesDir != want || b.FilesPath != containerFiles {
+		t.Fatalf("FilesDir, FilesPath = %q, %q; want %q, %q", b.FilesDir, b.FilesPath, want, containerFiles)
+	}
+	fi, err := os.Stat(b.FilesDir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("files directory: %v, %v; want mode 0700", fi, err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uint32(c.cfg.UID) {
+		t.Errorf("files directory owner %v, want uid %d", fi.Sys(), c.cfg.UID)
+	}
+	if err := os.WriteFile(filepath.Join(b.FilesDir, "hello.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := filepath.Join("/proc", strconv.Itoa(int(cb.task.Pid())), "root", containerFiles, "hello.txt")
+	if got, err := os.ReadFile(seen); err != nil || string(got) != "hello" {
+		t.Errorf("the browser's %s/hello.txt: %q, %v; want the host's file", containerFiles, got, err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(b.FilesDir); !os.IsNotExist(err) {
+		t.Errorf("the files directory outlives the container: %v", err)
 	}
 }
