@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -29,13 +31,20 @@ func BenchmarkAudioCPU(b *testing.B) {
 
 // syncProbe watches, in the user's landing page, when each flash of the
 // sync page is shown (requestVideoFrameCallback: the frame's expected
-// display time) and when each beep is heard (a ScriptProcessorNode on the
-// received audio track: the first loud sample's output time, mapped to
-// the page's clock by getOutputTimestamp), both in performance.now() ms.
+// display time) and when each beep is played out (the audio receiver's
+// synchronization source: the playout time of its most recent packet,
+// polled every 5 ms; a beep is the first packet after a gap of 150 ms or
+// more, as nothing is sent while the page is silent), both in performance.now() ms. The
+// playout time is the WebRTC stack's hand-over to the sound device; a
+// WebAudio probe of the same track (MediaStreamAudioSourceNode) lagged it
+// by some 800 ms in headless Chromium, whose fake output device buffers:
+// that is not what a user hears.
 const syncProbe = `(() => {
 	const v = document.getElementById('glovebox-screen');
 	const s = v.srcObject;
 	if (!s || !s.getAudioTracks().length || !v.requestVideoFrameCallback) return false;
+	const rx = (window.__gbPCs || []).flatMap(pc => pc.getReceivers()).find(r => r.track && r.track.kind === 'audio');
+	if (!rx) return false;
 	if (window.__sync) return true;
 	const r = window.__sync = { v: [], a: [] };
 	const c = document.createElement('canvas');
@@ -50,25 +59,16 @@ const syncProbe = `(() => {
 		v.requestVideoFrameCallback(onFrame);
 	};
 	v.requestVideoFrameCallback(onFrame);
-	const ac = new AudioContext();
-	const src = ac.createMediaStreamSource(new MediaStream([s.getAudioTracks()[0]]));
-	const sp = ac.createScriptProcessor(256, 1, 1);
-	let loud = false, quiet = 0;
-	sp.onaudioprocess = (e) => {
-		const d = e.inputBuffer.getChannelData(0);
-		const ts = ac.getOutputTimestamp();
-		for (let i = 0; i < d.length; i++) {
-			if (Math.abs(d[i]) > 0.05) {
-				if (!loud) r.a.push(ts.performanceTime + (e.playbackTime + i / ac.sampleRate - ts.contextTime) * 1000);
-				loud = true;
-				quiet = 0;
-			} else if (++quiet > ac.sampleRate / 10) {
-				loud = false; // 100 ms of quiet ends a beep
-			}
-		}
-	};
-	src.connect(sp);
-	sp.connect(ac.destination);
+	// Playout times are on the wall clock (ms since 1970).
+	const toPerf = (t) => t > 1e12 ? t - performance.timeOrigin : t;
+	let last = null;
+	setInterval(() => {
+		const src = rx.getSynchronizationSources()[0];
+		if (!src) return;
+		const t = toPerf(src.timestamp);
+		if (last !== null && t - last > 150) r.a.push(t);
+		last = t;
+	}, 5);
 	return true;
 })()`
 
@@ -83,10 +83,13 @@ func BenchmarkLipSync(b *testing.B) {
 	site := newTestSite(b)
 	g := startGlovebox(b, nil)
 	bctx := userBrowser(b, g.addr)
-	var p50s, p95s, signed []float64
+	var p50s, p95s, signed, audioJB, videoJB []float64
 	for b.Loop() {
 		tctx, cancel := chromedp.NewContext(bctx)
-		if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/sync")); err != nil {
+		if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recordPeers})
+			return err
+		}), chromedp.Navigate(site.URL+"/sync")); err != nil {
 			b.Fatal(err)
 		}
 		waitFor(b, 60*time.Second, "the sync probe", func() (bool, string) {
@@ -99,6 +102,22 @@ func BenchmarkLipSync(b *testing.B) {
 			got, err = chromedp.Run(tctx, chromedp.Evaluate[struct{ V, A []float64 }](`({ V: window.__sync.v, A: window.__sync.a })`))
 			return err == nil && len(got.V) >= 21 && len(got.A) >= 21, fmt.Sprintf("%d flashes, %d beeps, %v", len(got.V), len(got.A), err)
 		})
+		// The user's browser's own account of how long each kind waits
+		// in its jitter buffer (where its A/V sync adds delay).
+		jb, err := chromedp.Run(tctx, chromedp.Evaluate[map[string]float64](`(async () => {
+			const out = {};
+			for (const pc of (window.__gbPCs || [])) {
+				(await pc.getStats()).forEach(r => {
+					if (r.type === 'inbound-rtp' && r.jitterBufferEmittedCount > 0)
+						out[r.kind] = r.jitterBufferDelay / r.jitterBufferEmittedCount * 1000;
+				});
+			}
+			return out;
+		})()`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			b.Fatal(err)
+		}
+		audioJB, videoJB = append(audioJB, jb["audio"]), append(videoJB, jb["video"])
 		var offsets, sizes []float64
 		for _, v := range got.V[1:] { // the first may have come before the probe
 			best := math.Inf(1)
@@ -126,5 +145,7 @@ func BenchmarkLipSync(b *testing.B) {
 	b.ReportMetric(median(p50s), "ms-av-offset-p50")
 	b.ReportMetric(median(p95s), "ms-av-offset-p95")
 	b.ReportMetric(median(signed), "ms-audio-late-p50")
+	b.ReportMetric(median(audioJB), "ms-audio-jitterbuffer")
+	b.ReportMetric(median(videoJB), "ms-video-jitterbuffer")
 	b.ReportMetric(0, "ns/op")
 }
