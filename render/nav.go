@@ -82,6 +82,8 @@ type Event struct {
 	ContextMenu *ContextMenu
 	Picker      *Picker
 	Fullscreen  bool
+	// Download is a download's (EventDownload, download.go).
+	Download *Download
 	// ID names a dialog or sign-in in the answer to it.
 	ID string
 	// Default is a prompt's default text.

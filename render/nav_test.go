@@ -16,6 +16,7 @@ func TestEventTypes(t *testing.T) {
 		{EventDialogClosed, "dialog-closed"},
 		{EventCrashed, "crashed"},
 		{EventClosed, "closed"},
+		{EventDownload, "download"},
 	} {
 		if string(tt.typ) != tt.want {
 			t.Errorf("event type %q, want %q", tt.typ, tt.want)

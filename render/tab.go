@@ -80,6 +80,12 @@ type Options struct {
 	// Tab of the same browser (see EventPopup). Open fails when the browser
 	// has no such page. Empty means the browser's blank page, or a new one.
 	TargetID string
+	// DownloadDir, when set, is the directory (as the browser sees it)
+	// into which the browser saves downloads, each named by its GUID, and
+	// the Tab reports them (EventDownload). Empty means the browser
+	// refuses every download. A popup's Tab (TargetID set) leaves the
+	// browser's downloads to its opener's.
+	DownloadDir string
 }
 
 // normalize fills in defaults and checks the options.
@@ -164,6 +170,8 @@ type Tab struct {
 	// dialogMu guards ds, the open dialog and sign-ins (dialog.go).
 	dialogMu sync.Mutex
 	ds       dialogState
+
+	dl downloads // download.go
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -302,6 +310,13 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 	}
 	if opt.HTTPAuth {
 		setup = append(setup, func() error { return t.enableAuth(tctx) })
+	}
+	switch {
+	case opt.TargetID != "":
+	case opt.DownloadDir != "":
+		setup = append(setup, func() error { return t.enableDownloads(bctx, opt.DownloadDir) })
+	default:
+		setup = append(setup, func() error { return t.denyDownloads(bctx) })
 	}
 	errs := make(chan error, len(setup))
 	for _, f := range setup {

@@ -316,6 +316,11 @@ func waitEvent(t *testing.T, s *sink, ok func(Event) bool) Event {
 			}
 			seen = append(seen, ev)
 		case <-timeout:
+			for _, ev := range seen {
+				if ev.Download != nil {
+					t.Logf("seen download %+v", *ev.Download)
+				}
+			}
 			t.Fatalf("event not seen in 10s; saw %+v", seen)
 			return Event{}
 		}
