@@ -40,6 +40,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/handoff", s.apiHandoff)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/popup", s.apiPopup)
 	mux.HandleFunc("POST /.glovebox/api/claim", s.apiClaim)
+	mux.HandleFunc("GET "+tab.FilesPrefix+"{key}", s.apiFile)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such Glovebox endpoint")
 	})
@@ -174,6 +175,46 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.tabs.Claim(req.Code, tabOwnerOf(r), originOf(r.URL))
 	s.writeTab(w, http.StatusOK, t, err)
+}
+
+// apiFile delivers a file offered to the user (a download Glovebox
+// allowed) at its one-time URL: to the tab's owner only, once. Any other
+// request, a replay among them, is answered as for a key that never was.
+// The file is sent as an attachment that the browser saves and never
+// renders: no type sniffing, and a sandbox for anything that would.
+func (s *Server) apiFile(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet { // HEAD would use the one time up
+		w.Header().Set("Allow", "GET")
+		writeJSONError(w, http.StatusMethodNotAllowed, "bad_method", "fetch the file with GET")
+		return
+	}
+	o, err := s.tabs.TakeOffer(r.PathValue("key"), tabOwnerOf(r))
+	if err != nil {
+		writeJSONError(w, http.StatusNotFound, "no_file", "This download link has been used already, has expired, or is not yours.")
+		return
+	}
+	f, err := o.Open()
+	if err != nil {
+		o.Done(false)
+		s.log.Warn("offered file", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "file_failed", "The file could not be read.")
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", o.MIME)
+	cd := mime.FormatMediaType("attachment", map[string]string{"filename": o.Name})
+	if cd == "" {
+		cd = "attachment"
+	}
+	h.Set("Content-Disposition", cd)
+	h.Set("Content-Length", fmt.Sprint(o.Size))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = io.Copy(w, io.LimitReader(f, o.Size))
+	o.Done(err == nil)
 }
 
 // writeTab answers with the tab the landing page now holds (its token and

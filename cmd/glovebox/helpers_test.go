@@ -68,6 +68,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/sound"] = "sound.html"
 	files["/sync"] = "sync.html"
 	files["/dialogs"], files["/dialogs-leave"], files["/dialogs-auth"] = "dialogs.html", "dialogs-leave.html", "dialogs-auth.html"
+	files["/downloads"] = "downloads.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -78,6 +79,9 @@ func newTestSite(t testing.TB) *testSite {
 			return
 		}
 		if r.URL.Path == "/dialogs-auth" && !dialogsBasicAuth(w, r) {
+			return
+		}
+		if serveDownload(w, r) {
 			return
 		}
 		name, ok := files[r.URL.Path]

@@ -24,13 +24,21 @@ func TestAuditSchema(t *testing.T) {
 		Action: policy.ActionIsolate, Rule: "default", Status: 200, Bytes: 10, Duration: time.Millisecond, DestIP: "192.0.2.7"})
 	a.Egress(EgressEvent{ClientIP: "198.18.0.9", Method: "CONNECT", URL: "a.test:443", Host: "a.test",
 		Action: policy.ActionRefuse, Rule: "unknown source", Status: 403})
+	a.File(FileEvent{Event: EventDownload, Tab: "t1", User: "alice", URL: "http://a.test/f.txt", Host: "a.test",
+		Name: "f.txt", MIME: "text/plain", Size: 3, SHA256: "ab", Decision: FileAllowed, Verdict: "clean"})
+	a.File(FileEvent{Event: EventUpload, Tab: "t1", URL: "http://a.test/", Host: "a.test", Name: "e.com",
+		Decision: FileDenied, Reason: "threat found", Verdict: "infected", Threat: "Eicar"})
 
+	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
+		"tab", "threat", "time", "url", "user", "verdict"}
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
 		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
-		EventEgress: {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
+		EventDownload: fileKeys,
+		EventUpload:   fileKeys,
+		EventEgress:   {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
 	seen := 0
@@ -53,7 +61,7 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 5 {
-		t.Fatalf("decoded %d events, want 5", seen)
+	if seen != 7 {
+		t.Fatalf("decoded %d events, want 7", seen)
 	}
 }

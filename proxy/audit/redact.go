@@ -31,11 +31,15 @@ const handoffParam = "glovebox-handoff"
 // this).
 const APITabsPrefix = "/.glovebox/api/tabs/"
 
+// FilesPrefix is where a file offered to a user is fetched from, once:
+// /.glovebox/files/KEY, its next segment a secret too.
+const FilesPrefix = "/.glovebox/files/"
+
 var (
 	// tokenInText is the API path with its token in free text, its
 	// characters as they are or %-escaped, with a doubled slash or two.
-	tokenInText = regexp.MustCompile(`(?i)(` + escapable("/.glovebox") + `(?:` + escapable("/") + `)+` + escapable("api") +
-		`(?:` + escapable("/") + `)+` + escapable("tabs") + `(?:` + escapable("/") + `)+)[^/?#&\s"'\\]+`)
+	tokenInText = regexp.MustCompile(`(?i)(` + escapable("/.glovebox") + `(?:` + escapable("/") + `)+(?:` + escapable("api") +
+		`(?:` + escapable("/") + `)+` + escapable("tabs") + `|` + escapable("files") + `)(?:` + escapable("/") + `)+)[^/?#&\s"'\\]+`)
 	// handoffInText is the hand-over parameter with its value.
 	handoffInText = regexp.MustCompile(`(?i)(` + escapable(handoffParam+"=") + `)[^&#\s"'\\]+`)
 )
@@ -91,15 +95,18 @@ func LogURL(u *url.URL) string {
 // redactAPIPath replaces the token segment of a decoded API path.
 func redactAPIPath(p string) (string, bool) {
 	clean := path.Clean(p)
-	if len(clean) <= len(APITabsPrefix) || !strings.EqualFold(clean[:len(APITabsPrefix)], APITabsPrefix) {
-		return p, false
+	for _, prefix := range []string{APITabsPrefix, FilesPrefix} {
+		if len(clean) <= len(prefix) || !strings.EqualFold(clean[:len(prefix)], prefix) {
+			continue
+		}
+		_, rest, more := strings.Cut(clean[len(prefix):], "/")
+		p = clean[:len(prefix)] + redacted
+		if more {
+			p += "/" + rest
+		}
+		return p, true
 	}
-	_, rest, more := strings.Cut(clean[len(APITabsPrefix):], "/")
-	p = clean[:len(APITabsPrefix)] + redacted
-	if more {
-		p += "/" + rest
-	}
-	return p, true
+	return p, false
 }
 
 // redactHandler is a slog.Handler that runs every message and string (and

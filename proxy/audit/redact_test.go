@@ -16,6 +16,9 @@ func TestLogURL(t *testing.T) {
 		{"http://u:p@a.test/x", "http://a.test/x"},
 		{"http://a.test/%2Fodd%2Fpath", "http://a.test/%2Fodd%2Fpath"}, // kept as sent
 		{"/.glovebox/api/tabs", "/.glovebox/api/tabs"},
+		{"http://a.test/.glovebox/files/" + tok, "http://a.test/.glovebox/files/REDACTED"},
+		{"/.glovebox/%66iles/" + tok + "?x", "/.glovebox/files/REDACTED?x"},
+		{"/.glovebox/files", "/.glovebox/files"},
 		{"http://a.test/.glovebox/api/tabs/" + tok + "/offer", "http://a.test/.glovebox/api/tabs/REDACTED/offer"},
 		{"http://a.test/.glovebox/api/tabs/" + tok, "http://a.test/.glovebox/api/tabs/REDACTED"},
 		{"/.glovebox/api/tabs/" + tok + "/handoff?x=1", "/.glovebox/api/tabs/REDACTED/handoff?x=1"},
@@ -75,6 +78,9 @@ func TestRedactHandler(t *testing.T) {
 	out := buf.String()
 	if strings.Contains(out, tok) {
 		t.Errorf("the token is in %s", out)
+	}
+	if got := RedactText("GET /.glovebox//files/" + tok + " 404"); got != "GET /.glovebox//files/REDACTED 404" {
+		t.Errorf("a file key in text: %s", got)
 	}
 	if n := strings.Count(out, "REDACTED"); n != 5 {
 		t.Errorf("%d REDACTED, want 5 (message, With, error, Stringer, group): %s", n, out)

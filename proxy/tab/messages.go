@@ -118,6 +118,14 @@ type serverMsg struct {
 	Text   string `json:"text,omitempty"`
 	Realm  string `json:"realm,omitempty"`
 	Scheme string `json:"scheme,omitempty"`
+	// download: ID names the download, Name is the file's, Size and
+	// Received its bytes, State one of progress, checking, ready (URL is
+	// the one-time address to save it from), refused and failed (Message
+	// says why).
+	Name     string `json:"name,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	Received int64  `json:"received,omitempty"`
+	State    string `json:"state,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.

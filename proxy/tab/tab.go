@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -163,6 +164,8 @@ type Manager struct {
 	byAddr map[string]*Tab    // by the browser's own address, for the egress proxy
 	codes  map[string]handoffCode
 	rates  map[string]*rate.Limiter // tab creation, by owner
+	files  string                   // Glovebox's directory of files in transit (download.go)
+	offers map[string]*Offer        // files offered to users, by one-time key
 	// refs counts the tabs that use each browser: a tab and the popups
 	// its page opened share one. The last to end closes it.
 	refs   map[*isolate.Browser]int
@@ -458,6 +461,12 @@ func (m *Manager) Close() {
 	}
 	m.cancel()
 	m.wg.Wait()
+	m.mu.Lock()
+	dir := m.files
+	m.mu.Unlock()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
 }
 
 // Tab is one isolated browser tab: a browser, the chromedp page on it, and at
@@ -511,8 +520,9 @@ type Tab struct {
 	stats      stream.Stats          // summed over peers that have gone
 	retired    map[*stream.Peer]bool // true once the peer's counters are in stats
 	errorsSent int
-	grace      time.Duration // how long the tab waits for a landing page
-	attached   bool          // a landing page has attached once
+	grace      time.Duration        // how long the tab waits for a landing page
+	attached   bool                 // a landing page has attached once
+	downloads  map[string]*download // the browser's, by GUID (download.go)
 	// popupNotices bounds the popups refused that the user is told of.
 	popupNotices *rate.Limiter
 
@@ -563,6 +573,7 @@ func (t *Tab) run() {
 			t.End("browser disconnected")
 			return
 		case now := <-tick.C:
+			t.m.dropOffers(t, false)
 			if r := t.expired(now); r != "" {
 				t.End(r)
 				return
@@ -595,7 +606,7 @@ func (t *Tab) start() error {
 	page, err := render.Open(t.ctx, b.DevToolsURL, render.Options{
 		Width: t.width, Height: t.height, Scale: t.scale, Quality: t.m.cfg.JPEGQuality,
 		OnFrame: t.onFrame, OnEvent: t.onEvent, Log: t.log, DevToolsSocket: b.DevToolsSocket,
-		TargetID: t.targetID, HTTPAuth: t.m.cfg.HTTPAuth,
+		TargetID: t.targetID, HTTPAuth: t.m.cfg.HTTPAuth, DownloadDir: b.FilesPath,
 	})
 	if err != nil {
 		return fmt.Errorf("open page: %w", err)
@@ -875,6 +886,8 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.send(serverMsg{T: "error", Message: "The isolated page crashed."})
 	case render.EventPopup:
 		t.onPopup(ev)
+	case render.EventDownload:
+		t.onDownload(ev.Download)
 	case render.EventPageClosed:
 		// The landing page closes its window if it can; the tab ends.
 		t.send(serverMsg{T: "close"})
@@ -1116,6 +1129,8 @@ func (t *Tab) End(reason string) {
 func (t *Tab) teardown() {
 	// The tab counts against capacity until its browser is gone.
 	defer t.m.remove(t)
+	// Files offered and not fetched go with the tab.
+	t.m.dropOffers(t, true)
 	t.mu.Lock()
 	p, reason := t.peer, t.reason
 	t.peer = nil

@@ -1,0 +1,74 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Names of the events of what crosses between a tab and its user.
+const (
+	EventDownload = "download"
+	EventUpload   = "upload"
+)
+
+// Decisions of a FileEvent.
+const (
+	FileAllowed = "allowed"
+	FileDenied  = "denied"
+)
+
+// FileEvent is one file that crossed, or was refused, between an isolated
+// tab and its user: a download (remote page → user) or an upload.
+type FileEvent struct {
+	// Event is EventDownload or EventUpload.
+	Event    string
+	Tab      string
+	ClientIP string
+	User     string
+	// URL is where a download came from, or the page an upload went to
+	// (as it may be logged), Host its host.
+	URL  string
+	Host string
+	// Name is the file's name as the user gets it, MIME its type, Size
+	// its length in bytes and SHA256 its hash (hex; empty when the file
+	// was refused before Glovebox had it all).
+	Name   string
+	MIME   string
+	Size   int64
+	SHA256 string
+	// Decision is FileAllowed or FileDenied, Reason why in a few words
+	// ("policy", "too large", "threat found", "scanner unavailable", …).
+	Decision string
+	Reason   string
+	// Verdict is the scanner's: "clean", "infected", "error" (no verdict:
+	// the file was refused), or "" when the rule does not scan; Threat
+	// what it found and Scanner who answered.
+	Verdict string
+	Threat  string
+	Scanner string
+}
+
+// File logs a download or an upload, and counts it by decision.
+func (a *Audit) File(e FileEvent) {
+	if a == nil {
+		return
+	}
+	a.Metrics.add("glovebox_files_total", "Files that crossed between isolated tabs and users, or were refused, by direction and decision.", 1,
+		"direction", e.Event, "decision", e.Decision)
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, e.Event,
+		slog.String("tab", e.Tab),
+		slog.String("client_ip", e.ClientIP),
+		slog.String("user", e.User),
+		slog.String("url", e.URL),
+		slog.String("host", e.Host),
+		slog.String("file_name", e.Name),
+		slog.String("mime", e.MIME),
+		slog.Int64("size", e.Size),
+		slog.String("sha256", e.SHA256),
+		slog.String("decision", e.Decision),
+		slog.String("reason", e.Reason),
+		slog.String("verdict", e.Verdict),
+		slog.String("threat", e.Threat),
+		slog.String("scanner", e.Scanner),
+	)
+}
