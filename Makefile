@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs
+DEB_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs c-icap libc-icap-mod-virus-scan clamav
 # -p 1: the network tests and the containerd tests share the host's nftables
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
@@ -36,6 +36,10 @@ deps: ## install the Debian packages and Go modules (does nothing when present)
 		case " $$missing " in *" squid "*) \
 			echo "squid is for the tests, which start their own: stopping the system service it started on :3128"; \
 			(systemctl disable --now squid || service squid stop || pkill -x squid) >/dev/null 2>&1 || true;; \
+		esac; \
+		case " $$missing " in *" c-icap "*|*" clamav "*) \
+			echo "c-icap and ClamAV are for the tests, which start their own (with their own signatures): stopping the services they started"; \
+			for u in c-icap clamav-freshclam; do (systemctl disable --now $$u || service $$u stop) >/dev/null 2>&1 || true; done;; \
 		esac; \
 	fi
 	@go mod download

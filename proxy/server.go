@@ -28,6 +28,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/internal/netcheck"
 	"github.com/glovebox/glovebox/proxy/pac"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/scan"
 	"github.com/glovebox/glovebox/proxy/tlsca"
 	"github.com/glovebox/glovebox/proxy/upstream"
 	"github.com/glovebox/glovebox/stream"
@@ -44,6 +45,8 @@ type Config struct {
 	Policy policy.Config `mapstructure:"policy"`
 	// Tabs bounds the isolated tabs.
 	Tabs tab.Config `mapstructure:"tabs"`
+	// Scan is the content scanner (ICAP) of files that cross.
+	Scan scan.Config `mapstructure:"scan"`
 	// Auth is proxy authentication: who makes each request.
 	Auth auth.Config `mapstructure:"auth"`
 	// PAC shapes the proxy auto-configuration file served at /proxy.pac.
@@ -86,6 +89,7 @@ func DefaultConfig() Config {
 		Clients:           DefaultClients(),
 		Policy:            policy.Config{Default: policy.ActionIsolate, Defaults: policy.DefaultControls},
 		Tabs:              tab.DefaultConfig(),
+		Scan:              scan.DefaultConfig(),
 		Auth:              auth.DefaultConfig(),
 		PAC:               pac.DefaultConfig(),
 		TLS:               tlsca.DefaultConfig(),
@@ -124,7 +128,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Upstream.Validate(), c.Hygiene.Validate(), c.Limits.Validate())
-	errs = append(errs, c.Tabs.Validate())
+	errs = append(errs, c.Tabs.Validate(), c.Scan.Validate())
 	return errors.Join(errs...)
 }
 
@@ -191,6 +195,15 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 	m, err := newMITM(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Tabs.Scanner == nil {
+		sc, err := cfg.Scan.New()
+		if err != nil {
+			return nil, fmt.Errorf("scan: %w", err)
+		}
+		if sc != nil {
+			cfg.Tabs.Scanner = sc
+		}
 	}
 	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: au, mitm: m,
 		tabs: tab.NewManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}

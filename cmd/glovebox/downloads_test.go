@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
+	"github.com/glovebox/glovebox/internal/icaptest"
 )
 
 // The files of the test site's /dl/ (testdata/site/downloads.html links
@@ -275,6 +278,58 @@ func TestDownloadTooLarge(t *testing.T) {
 		left := filesLeft(g)
 		return len(left) == 0, fmt.Sprint(left)
 	})
+	if saved := savedFiles(dir); len(saved) != 0 {
+		t.Errorf("the user's downloads have %v, want nothing", saved)
+	}
+}
+
+// TestDownloadScan: under download: scan (the default), a real c-icap with
+// ClamAV passes a clean file, which arrives, and blocks EICAR, which does
+// not; the audit events carry the verdicts.
+func TestDownloadScan(t *testing.T) {
+	srv := icaptest.Start(t, 200)
+	g, ctx, dir := startDownloads(t, func(c *Config) { c.Proxy.Scan.ICAPURL = srv.URL })
+
+	click(t, ctx, cleanArea)
+	waitFor(t, 60*time.Second, "report.txt in the user's downloads", func() (bool, string) {
+		got, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+		return err == nil && bytes.Equal(got, cleanFile), fmt.Sprint(savedFiles(dir), downloadBar(ctx))
+	})
+	if ev := waitFileEvent(t, g, "download", "report.txt"); ev["decision"] != "allowed" || ev["verdict"] != "clean" || ev["scanner"] == "" {
+		t.Errorf("clean download event = %v, want allowed, clean, the scanner named", ev)
+	}
+
+	click(t, ctx, eicarArea)
+	waitBar(t, ctx, "the virus scanner found")
+	ev := waitFileEvent(t, g, "download", "eicar.com")
+	if ev["decision"] != "denied" || ev["reason"] != "threat found" || ev["verdict"] != "infected" ||
+		!strings.Contains(fmt.Sprint(ev["threat"]), icaptest.Threat) || ev["sha256"] != sha256Hex(eicarFile) {
+		t.Errorf("EICAR download event = %v, want denied, infected, the threat's name and the file's hash", ev)
+	}
+	waitFor(t, 30*time.Second, "no file left in transit", func() (bool, string) {
+		left := filesLeft(g)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+	if saved := savedFiles(dir); len(saved) != 1 {
+		t.Errorf("the user's downloads have %v, want report.txt alone", saved)
+	}
+}
+
+// TestDownloadScannerDown: a scanner that does not answer refuses the
+// file (fail closed), saying so.
+func TestDownloadScannerDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "icap://" + l.Addr().String() + "/avscan"
+	l.Close()
+	g, ctx, dir := startDownloads(t, func(c *Config) { c.Proxy.Scan.ICAPURL = down })
+	click(t, ctx, cleanArea)
+	waitBar(t, ctx, "could not be checked for viruses")
+	if ev := waitFileEvent(t, g, "download", "report.txt"); ev["decision"] != "denied" || ev["reason"] != "scanner unavailable" || ev["verdict"] != "error" {
+		t.Errorf("download event = %v, want denied, scanner unavailable", ev)
+	}
 	if saved := savedFiles(dir); len(saved) != 0 {
 		t.Errorf("the user's downloads have %v, want nothing", saved)
 	}
