@@ -448,3 +448,24 @@ func (t *Tab) ExitFullscreen(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Paste gives the page the user's paste of text: a paste event with the
+// text on its clipboardData, at the focused element; unless the page takes
+// it (preventDefault), the text is then inserted as typed text would be.
+func (t *Tab) Paste(ctx context.Context, text string) error {
+	if len(text) > maxInsertText || !utf8.ValidString(text) {
+		return fmt.Errorf("%w: text is not UTF-8 of at most %d bytes", ErrBadInput, maxInsertText)
+	}
+	if text == "" {
+		return nil
+	}
+	lit, _ := json.Marshal(text) // a JavaScript string literal too: Go escapes U+2028 and U+2029
+	var taken bool
+	if err := t.callAgent(ctx, "__gloveboxAgent.paste("+string(lit)+")", &taken); err != nil {
+		return fmt.Errorf("paste: %w", err)
+	}
+	if taken {
+		return nil
+	}
+	return t.InsertText(ctx, text)
+}

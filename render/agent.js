@@ -187,6 +187,15 @@
       },
       // selection is the text selected in the page, for Copy.
       selection() { return selectedText().slice(0, 32768); },
+      // paste fires a paste event carrying text at the focused element,
+      // as the browser does for the user's own paste: true when the page
+      // took it (preventDefault), and the text is then not inserted.
+      paste(text) {
+        const dt = new DataTransfer();
+        dt.setData('text/plain', String(text));
+        const target = document.activeElement || document.body;
+        return !target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true, composed: true }));
+      },
       exitFullscreen() {
         if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
         return true;

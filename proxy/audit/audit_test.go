@@ -28,6 +28,7 @@ func TestAuditSchema(t *testing.T) {
 		Name: "f.txt", MIME: "text/plain", Size: 3, SHA256: "ab", Decision: FileAllowed, Verdict: "clean"})
 	a.File(FileEvent{Event: EventUpload, Tab: "t1", URL: "http://a.test/", Host: "a.test", Name: "e.com",
 		Decision: FileDenied, Reason: "threat found", Verdict: "infected", Threat: "Eicar"})
+	a.Clipboard(ClipboardEvent{Tab: "t1", URL: "http://a.test/", Host: "a.test", Direction: ClipboardOut, Size: 5, Decision: FileAllowed})
 
 	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
 		"tab", "threat", "time", "url", "user", "verdict"}
@@ -36,9 +37,10 @@ func TestAuditSchema(t *testing.T) {
 		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
-		EventDownload: fileKeys,
-		EventUpload:   fileKeys,
-		EventEgress:   {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
+		EventDownload:  fileKeys,
+		EventUpload:    fileKeys,
+		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "reason", "size", "tab", "time", "url", "user"},
+		EventEgress:    {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
 	seen := 0
@@ -61,7 +63,7 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 7 {
-		t.Fatalf("decoded %d events, want 7", seen)
+	if seen != 8 {
+		t.Fatalf("decoded %d events, want 8", seen)
 	}
 }

@@ -72,3 +72,43 @@ func (a *Audit) File(e FileEvent) {
 		slog.String("scanner", e.Scanner),
 	)
 }
+
+// EventClipboard is the name of a clipboard event; ClipboardOut and
+// ClipboardIn its directions.
+const (
+	EventClipboard = "clipboard"
+	ClipboardOut   = "out" // remote page → user
+	ClipboardIn    = "in"  // user → remote page
+)
+
+// ClipboardEvent is one copy out of, or paste into, an isolated tab. The
+// text itself is never logged.
+type ClipboardEvent struct {
+	Tab, ClientIP, User, URL, Host string
+	// Direction is ClipboardOut or ClipboardIn, Size the text's bytes.
+	Direction string
+	Size      int
+	// Decision is FileAllowed or FileDenied; Reason is "policy" for a
+	// denial, "isolated" for text kept between isolated tabs.
+	Decision, Reason string
+}
+
+// Clipboard logs a copy or a paste, and counts it by direction and decision.
+func (a *Audit) Clipboard(e ClipboardEvent) {
+	if a == nil {
+		return
+	}
+	a.Metrics.add("glovebox_clipboard_total", "Copies out of and pastes into isolated tabs, by direction and decision.", 1,
+		"direction", e.Direction, "decision", e.Decision)
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventClipboard,
+		slog.String("tab", e.Tab),
+		slog.String("client_ip", e.ClientIP),
+		slog.String("user", e.User),
+		slog.String("url", e.URL),
+		slog.String("host", e.Host),
+		slog.String("direction", e.Direction),
+		slog.Int("size", e.Size),
+		slog.String("decision", e.Decision),
+		slog.String("reason", e.Reason),
+	)
+}

@@ -1,7 +1,6 @@
 package tab
 
 import (
-	"context"
 	"encoding/json"
 
 	"github.com/glovebox/glovebox/render"
@@ -70,22 +69,4 @@ func agentMessage(ev render.Event) []byte {
 	}
 	b, _ := json.Marshal(m) // cannot fail: strings, finite numbers and bools only
 	return b
-}
-
-// copySelection answers the user's Copy: the remote page's selected text
-// goes to the landing page, which puts it on the user's clipboard.
-// (Clipboard policy, issue 12, decides here whether it may.)
-func (t *Tab) copySelection(ctx context.Context) error {
-	text, err := t.page.SelectedText(ctx)
-	if err != nil {
-		return err
-	}
-	if text == "" {
-		return nil
-	}
-	b, _ := json.Marshal(agentMsg{T: "copy", Text: text})
-	if p := t.currentPeer(); p != nil {
-		p.Send(b)
-	}
-	return nil
 }

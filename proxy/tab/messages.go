@@ -13,13 +13,14 @@ import (
 // The data channel carries small JSON objects with a "t" (type) field.
 // Client → Glovebox: mouse, wheel, key, text, compose, touch, resize, nav
 // (Back, Forward, an entry of the remote history, reload), select, picker,
-// fullscreen, copy.
+// fullscreen, copy, paste (the user's clipboard text, for a paste event).
 // Glovebox → client: url (with the remote history entry), title, dialog,
 // error, ended, viewport (the answer to resize), focus (whether a text field
 // has the focus, for a touch device's on-screen keyboard), popup (the page
 // opened a window: see popup.go), popup-refused and close (the page closed
 // itself), and the agent's cursor, select, picker, context, fullscreen and
-// copy (agent.go).
+// copy (agent.go), notice (what policy stopped: clipboard.go) and download
+// (download.go).
 // Client → Glovebox: mouse, wheel, key, text, resize, dialog and auth (the
 // user's answer to a dialog or sign-in).
 // Glovebox → client: url, title, dialog, auth (a sign-in the page asks
@@ -181,7 +182,7 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if err := m.keyEvent().Validate(); err != nil {
 			return m, fmt.Errorf("%w: %w", errBadMessage, err)
 		}
-	case "text":
+	case "text", "paste":
 		if len(m.Text) > maxTextInput {
 			return m, fmt.Errorf("%w: text longer than %d bytes", errBadMessage, maxTextInput)
 		}

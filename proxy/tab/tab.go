@@ -166,6 +166,7 @@ type Manager struct {
 	rates  map[string]*rate.Limiter // tab creation, by owner
 	files  string                   // Glovebox's directory of files in transit (download.go)
 	offers map[string]*Offer        // files offered to users, by one-time key
+	clips  isolatedClipboards       // clipboard.go
 	// refs counts the tabs that use each browser: a tab and the popups
 	// its page opened share one. The last to end closes it.
 	refs   map[*isolate.Browser]int
@@ -508,21 +509,22 @@ type Tab struct {
 	controls atomic.Pointer[policy.Controls] // what may cross (policy): see controls.go
 	sound    soundReader                     // tabsound.go
 
-	mu         sync.Mutex
-	peer       *stream.Peer
-	detachedAt time.Time
-	lastJPEG   []byte
-	width      int
-	height     int
-	scale      float64
-	touch      int                   // the user's device's touch points, as the page sees them
-	focusBusy  bool                  // a FocusedField is under way
-	stats      stream.Stats          // summed over peers that have gone
-	retired    map[*stream.Peer]bool // true once the peer's counters are in stats
-	errorsSent int
-	grace      time.Duration        // how long the tab waits for a landing page
-	attached   bool                 // a landing page has attached once
-	downloads  map[string]*download // the browser's, by GUID (download.go)
+	mu           sync.Mutex
+	peer         *stream.Peer
+	detachedAt   time.Time
+	lastJPEG     []byte
+	width        int
+	height       int
+	scale        float64
+	touch        int                   // the user's device's touch points, as the page sees them
+	focusBusy    bool                  // a FocusedField is under way
+	stats        stream.Stats          // summed over peers that have gone
+	retired      map[*stream.Peer]bool // true once the peer's counters are in stats
+	errorsSent   int
+	grace        time.Duration        // how long the tab waits for a landing page
+	attached     bool                 // a landing page has attached once
+	downloads    map[string]*download // the browser's, by GUID (download.go)
+	toldKeyboard bool                 // the user was told typing is off (clipboard.go)
 	// popupNotices bounds the popups refused that the user is told of.
 	popupNotices *rate.Limiter
 
@@ -1037,13 +1039,24 @@ func (t *Tab) apply(m clientMsg) error {
 		}
 		return nil
 	case "compose":
+		if !t.keyAllowed(m) {
+			return nil
+		}
 		return t.page.Compose(ctx, m.Text)
 	case "wheel":
 		return t.page.Mouse(ctx, m.wheelEvent())
 	case "key":
+		if !t.keyAllowed(m) {
+			return nil
+		}
 		return t.page.Key(ctx, m.keyEvent())
 	case "text":
+		if !t.keyAllowed(m) {
+			return nil
+		}
 		return t.page.InsertText(ctx, m.Text)
+	case "paste":
+		return t.paste(ctx, m.Text)
 	case "select":
 		return t.page.ChooseOption(ctx, m.List, m.Index)
 	case "picker":

@@ -233,7 +233,7 @@ onMessage('context', (m) => {
   if (m.editable && navigator.clipboard && navigator.clipboard.readText) {
     // The user's browser asks the user, the first time, whether this page may read the clipboard.
     item('Paste', () => navigator.clipboard.readText().then((text) => {
-      if (text) send({ t: 'text', text: text.slice(0, 4096) });
+      if (text) send({ t: 'paste', text: text.slice(0, 4096) });
     }).catch(() => show('The browser did not let this page read the clipboard: paste with Ctrl+V.', 'toast')));
   }
   separator();
@@ -283,3 +283,6 @@ document.addEventListener('fullscreenchange', () => {
     send({ t: 'fullscreen', on: false });
   }
 });
+
+// What policy stopped (a copy, a paste, typing on a read-only site).
+onMessage('notice', (m) => { if (typeof m.message === 'string') show(m.message, 'toast'); });

@@ -63,6 +63,10 @@ function key(type) {
     // shortcut, and the remote page must get it as one.
     if (ev.getModifierState && ev.getModifierState('AltGraph')) m &= ~3;
     send({ t: 'key', type, key: ev.key, code: ev.code, keyCode: ev.keyCode, mods: m });
+    // Ctrl/Cmd+C copies the remote selection to this clipboard, as far as
+    // clipboard_out allows (the copy answer comes within this key's
+    // activation, which writing the clipboard needs).
+    if (type === 'down' && (ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 'c') send({ t: 'copy' });
   };
 }
 window.addEventListener('keydown', key('down'));
@@ -101,7 +105,8 @@ input.addEventListener('input', (ev) => {
 window.addEventListener('paste', (ev) => {
   if (!remoteTarget(ev)) return;
   const text = ev.clipboardData && ev.clipboardData.getData('text/plain');
-  if (text) { ev.preventDefault(); send({ t: 'text', text: text.slice(0, 4096) }); }
+  // A paste event remotely, with the text (Glovebox applies clipboard_in).
+  if (text) { ev.preventDefault(); send({ t: 'paste', text: text.slice(0, 4096) }); }
 });
 
 // A touch device's keyboard follows the remote focus: Glovebox says after

@@ -1,0 +1,141 @@
+package tab
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/render"
+)
+
+// What crosses by the clipboard and the keyboard, under the tab's
+// controls: clipboard_out decides the user's Copy of the remote
+// selection (allow: to the user's clipboard; isolated: to a clipboard
+// Glovebox keeps for the user, which only their isolated tabs paste from;
+// deny: nowhere), clipboard_in the user's paste (allow: the user's text;
+// isolated: the isolated clipboard's; deny: nothing); keyboard: deny
+// drops typing, leaving the keys that scroll.
+
+// isolatedClipboards are the users' isolated clipboards, by owner.
+type isolatedClipboards struct {
+	mu   sync.Mutex
+	text map[string]string
+}
+
+func (c *isolatedClipboards) set(owner, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.text == nil {
+		c.text = map[string]string{}
+	}
+	c.text[owner] = text
+}
+
+func (c *isolatedClipboards) get(owner string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.text[owner]
+}
+
+// notice tells the landing page, in a short toast, what policy stopped.
+func (t *Tab) notice(msg string) {
+	t.send(serverMsg{T: "notice", Message: msg})
+}
+
+func (t *Tab) auditClipboard(direction string, size int, decision, reason string) {
+	t.m.audit.Clipboard(audit.ClipboardEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
+		Direction: direction, Size: size, Decision: decision, Reason: reason})
+}
+
+// copySelection answers the user's Copy (the context menu's, Ctrl+C): the
+// remote page's selected text goes where clipboard_out says.
+func (t *Tab) copySelection(ctx context.Context) error {
+	text, err := t.page.SelectedText(ctx)
+	if err != nil {
+		return err
+	}
+	if text == "" {
+		return nil
+	}
+	switch t.Controls().ClipboardOut {
+	case policy.ClipboardAllow:
+		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileAllowed, "")
+		b, _ := json.Marshal(agentMsg{T: "copy", Text: text})
+		if p := t.currentPeer(); p != nil {
+			p.Send(b)
+		}
+	case policy.ClipboardIsolated:
+		t.m.clips.set(t.owner, text)
+		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileAllowed, "isolated")
+		t.notice("Copied. This site's text can be pasted only into isolated pages.")
+	default:
+		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileDenied, "policy")
+		t.notice("Copying from this site is not allowed.")
+	}
+	return nil
+}
+
+// paste gives the remote page the user's paste, as a paste event: text is
+// the user's clipboard, which clipboard_in may replace or refuse.
+func (t *Tab) paste(ctx context.Context, text string) error {
+	if t.Controls().Keyboard == policy.FileDeny {
+		t.keyboardNotice()
+		return nil
+	}
+	switch t.Controls().ClipboardIn {
+	case policy.ClipboardAllow:
+	case policy.ClipboardIsolated:
+		text = t.m.clips.get(t.owner)
+		if text == "" {
+			t.notice("Only text copied in an isolated page can be pasted here.")
+			return nil
+		}
+	default:
+		t.auditClipboard(audit.ClipboardIn, len(text), audit.FileDenied, "policy")
+		t.notice("Pasting into this site is not allowed.")
+		return nil
+	}
+	if text == "" || !utf8.ValidString(text) {
+		return nil
+	}
+	reason := ""
+	if t.Controls().ClipboardIn == policy.ClipboardIsolated {
+		reason = "isolated"
+	}
+	t.auditClipboard(audit.ClipboardIn, len(text), audit.FileAllowed, reason)
+	return t.page.Paste(ctx, text)
+}
+
+// keyboardNotice says, once a tab, that typing is off.
+func (t *Tab) keyboardNotice() {
+	t.mu.Lock()
+	told := t.toldKeyboard
+	t.toldKeyboard = true
+	t.mu.Unlock()
+	if !told {
+		t.notice("This site is read-only: typing is turned off. You can still scroll and click.")
+	}
+}
+
+// scrollKeys are the keys keyboard: deny still lets through, without
+// Ctrl, Alt or Meta: they scroll and move, and type nothing.
+var scrollKeys = map[string]bool{"ArrowUp": true, "ArrowDown": true, "ArrowLeft": true, "ArrowRight": true,
+	"PageUp": true, "PageDown": true, "Home": true, "End": true, "Escape": true, "Shift": true}
+
+// keyAllowed says whether keyboard controls let m (a key, text or compose
+// message) through.
+func (t *Tab) keyAllowed(m clientMsg) bool {
+	if t.Controls().Keyboard != policy.FileDeny {
+		return true
+	}
+	if m.T == "key" && scrollKeys[m.Key] && m.Mods&^render.ModShift == 0 {
+		return true
+	}
+	if m.T == "key" && m.Type == "down" {
+		t.keyboardNotice()
+	}
+	return false
+}
