@@ -82,8 +82,10 @@ type Event struct {
 	ContextMenu *ContextMenu
 	Picker      *Picker
 	Fullscreen  bool
-	// Download is a download's (EventDownload, download.go).
+	// Download is a download's (EventDownload, download.go), Chooser a
+	// file chooser's (EventFileChooser, upload.go).
 	Download *Download
+	Chooser  *FileChooser
 	// ID names a dialog or sign-in in the answer to it.
 	ID string
 	// Default is a prompt's default text.
@@ -185,6 +187,9 @@ func (t *Tab) onCDPEvent(ev any) {
 
 	case *page.EventJavascriptDialogOpening:
 		t.onDialogOpening(ev)
+
+	case *page.EventFileChooserOpened:
+		go t.onFileChooser(ev)
 
 	case *page.EventJavascriptDialogClosed:
 		t.closeDialog()

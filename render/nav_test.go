@@ -17,6 +17,7 @@ func TestEventTypes(t *testing.T) {
 		{EventCrashed, "crashed"},
 		{EventClosed, "closed"},
 		{EventDownload, "download"},
+		{EventFileChooser, "file-chooser"},
 	} {
 		if string(tt.typ) != tt.want {
 			t.Errorf("event type %q, want %q", tt.typ, tt.want)

@@ -171,7 +171,8 @@ type Tab struct {
 	dialogMu sync.Mutex
 	ds       dialogState
 
-	dl downloads // download.go
+	dl           downloads // download.go
+	fileChoosers choosers  // upload.go
 
 	crashed   chan struct{}
 	crashOnce sync.Once
@@ -307,6 +308,7 @@ func Open(ctx context.Context, devtoolsURL string, opt Options) (_ *Tab, retErr 
 		},
 		func() error { return t.startScreencast(tctx, opt.Width, opt.Height, opt.Scale) },
 		func() error { return t.installAgent(tctx) },
+		func() error { return t.interceptFileChoosers(tctx) },
 	}
 	if opt.HTTPAuth {
 		setup = append(setup, func() error { return t.enableAuth(tctx) })
