@@ -27,7 +27,7 @@ var (
 	cleanFile = []byte(strings.Repeat("Quarterly report: nothing to see here.\n", 400))
 	// eicarFile is the EICAR anti-virus test file, which every scanner
 	// reports as a threat and which harms nothing.
-	eicarFile = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!H+H*`)
+	eicarFile = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`)
 	bigFile   = bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
 	// oddName tries directories, a control character and a right-to-left
 	// override in a file name.

@@ -23,7 +23,7 @@ import (
 
 // EICAR is the anti-virus test file: every scanner reports it, it harms
 // nothing.
-const EICAR = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!H+H*`
+const EICAR = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
 
 // Threat is the name the test database gives EICAR (ClamAV reports a
 // hash signature's name with ".UNOFFICIAL" appended).

@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"math"
 	"mime"
 	"net"
+	"net/http/httputil"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -24,16 +28,22 @@ const DefaultICAPPort = "1344"
 // before it answers, and a 100 MB archive takes ClamAV a while.
 const DefaultICAPTimeout = 2 * time.Minute
 
-// maxResponseHeader bounds what Scan reads of an answer: the ICAP headers
-// and the encapsulated HTTP headers together. The encapsulated body (a
-// block page, or the file sent back) is never read: the verdict is in the
-// headers.
+// maxResponseHeader bounds what Scan reads of an answer's headers: the
+// ICAP headers and the encapsulated HTTP headers together. Of the
+// encapsulated body, a block page is never read; a file sent back is read
+// to compare with the one sent, and no further than its size.
 const maxResponseHeader = 64 << 10
 
 // ICAP is a Scanner that asks an ICAP server (c-icap with virus_scan,
 // Squid's usual antivirus, or a secure web gateway): RESPMOD for downloads,
 // REQMOD for uploads, one connection per file, the whole body sent without
 // preview, and Allow: 204 so that a clean file costs no echo.
+//
+// A file sent back (200 with the HTTP 2xx) is clean only if it comes back
+// whole and unchanged. c-icap's virus_scan, in its default mode, answers a
+// file over about 64 KiB that way, headers first, before it has scanned
+// it; when it then finds a threat it ends the body early (a 0 chunk,
+// nothing in the headers), and only the short body says so.
 //
 // The server's own size limit matters: c-icap's virus_scan.MaxObjectSize
 // (5M by default) lets larger files through unscanned, answering as it
@@ -124,8 +134,17 @@ func (c *ICAP) Scan(ctx context.Context, f File) (v Verdict, retErr error) {
 	// The request is written while the answer is read: a server that
 	// answers early (an error, a block on the name alone) and stops
 	// reading must not leave the writer stuck until the deadline.
+	sent := sha256.New()
 	written := make(chan error, 1)
-	go func() { written <- writeRequest(conn, head, f) }()
+	go func() {
+		err := writeRequest(conn, head, f, sent)
+		if err != nil {
+			// The read would wait for an answer to a request that
+			// never ends.
+			conn.SetDeadline(time.Now())
+		}
+		written <- err
+	}()
 	// Scan returns only once the writer is done with f.Body, which the
 	// caller may close as soon as Scan returns.
 	writing := true
@@ -136,17 +155,14 @@ func (c *ICAP) Scan(ctx context.Context, f File) (v Verdict, retErr error) {
 		}
 	}()
 
-	resp, err := parseResponse(conn)
+	resp, body, err := parseResponse(conn)
 	if err != nil {
-		// A write that failed first says more (connection reset while
-		// sending) than the read that followed it.
-		select {
-		case werr := <-written:
-			writing = false
-			if werr != nil {
-				return Verdict{}, c.fail(ctx, "send "+method, werr)
-			}
-		default:
+		// A write that failed first says more (a body cut short, a
+		// connection reset while sending) than the read it ended.
+		conn.Close()
+		writing = false
+		if werr := <-written; werr != nil && !errors.Is(werr, net.ErrClosed) {
+			return Verdict{}, c.fail(ctx, "send "+method, werr)
 		}
 		return Verdict{}, c.fail(ctx, "read "+method+" answer", err)
 	}
@@ -158,21 +174,63 @@ func (c *ICAP) Scan(ctx context.Context, f File) (v Verdict, retErr error) {
 	if tag := cleanText(strings.Trim(resp.header.Get("ISTag"), `"`)); tag != "" {
 		v.Scanner = tag
 	}
-	if v.Clean {
-		// Clean means the server saw the whole file: a 204 before
-		// the last chunk went out is no verdict.
-		writing = false
-		if err := <-written; err != nil {
-			return Verdict{}, c.fail(ctx, "send "+method, err)
+	if !v.Clean {
+		return v, nil
+	}
+	var back hash.Hash
+	var n int64
+	if resp.echo {
+		back = sha256.New()
+		if n, err = readEcho(body, resp.body, f.Size, back); err != nil {
+			return Verdict{}, c.fail(ctx, "read "+method+" answer's body", err)
 		}
 	}
+	// Clean means the server saw the whole file: a 204 before the last
+	// chunk went out is no verdict.
+	writing = false
+	if err := <-written; err != nil {
+		return Verdict{}, c.fail(ctx, "send "+method, err)
+	}
+	if resp.echo && (n != f.Size || !bytes.Equal(back.Sum(nil), sent.Sum(nil))) {
+		return Verdict{Threat: fmt.Sprintf("blocked by scanner (sent back %s)", changed(n, f.Size)), Scanner: v.Scanner}, nil
+	}
 	return v, nil
+}
+
+// changed says how a file of size bytes came back as n bytes.
+func changed(n, size int64) string {
+	switch {
+	case n < size:
+		return fmt.Sprintf("cut short, %d of %d bytes", n, size)
+	case n > size:
+		return fmt.Sprintf("longer than the %d bytes sent", size)
+	}
+	return "changed"
+}
+
+// readEcho reads the chunked body of a file sent back, if the answer has
+// one (hasBody), into h, and returns its length. It reads no more than one
+// byte over size: that says it is longer.
+func readEcho(r io.Reader, hasBody bool, size int64, h io.Writer) (int64, error) {
+	if !hasBody {
+		return 0, nil
+	}
+	n, err := io.CopyN(h, httputil.NewChunkedReader(r), size+1)
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
 }
 
 // fail wraps err, from doing what, with the service's URL; when ctx has
 // ended (the timeout or the caller), it says that instead of "i/o timeout".
 func (c *ICAP) fail(ctx context.Context, what string, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
+	ctxErr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && ctxErr == nil && !time.Now().Before(d) {
+		// The connection's deadline, ctx's own, fired before ctx's timer.
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
 			return fmt.Errorf("icap %s %s: no answer within %v: %w (%v)", what, c.service, c.timeout, ctxErr, err)
 		}
@@ -258,10 +316,10 @@ func httpTarget(raw string) string {
 	return strings.ReplaceAll(s, " ", "%20")
 }
 
-// writeRequest writes head, then f.Body chunked, then the last chunk. It
-// fails if the body is not f.Size bytes long, since the Content-Length the
-// scanner saw would have been a lie.
-func writeRequest(w io.Writer, head []byte, f File) error {
+// writeRequest writes head, then f.Body chunked, then the last chunk, and
+// the body to sent as well. It fails if the body is not f.Size bytes long,
+// since the Content-Length the scanner saw would have been a lie.
+func writeRequest(w io.Writer, head []byte, f File, sent io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if _, err := bw.Write(head); err != nil {
 		return err
@@ -275,6 +333,7 @@ func writeRequest(w io.Writer, head []byte, f File) error {
 		m, rerr := f.Body.Read(buf)
 		if m > 0 {
 			n += int64(m)
+			sent.Write(buf[:m])
 			fmt.Fprintf(bw, "%x\r\n", m)
 			bw.Write(buf[:m])
 			if _, err := bw.WriteString("\r\n"); err != nil {
@@ -306,58 +365,74 @@ type response struct {
 	// request (a REQMOD answer that lets the upload go on).
 	httpStatus int
 	request    bool
+	// body says an encapsulated body follows the headers; echo that the
+	// verdict rests on it being the file sent, back unchanged.
+	body bool
+	echo bool
 }
 
 // errMalformed is wrapped by the errors of answers that are not ICAP.
 var errMalformed = errors.New("malformed ICAP answer")
 
 // parseResponse reads an ICAP answer from r up to its encapsulated body,
-// reading no more than maxResponseHeader bytes in all.
-func parseResponse(r io.Reader) (*response, error) {
-	tp := textproto.NewReader(bufio.NewReader(io.LimitReader(r, maxResponseHeader)))
+// reading no more than maxResponseHeader bytes, and returns it with the
+// reader of what follows.
+func parseResponse(r io.Reader) (*response, io.Reader, error) {
+	lr := &io.LimitedReader{R: r, N: maxResponseHeader}
+	resp, br, err := parseHead(lr)
+	// What follows is the body, which its reader bounds.
+	lr.N = math.MaxInt64
+	return resp, br, err
+}
+
+// parseHead parses the headers of an answer from r.
+func parseHead(r io.Reader) (*response, *bufio.Reader, error) {
+	br := bufio.NewReader(r)
+	tp := textproto.NewReader(br)
 	line, err := tp.ReadLine()
 	if err != nil {
-		return nil, truncated("status line", err)
+		return nil, nil, truncated("status line", err)
 	}
 	proto, rest, _ := strings.Cut(line, " ")
 	code, _, _ := strings.Cut(rest, " ")
 	if !strings.HasPrefix(proto, "ICAP/1.") || len(code) != 3 {
-		return nil, fmt.Errorf("%w: status line %.80q", errMalformed, line)
+		return nil, nil, fmt.Errorf("%w: status line %.80q", errMalformed, line)
 	}
 	resp := &response{}
 	if resp.status, err = strconv.Atoi(code); err != nil || resp.status < 100 {
-		return nil, fmt.Errorf("%w: status line %.80q", errMalformed, line)
+		return nil, nil, fmt.Errorf("%w: status line %.80q", errMalformed, line)
 	}
 	if resp.header, err = tp.ReadMIMEHeader(); err != nil {
-		return nil, truncated("headers", err)
+		return nil, nil, truncated("headers", err)
 	}
 	if resp.status != 200 {
 		// A 204 has nothing encapsulated that matters, and anything
 		// else is an error whatever it carries.
-		return resp, nil
+		return resp, br, nil
 	}
 	sections, err := parseEncapsulated(resp.header.Get("Encapsulated"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, s := range sections {
 		if !strings.HasSuffix(s.name, "-hdr") {
+			resp.body = s.name != "null-body"
 			continue
 		}
 		// parseEncapsulated ends the list with a body section.
 		block := make([]byte, sections[i+1].offset-s.offset)
 		if _, err := io.ReadFull(tp.R, block); err != nil {
-			return nil, truncated("encapsulated "+s.name, err)
+			return nil, nil, truncated("encapsulated "+s.name, err)
 		}
 		if s.name == "req-hdr" {
 			resp.request = true
 			continue
 		}
 		if resp.httpStatus, err = httpStatus(block); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return resp, nil
+	return resp, br, nil
 }
 
 // truncated describes err, met reading part of an answer.
@@ -444,14 +519,17 @@ func (r *response) verdict(direction string) (Verdict, error) {
 	}
 	switch {
 	case r.httpStatus != 0 && direction == Download && r.httpStatus/100 == 2:
-		// Some servers send the file back instead of a 204.
+		// Some servers send the file back instead of a 204; Scan
+		// checks that it is the file.
+		r.echo = true
 		return Verdict{Clean: true}, nil
 	case r.httpStatus != 0:
 		// A response in place of the download, or in answer to an
 		// upload (which the scanner was to pass on, not answer).
 		return Verdict{Threat: fmt.Sprintf("blocked by scanner (HTTP %d)", r.httpStatus)}, nil
 	case r.request && direction == Upload:
-		// The upload sent back to go on its way.
+		// The upload sent back to go on its way, checked as above.
+		r.echo = true
 		return Verdict{Clean: true}, nil
 	}
 	return Verdict{}, errors.New("scanner answered ICAP 200 with neither the file nor a response")
