@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/tab"
+	"github.com/glovebox/glovebox/render"
 
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/policy"
@@ -41,6 +43,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/popup", s.apiPopup)
 	mux.HandleFunc("POST /.glovebox/api/claim", s.apiClaim)
 	mux.HandleFunc("GET "+tab.FilesPrefix+"{key}", s.apiFile)
+	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/upload", s.apiUpload)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such Glovebox endpoint")
 	})
@@ -215,6 +218,46 @@ func (s *Server) apiFile(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, err = io.Copy(w, io.LimitReader(f, o.Size))
 	o.Done(err == nil)
+}
+
+// apiUpload takes the files the user chose for the remote page's file
+// chooser (?chooser=ID of a chooser message), as multipart/form-data
+// "file" parts, and answers what became of each.
+func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(w, r) {
+		return
+	}
+	t, ok := s.tabOf(w, r)
+	if !ok {
+		return
+	}
+	chooser, err := strconv.Atoi(r.URL.Query().Get("chooser"))
+	if err != nil || chooser < 1 {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "chooser must name the file chooser (its id)")
+		return
+	}
+	c := t.Controls()
+	r.Body = http.MaxBytesReader(w, r.Body, int64(c.UploadMaxMB+1)<<20*render.MaxChooserFiles)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "send the files as multipart/form-data")
+		return
+	}
+	res, err := t.Upload(r.Context(), chooser, mr)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, tab.ErrUploadDenied):
+		writeJSONError(w, http.StatusForbidden, "upload_denied", "Uploads are not allowed on this site.")
+	case errors.As(err, &mbe):
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", "The upload is too large.")
+	case errors.Is(err, tab.ErrBadRequest):
+		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case err != nil:
+		s.log.Warn("upload", "err", err)
+		writeJSONError(w, http.StatusBadGateway, "upload_failed", "The files could not be given to the isolated page.")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"files": res})
+	}
 }
 
 // writeTab answers with the tab the landing page now holds (its token and

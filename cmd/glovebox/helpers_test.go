@@ -70,6 +70,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/dialogs"], files["/dialogs-leave"], files["/dialogs-auth"] = "dialogs.html", "dialogs-leave.html", "dialogs-auth.html"
 	files["/downloads"] = "downloads.html"
 	files["/clipboard"] = "clipboard.html"
+	files["/uploads"] = "uploads.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {

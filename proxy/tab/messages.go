@@ -127,6 +127,10 @@ type serverMsg struct {
 	Size     int64  `json:"size,omitempty"`
 	Received int64  `json:"received,omitempty"`
 	State    string `json:"state,omitempty"`
+	// chooser: the remote page opened a file chooser (ID), for several
+	// files when Multiple, of the types of Accept (its accept attribute).
+	Multiple bool   `json:"multiple,omitempty"`
+	Accept   string `json:"accept,omitempty"`
 }
 
 // errBadMessage is wrapped by every reason a client message is refused.

@@ -890,6 +890,8 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.onPopup(ev)
 	case render.EventDownload:
 		t.onDownload(ev.Download)
+	case render.EventFileChooser:
+		t.onFileChooser(ev.Chooser)
 	case render.EventPageClosed:
 		// The landing page closes its window if it can; the tab ends.
 		t.send(serverMsg{T: "close"})

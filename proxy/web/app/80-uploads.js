@@ -1,0 +1,74 @@
+// Uploads: a file chooser the remote page opens (a click on its
+// <input type=file>) opens the user's own file picker here, with the same
+// accept and multiple; the chosen files go to Glovebox, which checks them
+// (policy, size, virus scan) and gives the allowed ones to the remote
+// input. When the browser will not open the picker without a fresh click,
+// a prompt asks for one.
+let chooserEl = null;
+
+function uploadFiles(id, files) {
+  const form = new FormData();
+  for (const f of files) form.append('file', f, f.name);
+  show('Uploading ' + (files.length === 1 ? files[0].name : files.length + ' files') + '…', 'toast');
+  fetch(API + '/tabs/' + token + '/upload?chooser=' + encodeURIComponent(id), {
+    method: 'POST', body: form, cache: 'no-store', credentials: 'omit',
+  }).then(async (r) => {
+    let j = {};
+    try { j = await r.json(); } catch (e) { /* not JSON */ }
+    if (!r.ok) throw new Error(j.message || ('Glovebox answered HTTP ' + r.status));
+    const refused = (j.files || []).filter((f) => !f.allowed);
+    if (refused.length) show(refused.map((f) => f.name + ': ' + f.message).join(' '), 'toast');
+    else show('');
+  }).catch((e) => show('The upload failed: ' + e.message, 'error'));
+}
+
+function pickFiles(m) {
+  const picker = document.createElement('input');
+  picker.type = 'file';
+  picker.id = 'glovebox-file-picker';
+  picker.hidden = true;
+  if (m.multiple) picker.multiple = true;
+  if (typeof m.accept === 'string') picker.accept = m.accept;
+  picker.addEventListener('change', () => {
+    if (picker.files.length) uploadFiles(m.id, [...picker.files]);
+    picker.remove();
+  });
+  picker.addEventListener('cancel', () => picker.remove());
+  document.body.append(picker);
+  return picker;
+}
+
+function askToChoose(m) {
+  if (chooserEl) chooserEl.remove();
+  const box = document.createElement('div');
+  box.id = 'glovebox-chooser';
+  box.setAttribute('role', 'alertdialog');
+  const text = document.createElement('p');
+  text.textContent = 'This page asks for ' + (m.multiple ? 'files' : 'a file') + '.';
+  const choose = document.createElement('button');
+  choose.id = 'glovebox-chooser-open';
+  choose.textContent = 'Choose…';
+  const cancel = document.createElement('button');
+  cancel.textContent = 'Cancel';
+  const done = () => { box.remove(); chooserEl = null; focusInput(); };
+  choose.addEventListener('click', () => { done(); pickFiles(m).click(); });
+  cancel.addEventListener('click', done);
+  box.append(text, choose, cancel);
+  document.body.append(box);
+  chooserEl = box;
+  choose.focus();
+}
+
+onMessage('chooser', (m) => {
+  if (typeof m.id !== 'string') return;
+  // Within the click's activation the picker opens at once; else the
+  // prompt's button gives the click the browser wants.
+  if (navigator.userActivation && !navigator.userActivation.isActive) { askToChoose(m); return; }
+  const picker = pickFiles(m);
+  try {
+    if (picker.showPicker) picker.showPicker(); else picker.click();
+  } catch (e) {
+    picker.remove();
+    askToChoose(m);
+  }
+});
