@@ -19,7 +19,7 @@ var depRules = []struct {
 }{
 	{"cmd", []string{""}}, // the wiring: anything
 	{"internal/testenv", nil},
-	{"internal/icaptest", []string{"internal/testenv"}}, // a real c-icap for the tests of scanning
+	{"internal/icaptest", nil}, // a real c-icap for the tests of scanning
 	{"isolate", []string{"internal/testenv"}},
 	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
 	{"isolate/internal", []string{"internal/testenv"}},

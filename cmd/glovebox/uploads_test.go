@@ -106,7 +106,7 @@ func TestUploadDeny(t *testing.T) {
 // EICAR, saying so, and passes a clean file; a file over upload_max_mb is
 // refused.
 func TestUploadScan(t *testing.T) {
-	srv := icaptest.Start(t, 200)
+	srv := startICAP(t)
 	site, g, ctx, pick := startUploads(t, func(c *Config) {
 		c.Proxy.Scan.ICAPURL = srv.URL
 		c.Proxy.Policy.Defaults.UploadMaxMB = 1

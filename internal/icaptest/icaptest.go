@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // EICAR is the anti-virus test file: every scanner reports it, it harms
@@ -49,18 +47,27 @@ func (s *Server) Log() string {
 	return string(b)
 }
 
-// Start starts c-icap on a free loopback port, waits until it answers, and
-// stops it when the test ends. maxMB is virus_scan.MaxObjectSize: c-icap
-// passes larger files unscanned.
-func Start(t testing.TB, maxMB int) *Server {
-	t.Helper()
+// Missing says what this machine lacks to run the server, or nil: the
+// caller hands it to testenv.Missing (a skip here, a failure in CI).
+func Missing() error {
 	for _, p := range []string{"/usr/bin/c-icap", modules + "/virus_scan.so", modules + "/clamav_mod.so", "/usr/bin/unshare"} {
 		if _, err := os.Stat(p); err != nil {
-			testenv.Missing(t, "needs c-icap with its ClamAV module (make test installs c-icap, libc-icap-mod-virus-scan, clamav): %v", err)
+			return fmt.Errorf("needs c-icap with its ClamAV module (make test installs c-icap, libc-icap-mod-virus-scan, clamav): %w", err)
 		}
 	}
 	if os.Geteuid() != 0 {
-		testenv.Missing(t, "needs root: c-icap runs in a mount namespace of its own")
+		return fmt.Errorf("needs root: c-icap runs in a mount namespace of its own")
+	}
+	return nil
+}
+
+// Start starts c-icap on a free loopback port, waits until it answers, and
+// stops it when the test ends. maxMB is virus_scan.MaxObjectSize: c-icap
+// passes larger files unscanned. Check Missing first.
+func Start(t testing.TB, maxMB int) *Server {
+	t.Helper()
+	if err := Missing(); err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
