@@ -36,8 +36,12 @@ const clamDBDir = "/var/lib/clamav"
 
 // Server is a c-icap the test started.
 type Server struct {
-	// URL is its virus-scanning service, icap://127.0.0.1:PORT/avscan.
-	URL string
+	// URL is its virus-scanning service, icap://127.0.0.1:PORT/avscan,
+	// which answers once it has scanned the whole file (mode=simple);
+	// DefaultURL is the same in c-icap's default mode, which starts
+	// sending a large file back before the scan ends and cuts it short if
+	// it finds a threat.
+	URL, DefaultURL string
 	dir string
 }
 
@@ -79,6 +83,11 @@ func Start(t testing.TB, maxMB int) *Server {
 		fmt.Appendf(nil, "%s:%d:%s\n", hex.EncodeToString(sum[:]), len(EICAR), Threat), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// And anywhere in a file: a body signature.
+	if err := os.WriteFile(filepath.Join(db, "glovebox-test.ndb"),
+		fmt.Appendf(nil, "%s-Body:0:*:%s\n", Threat, hex.EncodeToString([]byte(EICAR))), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
 	conf := fmt.Sprintf(`PidFile %[1]s/c-icap.pid
 CommandsSocket %[1]s/c-icap.ctl
@@ -101,6 +110,7 @@ LoadMagicFile /etc/c-icap/c-icap.magic
 Module common clamav_mod.so
 Service antivirus_module virus_scan.so
 ServiceAlias avscan virus_scan?allow204=on&sizelimit=off&mode=simple
+ServiceAlias avscan-default virus_scan?allow204=on&sizelimit=off
 virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE
 virus_scan.SendPercentData 0
 virus_scan.MaxObjectSize %[4]dM
@@ -120,7 +130,7 @@ clamav_mod.MaxScanSize %[4]dM
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	s := &Server{URL: fmt.Sprintf("icap://127.0.0.1:%d/avscan", port), dir: dir}
+	s := &Server{URL: fmt.Sprintf("icap://127.0.0.1:%d/avscan", port), DefaultURL: fmt.Sprintf("icap://127.0.0.1:%d/avscan-default", port), dir: dir}
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited

@@ -53,6 +53,34 @@ func TestICAPWithCICAP(t *testing.T) {
 	}
 }
 
+// TestICAPDefaultMode: in c-icap's default mode a large file starts coming
+// back before the scan ends; one with EICAR at its end is cut short, with
+// no infection header, and must not pass as clean. A clean one passes.
+func TestICAPDefaultMode(t *testing.T) {
+	srv := startICAP(t)
+	sc, err := NewICAP(srv.DefaultURL, 60*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 6<<20/16)
+	infected := append(append([]byte{}, big...), icaptest.EICAR...)
+	for _, tt := range []struct {
+		name      string
+		body      []byte
+		wantClean bool
+	}{{"6 MiB clean", big, true}, {"6 MiB with EICAR at the end", infected, false}, {"EICAR alone", []byte(icaptest.EICAR), false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := sc.Scan(t.Context(), File{Direction: Download, Name: "f.bin", Size: int64(len(tt.body)), URL: "http://a.test/f.bin", Body: bytes.NewReader(tt.body)})
+			if err != nil {
+				t.Fatalf("Scan: %v\n%s", err, srv.Log())
+			}
+			if v.Clean != tt.wantClean {
+				t.Fatalf("verdict %+v, want clean=%v", v, tt.wantClean)
+			}
+		})
+	}
+}
+
 // TestICAPFailures: no verdict is an error: nothing listening, a server
 // that never answers (within the timeout), one that answers garbage.
 func TestICAPFailures(t *testing.T) {
