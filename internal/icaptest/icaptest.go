@@ -42,7 +42,7 @@ type Server struct {
 	// sending a large file back before the scan ends and cuts it short if
 	// it finds a threat.
 	URL, DefaultURL string
-	dir string
+	dir             string
 }
 
 // Log is c-icap's server log so far, for a failing test.
