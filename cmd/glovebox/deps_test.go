@@ -33,7 +33,7 @@ var depRules = []struct {
 	{"proxy/internal", []string{"proxy/policy"}}, // addresses spelt as policy spells them
 	{"proxy/upstream", []string{"proxy/internal/"}},
 	{"proxy/egress", []string{"proxy/policy", "proxy/audit", "proxy/upstream", "proxy/internal/"}},
-	{"proxy/scan", []string{"internal/icaptest"}},                                                                           // its tests only
+	{"proxy/scan", []string{"internal/icaptest", "internal/testenv"}},                                                       // its tests only
 	{"proxy/tab", []string{"isolate", "render", "stream", "proxy/audit", "proxy/policy", "proxy/scan", "internal/testenv"}}, // policy, scan: what may cross
 	{"proxy", []string{"isolate", "render", "stream", "proxy/", "internal/testenv"}},
 }

@@ -26,6 +26,20 @@ func startUploads(t *testing.T, mutate func(*Config)) (*testSite, *glovebox, con
 	site := newTestSite(t)
 	g := startGlovebox(t, mutate)
 	ctx := userBrowser(t, g.addr)
+	pick := answerPickers(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/uploads")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 400, 200, blue, 60*time.Second)
+	return site, g, ctx, pick
+}
+
+type cdpNode int64
+
+// answerPickers answers the user's browser's file pickers, as the user
+// would, with the files sent on the returned channel.
+func answerPickers(t *testing.T, ctx context.Context) chan<- []string {
+	t.Helper()
 	pick := make(chan []string, 4)
 	opened := make(chan cdpNode, 4)
 	chromedp.Listen(ctx, func(ev any) {
@@ -47,14 +61,8 @@ func startUploads(t *testing.T, mutate func(*Config)) (*testSite, *glovebox, con
 		}
 	}()
 	t.Cleanup(func() { close(pick) })
-	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/uploads")); err != nil {
-		t.Fatal(err)
-	}
-	waitForColour(t, ctx, 400, 200, blue, 60*time.Second)
-	return site, g, ctx, pick
+	return pick
 }
-
-type cdpNode int64
 
 // userFile writes a file of the user's to upload.
 func userFile(t *testing.T, name string, body []byte) string {
@@ -138,4 +146,36 @@ func TestUploadScan(t *testing.T) {
 	if r := site.reportsOf("upload"); len(r) != 1 {
 		t.Errorf("the remote page got %q, want the clean file alone", r)
 	}
+}
+
+// TestContainerdFiles: with the containerd runtime a download reaches the
+// user and an upload the remote page, through the container's files
+// directory.
+func TestContainerdFiles(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startContainerdGlovebox(t, site, 0, func(c *Config) {
+		c.Proxy.Policy.Defaults.Download = "allow"
+		c.Proxy.Policy.Defaults.Upload = "allow"
+	})
+	ctx := userBrowser(t, g.addr)
+	dir := userDownloads(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/downloads")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, cleanArea[0], cleanArea[1], blue, 90*time.Second)
+	click(t, ctx, cleanArea)
+	waitFor(t, 60*time.Second, "report.txt in the user's downloads", func() (bool, string) {
+		got, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+		return err == nil && string(got) == string(cleanFile), fmt.Sprint(savedFiles(dir), downloadBar(ctx))
+	})
+
+	pick := answerPickers(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/uploads")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 400, 200, blue, 90*time.Second)
+	pick <- []string{userFile(t, "notes.txt", cleanFile)}
+	click(t, ctx, [2]int{400, 200})
+	waitReport(t, site, "upload", fmt.Sprintf("notes.txt:%d:%s", len(cleanFile), cleanFile[:40]))
 }
