@@ -8,6 +8,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -187,4 +188,20 @@ func (t *Tab) CancelDownload(ctx context.Context, guid string) error {
 		return fmt.Errorf("cancel download: %w", err)
 	}
 	return nil
+}
+
+// MaxPrintBytes bounds the PDF PrintPDF returns.
+const MaxPrintBytes = 64 << 20
+
+// PrintPDF prints the page to PDF, with its backgrounds, as the user's
+// Print would.
+func (t *Tab) PrintPDF(ctx context.Context) ([]byte, error) {
+	res := new(page.PrintToPDFResult)
+	if err := t.callResult(ctx, page.CommandPrintToPDF, page.PrintToPDFParams{PrintBackground: new(true)}, res); err != nil {
+		return nil, fmt.Errorf("print: %w", err)
+	}
+	if len(res.Data) > MaxPrintBytes {
+		return nil, fmt.Errorf("print: the PDF is larger than %d MB", MaxPrintBytes>>20)
+	}
+	return res.Data, nil
 }

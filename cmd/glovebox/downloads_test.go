@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/glovebox/glovebox/internal/icaptest"
+	"github.com/glovebox/glovebox/render"
 )
 
 // The files of the test site's /dl/ (testdata/site/downloads.html links
@@ -342,4 +343,36 @@ func startICAP(t testing.TB) *icaptest.Server {
 		missing(t, "%v", err)
 	}
 	return icaptest.Start(t, 200)
+}
+
+// TestPrint: Ctrl+P prints the remote page to a PDF that the user gets as
+// a download (under print: allow and download's decision); under print:
+// deny the user is told.
+func TestPrint(t *testing.T) {
+	g, ctx, dir := startDownloads(t, func(c *Config) { c.Proxy.Policy.Defaults.Download = "allow" })
+	if err := pressKey(ctx, "p", "KeyP", 80, render.ModCtrl); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "Downloads.pdf in the user's downloads", func() (bool, string) {
+		got, err := os.ReadFile(filepath.Join(dir, "Downloads.pdf"))
+		return err == nil && bytes.HasPrefix(got, []byte("%PDF-")), fmt.Sprint(savedFiles(dir), downloadBar(ctx))
+	})
+	if ev := waitFileEvent(t, g, "print", "Downloads.pdf"); ev["decision"] != "allowed" || ev["mime"] != "application/pdf" {
+		t.Errorf("print event = %v, want allowed, a PDF", ev)
+	}
+
+	g2, ctx2, dir2 := startDownloads(t, func(c *Config) { c.Proxy.Policy.Defaults.Print = "deny" })
+	if err := pressKey(ctx2, "p", "KeyP", 80, render.ModCtrl); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the print refused", func() (bool, string) {
+		s := statusText(ctx2)
+		return strings.Contains(s, "Printing is not allowed"), s
+	})
+	if ev := waitFileEvent(t, g2, "print", "Downloads.pdf"); ev["decision"] != "denied" {
+		t.Errorf("print event = %v, want denied", ev)
+	}
+	if saved := savedFiles(dir2); len(saved) != 0 {
+		t.Errorf("the user's downloads have %v", saved)
+	}
 }

@@ -9,6 +9,8 @@ import (
 const (
 	EventDownload = "download"
 	EventUpload   = "upload"
+	// EventPrint is a page printed to PDF for the user, as a FileEvent.
+	EventPrint = "print"
 )
 
 // Decisions of a FileEvent.

@@ -207,23 +207,47 @@ func (t *Tab) deliver(d download, c policy.Controls) {
 		fail("failed", "The download could not be taken from the isolated browser.", scan.Verdict{}, "", nil)
 		return
 	}
+	t.decide(d, c, f, audit.EventDownload)
+}
+
+// decide checks Glovebox's copy f of a file for the user (a download, or
+// a page printed: event) under download's decision, and offers it or says
+// why not.
+func (t *Tab) decide(d download, c policy.Controls, f *taken, event string) {
 	d.total, d.received = f.size, f.size
+	fail := func(reason, msg string, v scan.Verdict, verdict string) {
+		os.Remove(f.path)
+		t.auditFile(event, &d, audit.FileDenied, reason, verdict, v, f.sha256, f.mime)
+		t.send(downloadMsg(&d, dlRefused, msg, ""))
+	}
 	var v scan.Verdict
+	var err error
 	verdict := ""
-	if c.Download == policy.FileScan {
+	switch c.Download {
+	case policy.FileDeny:
+		fail("policy", "Downloads are not allowed on this site.", v, "")
+		return
+	case policy.FileView:
+		fail("view only", "Files of this site open only in the isolated browser: they cannot be downloaded.", v, "")
+		return
+	case policy.FileScan:
 		v, err = t.m.scanFile(t.ctx, f, scan.File{Direction: scan.Download, Name: d.name, MIME: f.mime, Size: f.size, URL: d.logURL})
 		switch {
 		case err != nil:
 			t.log.Warn("download not scanned: refused", "err", err)
-			fail("scanner unavailable", "The file could not be checked for viruses (the scanner is unavailable), so it was not downloaded.", v, "error", f)
+			fail("scanner unavailable", "The file could not be checked for viruses (the scanner is unavailable), so it was not downloaded.", v, "error")
 			return
 		case !v.Clean:
-			fail("threat found", "The file was blocked: the virus scanner found "+v.Threat+".", v, "infected", f)
+			fail("threat found", "The file was blocked: the virus scanner found "+v.Threat+".", v, "infected")
 			return
 		}
 		verdict = "clean"
 	}
-	t.auditDownload(&d, audit.FileAllowed, "", verdict, v, f.sha256, f.mime)
+	if max := int64(c.DownloadMaxMB) << 20; max > 0 && f.size > max {
+		fail("too large", fmt.Sprintf("The file is larger than %d MB, the most this site may download.", c.DownloadMaxMB), v, verdict)
+		return
+	}
+	t.auditFile(event, &d, audit.FileAllowed, "", verdict, v, f.sha256, f.mime)
 	key := t.m.offer(&Offer{tab: t, owner: t.owner, path: f.path, Name: d.name, MIME: f.mime, Size: f.size})
 	if key == "" {
 		os.Remove(f.path)
@@ -234,7 +258,11 @@ func (t *Tab) deliver(d download, c policy.Controls) {
 }
 
 func (t *Tab) auditDownload(d *download, decision, reason, verdict string, v scan.Verdict, sum, mt string) {
-	t.m.audit.File(audit.FileEvent{Event: audit.EventDownload, Tab: t.id, ClientIP: t.clientIP, User: t.user,
+	t.auditFile(audit.EventDownload, d, decision, reason, verdict, v, sum, mt)
+}
+
+func (t *Tab) auditFile(event string, d *download, decision, reason, verdict string, v scan.Verdict, sum, mt string) {
+	t.m.audit.File(audit.FileEvent{Event: event, Tab: t.id, ClientIP: t.clientIP, User: t.user,
 		URL: d.logURL, Host: d.host, Name: d.name, MIME: mt, Size: d.total, SHA256: sum,
 		Decision: decision, Reason: reason, Verdict: verdict, Threat: v.Threat, Scanner: v.Scanner})
 }

@@ -210,7 +210,7 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if m.On {
 			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
 		}
-	case "copy":
+	case "copy", "print":
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)

@@ -525,6 +525,7 @@ type Tab struct {
 	attached     bool                 // a landing page has attached once
 	downloads    map[string]*download // the browser's, by GUID (download.go)
 	toldKeyboard bool                 // the user was told typing is off (clipboard.go)
+	printing     bool                 // a print is under way (print.go)
 	// popupNotices bounds the popups refused that the user is told of.
 	popupNotices *rate.Limiter
 
@@ -1067,6 +1068,9 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.ExitFullscreen(ctx)
 	case "copy":
 		return t.copySelection(ctx)
+	case "print":
+		t.print()
+		return nil
 	case "resize":
 		w, h, s := t.m.clampViewport(m.Width, m.Height, m.DPR)
 		t.mu.Lock()

@@ -55,6 +55,13 @@ function remoteTarget(ev) {
 function key(type) {
   return (ev) => {
     if (!remoteTarget(ev) || browserKey(ev) || imeKey(ev)) return;
+    // Ctrl/Cmd+P prints the remote page (to a PDF the user downloads),
+    // not this one.
+    if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 'p') {
+      ev.preventDefault();
+      if (type === 'down' && !ev.repeat) send({ t: 'print' });
+      return;
+    }
     // Ctrl/Cmd+V arrives as a paste event with the text instead.
     if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === 'v') return;
     ev.preventDefault();
