@@ -185,26 +185,21 @@ func (t *Tab) removeBrowserFile(guid string) {
 // offers it to the user, or says why not.
 func (t *Tab) deliver(d download, c policy.Controls) {
 	defer t.forgetDownload(d.guid)
-	fail := func(reason, msg string, v scan.Verdict, verdict string, f *taken) {
-		ev := &d
-		sum, mt := "", ""
-		if f != nil {
-			ev.total, sum, mt = f.size, f.sha256, f.mime
-			os.Remove(f.path)
-		}
-		t.auditDownload(ev, audit.FileDenied, reason, verdict, v, sum, mt)
-		t.send(downloadMsg(ev, dlRefused, msg, ""))
+	// Refusals before Glovebox has the file; decide makes the others.
+	fail := func(reason, msg string) {
+		t.auditDownload(&d, audit.FileDenied, reason, "", scan.Verdict{}, "", "")
+		t.send(downloadMsg(&d, dlRefused, msg, ""))
 	}
 	max := int64(c.DownloadMaxMB) << 20
 	f, err := t.m.take(t.browserFile(d.guid), max)
 	t.removeBrowserFile(d.guid)
 	switch {
 	case errors.Is(err, errTooLarge):
-		fail("too large", fmt.Sprintf("The file is larger than %d MB, the most this site may download.", c.DownloadMaxMB), scan.Verdict{}, "", nil)
+		fail("too large", fmt.Sprintf("The file is larger than %d MB, the most this site may download.", c.DownloadMaxMB))
 		return
 	case err != nil:
 		t.log.Warn("take a download from the browser", "err", err)
-		fail("failed", "The download could not be taken from the isolated browser.", scan.Verdict{}, "", nil)
+		fail("failed", "The download could not be taken from the isolated browser.")
 		return
 	}
 	t.decide(d, c, f, audit.EventDownload)
