@@ -31,6 +31,12 @@ import (
 //go:embed agent.js
 var agentJS string
 
+// copyJS runs in the page's own world: it tells the agent what the page
+// writes to the clipboard (see copyhook.js).
+//
+//go:embed copyhook.js
+var copyJS string
+
 const (
 	agentWorld   = "glovebox-agent"
 	agentBinding = "__gloveboxReport"
@@ -62,6 +68,9 @@ const (
 	// EventFullscreen is sent when the page entered (Fullscreen true) or
 	// left fullscreen.
 	EventFullscreen EventType = "fullscreen"
+	// EventCopy is sent when the page wrote Text to the clipboard with the
+	// async Clipboard API, within the user's activation (a Copy button).
+	EventCopy EventType = "copy"
 )
 
 // Select is a <select>'s popup: its box in the viewport (CSS px) and its
@@ -192,6 +201,7 @@ type agentReport struct {
 	Selection bool   `json:"selection"`
 	Editable  bool   `json:"editable"`
 	On        bool   `json:"on"`
+	Text      string `json:"text"`
 }
 
 var errBadReport = errors.New("render: bad agent report")
@@ -240,6 +250,11 @@ func parseAgentReport(payload string, main bool) (Event, error) {
 			Value: pickerValue(r.Kind, r.Value), Min: pickerValue(r.Kind, r.Min), Max: pickerValue(r.Kind, r.Max)}}, nil
 	case "fullscreen":
 		return Event{Type: EventFullscreen, Fullscreen: r.On}, nil
+	case "copy":
+		if r.Text == "" || !utf8.ValidString(r.Text) {
+			return Event{}, fmt.Errorf("%w: copy", errBadReport)
+		}
+		return Event{Type: EventCopy, Text: cut(r.Text, MaxCopyText)}, nil
 	}
 	return Event{}, fmt.Errorf("%w: type %q", errBadReport, r.T)
 }
@@ -286,6 +301,12 @@ func (t *Tab) installAgent(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("add the agent's script: %w", err)
+	}
+	_, err = cdp.Call(ctx, t.target, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: copyJS, RunImmediately: new(true),
+	})
+	if err != nil {
+		return fmt.Errorf("add the copy hook: %w", err)
 	}
 	return nil
 }
@@ -402,14 +423,7 @@ func (t *Tab) SelectedText(ctx context.Context) (string, error) {
 	if err := t.callAgent(ctx, "__gloveboxAgent.selection()", &s); err != nil {
 		return "", fmt.Errorf("read the selection: %w", err)
 	}
-	if len(s) > MaxCopyText {
-		cut := MaxCopyText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s, nil
+	return cut(s, MaxCopyText), nil
 }
 
 // ChooseOption applies the user's choice of option index in the popup

@@ -12,6 +12,7 @@
   const BINDING = '__gloveboxReport';
   if (globalThis.__gloveboxAgent) return;
   const top = window === window.top;
+  const COPY_MAX = 32 << 10; // render.MaxCopyText, in UTF-16 units here
 
   function send(m) {
     const report = globalThis[BINDING];
@@ -153,6 +154,16 @@
     });
 
     document.addEventListener('fullscreenchange', () => send({ t: 'fullscreen', on: !!document.fullscreenElement }));
+
+    // What the page wrote with the async Clipboard API (copyhook.js tells
+    // it), while the user's click or key lets a page write the clipboard.
+    // The hook's event is the page's to fire too: its text is only what
+    // the page could have written anyway, and only within an activation.
+    document.addEventListener('glovebox-remote-copy', (ev) => {
+      const text = ev instanceof CustomEvent && typeof ev.detail === 'string' ? ev.detail : '';
+      if (!text || !navigator.userActivation || !navigator.userActivation.isActive) return;
+      send({ t: 'copy', text: text.slice(0, COPY_MAX) });
+    });
   }
 
   // What Glovebox calls, in this world only.

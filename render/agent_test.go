@@ -66,6 +66,7 @@ func TestParseAgentReport(t *testing.T) {
 		"context position":   `{"t":"context","x":-1e9,"y":0}`,
 		"wrong field type":   `{"t":"select","id":"1"}`,
 		"select in subframe": `{"t":"select","id":1}`,
+		"empty copy":         `{"t":"copy","text":""}`,
 	} {
 		main := name != "select in subframe"
 		if _, err := parseAgentReport(p, main); err == nil {
@@ -270,5 +271,26 @@ func TestPickerValues(t *testing.T) {
 	}
 	if got := pickerValue("date", "#000000"); got != "" {
 		t.Errorf("a colour as a date's value = %q", got)
+	}
+}
+
+// TestAgentRemoteCopy: what the page writes with the async Clipboard API
+// on the user's click is reported; what it writes, or forges, without the
+// user is not.
+func TestAgentRemoteCopy(t *testing.T) {
+	tab, s := openPainted(t, "/copy")
+	click(t, tab, 100, 50)
+	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventCopy })
+	if ev.Text != "Copied by the page: 42" {
+		t.Errorf("first copy = %q, want the click's (nothing from before the user)", ev.Text)
+	}
+	poll(t, tab, "window.copied === true")
+	click(t, tab, 300, 50)
+	ev = waitEvent(t, s, func(ev Event) bool { return ev.Type == EventCopy })
+	if ev.Text != "written as an item" {
+		t.Errorf("copy by write() = %q", ev.Text)
+	}
+	if got := evaluate[string](t, tab, `Object.keys(Clipboard.prototype).join()`); strings.Contains(got, "glovebox") {
+		t.Errorf("the page sees the hook's mark: %q", got)
 	}
 }

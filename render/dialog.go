@@ -53,6 +53,7 @@ type dialogState struct {
 	seq    uint64
 	dialog *Event     // the JavaScript dialog open now; a page has at most one
 	auths  []authWait // in the order the page asked
+	view   *viewState // the file View is opening (view.go)
 }
 
 // cut returns s cut to at most n bytes, at a character boundary.
@@ -128,8 +129,13 @@ func (t *Tab) onMainFrameNavigated() {
 }
 
 // onRequestPaused runs on the listener for every document request: they
-// pause only so that sign-in can be asked, and go on at once.
+// pause only so that sign-in can be asked, and go on at once, but for the
+// navigation to a file View opens.
 func (t *Tab) onRequestPaused(ev *fetch.EventRequestPaused) {
+	if v := t.takeView(ev); v != nil {
+		go t.fulfillView(ev.RequestID, v)
+		return
+	}
 	go t.call(t.ctx, fetch.CommandContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
 }
 

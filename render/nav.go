@@ -82,6 +82,8 @@ type Event struct {
 	ContextMenu *ContextMenu
 	Picker      *Picker
 	Fullscreen  bool
+	// Text is what the page copied (EventCopy).
+	Text string
 	// Download is a download's (EventDownload, download.go), Chooser a
 	// file chooser's (EventFileChooser, upload.go).
 	Download *Download

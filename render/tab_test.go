@@ -122,6 +122,16 @@ func testPages() http.Handler {
 		<input id=r type=range min=0 max=100 value=0 style="position:absolute;left:10px;top:100px;width:200px;margin:0">
 		<script>window.clicks = []; addEventListener("dblclick", () => clicks.push("dbl"));
 		addEventListener("auxclick", (e) => clicks.push("aux" + e.button))</script></body>`)
+	page("/copy", `<!doctype html><body style="margin:0">
+		<button id=b style="position:absolute;left:0;top:0;width:200px;height:100px">Copy</button>
+		<button id=w style="position:absolute;left:200px;top:0;width:200px;height:100px">Write</button>
+		<script>
+		// Without the user: neither a write nor the hook's event counts.
+		navigator.clipboard.writeText("on load").catch(() => {});
+		document.dispatchEvent(new CustomEvent("glovebox-remote-copy", { detail: "forged on load" }));
+		b.onclick = () => navigator.clipboard.writeText("Copied by the page: 42").then(() => window.copied = true);
+		w.onclick = () => navigator.clipboard.write([new ClipboardItem({ "text/plain": new Blob(["written as an item"], { type: "text/plain" }) })]);
+		</script></body>`)
 	page("/agent", `<!doctype html><style>body{margin:0;font:20px/30px monospace} .at{position:absolute;margin:0;box-sizing:border-box;width:100px;height:40px}</style>
 		<a id=link class=at href="/target" style="left:0;top:0;background:#ccf">link</a>
 		<input id=text class=at style="left:100px;top:0">

@@ -96,7 +96,8 @@ func waitClipboardEvent(t *testing.T, g *glovebox, direction, decision string) {
 
 // TestClipboardAllow: Ctrl+C copies the remote selection to the user's
 // clipboard; Ctrl+V pastes the user's clipboard as a real paste event
-// (the remote page's paste handler gets the text), and the text lands.
+// (the remote page's paste handler gets the text), and the text lands; a
+// Copy button of the page copies to the user's clipboard.
 func TestClipboardAllow(t *testing.T) {
 	site, g, ctx := startClipboard(t, nil) // the defaults: both allow
 	userClipboard(t, ctx, "before")
@@ -114,17 +115,28 @@ func TestClipboardAllow(t *testing.T) {
 	waitReport(t, site, "paste", "from the user")
 	waitReport(t, site, "value", "from the user")
 	waitClipboardEvent(t, g, "in", "allowed")
-	if s := g.audit.String(); strings.Contains(s, "from the user") || strings.Contains(s, "Remote secret") {
+
+	// The page's own Copy button (navigator.clipboard.writeText on the
+	// user's click) reaches the user's clipboard too.
+	click(t, ctx, [2]int{660, 140})
+	waitReport(t, site, "shared", "ok")
+	waitFor(t, 30*time.Second, "the page's copy on the user's clipboard", func() (bool, string) {
+		s := userClipboard(t, ctx, "")
+		return s == "Share code 7731", s
+	})
+	if s := g.audit.String(); strings.Contains(s, "from the user") || strings.Contains(s, "Remote secret") || strings.Contains(s, "Share code") {
 		t.Error("clipboard text is in the audit log")
 	}
 }
 
 // TestClipboardDeny: with both directions denied nothing crosses, and the
-// user is told.
+// user is told; under audit.clipboard_content the events keep the text
+// that was refused.
 func TestClipboardDeny(t *testing.T) {
 	site, g, ctx := startClipboard(t, func(c *Config) {
 		c.Proxy.Policy.Defaults.ClipboardOut = "deny"
 		c.Proxy.Policy.Defaults.ClipboardIn = "deny"
+		c.Audit.ClipboardContent = true
 	})
 	userClipboard(t, ctx, "user text")
 	copyKey(t, ctx)
@@ -145,6 +157,13 @@ func TestClipboardDeny(t *testing.T) {
 	waitClipboardEvent(t, g, "in", "denied")
 	if r := site.reportsOf("paste"); len(r) != 0 {
 		t.Errorf("the remote page got pastes %q", r)
+	}
+	texts := map[string]any{}
+	for _, e := range clipboardEvents(g) {
+		texts[e["direction"].(string)] = e["text"]
+	}
+	if texts["out"] != "Remote secret 42" || texts["in"] != "user text" {
+		t.Errorf("clipboard events' texts = %v, want the refused copy's and paste's", texts)
 	}
 }
 

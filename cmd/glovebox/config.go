@@ -62,6 +62,10 @@ type AdminConfig struct {
 type AuditConfig struct {
 	// Output is stdout, stderr, or the path of a file to append to.
 	Output string `mapstructure:"output"`
+	// ClipboardContent puts the text of each copy and paste into its
+	// clipboard event (cut to audit.MaxClipboardText bytes). Off by
+	// default: what people copy is often what a log must not keep.
+	ClipboardContent bool `mapstructure:"clipboard_content"`
 }
 
 // IsolateConfig picks the runtime.

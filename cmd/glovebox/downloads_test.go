@@ -30,6 +30,8 @@ var (
 	// reports as a threat and which harms nothing.
 	eicarFile = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`)
 	bigFile   = bytes.Repeat([]byte("0123456789abcdef"), 2<<20/16) // 2 MiB
+	// zipFile is an empty zip archive: a type with no viewer.
+	zipFile = []byte("PK\x05\x06" + strings.Repeat("\x00", 18))
 	// oddName tries directories, a control character and a right-to-left
 	// override in a file name.
 	oddName = "../..\\evil\x07\u202etxt.exe"
@@ -58,6 +60,10 @@ func serveDownload(w http.ResponseWriter, r *http.Request) bool {
 		body = eicarFile
 	case "big.bin":
 		body = bigFile
+	case "orange.pdf":
+		body = orangePDF()
+	case "archive.zip":
+		body = zipFile
 	case "odd":
 		body = cleanFile
 		disp = "attachment; filename*=UTF-8''" + strings.NewReplacer("/", "%2F", "\\", "%5C", "\x07", "%07", "\u202e", "%E2%80%AE").Replace(oddName)
@@ -70,6 +76,31 @@ func serveDownload(w http.ResponseWriter, r *http.Request) bool {
 	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 	w.Write(body)
 	return true
+}
+
+// orangePDF is a one-page PDF, its page orange.
+func orangePDF() []byte {
+	content := "1 0.5 0 rg 0 0 612 792 re f"
+	objs := []string{
+		"<< /Type /Catalog /Pages 2 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
+	}
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.4\n")
+	offsets := make([]int, len(objs))
+	for i, o := range objs {
+		offsets[i] = b.Len()
+		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
+	}
+	xref := b.Len()
+	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	for _, off := range offsets {
+		fmt.Fprintf(&b, "%010d 00000 n \n", off)
+	}
+	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
+	return b.Bytes()
 }
 
 // userDownloads makes the user's browser save downloads into a directory
@@ -337,6 +368,56 @@ func TestDownloadScannerDown(t *testing.T) {
 }
 
 // startICAP starts a real c-icap with ClamAV (a missing one fails in CI).
+// TestDownloadView: under download: view, a PDF the remote page downloads
+// opens in the isolated browser's PDF viewer, which the user sees in the
+// video, at the URL it came from; nothing reaches the user's downloads; a
+// file with no viewer is refused; nothing is left behind.
+func TestDownloadView(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Defaults.Download = "view" })
+	ctx := userBrowser(t, g.addr)
+	dir := userDownloads(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/view")); err != nil {
+		t.Fatalf("navigate the user's browser: %v", err)
+	}
+	waitForColour(t, ctx, 200, 200, purple, 60*time.Second)
+
+	click(t, ctx, [2]int{200, 200})
+	waitForColour(t, ctx, 400, 300, orange, 60*time.Second)
+	saveShot(t, ctx, "download-view")
+	waitBar(t, ctx, "viewed: orange.pdfOpened here, in the isolated tab")
+	waitFor(t, 30*time.Second, "the user's URL at the PDF", func() (bool, string) {
+		u := userURL(ctx)
+		return u == site.URL+"/dl/orange.pdf", u
+	})
+	ev := waitFileEvent(t, g, "download", "orange.pdf")
+	if ev["decision"] != "viewed" || ev["mime"] != "application/pdf" || ev["sha256"] != sha256Hex(orangePDF()) {
+		t.Errorf("download event = %v, want viewed, a PDF, its hash", ev)
+	}
+	if n := site.servedCount("/dl/orange.pdf"); n != 1 {
+		t.Errorf("the PDF was fetched %d times, want once (the viewer shows the download)", n)
+	}
+
+	// Back to the page; the archive has no viewer.
+	if err := chromedp.Do(ctx, chromedp.NavigateBack()); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 600, 200, rgb{0, 160, 160}, 60*time.Second)
+	click(t, ctx, [2]int{600, 200})
+	waitBar(t, ctx, "refused: archive.zipFiles of this site open only in the isolated browser")
+	if ev := waitFileEvent(t, g, "download", "archive.zip"); ev["decision"] != "denied" || ev["reason"] != "view only" {
+		t.Errorf("archive download event = %v, want denied, view only", ev)
+	}
+	waitFor(t, 30*time.Second, "no file left in transit", func() (bool, string) {
+		left := filesLeft(g)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+	if saved := savedFiles(dir); len(saved) != 0 {
+		t.Errorf("the user's downloads have %v, want nothing", saved)
+	}
+}
+
 func startICAP(t testing.TB) *icaptest.Server {
 	t.Helper()
 	if err := icaptest.Missing(); err != nil {

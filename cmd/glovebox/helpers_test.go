@@ -71,6 +71,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/downloads"] = "downloads.html"
 	files["/clipboard"] = "clipboard.html"
 	files["/uploads"] = "uploads.html"
+	files["/view"] = "view.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
@@ -82,6 +83,11 @@ func newTestSite(t testing.TB) *testSite {
 		}
 		if r.URL.Path == "/dialogs-auth" && !dialogsBasicAuth(w, r) {
 			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/dl/") {
+			s.mu.Lock()
+			s.served[r.URL.Path]++
+			s.mu.Unlock()
 		}
 		if serveDownload(w, r) {
 			return
@@ -456,6 +462,28 @@ func landingState(ctx context.Context) string {
 		return "landing page: " + err.Error()
 	}
 	return st
+}
+
+// saveShot keeps a screenshot of the user's page for a person to look at,
+// when GLOVEBOX_SCREENSHOTS names a directory.
+func saveShot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("GLOVEBOX_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+}
+
+// userURL is the address of the user's page.
+func userURL(ctx context.Context) string {
+	u, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	return u
 }
 
 func waitForColour(t testing.TB, ctx context.Context, x, y int, want rgb, d time.Duration) {

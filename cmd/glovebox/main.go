@@ -102,6 +102,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	aud := audit.New(auditW)
 	metrics := audit.NewMetrics()
 	aud.Metrics = metrics
+	aud.ClipboardContent = cfg.Audit.ClipboardContent
 
 	st, err := stream.NewServer(streamConfig(cfg), log)
 	if err != nil {

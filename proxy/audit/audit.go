@@ -33,6 +33,9 @@ type Audit struct {
 	sink *auditSink
 	// Metrics, when set, counts every event too.
 	Metrics *Metrics
+	// ClipboardContent logs the text of clipboard events
+	// (audit.clipboard_content). Set it before the first event.
+	ClipboardContent bool
 }
 
 // auditSink is the writer under the audit log. It keeps the error of the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +66,45 @@ func TestAuditSchema(t *testing.T) {
 	}
 	if seen != 8 {
 		t.Fatalf("decoded %d events, want 8", seen)
+	}
+}
+
+// TestClipboardContent: a clipboard event keeps its text only under
+// ClipboardContent, cut to MaxClipboardText at a character boundary.
+func TestClipboardContent(t *testing.T) {
+	long := strings.Repeat("a", MaxClipboardText-1) + "é and more"
+	for _, on := range []bool{false, true} {
+		var buf bytes.Buffer
+		a := New(&buf)
+		a.ClipboardContent = on
+		a.Clipboard(ClipboardEvent{Tab: "t1", Direction: ClipboardOut, Size: 14, Decision: FileAllowed, Text: "secret: hunter2"})
+		a.Clipboard(ClipboardEvent{Tab: "t1", Direction: ClipboardIn, Size: len(long), Decision: FileDenied, Reason: "policy", Text: long})
+		dec := json.NewDecoder(&buf)
+		var evs []map[string]any
+		for dec.More() {
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, m)
+		}
+		if len(evs) != 2 {
+			t.Fatalf("ClipboardContent=%v: %d events, want 2", on, len(evs))
+		}
+		if !on {
+			if strings.Contains(buf.String(), "hunter2") || evs[0]["text"] != nil || evs[1]["text"] != nil {
+				t.Errorf("ClipboardContent off: the text is logged: %v", evs)
+			}
+			continue
+		}
+		if evs[0]["text"] != "secret: hunter2" || evs[0]["text_truncated"] != false {
+			t.Errorf("ClipboardContent on: %v, want the text, not truncated", evs[0])
+		}
+		if got := evs[1]["text"]; got != strings.Repeat("a", MaxClipboardText-1) || evs[1]["text_truncated"] != true {
+			t.Errorf("ClipboardContent on, long text: %d bytes, truncated %v; want %d bytes cut before the é", len(got.(string)), evs[1]["text_truncated"], MaxClipboardText-1)
+		}
+		if evs[1]["size"] != float64(len(long)) {
+			t.Errorf("size = %v, want the whole text's %d", evs[1]["size"], len(long))
+		}
 	}
 }

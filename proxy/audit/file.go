@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"unicode/utf8"
 )
 
 // Names of the events of what crosses between a tab and its user.
@@ -17,6 +18,9 @@ const (
 const (
 	FileAllowed = "allowed"
 	FileDenied  = "denied"
+	// FileViewed is a download opened read-only in the isolated browser
+	// (download: view): it did not reach the user.
+	FileViewed = "viewed"
 )
 
 // FileEvent is one file that crossed, or was refused, between an isolated
@@ -38,7 +42,7 @@ type FileEvent struct {
 	MIME   string
 	Size   int64
 	SHA256 string
-	// Decision is FileAllowed or FileDenied, Reason why in a few words
+	// Decision is FileAllowed, FileDenied or FileViewed, Reason why in a few words
 	// ("policy", "too large", "threat found", "scanner unavailable", …).
 	Decision string
 	Reason   string
@@ -83,8 +87,11 @@ const (
 	ClipboardIn    = "in"  // user → remote page
 )
 
+// MaxClipboardText bounds the text a clipboard event logs.
+const MaxClipboardText = 4096
+
 // ClipboardEvent is one copy out of, or paste into, an isolated tab. The
-// text itself is never logged.
+// text itself is logged only under Audit.ClipboardContent.
 type ClipboardEvent struct {
 	Tab, ClientIP, User, URL, Host string
 	// Direction is ClipboardOut or ClipboardIn, Size the text's bytes.
@@ -93,6 +100,8 @@ type ClipboardEvent struct {
 	// Decision is FileAllowed or FileDenied; Reason is "policy" for a
 	// denial, "isolated" for text kept between isolated tabs.
 	Decision, Reason string
+	// Text is what was copied or pasted (or refused).
+	Text string
 }
 
 // Clipboard logs a copy or a paste, and counts it by direction and decision.
@@ -102,7 +111,7 @@ func (a *Audit) Clipboard(e ClipboardEvent) {
 	}
 	a.Metrics.add("glovebox_clipboard_total", "Copies out of and pastes into isolated tabs, by direction and decision.", 1,
 		"direction", e.Direction, "decision", e.Decision)
-	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventClipboard,
+	attrs := []slog.Attr{
 		slog.String("tab", e.Tab),
 		slog.String("client_ip", e.ClientIP),
 		slog.String("user", e.User),
@@ -112,5 +121,22 @@ func (a *Audit) Clipboard(e ClipboardEvent) {
 		slog.Int("size", e.Size),
 		slog.String("decision", e.Decision),
 		slog.String("reason", e.Reason),
-	)
+	}
+	if a.ClipboardContent {
+		text, cut := cutText(e.Text, MaxClipboardText)
+		attrs = append(attrs, slog.String("text", text), slog.Bool("text_truncated", cut))
+	}
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventClipboard, attrs...)
+}
+
+// cutText is s cut to at most n bytes at a character boundary, and whether
+// it was cut.
+func cutText(s string, n int) (string, bool) {
+	if len(s) <= n {
+		return s, false
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n], true
 }

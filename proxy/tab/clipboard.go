@@ -45,9 +45,11 @@ func (t *Tab) notice(msg string) {
 	t.send(serverMsg{T: "notice", Message: msg})
 }
 
-func (t *Tab) auditClipboard(direction string, size int, decision, reason string) {
+// auditClipboard logs a copy or paste of text (whose words the audit log
+// keeps only under audit.clipboard_content).
+func (t *Tab) auditClipboard(direction, text, decision, reason string) {
 	t.m.audit.Clipboard(audit.ClipboardEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
-		Direction: direction, Size: size, Decision: decision, Reason: reason})
+		Direction: direction, Size: len(text), Decision: decision, Reason: reason, Text: text})
 }
 
 // copySelection answers the user's Copy (the context menu's, Ctrl+C): the
@@ -57,25 +59,37 @@ func (t *Tab) copySelection(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.copyOut(text)
+	return nil
+}
+
+// onRemoteCopy follows the page's own Copy (a Copy button: the async
+// Clipboard API, on the user's click): its text goes where clipboard_out
+// says, as the user's Copy would.
+func (t *Tab) onRemoteCopy(text string) {
+	t.copyOut(text)
+}
+
+// copyOut sends text copied in the remote page where clipboard_out says.
+func (t *Tab) copyOut(text string) {
 	if text == "" {
-		return nil
+		return
 	}
 	switch t.Controls().ClipboardOut {
 	case policy.ClipboardAllow:
-		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileAllowed, "")
+		t.auditClipboard(audit.ClipboardOut, text, audit.FileAllowed, "")
 		b, _ := json.Marshal(agentMsg{T: "copy", Text: text})
 		if p := t.currentPeer(); p != nil {
 			p.Send(b)
 		}
 	case policy.ClipboardIsolated:
 		t.m.clips.set(t.owner, text)
-		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileAllowed, "isolated")
+		t.auditClipboard(audit.ClipboardOut, text, audit.FileAllowed, "isolated")
 		t.notice("Copied. This site's text can be pasted only into isolated pages.")
 	default:
-		t.auditClipboard(audit.ClipboardOut, len(text), audit.FileDenied, "policy")
+		t.auditClipboard(audit.ClipboardOut, text, audit.FileDenied, "policy")
 		t.notice("Copying from this site is not allowed.")
 	}
-	return nil
 }
 
 // paste gives the remote page the user's paste, as a paste event: text is
@@ -94,7 +108,7 @@ func (t *Tab) paste(ctx context.Context, text string) error {
 			return nil
 		}
 	default:
-		t.auditClipboard(audit.ClipboardIn, len(text), audit.FileDenied, "policy")
+		t.auditClipboard(audit.ClipboardIn, text, audit.FileDenied, "policy")
 		t.notice("Pasting into this site is not allowed.")
 		return nil
 	}
@@ -105,7 +119,7 @@ func (t *Tab) paste(ctx context.Context, text string) error {
 	if t.Controls().ClipboardIn == policy.ClipboardIsolated {
 		reason = "isolated"
 	}
-	t.auditClipboard(audit.ClipboardIn, len(text), audit.FileAllowed, reason)
+	t.auditClipboard(audit.ClipboardIn, text, audit.FileAllowed, reason)
 	return t.page.Paste(ctx, text)
 }
 

@@ -49,6 +49,7 @@ const (
 	dlChecking = "checking" // complete: Glovebox hashes and scans it
 	dlReady    = "ready"    // offered at URL
 	dlRefused  = "refused"  // Message says why
+	dlViewed   = "viewed"   // opened in the isolated browser (download: view)
 	dlFailed   = "failed"   // the remote browser could not fetch it
 )
 
@@ -56,6 +57,7 @@ const (
 type download struct {
 	id       string // the landing page's name for it (not the GUID)
 	guid     string
+	url      string // where the browser fetched it from: never logged
 	name     string // safe for the user's file system
 	logURL   string
 	host     string
@@ -100,7 +102,7 @@ func (t *Tab) onDownload(ev *render.Download) {
 			t.mu.Unlock()
 			return
 		}
-		d = &download{id: randomHex(8), guid: ev.GUID, name: safeFileName(ev.Name, ev.URL)}
+		d = &download{id: randomHex(8), guid: ev.GUID, url: ev.URL, name: safeFileName(ev.Name, ev.URL)}
 		if u, err := url.Parse(ev.URL); err == nil {
 			d.logURL, d.host = audit.LogURL(u), u.Hostname()
 		}
@@ -125,8 +127,6 @@ func (t *Tab) onDownload(ev *render.Download) {
 	switch {
 	case ev.State == render.DownloadStarted && c.Download == policy.FileDeny:
 		refuse("policy", "Downloads are not allowed on this site.")
-	case ev.State == render.DownloadStarted && c.Download == policy.FileView:
-		refuse("view only", "Files of this site open only in the isolated browser: they cannot be downloaded.")
 	case max > 0 && (snap.total > max || snap.received > max):
 		refuse("too large", fmt.Sprintf("The file is larger than %d MB, the most this site may download.", c.DownloadMaxMB))
 	case ev.State == render.DownloadCanceled:
@@ -223,7 +223,11 @@ func (t *Tab) decide(d download, c policy.Controls, f *taken, event string) {
 		fail("policy", "Downloads are not allowed on this site.", v, "")
 		return
 	case policy.FileView:
-		fail("view only", "Files of this site open only in the isolated browser: they cannot be downloaded.", v, "")
+		if event != audit.EventDownload {
+			fail("view only", "Files of this site open only in the isolated browser: they cannot be downloaded.", v, "")
+			return
+		}
+		t.view(d, f, fail)
 		return
 	case policy.FileScan:
 		v, err = t.m.scanFile(t.ctx, f, scan.File{Direction: scan.Download, Name: d.name, MIME: f.mime, Size: f.size, URL: d.logURL})
@@ -250,6 +254,47 @@ func (t *Tab) decide(d download, c policy.Controls, f *taken, event string) {
 		return
 	}
 	t.send(downloadMsg(&d, dlReady, "", FilesPrefix+key))
+}
+
+// view opens Glovebox's copy f of a download in the isolated browser, at
+// the URL it came from (download: view): a PDF in Chromium's viewer, an
+// image, text. The user sees it there, as pixels; the file itself goes no
+// further, and Glovebox's copy goes at once.
+func (t *Tab) view(d download, f *taken, fail func(reason, msg string, v scan.Verdict, verdict string)) {
+	const only = "Files of this site open only in the isolated browser: "
+	u, err := url.Parse(d.url)
+	switch {
+	case !render.Viewable(f.mime):
+		fail("view only", only+"this kind of file ("+f.mime+") cannot be opened there, so it was not downloaded.", scan.Verdict{}, "")
+		return
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https"):
+		fail("view only", only+"this one was made by the page itself and cannot be opened there.", scan.Verdict{}, "")
+		return
+	case f.size > render.MaxViewBytes:
+		fail("view only", fmt.Sprintf(only+"this one is larger than the %d MB that can be.", render.MaxViewBytes>>20), scan.Verdict{}, "")
+		return
+	case t.page == nil:
+		fail("failed", "The isolated tab has ended.", scan.Verdict{}, "")
+		return
+	}
+	body, err := os.ReadFile(f.path)
+	os.Remove(f.path)
+	if err != nil {
+		t.log.Warn("read a download to view", "err", err)
+		fail("failed", "The file could not be opened in the isolated browser.", scan.Verdict{}, "")
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
+	defer cancel()
+	if err := t.page.View(ctx, d.url, f.mime, body); err != nil {
+		if t.ctx.Err() == nil {
+			t.log.Warn("view a download", "err", err)
+		}
+		fail("failed", "The file could not be opened in the isolated browser.", scan.Verdict{}, "")
+		return
+	}
+	t.auditFile(audit.EventDownload, &d, audit.FileViewed, "view only", "", scan.Verdict{}, f.sha256, f.mime)
+	t.send(downloadMsg(&d, dlViewed, "Opened here, in the isolated tab: files of this site can be viewed, not downloaded.", ""))
 }
 
 func (t *Tab) auditDownload(d *download, decision, reason, verdict string, v scan.Verdict, sum, mt string) {

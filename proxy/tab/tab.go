@@ -893,6 +893,8 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.onDownload(ev.Download)
 	case render.EventFileChooser:
 		t.onFileChooser(ev.Chooser)
+	case render.EventCopy:
+		t.onRemoteCopy(ev.Text)
 	case render.EventPageClosed:
 		// The landing page closes its window if it can; the tab ends.
 		t.send(serverMsg{T: "close"})

@@ -249,10 +249,27 @@ onMessage('context', (m) => {
   popup = { el, keys: r.keys };
 });
 
-// Copy: the remote selection, which the user asked for, on the clipboard.
+// Copy: the remote selection the user asked for, or what the remote page
+// copied on the user's click (its Copy button), on the clipboard. The
+// user's browser lets a page write it only soon after a click or a key:
+// when the answer came too late, the next click or key here writes it.
+let pendingCopy = null;
 onMessage('copy', (m) => {
-  if (typeof m.text === 'string' && m.text && navigator.clipboard) navigator.clipboard.writeText(m.text).catch(() => {});
+  if (typeof m.text !== 'string' || !m.text || !navigator.clipboard) return;
+  pendingCopy = null;
+  navigator.clipboard.writeText(m.text).catch(() => {
+    pendingCopy = m.text;
+    show('Copied in the page: click anywhere or press a key to put it on your clipboard.', 'toast');
+  });
 });
+for (const type of ['pointerdown', 'keydown']) {
+  addEventListener(type, () => {
+    if (pendingCopy === null) return;
+    const text = pendingCopy;
+    pendingCopy = null;
+    navigator.clipboard.writeText(text).catch(() => {});
+  }, true);
+}
 
 // Fullscreen follows the remote page's: a video player's button makes
 // this page fullscreen; leaving it here (Escape) leaves it there. The

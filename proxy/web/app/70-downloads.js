@@ -3,7 +3,8 @@
 // allowed one at a one-time URL of this origin. The download bar shows
 // each one: its name, size, progress and the decision. A file that is
 // ready is saved at once, as a local download would be; its Save link
-// stays for a browser that asked first. A refused one says why.
+// stays for a browser that asked first. A refused one says why; one the
+// rule lets the user only view opens in the isolated tab itself.
 const DOWNLOADS_SHOWN = 5;
 const downloadBar = document.createElement('div');
 downloadBar.id = 'glovebox-downloads';
@@ -95,6 +96,7 @@ onMessage('download', (m) => {
       a.click();
       break;
     }
+    case 'viewed':
     case 'refused':
     case 'failed':
       r.state.textContent = m.message || 'The download was refused.';
