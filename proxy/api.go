@@ -221,8 +221,9 @@ func (s *Server) apiFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // apiUpload takes the files the user chose for the remote page's file
-// chooser (?chooser=ID of a chooser message), as multipart/form-data
-// "file" parts, and answers what became of each.
+// chooser (?chooser=ID of a chooser message), or dropped on the video
+// (?drop=X,Y: where, in CSS pixels of the remote viewport), as
+// multipart/form-data "file" parts, and answers what became of each.
 func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(w, r) {
 		return
@@ -231,8 +232,21 @@ func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	chooser, err := strconv.Atoi(r.URL.Query().Get("chooser"))
-	if err != nil || chooser < 1 {
+	q := r.URL.Query()
+	var chooser int
+	var x, y float64
+	var err error
+	if d := q.Get("drop"); d != "" {
+		xs, ys, _ := strings.Cut(d, ",")
+		x, err = strconv.ParseFloat(xs, 64)
+		if err == nil {
+			y, err = strconv.ParseFloat(ys, 64)
+		}
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, "bad_request", "drop must be X,Y: where the files were dropped")
+			return
+		}
+	} else if chooser, err = strconv.Atoi(q.Get("chooser")); err != nil || chooser < 1 {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "chooser must name the file chooser (its id)")
 		return
 	}
@@ -243,7 +257,12 @@ func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "send the files as multipart/form-data")
 		return
 	}
-	res, err := t.Upload(r.Context(), chooser, mr)
+	var res []tab.UploadResult
+	if chooser > 0 {
+		res, err = t.Upload(r.Context(), chooser, mr)
+	} else {
+		res, err = t.Drop(r.Context(), x, y, mr)
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.Is(err, tab.ErrUploadDenied):

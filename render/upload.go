@@ -3,11 +3,13 @@ package render
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 )
 
@@ -114,3 +116,26 @@ func (t *Tab) SetChooserFiles(ctx context.Context, id int, paths []string) error
 
 // CancelChooser forgets the file chooser id: the user chose nothing.
 func (t *Tab) CancelChooser(id int) { t.fileChoosers.take(id) }
+
+// DropFiles drops the files at paths (as the browser sees them; the caller
+// put them there) on the page at (x, y), CSS pixels of the viewport, as a
+// drag from the user's desktop does: dragenter, dragover and drop, the
+// files on the DataTransfer. A page that takes no drop there gets none.
+func (t *Tab) DropFiles(ctx context.Context, x, y float64, paths []string) error {
+	if len(paths) == 0 || len(paths) > MaxChooserFiles {
+		return fmt.Errorf("%w: %d files to drop (1 to %d)", ErrBadInput, len(paths), MaxChooserFiles)
+	}
+	t.mu.Lock()
+	w, h := t.width, t.height
+	t.mu.Unlock()
+	if math.IsNaN(x) || math.IsNaN(y) || x < 0 || y < 0 || x > float64(w) || y > float64(h) {
+		return fmt.Errorf("%w: drop at %v,%v: outside the %dx%d viewport", ErrBadInput, x, y, w, h)
+	}
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1}
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if err := t.call(ctx, input.CommandDispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: x, Y: y, Data: data}); err != nil {
+			return fmt.Errorf("drop the files: %w", err)
+		}
+	}
+	return nil
+}

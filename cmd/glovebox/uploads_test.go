@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/dom"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
@@ -86,6 +87,46 @@ func TestUploadAllow(t *testing.T) {
 	ev := waitFileEvent(t, g, "upload", "notes.txt")
 	if ev["decision"] != "allowed" || ev["sha256"] != sha256Hex(cleanFile) || ev["size"] != float64(len(cleanFile)) {
 		t.Errorf("upload event = %v, want allowed with the file's size and hash", ev)
+	}
+}
+
+// dropFiles drops the user's files on the landing page at (x, y), as a
+// drag from the desktop does.
+func dropFiles(t *testing.T, ctx context.Context, x, y float64, paths ...string) {
+	t.Helper()
+	data := &input.DragData{Items: []*input.DragDataItem{}, Files: paths, DragOperationsMask: 1}
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if err := cdpCall(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: x, Y: y, Data: data}); err != nil {
+			t.Fatalf("drop files: %v", err)
+		}
+	}
+}
+
+// TestUploadDrop: a file dragged from the user's desktop onto the video
+// is dropped on the remote page, at the same place, with its name, size
+// and content; a drop under upload: deny is refused, saying so.
+func TestUploadDrop(t *testing.T) {
+	site, g, ctx, _ := startUploads(t, func(c *Config) { c.Proxy.Policy.Defaults.Upload = "allow" })
+	dropFiles(t, ctx, 300, 200, userFile(t, "dropped.txt", cleanFile))
+	waitReport(t, site, "drop", fmt.Sprintf("dropped.txt:%d:%s@300,200", len(cleanFile), cleanFile[:40]))
+	if ev := waitFileEvent(t, g, "upload", "dropped.txt"); ev["decision"] != "allowed" || ev["sha256"] != sha256Hex(cleanFile) {
+		t.Errorf("upload event = %v, want allowed with the file's hash", ev)
+	}
+	if u := userURL(ctx); u != site.URL+"/uploads" {
+		t.Errorf("the user's page is %s after the drop, want the landing page still", u)
+	}
+
+	site2, g2, ctx2, _ := startUploads(t, func(c *Config) { c.Proxy.Policy.Defaults.Upload = "deny" })
+	dropFiles(t, ctx2, 300, 200, userFile(t, "dropped.txt", cleanFile))
+	waitFor(t, 30*time.Second, "the refusal", func() (bool, string) {
+		s := statusText(ctx2)
+		return strings.Contains(s, "Uploads are not allowed"), s
+	})
+	if ev := waitFileEvent(t, g2, "upload", ""); ev["decision"] != "denied" || ev["reason"] != "policy" {
+		t.Errorf("upload event = %v, want denied by policy", ev)
+	}
+	if r := site2.reportsOf("drop"); len(r) != 0 {
+		t.Errorf("the remote page got a drop under deny: %q", r)
 	}
 }
 

@@ -63,12 +63,48 @@ func (t *Tab) auditUpload(r *UploadResult, sum, mt, decision, reason string, v s
 // Upload takes the files of the multipart body mr (its "file" parts) for
 // the remote page's file chooser, and gives those allowed to it.
 func (t *Tab) Upload(ctx context.Context, chooser int, mr *multipart.Reader) ([]UploadResult, error) {
+	results, paths, err := t.receive(ctx, mr)
+	if err != nil {
+		return results, err
+	}
+	if len(paths) == 0 {
+		t.page.CancelChooser(chooser)
+		return results, nil
+	}
+	if err := t.page.SetChooserFiles(ctx, chooser, paths); err != nil {
+		return results, err
+	}
+	return results, nil
+}
+
+// Drop takes the files of the multipart body mr, as Upload does, that the
+// user dropped on the video at (x, y) of the remote viewport, and drops
+// those allowed on the remote page there.
+func (t *Tab) Drop(ctx context.Context, x, y float64, mr *multipart.Reader) ([]UploadResult, error) {
+	results, paths, err := t.receive(ctx, mr)
+	if err != nil || len(paths) == 0 {
+		return results, err
+	}
+	if err := t.page.DropFiles(ctx, x, y, paths); err != nil {
+		if errors.Is(err, render.ErrBadInput) {
+			return results, fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		return results, err
+	}
+	return results, nil
+}
+
+// receive checks the files of mr under upload's decision and puts the
+// allowed ones where the browser reads them: what became of each, and the
+// paths of the allowed ones as the browser sees them.
+func (t *Tab) receive(ctx context.Context, mr *multipart.Reader) ([]UploadResult, []string, error) {
 	c := t.Controls()
 	if c.Upload == policy.FileDeny {
-		return nil, ErrUploadDenied
+		t.auditUpload(&UploadResult{}, "", "", audit.FileDenied, "policy", scan.Verdict{}, "")
+		return nil, nil, ErrUploadDenied
 	}
 	if t.browser == nil || t.browser.FilesDir == "" {
-		return nil, errors.New("the isolated browser takes no files")
+		return nil, nil, errors.New("the isolated browser takes no files")
 	}
 	max := int64(c.UploadMaxMB) << 20
 	var results []UploadResult
@@ -79,14 +115,14 @@ func (t *Tab) Upload(ctx context.Context, chooser int, mr *multipart.Reader) ([]
 			break
 		}
 		if err != nil {
-			return results, fmt.Errorf("%w: the upload is malformed: %v", ErrBadRequest, err)
+			return results, nil, fmt.Errorf("%w: the upload is malformed: %v", ErrBadRequest, err)
 		}
 		if part.FormName() != "file" || part.FileName() == "" {
 			part.Close()
 			continue
 		}
 		if len(results) >= render.MaxChooserFiles {
-			return results, fmt.Errorf("%w: more than %d files", ErrBadRequest, render.MaxChooserFiles)
+			return results, nil, fmt.Errorf("%w: more than %d files", ErrBadRequest, render.MaxChooserFiles)
 		}
 		r, p := t.takeUpload(ctx, part, c, max)
 		part.Close()
@@ -95,14 +131,7 @@ func (t *Tab) Upload(ctx context.Context, chooser int, mr *multipart.Reader) ([]
 			paths = append(paths, p)
 		}
 	}
-	if len(paths) == 0 {
-		t.page.CancelChooser(chooser)
-		return results, nil
-	}
-	if err := t.page.SetChooserFiles(ctx, chooser, paths); err != nil {
-		return results, err
-	}
-	return results, nil
+	return results, paths, nil
 }
 
 // takeUpload checks one file and, when allowed, puts it where the browser

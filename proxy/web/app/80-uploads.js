@@ -6,11 +6,14 @@
 // a prompt asks for one.
 let chooserEl = null;
 
-function uploadFiles(id, files) {
+// uploadFiles sends files for the file chooser id, or, with at (a point
+// of the remote viewport), as a drop there.
+function uploadFiles(id, files, at) {
   const form = new FormData();
   for (const f of files) form.append('file', f, f.name);
   show('Uploading ' + (files.length === 1 ? files[0].name : files.length + ' files') + '…', 'toast');
-  fetch(API + '/tabs/' + token + '/upload?chooser=' + encodeURIComponent(id), {
+  const query = at ? 'drop=' + at.x.toFixed(1) + ',' + at.y.toFixed(1) : 'chooser=' + encodeURIComponent(id);
+  fetch(API + '/tabs/' + token + '/upload?' + query, {
     method: 'POST', body: form, cache: 'no-store', credentials: 'omit',
   }).then(async (r) => {
     let j = {};
@@ -71,4 +74,29 @@ onMessage('chooser', (m) => {
     picker.remove();
     askToChoose(m);
   }
+});
+
+// Drag and drop: local files dropped on the video are dropped on the
+// remote page where they fell, as a drop from the desktop would be, under
+// the same checks as chosen files. Dropped anywhere else here, a file
+// opens nothing (a browser would leave this page to show it).
+function draggingFiles(ev) {
+  return !!ev.dataTransfer && Array.prototype.includes.call(ev.dataTransfer.types || [], 'Files');
+}
+addEventListener('dragover', (ev) => {
+  if (!draggingFiles(ev)) return;
+  ev.preventDefault();
+  const onVideo = ev.target === video;
+  ev.dataTransfer.dropEffect = onVideo ? 'copy' : 'none';
+  document.body.classList.toggle('glovebox-dropping', onVideo);
+});
+addEventListener('dragleave', (ev) => {
+  if (ev.target === video) document.body.classList.remove('glovebox-dropping');
+});
+addEventListener('drop', (ev) => {
+  if (!draggingFiles(ev)) return;
+  ev.preventDefault();
+  document.body.classList.remove('glovebox-dropping');
+  if (ev.target !== video || !ev.dataTransfer.files.length || !token) return;
+  uploadFiles(null, [...ev.dataTransfer.files], toRemote(ev));
 });
