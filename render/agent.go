@@ -68,6 +68,9 @@ const (
 	// EventFullscreen is sent when the page entered (Fullscreen true) or
 	// left fullscreen.
 	EventFullscreen EventType = "fullscreen"
+	// EventPrint is sent when the page called window.print(): headless
+	// Chromium shows no print dialog where a local browser would.
+	EventPrint EventType = "print"
 	// EventCopy is sent when the page wrote Text to the clipboard with the
 	// async Clipboard API, within the user's activation (a Copy button).
 	EventCopy EventType = "copy"
@@ -250,6 +253,8 @@ func parseAgentReport(payload string, main bool) (Event, error) {
 			Value: pickerValue(r.Kind, r.Value), Min: pickerValue(r.Kind, r.Min), Max: pickerValue(r.Kind, r.Max)}}, nil
 	case "fullscreen":
 		return Event{Type: EventFullscreen, Fullscreen: r.On}, nil
+	case "print":
+		return Event{Type: EventPrint}, nil
 	case "copy":
 		if r.Text == "" || !utf8.ValidString(r.Text) {
 			return Event{}, fmt.Errorf("%w: copy", errBadReport)

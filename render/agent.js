@@ -159,6 +159,15 @@
     // it), while the user's click or key lets a page write the clipboard.
     // The hook's event is the page's to fire too: its text is only what
     // the page could have written anyway, and only within an activation.
+    // The page's window.print() (copyhook.js tells it): the user is asked,
+    // as a print dialog would, at most once in two seconds.
+    let lastPrint = -Infinity;
+    document.addEventListener('glovebox-remote-print', () => {
+      if (performance.now() - lastPrint < 2000) return;
+      lastPrint = performance.now();
+      send({ t: 'print' });
+    });
+
     document.addEventListener('glovebox-remote-copy', (ev) => {
       const text = ev instanceof CustomEvent && typeof ev.detail === 'string' ? ev.detail : '';
       if (!text || !navigator.userActivation || !navigator.userActivation.isActive) return;

@@ -276,9 +276,11 @@ func TestPickerValues(t *testing.T) {
 
 // TestAgentRemoteCopy: what the page writes with the async Clipboard API
 // on the user's click is reported; what it writes, or forges, without the
-// user is not.
+// user is not. A window.print() is reported.
 func TestAgentRemoteCopy(t *testing.T) {
 	tab, s := openPainted(t, "/copy")
+	// The page printed on load: that is asked of the user.
+	waitEvent(t, s, func(ev Event) bool { return ev.Type == EventPrint })
 	click(t, tab, 100, 50)
 	ev := waitEvent(t, s, func(ev Event) bool { return ev.Type == EventCopy })
 	if ev.Text != "Copied by the page: 42" {

@@ -1,10 +1,23 @@
-// Glovebox's copy hook, in the remote page's own world (render/agent.go
-// installs it): what the page writes with the async Clipboard API
+// Glovebox's hooks in the remote page's own world (render/agent.go
+// installs them): what the page writes with the async Clipboard API
 // (navigator.clipboard.writeText, write with text/plain) is told, once the
 // write succeeded, as a DOM event that the agent in its isolated world
-// hears. The page can fire that event itself: the agent believes it only
-// within the user's activation, as a local browser would let the page
-// write the clipboard.
+// hears; so is a window.print(), which headless Chromium shows no dialog for. The page
+// can fire those events itself: the agent believes a copy only within the
+// user's activation, as a local browser would let the page write the
+// clipboard, and a print only asks the user, as a print dialog does.
+(() => {
+  const print = window.print;
+  if (typeof print === 'function' && !print.__gloveboxHooked) {
+    // Headless Chromium's own print() would hold the page as printing,
+    // and Glovebox's print to PDF would then fail: it is not called.
+    const hooked = function () {
+      try { document.dispatchEvent(new CustomEvent('glovebox-remote-print')); } catch (e) { /* gone */ }
+    };
+    Object.defineProperty(hooked, '__gloveboxHooked', { value: true });
+    window.print = hooked;
+  }
+})();
 (() => {
   const C = globalThis.Clipboard && Clipboard.prototype;
   if (!C || C.__gloveboxHooked) return;

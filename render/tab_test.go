@@ -129,6 +129,7 @@ func testPages() http.Handler {
 		// Without the user: neither a write nor the hook's event counts.
 		navigator.clipboard.writeText("on load").catch(() => {});
 		document.dispatchEvent(new CustomEvent("glovebox-remote-copy", { detail: "forged on load" }));
+		addEventListener("load", () => window.print());
 		b.onclick = () => navigator.clipboard.writeText("Copied by the page: 42").then(() => window.copied = true);
 		w.onclick = () => navigator.clipboard.write([new ClipboardItem({ "text/plain": new Blob(["written as an item"], { type: "text/plain" }) })]);
 		</script></body>`)

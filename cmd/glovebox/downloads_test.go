@@ -457,3 +457,46 @@ func TestPrint(t *testing.T) {
 		t.Errorf("the user's downloads have %v", saved)
 	}
 }
+
+// TestPagePrint: the page's own window.print() asks the user in the
+// landing page, and the user's Print brings the PDF as a download; under
+// print: deny the user is told.
+func TestPagePrint(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Defaults.Download = "allow" })
+	ctx := userBrowser(t, g.addr)
+	dir := userDownloads(t, ctx)
+	if err := chromedp.Do(ctx, chromedp.Navigate(site.URL+"/print")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx, 400, 200, purple, 60*time.Second)
+	click(t, ctx, [2]int{400, 200})
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#glovebox-print-ok"))); err != nil {
+		t.Fatalf("the print question: %v", err)
+	}
+	saveShot(t, ctx, "page-print")
+	clickSelector(t, ctx, "#glovebox-print-ok")
+	waitFor(t, 60*time.Second, "Receipt.pdf in the user's downloads", func() (bool, string) {
+		got, err := os.ReadFile(filepath.Join(dir, "Receipt.pdf"))
+		return err == nil && bytes.HasPrefix(got, []byte("%PDF-")), fmt.Sprint(savedFiles(dir), downloadBar(ctx))
+	})
+	if ev := waitFileEvent(t, g, "print", "Receipt.pdf"); ev["decision"] != "allowed" {
+		t.Errorf("print event = %v, want allowed", ev)
+	}
+
+	g2 := startGlovebox(t, func(c *Config) { c.Proxy.Policy.Defaults.Print = "deny" })
+	ctx2 := userBrowser(t, g2.addr)
+	if err := chromedp.Do(ctx2, chromedp.Navigate(site.URL+"/print")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, ctx2, 400, 200, purple, 60*time.Second)
+	click(t, ctx2, [2]int{400, 200})
+	waitFor(t, 30*time.Second, "the print refused", func() (bool, string) {
+		s := statusText(ctx2)
+		return strings.Contains(s, "This page asked to print: printing is not allowed"), s
+	})
+	if ev := waitFileEvent(t, g2, "print", "Receipt.pdf"); ev["decision"] != "denied" {
+		t.Errorf("print event = %v, want denied", ev)
+	}
+}

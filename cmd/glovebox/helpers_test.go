@@ -72,6 +72,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/clipboard"] = "clipboard.html"
 	files["/uploads"] = "uploads.html"
 	files["/view"] = "view.html"
+	files["/print"] = "print.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {

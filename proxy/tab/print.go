@@ -15,6 +15,19 @@ import (
 // printTimeout bounds printing a page to PDF.
 const printTimeout = 60 * time.Second
 
+// onPagePrint answers the page's own window.print(): the landing page asks
+// the user, as a local print dialog would, and the user's Print goes on as
+// Ctrl+P does; under print: deny the user is told.
+func (t *Tab) onPagePrint() {
+	if t.Controls().Print != policy.FileAllow {
+		d := download{name: safeFileName(t.page.Title()+".pdf", ""), logURL: logURLOf(t.page.URL()), host: t.host}
+		t.auditFile(audit.EventPrint, &d, audit.FileDenied, "policy", "", scan.Verdict{}, "", "")
+		t.notice("This page asked to print: printing is not allowed on this site.")
+		return
+	}
+	t.send(serverMsg{T: "print-request"})
+}
+
 // print answers the user's Print (Ctrl+P): under print: allow the remote
 // page is printed to PDF, which then goes to the user as a download, under
 // download's decision (scan, size, deny); under deny the user is told.

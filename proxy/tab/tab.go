@@ -895,6 +895,8 @@ func (t *Tab) onEvent(ev render.Event) {
 		t.onFileChooser(ev.Chooser)
 	case render.EventCopy:
 		t.onRemoteCopy(ev.Text)
+	case render.EventPrint:
+		t.onPagePrint()
 	case render.EventPageClosed:
 		// The landing page closes its window if it can; the tab ends.
 		t.send(serverMsg{T: "close"})
