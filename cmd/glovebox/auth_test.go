@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/glovebox/glovebox/proxy/auth"
 	"golang.org/x/crypto/bcrypt"
@@ -303,5 +304,74 @@ func TestAuthInRealBrowser(t *testing.T) {
 	}
 	if start == nil || start["user"] != "alice" {
 		t.Errorf("tab_start: %v", start)
+	}
+}
+
+// TestDownloadOtherUser: a download's one-time URL, taken from alice's
+// landing page before her browser fetched it, gives bob (from the same
+// address) nothing and leaves it to alice, who gets it once.
+func TestDownloadOtherUser(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	pw := makeHtpasswd(t, map[string]string{"alice": "alice's secret", "bob": "bob's secret"})
+	g := startGlovebox(t, func(c *Config) {
+		c.Proxy.Auth.Mode = auth.ModeBasic
+		c.Proxy.Auth.Htpasswd = pw
+		c.Proxy.Policy.Defaults.Download = "allow"
+	})
+	bctx := userBrowser(t, g.addr)
+	offered := make(chan string, 4)
+	var tctx context.Context
+	tctx, cancel := chromedp.NewContext(bctx, chromedp.WithListener(func(ev any) {
+		switch e := ev.(type) {
+		case *fetch.EventRequestPaused:
+			if strings.Contains(e.Request.URL, "/.glovebox/files/") {
+				// The test takes the file's URL; her browser does not fetch it.
+				offered <- e.Request.URL
+				go chromedp.Call(tctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonAborted})
+				return
+			}
+			go chromedp.Call(tctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+		case *fetch.EventAuthRequired:
+			resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+				Username: "alice", Password: "alice's secret"}
+			go chromedp.Call(tctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID, AuthChallengeResponse: resp})
+		}
+	}))
+	defer cancel()
+	handle := true
+	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+		return err
+	}), chromedp.Navigate(site.URL+"/downloads")); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	waitForColour(t, tctx, cleanArea[0], cleanArea[1], blue, 60*time.Second)
+	click(t, tctx, cleanArea)
+	var u string
+	select {
+	case u = <-offered:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no file offered; the bar: %s", downloadBar(tctx))
+	}
+
+	get := func(c *http.Client) (int, []byte) {
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	alice, bob := authClient(g, "127.0.0.1", "alice", "alice's secret", nil), authClient(g, "127.0.0.1", "bob", "bob's secret", nil)
+	if s, _ := get(bob); s != http.StatusNotFound {
+		t.Errorf("bob fetches alice's file: HTTP %d, want 404", s)
+	}
+	if s, b := get(alice); s != http.StatusOK || !bytes.Equal(b, cleanFile) {
+		t.Errorf("alice fetches her file: HTTP %d, %d bytes; want 200 and the %d served", s, len(b), len(cleanFile))
+	}
+	if s, _ := get(alice); s != http.StatusNotFound {
+		t.Errorf("alice replays the URL: HTTP %d, want 404", s)
 	}
 }
