@@ -44,6 +44,7 @@ func (s *Server) apiHandler() http.Handler {
 	mux.HandleFunc("POST /.glovebox/api/claim", s.apiClaim)
 	mux.HandleFunc("GET "+tab.FilesPrefix+"{key}", s.apiFile)
 	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/upload", s.apiUpload)
+	mux.HandleFunc("POST /.glovebox/api/tabs/{token}/paste-image", s.apiPasteImage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such Glovebox endpoint")
 	})
@@ -276,6 +277,42 @@ func (s *Server) apiUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadGateway, "upload_failed", "The files could not be given to the isolated page.")
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"files": res})
+	}
+}
+
+// apiPasteImage takes the image the user pasted (the body, of its type:
+// PNG, JPEG, GIF or WebP) and gives it to the remote page's paste.
+func (s *Server) apiPasteImage(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(w, r) {
+		return
+	}
+	t, ok := s.tabOf(w, r)
+	if !ok {
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	r.Body = http.MaxBytesReader(w, r.Body, render.MaxPasteImage)
+	data, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("The image is larger than %d MB, the most that can be pasted.", render.MaxPasteImage>>20))
+		return
+	}
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "the image could not be read")
+		return
+	}
+	err = t.PasteImage(r.Context(), mt, data)
+	switch {
+	case errors.Is(err, tab.ErrPasteDenied):
+		writeJSONError(w, http.StatusForbidden, "paste_denied", "Pasting images into this site is not allowed.")
+	case errors.Is(err, tab.ErrBadRequest):
+		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
+	case err != nil:
+		s.log.Warn("paste image", "err", err)
+		writeJSONError(w, http.StatusBadGateway, "paste_failed", "The image could not be given to the isolated page.")
+	default:
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

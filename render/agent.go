@@ -3,6 +3,7 @@ package render
 import (
 	"context"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -148,8 +149,8 @@ type ContextMenu struct {
 	// Link is the http(s) URL of the link under the pointer, if any.
 	Link string
 	// Selection says there is selected text; Editable that the element
-	// takes text.
-	Selection, Editable bool
+	// takes text; Image that an image is under the pointer (CopyImage).
+	Selection, Editable, Image bool
 }
 
 // cursors are the CSS cursor keywords, which the agent's reports must be.
@@ -205,6 +206,7 @@ type agentReport struct {
 	Editable  bool   `json:"editable"`
 	On        bool   `json:"on"`
 	Text      string `json:"text"`
+	Image     bool   `json:"image"`
 }
 
 var errBadReport = errors.New("render: bad agent report")
@@ -240,7 +242,7 @@ func parseAgentReport(payload string, main bool) (Event, error) {
 		if !inViewport(r.X, r.Y, 0, 0) {
 			return Event{}, fmt.Errorf("%w: context menu position", errBadReport)
 		}
-		m := &ContextMenu{X: r.X, Y: r.Y, Selection: r.Selection, Editable: r.Editable}
+		m := &ContextMenu{X: r.X, Y: r.Y, Selection: r.Selection, Editable: r.Editable, Image: r.Image}
 		if u, err := url.Parse(r.Link); err == nil && len(r.Link) <= maxLink && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 			m.Link = u.String()
 		}
@@ -487,4 +489,60 @@ func (t *Tab) Paste(ctx context.Context, text string) error {
 		return nil
 	}
 	return t.InsertText(ctx, text)
+}
+
+// Limits on the images of the clipboard.
+const (
+	// MaxPasteImage bounds an image PasteImage gives the page.
+	MaxPasteImage = 8 << 20
+	// maxCopyImage bounds the PNG CopyImage returns.
+	maxCopyImage = 16 << 20
+)
+
+// CopyImage is the image under (x, y), CSS pixels of the viewport, as the
+// page shows it (the part in the viewport), in PNG: the user's Copy image.
+// Only its pixels leave the page, not the file the site sent.
+func (t *Tab) CopyImage(ctx context.Context, x, y float64) ([]byte, error) {
+	if !inViewport(x, y) {
+		return nil, fmt.Errorf("%w: copy image at %v,%v", ErrBadInput, x, y)
+	}
+	var box *struct{ X, Y, W, H float64 }
+	if err := t.callAgent(ctx, fmt.Sprintf("__gloveboxAgent.image(%g, %g)", x, y), &box); err != nil {
+		return nil, fmt.Errorf("copy image: %w", err)
+	}
+	if box == nil || !inViewport(box.X, box.Y, box.W, box.H) || box.W < 1 || box.H < 1 {
+		return nil, fmt.Errorf("%w: no image at %v,%v", ErrBadInput, x, y)
+	}
+	res := new(page.CaptureScreenshotResult)
+	err := t.callResult(ctx, page.CommandCaptureScreenshot, page.CaptureScreenshotParams{
+		Format: page.CaptureScreenshotFormatPng,
+		Clip:   &page.Viewport{X: box.X, Y: box.Y, Width: box.W, Height: box.H, Scale: 1},
+	}, res)
+	if err != nil {
+		return nil, fmt.Errorf("copy image: %w", err)
+	}
+	if len(res.Data) > maxCopyImage {
+		return nil, fmt.Errorf("copy image: larger than %d MB", maxCopyImage>>20)
+	}
+	return res.Data, nil
+}
+
+// PasteImage fires a paste event carrying the image data (of type mime:
+// PNG, JPEG, GIF or WebP) at the page's focused element, as the user's
+// paste of a screenshot does. A page that does not take it gets nothing
+// inserted.
+func (t *Tab) PasteImage(ctx context.Context, data []byte, mime string) error {
+	switch mime {
+	case "image/png", "image/jpeg", "image/gif", "image/webp":
+	default:
+		return fmt.Errorf("%w: paste image: %q is not PNG, JPEG, GIF or WebP", ErrBadInput, mime)
+	}
+	if len(data) == 0 || len(data) > MaxPasteImage {
+		return fmt.Errorf("%w: paste image: %d bytes (1 to %d)", ErrBadInput, len(data), MaxPasteImage)
+	}
+	expr := fmt.Sprintf("__gloveboxAgent.pasteImage(%q, %q)", base64.StdEncoding.EncodeToString(data), mime)
+	if err := t.callAgent(ctx, expr, nil); err != nil {
+		return fmt.Errorf("paste image: %w", err)
+	}
+	return nil
 }

@@ -41,6 +41,17 @@
     return String(getSelection() || '');
   }
 
+  // imageAt is the box of the loaded image at (x, y), within the viewport,
+  // or null.
+  function imageAt(x, y) {
+    const img = document.elementsFromPoint(x, y).find((n) => n instanceof HTMLImageElement);
+    if (!img || !img.complete || !img.naturalWidth) return null;
+    const b = img.getBoundingClientRect();
+    const l = Math.max(0, b.left), t = Math.max(0, b.top);
+    const r = Math.min(innerWidth, b.right), btm = Math.min(innerHeight, b.bottom);
+    return r - l >= 1 && btm - t >= 1 ? { x: l, y: t, w: r - l, h: btm - t } : null;
+  }
+
   // overText says whether (x, y) is over a text node's glyphs, where
   // Chromium's cursor 'auto' is the I-beam.
   function overText(x, y) {
@@ -150,7 +161,7 @@
       const path = ev.composedPath();
       const a = path.find((n) => n instanceof HTMLAnchorElement && n.href);
       send({ t: 'context', x: ev.clientX, y: ev.clientY, link: a ? String(a.href).slice(0, 8192) : '',
-        selection: selectedText().length > 0, editable: editable(path[0]) });
+        selection: selectedText().length > 0, editable: editable(path[0]), image: !!imageAt(ev.clientX, ev.clientY) });
     });
 
     document.addEventListener('fullscreenchange', () => send({ t: 'fullscreen', on: !!document.fullscreenElement }));
@@ -213,6 +224,20 @@
       paste(text) {
         const dt = new DataTransfer();
         dt.setData('text/plain', String(text));
+        const target = document.activeElement || document.body;
+        return !target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true, composed: true }));
+      },
+      // image is the box of the image at (x, y), for Copy image.
+      image(x, y) { return imageAt(x, y); },
+      // pasteImage fires a paste event carrying an image file (base64 of
+      // type) at the focused element: true when the page took it.
+      pasteImage(b64, type) {
+        const bin = atob(b64);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        const ext = type.slice(type.indexOf('/') + 1);
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'image.' + ext, { type }));
         const target = document.activeElement || document.body;
         return !target.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true, composed: true }));
       },

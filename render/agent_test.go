@@ -1,7 +1,10 @@
 package render
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"image/png"
 	"strings"
 	"testing"
 )
@@ -294,5 +297,50 @@ func TestAgentRemoteCopy(t *testing.T) {
 	}
 	if got := evaluate[string](t, tab, `Object.keys(Clipboard.prototype).join()`); strings.Contains(got, "glovebox") {
 		t.Errorf("the page sees the hook's mark: %q", got)
+	}
+}
+
+// TestAgentImages: the context menu knows an image under the pointer;
+// CopyImage gives its pixels as PNG; PasteImage gives the focused element
+// a paste event with the image as a file.
+func TestAgentImages(t *testing.T) {
+	tab, s := openPainted(t, "/image")
+	ev := agentEvent(t, tab, s, EventContextMenu, press(60, 50, "right", 2)...)
+	if m := ev.ContextMenu; m == nil || !m.Image {
+		t.Errorf("context menu on the image = %+v, want Image", m)
+	}
+	ev = agentEvent(t, tab, s, EventContextMenu, press(300, 200, "right", 2)...)
+	if m := ev.ContextMenu; m == nil || m.Image {
+		t.Errorf("context menu off the image = %+v, want no Image", m)
+	}
+
+	data, err := tab.CopyImage(t.Context(), 60, 50)
+	if err != nil {
+		t.Fatalf("CopyImage: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("CopyImage gave no PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 80 || b.Dy() != 60 || !near(img, 0xe0, 0x30, 0x10) {
+		t.Errorf("the copied image is %v, centre %v; want 80x60 of the image's red", b, img.At(40, 30))
+	}
+	if _, err := tab.CopyImage(t.Context(), 300, 200); !errors.Is(err, ErrBadInput) {
+		t.Errorf("CopyImage off any image: %v, want ErrBadInput", err)
+	}
+
+	evaluate[bool](t, tab, `document.getElementById("f").focus(), true`)
+	if err := tab.PasteImage(t.Context(), data, "image/png"); err != nil {
+		t.Fatalf("PasteImage: %v", err)
+	}
+	poll(t, tab, `typeof window.got === "string"`)
+	if got, want := evaluate[string](t, tab, `window.got`), fmt.Sprintf("image/png:%d:%d", len(data), len(data)); got != want {
+		t.Errorf("the page's paste got %q, want %q", got, want)
+	}
+	if err := tab.PasteImage(t.Context(), data, "text/html"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("PasteImage of text/html: %v, want ErrBadInput", err)
+	}
+	if err := tab.PasteImage(t.Context(), nil, "image/png"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("PasteImage of nothing: %v, want ErrBadInput", err)
 	}
 }

@@ -122,6 +122,14 @@ func testPages() http.Handler {
 		<input id=r type=range min=0 max=100 value=0 style="position:absolute;left:10px;top:100px;width:200px;margin:0">
 		<script>window.clicks = []; addEventListener("dblclick", () => clicks.push("dbl"));
 		addEventListener("auxclick", (e) => clicks.push("aux" + e.button))</script></body>`)
+	page("/image", `<!doctype html><body style="margin:0">
+		<img id=i style="position:absolute;left:20px;top:20px;width:80px;height:60px" src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='8' height='6'%3E%3Crect width='8' height='6' fill='%23e03010'/%3E%3C/svg%3E">
+		<textarea id=f style="position:absolute;left:150px;top:20px;width:200px;height:60px"></textarea>
+		<script>f.addEventListener("paste", async (e) => {
+			e.preventDefault();
+			const x = e.clipboardData.files[0];
+			window.got = x ? x.type + ":" + x.size + ":" + (await x.arrayBuffer()).byteLength : "none";
+		});</script></body>`)
 	page("/copy", `<!doctype html><body style="margin:0">
 		<button id=b style="position:absolute;left:0;top:0;width:200px;height:100px">Copy</button>
 		<button id=w style="position:absolute;left:200px;top:0;width:200px;height:100px">Write</button>

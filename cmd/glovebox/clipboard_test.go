@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,74 @@ func TestKeyboardDeny(t *testing.T) {
 	if r := site.reportsOf("value"); len(r) != 0 {
 		t.Errorf("the field took typing: %q", r)
 	}
+}
+
+// TestClipboardImages: Copy image in the context menu puts the image's
+// pixels on the user's clipboard as PNG; the user's paste of an image
+// reaches the remote page's paste handler as a file; both are audited as
+// images; under clipboard_out: deny Copy image is refused.
+func TestClipboardImages(t *testing.T) {
+	site, g, ctx := startClipboard(t, nil)
+	userMouse(t, ctx, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
+	userMouse(t, ctx, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
+	userMouse(t, ctx, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
+	waitUser(t, ctx, "the context menu of an image", menuItems, "Copy|Copy image|Back|Forward|Reload") // the page selected its text
+	clickMenuItem(t, ctx, "Copy image")
+	var got string
+	waitFor(t, 60*time.Second, "the image on the user's clipboard", func() (bool, string) {
+		got, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.read().then(async (items) => {
+			const i = items.find((i) => i.types.includes('image/png'));
+			if (!i) return items.map((i) => i.types.join()).join('|');
+			const bmp = await createImageBitmap(await i.getType('image/png'));
+			const c = new OffscreenCanvas(bmp.width, bmp.height).getContext('2d');
+			c.drawImage(bmp, 0, 0);
+			const p = c.getImageData(bmp.width / 2, bmp.height / 2, 1, 1).data;
+			return bmp.width + 'x' + bmp.height + ' ' + p[0] + ',' + p[1] + ',' + p[2];
+		})`, chromedp.EvalAwaitPromise))
+		return got == "200x120 224,48,16", got
+	})
+	ev := waitClipboardKind(t, g, "out", "image")
+	if ev["decision"] != "allowed" || ev["size"].(float64) <= 0 {
+		t.Errorf("copy image event = %v, want allowed with its size", ev)
+	}
+
+	// The image now on the user's clipboard, pasted into the remote field.
+	focusField(t, ctx, site)
+	pasteKey(t, ctx)
+	waitFor(t, 30*time.Second, "the remote page's paste of the image", func() (bool, string) {
+		r := site.reportsOf("pasteimage")
+		return len(r) == 1 && strings.HasPrefix(r[0], "image/png:"), fmt.Sprint(r, statusText(ctx))
+	})
+	if ev := waitClipboardKind(t, g, "in", "image"); ev["decision"] != "allowed" {
+		t.Errorf("paste image event = %v, want allowed", ev)
+	}
+
+	_, g2, ctx2 := startClipboard(t, func(c *Config) { c.Proxy.Policy.Defaults.ClipboardOut = "deny" })
+	userMouse(t, ctx2, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
+	userMouse(t, ctx2, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
+	userMouse(t, ctx2, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
+	waitUser(t, ctx2, "the context menu of an image", menuItems, "Copy|Copy image|Back|Forward|Reload") // the page selected its text
+	clickMenuItem(t, ctx2, "Copy image")
+	waitFor(t, 30*time.Second, "the copy refused", func() (bool, string) {
+		s := statusText(ctx2)
+		return strings.Contains(s, "Copying images from this site is not allowed"), s
+	})
+	if ev := waitClipboardKind(t, g2, "out", "image"); ev["decision"] != "denied" {
+		t.Errorf("copy image event under deny = %v", ev)
+	}
+}
+
+func waitClipboardKind(t *testing.T, g *glovebox, direction, kind string) map[string]any {
+	t.Helper()
+	var found map[string]any
+	waitFor(t, 30*time.Second, "a clipboard event "+direction+" of an "+kind, func() (bool, string) {
+		for _, e := range clipboardEvents(g) {
+			if e["direction"] == direction && e["kind"] == kind {
+				found = e
+				return true, ""
+			}
+		}
+		return false, g.audit.String()
+	})
+	return found
 }

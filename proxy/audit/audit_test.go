@@ -40,7 +40,7 @@ func TestAuditSchema(t *testing.T) {
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
 		EventDownload:  fileKeys,
 		EventUpload:    fileKeys,
-		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "reason", "size", "tab", "time", "url", "user"},
+		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "kind", "reason", "size", "tab", "time", "url", "user"},
 		EventEgress:    {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)

@@ -85,6 +85,8 @@ const (
 	EventClipboard = "clipboard"
 	ClipboardOut   = "out" // remote page → user
 	ClipboardIn    = "in"  // user → remote page
+	ClipboardText  = "text"
+	ClipboardImage = "image"
 )
 
 // MaxClipboardText bounds the text a clipboard event logs.
@@ -94,8 +96,10 @@ const MaxClipboardText = 4096
 // text itself is logged only under Audit.ClipboardContent.
 type ClipboardEvent struct {
 	Tab, ClientIP, User, URL, Host string
-	// Direction is ClipboardOut or ClipboardIn, Size the text's bytes.
+	// Direction is ClipboardOut or ClipboardIn, Kind ClipboardText or
+	// ClipboardImage, Size the text's or the image's bytes.
 	Direction string
+	Kind      string
 	Size      int
 	// Decision is FileAllowed or FileDenied; Reason is "policy" for a
 	// denial, "isolated" for text kept between isolated tabs.
@@ -118,11 +122,12 @@ func (a *Audit) Clipboard(e ClipboardEvent) {
 		slog.String("url", e.URL),
 		slog.String("host", e.Host),
 		slog.String("direction", e.Direction),
+		slog.String("kind", e.Kind),
 		slog.Int("size", e.Size),
 		slog.String("decision", e.Decision),
 		slog.String("reason", e.Reason),
 	}
-	if a.ClipboardContent {
+	if a.ClipboardContent && e.Kind != ClipboardImage {
 		text, cut := cutText(e.Text, MaxClipboardText)
 		attrs = append(attrs, slog.String("text", text), slog.Bool("text_truncated", cut))
 	}

@@ -30,6 +30,7 @@ type agentMsg struct {
 	Link      string `json:"link,omitempty"`
 	Selection bool   `json:"selection,omitempty"`
 	Editable  bool   `json:"editable,omitempty"`
+	Image     bool   `json:"image,omitempty"`
 	// fullscreen: whether the remote page is in fullscreen.
 	On *bool `json:"on,omitempty"`
 	// copy: the text selected remotely, which the user asked to copy.
@@ -61,7 +62,7 @@ func agentMessage(ev render.Event) []byte {
 		m = agentMsg{T: "picker", ID: p.ID, X: p.X, Y: p.Y, W: p.W, H: p.H, Kind: p.Kind, Value: p.Value, Min: p.Min, Max: p.Max}
 	case ev.Type == render.EventContextMenu && ev.ContextMenu != nil:
 		c := ev.ContextMenu
-		m = agentMsg{T: "context", X: c.X, Y: c.Y, Link: c.Link, Selection: c.Selection, Editable: c.Editable}
+		m = agentMsg{T: "context", X: c.X, Y: c.Y, Link: c.Link, Selection: c.Selection, Editable: c.Editable, Image: c.Image}
 	case ev.Type == render.EventFullscreen:
 		m = agentMsg{T: "fullscreen", On: new(ev.Fullscreen)}
 	default:

@@ -3,6 +3,9 @@ package tab
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"unicode/utf8"
 
@@ -49,7 +52,66 @@ func (t *Tab) notice(msg string) {
 // keeps only under audit.clipboard_content).
 func (t *Tab) auditClipboard(direction, text, decision, reason string) {
 	t.m.audit.Clipboard(audit.ClipboardEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
-		Direction: direction, Size: len(text), Decision: decision, Reason: reason, Text: text})
+		Direction: direction, Kind: audit.ClipboardText, Size: len(text), Decision: decision, Reason: reason, Text: text})
+}
+
+// auditClipboardImage logs a copy or paste of an image of size bytes.
+func (t *Tab) auditClipboardImage(direction string, size int, decision, reason string) {
+	t.m.audit.Clipboard(audit.ClipboardEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
+		Direction: direction, Kind: audit.ClipboardImage, Size: size, Decision: decision, Reason: reason})
+}
+
+// ErrPasteDenied is the error of a paste the tab's controls refuse.
+var ErrPasteDenied = errors.New("pasting images into this site is not allowed")
+
+// copyImage answers the user's Copy image (the context menu's, on an
+// image): under clipboard_out: allow the image's pixels, as the page shows
+// them, go to the user's clipboard through a one-time URL, as a download
+// would; images never go to the isolated clipboard.
+func (t *Tab) copyImage(ctx context.Context, x, y float64) error {
+	if t.Controls().ClipboardOut != policy.ClipboardAllow {
+		t.auditClipboardImage(audit.ClipboardOut, 0, audit.FileDenied, "policy")
+		t.notice("Copying images from this site is not allowed.")
+		return nil
+	}
+	png, err := t.page.CopyImage(ctx, x, y)
+	if err != nil {
+		if errors.Is(err, render.ErrBadInput) {
+			return nil // the image went away
+		}
+		return err
+	}
+	f, err := t.m.keep(png)
+	if err != nil {
+		return err
+	}
+	key := t.m.offer(&Offer{tab: t, owner: t.owner, path: f.path, Name: "image.png", MIME: "image/png", Size: f.size})
+	if key == "" {
+		os.Remove(f.path)
+		return nil
+	}
+	t.auditClipboardImage(audit.ClipboardOut, len(png), audit.FileAllowed, "")
+	t.send(serverMsg{T: "copy-image", URL: FilesPrefix + key})
+	return nil
+}
+
+// PasteImage gives the remote page the user's paste of an image (a
+// screenshot, say) of type mime, as a paste event carrying it, under
+// clipboard_in: allow; images never come from the isolated clipboard.
+func (t *Tab) PasteImage(ctx context.Context, mime string, data []byte) error {
+	c := t.Controls()
+	if c.Keyboard == policy.FileDeny || c.ClipboardIn != policy.ClipboardAllow {
+		t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "policy")
+		return ErrPasteDenied
+	}
+	if err := t.page.PasteImage(ctx, data, mime); err != nil {
+		if errors.Is(err, render.ErrBadInput) {
+			return fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+		return err
+	}
+	t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileAllowed, "")
+	return nil
 }
 
 // copySelection answers the user's Copy (the context menu's, Ctrl+C): the

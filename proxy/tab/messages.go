@@ -26,6 +26,9 @@ import (
 // Glovebox → client: url, title, dialog, auth (a sign-in the page asks
 // for), dialog-closed, error, ended, viewport (the answer to resize).
 
+// maxImagePoint bounds the point of a copy-image message, in CSS px.
+const maxImagePoint = 100000
+
 // clientMsg is every field any client message may carry.
 type clientMsg struct {
 	T       string  `json:"t"`
@@ -211,6 +214,10 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
 		}
 	case "copy", "print":
+	case "copy-image":
+		if math.IsNaN(m.X) || math.IsNaN(m.Y) || math.Abs(m.X) > maxImagePoint || math.Abs(m.Y) > maxImagePoint {
+			return m, fmt.Errorf("%w: copy-image needs the point of the image", errBadMessage)
+		}
 	case "resize":
 		if m.Width <= 0 || m.Height <= 0 {
 			return m, fmt.Errorf("%w: resize needs a positive width and height", errBadMessage)

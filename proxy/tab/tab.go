@@ -1072,6 +1072,8 @@ func (t *Tab) apply(m clientMsg) error {
 		return t.page.ExitFullscreen(ctx)
 	case "copy":
 		return t.copySelection(ctx)
+	case "copy-image":
+		return t.copyImage(ctx, m.X, m.Y)
 	case "print":
 		t.print()
 		return nil

@@ -230,6 +230,7 @@ onMessage('context', (m) => {
     separator();
   }
   if (m.selection) item('Copy', () => send({ t: 'copy' }));
+  if (m.image) item('Copy image', () => send({ t: 'copy-image', x: m.x, y: m.y }));
   if (m.editable && navigator.clipboard && navigator.clipboard.readText) {
     // The user's browser asks the user, the first time, whether this page may read the clipboard.
     item('Paste', () => navigator.clipboard.readText().then((text) => {
@@ -261,6 +262,19 @@ onMessage('copy', (m) => {
     pendingCopy = m.text;
     show('Copied in the page: click anywhere or press a key to put it on your clipboard.', 'toast');
   });
+});
+// Copy image: the image's pixels, at a one-time URL of this origin, on
+// the clipboard (the write starts now, within the menu click's activation,
+// and waits for the image).
+onMessage('copy-image', (m) => {
+  const href = typeof m.url === 'string' ? sameOriginFile(m.url) : null;
+  if (!href || !navigator.clipboard || !navigator.clipboard.write || typeof ClipboardItem !== 'function') return;
+  const blob = fetch(href, { cache: 'no-store', credentials: 'omit' }).then((r) => {
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    return r.blob();
+  }).then((b) => new Blob([b], { type: 'image/png' }));
+  navigator.clipboard.write([new ClipboardItem({ 'image/png': blob })])
+    .catch(() => show('The browser did not let this page put the image on the clipboard.', 'toast'));
 });
 for (const type of ['pointerdown', 'keydown']) {
   addEventListener(type, () => {

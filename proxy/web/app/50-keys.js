@@ -113,7 +113,20 @@ window.addEventListener('paste', (ev) => {
   if (!remoteTarget(ev)) return;
   const text = ev.clipboardData && ev.clipboardData.getData('text/plain');
   // A paste event remotely, with the text (Glovebox applies clipboard_in).
-  if (text) { ev.preventDefault(); send({ t: 'paste', text: text.slice(0, 4096) }); }
+  if (text) { ev.preventDefault(); send({ t: 'paste', text: text.slice(0, 4096) }); return; }
+  // An image (a screenshot): up to Glovebox, which gives it to the remote
+  // page's paste as a file (under clipboard_in).
+  const file = [...((ev.clipboardData && ev.clipboardData.files) || [])].find((f) => /^image\/(png|jpeg|gif|webp)$/.test(f.type));
+  if (!file || !token) return;
+  ev.preventDefault();
+  fetch(API + '/tabs/' + token + '/paste-image', {
+    method: 'POST', body: file, headers: { 'Content-Type': file.type }, cache: 'no-store', credentials: 'omit',
+  }).then(async (r) => {
+    if (r.ok) return;
+    let j = {};
+    try { j = await r.json(); } catch (e) { /* not JSON */ }
+    show(j.message || ('The image was not pasted (HTTP ' + r.status + ').'), 'toast');
+  }).catch(() => show('The image was not pasted.', 'toast'));
 });
 
 // A touch device's keyboard follows the remote focus: Glovebox says after
