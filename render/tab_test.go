@@ -283,7 +283,13 @@ func openTab(t *testing.T, w, h int, scale float64, path string) (*Tab, *sink) {
 // waitFrame decodes frames until ok accepts one.
 func waitFrame(t *testing.T, s *sink, what string, ok func(image.Image) bool) image.Image {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
+	return waitFrameWithin(t, s, 10*time.Second, what, ok)
+}
+
+// waitFrameWithin is waitFrame for at most d.
+func waitFrameWithin(t *testing.T, s *sink, d time.Duration, what string, ok func(image.Image) bool) image.Image {
+	t.Helper()
+	timeout := time.After(d)
 	var last image.Image
 	for {
 		select {
@@ -305,7 +311,7 @@ func waitFrame(t *testing.T, s *sink, what string, ok func(image.Image) bool) im
 			if last != nil {
 				desc = fmt.Sprintf("%v, centre %v", last.Bounds().Size(), last.At(last.Bounds().Dx()/2, last.Bounds().Dy()/2))
 			}
-			t.Fatalf("no frame %s in 10s; last frame: %s", what, desc)
+			t.Fatalf("no frame %s in %v; last frame: %s", what, d, desc)
 			return nil
 		}
 	}
