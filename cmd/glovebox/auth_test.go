@@ -263,27 +263,8 @@ func TestAuthInRealBrowser(t *testing.T) {
 	bctx := userBrowser(t, g.addr)
 
 	var challenges atomic.Int32
-	var tctx context.Context
-	tctx, cancel := chromedp.NewContext(bctx, chromedp.WithListener(func(ev any) {
-		switch e := ev.(type) {
-		case *fetch.EventRequestPaused:
-			go chromedp.Call(tctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
-		case *fetch.EventAuthRequired:
-			challenges.Add(1)
-			resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
-			if e.AuthChallenge.Source == fetch.AuthChallengeSourceProxy && e.AuthChallenge.Realm == "Glovebox" && e.AuthChallenge.Scheme == "basic" {
-				resp = &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials,
-					Username: "alice", Password: "alice's secret"}
-			}
-			go chromedp.Call(tctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID, AuthChallengeResponse: resp})
-		}
-	}))
-	defer cancel()
-	handle := true
-	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
-		return err
-	}), chromedp.Navigate(site.URL+"/")); err != nil {
+	tctx := signedIn(t, bctx, "alice", "alice's secret", &challenges, nil)
+	if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
 	waitForColour(t, tctx, 600, 400, rgb{0, 160, 0}, 60*time.Second)
@@ -307,6 +288,45 @@ func TestAuthInRealBrowser(t *testing.T) {
 	}
 }
 
+// signedIn opens a tab of the user's browser that answers Glovebox's
+// proxy sign-in (basic, realm Glovebox) as user, as a user would in its
+// dialog, through DevTools; challenges, when set, counts the sign-ins
+// asked. intercept, when set, sees each request first and says whether it
+// answered it.
+func signedIn(t *testing.T, bctx context.Context, user, pass string, challenges *atomic.Int32,
+	intercept func(context.Context, *fetch.EventRequestPaused) bool) context.Context {
+	t.Helper()
+	var tctx context.Context
+	tctx, cancel := chromedp.NewContext(bctx, chromedp.WithListener(func(ev any) {
+		switch e := ev.(type) {
+		case *fetch.EventRequestPaused:
+			if intercept != nil && intercept(tctx, e) {
+				return
+			}
+			go chromedp.Call(tctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
+		case *fetch.EventAuthRequired:
+			if challenges != nil {
+				challenges.Add(1)
+			}
+			resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseCancelAuth}
+			if e.AuthChallenge.Source == fetch.AuthChallengeSourceProxy && e.AuthChallenge.Realm == "Glovebox" && e.AuthChallenge.Scheme == "basic" {
+				resp = &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials,
+					Username: user, Password: pass}
+			}
+			go chromedp.Call(tctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID, AuthChallengeResponse: resp})
+		}
+	}))
+	t.Cleanup(cancel)
+	handle := true
+	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
+		return err
+	})); err != nil {
+		t.Fatalf("open a signed-in tab: %v", err)
+	}
+	return tctx
+}
+
 // TestDownloadOtherUser: a download's one-time URL, taken from alice's
 // landing page before her browser fetched it, gives bob (from the same
 // address) nothing and leaves it to alice, who gets it once.
@@ -321,29 +341,16 @@ func TestDownloadOtherUser(t *testing.T) {
 	})
 	bctx := userBrowser(t, g.addr)
 	offered := make(chan string, 4)
-	var tctx context.Context
-	tctx, cancel := chromedp.NewContext(bctx, chromedp.WithListener(func(ev any) {
-		switch e := ev.(type) {
-		case *fetch.EventRequestPaused:
-			if strings.Contains(e.Request.URL, "/.glovebox/files/") {
-				// The test takes the file's URL; her browser does not fetch it.
-				offered <- e.Request.URL
-				go chromedp.Call(tctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonAborted})
-				return
-			}
-			go chromedp.Call(tctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: e.RequestID})
-		case *fetch.EventAuthRequired:
-			resp := &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials,
-				Username: "alice", Password: "alice's secret"}
-			go chromedp.Call(tctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: e.RequestID, AuthChallengeResponse: resp})
+	tctx := signedIn(t, bctx, "alice", "alice's secret", nil, func(ctx context.Context, e *fetch.EventRequestPaused) bool {
+		if !strings.Contains(e.Request.URL, "/.glovebox/files/") {
+			return false
 		}
-	}))
-	defer cancel()
-	handle := true
-	if err := chromedp.Do(tctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		_, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle})
-		return err
-	}), chromedp.Navigate(site.URL+"/downloads")); err != nil {
+		// The test takes the file's URL; her browser does not fetch it.
+		offered <- e.Request.URL
+		go chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: e.RequestID, ErrorReason: network.ErrorReasonAborted})
+		return true
+	})
+	if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/downloads")); err != nil {
 		t.Fatalf("navigate: %v", err)
 	}
 	waitForColour(t, tctx, cleanArea[0], cleanArea[1], blue, 60*time.Second)

@@ -26,6 +26,33 @@ function show(msg, kind) {
   if (kind === 'toast') toastTimer = setTimeout(() => { statusEl.hidden = true; }, 4000);
 }
 
+// askBox shows a small question (id) over the page: its paragraphs
+// ({ text, id, className }) and buttons ({ label, id, fn }). A button
+// closes it and does its fn; the first one has the focus.
+function askBox(id, paragraphs, buttons) {
+  const box = document.createElement('div');
+  box.id = id;
+  box.setAttribute('role', 'alertdialog');
+  for (const p of paragraphs) {
+    const el = document.createElement('p');
+    el.textContent = p.text;
+    if (p.id) el.id = p.id;
+    if (p.className) el.className = p.className;
+    box.append(el);
+  }
+  for (const b of buttons) {
+    const el = document.createElement('button');
+    el.textContent = b.label;
+    if (b.id) el.id = b.id;
+    el.addEventListener('click', () => { box.remove(); b.fn(); });
+    box.append(el);
+  }
+  document.body.append(box);
+  const first = box.querySelector('button');
+  if (first) first.focus();
+  return box;
+}
+
 function viewport() {
   return { width: Math.round(window.innerWidth), height: Math.round(window.innerHeight), dpr: window.devicePixelRatio || 1 };
 }

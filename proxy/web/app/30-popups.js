@@ -58,45 +58,30 @@ async function openPopup(m) {
 function showBlocked() {
   if (popupEl || popupQueue.length === 0) return;
   const m = popupQueue[0];
-  const box = document.createElement('div');
-  box.id = 'glovebox-popup-blocked';
-  box.setAttribute('role', 'alertdialog');
-  const text = document.createElement('p');
-  text.id = 'glovebox-popup-text';
-  text.textContent = 'This page opened a new window: ' + ((httpURL(m.url) || {}).href || location.href);
-  const hint = document.createElement('p');
-  hint.className = 'glovebox-popup-hint';
-  hint.textContent = 'Your browser blocked it. Allow pop-ups for this site to open such windows at once.';
-  const open = document.createElement('button');
-  open.id = 'glovebox-popup-open';
-  open.textContent = 'Open';
-  const dismiss = document.createElement('button');
-  dismiss.id = 'glovebox-popup-dismiss';
-  dismiss.textContent = 'Dismiss';
   const done = () => {
     popupQueue.shift();
-    box.remove();
     popupEl = null;
     focusInput();
     showBlocked();
   };
-  open.addEventListener('click', async () => {
-    done();
-    try {
-      const w = openWindow(await popupTarget(m.id, m.url));
-      if (!w) show('Your browser blocked the window again. Allow pop-ups for this site.', 'error');
-    } catch (e) {
-      show('The window could not be opened: ' + e.message, 'toast');
-    }
-  });
-  dismiss.addEventListener('click', () => {
-    done();
-    post('/tabs/' + token + '/popup', { id: m.id, dismiss: true }).catch(() => {});
-  });
-  box.append(text, hint, open, dismiss);
-  document.body.append(box);
-  popupEl = box;
-  open.focus();
+  popupEl = askBox('glovebox-popup-blocked', [
+    { id: 'glovebox-popup-text', text: 'This page opened a new window: ' + ((httpURL(m.url) || {}).href || location.href) },
+    { className: 'glovebox-popup-hint', text: 'Your browser blocked it. Allow pop-ups for this site to open such windows at once.' },
+  ], [
+    { id: 'glovebox-popup-open', label: 'Open', fn: async () => {
+      done();
+      try {
+        const w = openWindow(await popupTarget(m.id, m.url));
+        if (!w) show('Your browser blocked the window again. Allow pop-ups for this site.', 'error');
+      } catch (e) {
+        show('The window could not be opened: ' + e.message, 'toast');
+      }
+    } },
+    { id: 'glovebox-popup-dismiss', label: 'Dismiss', fn: () => {
+      done();
+      post('/tabs/' + token + '/popup', { id: m.id, dismiss: true }).catch(() => {});
+    } },
+  ]);
 }
 
 onMessage('popup', (m) => { openPopup(m); });

@@ -111,20 +111,8 @@ onMessage('download', (m) => {
 // arrives as a download.
 onMessage('print-request', () => {
   if (document.getElementById('glovebox-print')) return;
-  const box = document.createElement('div');
-  box.id = 'glovebox-print';
-  box.setAttribute('role', 'alertdialog');
-  const text = document.createElement('p');
-  text.textContent = 'This page wants to print. It is saved as a PDF in your downloads.';
-  const ok = document.createElement('button');
-  ok.id = 'glovebox-print-ok';
-  ok.textContent = 'Print';
-  const cancel = document.createElement('button');
-  cancel.textContent = 'Cancel';
-  const done = () => { box.remove(); focusInput(); };
-  ok.addEventListener('click', () => { done(); send({ t: 'print' }); });
-  cancel.addEventListener('click', done);
-  box.append(text, ok, cancel);
-  document.body.append(box);
-  ok.focus();
+  askBox('glovebox-print', [{ text: 'This page wants to print. It is saved as a PDF in your downloads.' }], [
+    { id: 'glovebox-print-ok', label: 'Print', fn: () => { focusInput(); send({ t: 'print' }); } },
+    { label: 'Cancel', fn: focusInput },
+  ]);
 });

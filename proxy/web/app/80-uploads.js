@@ -43,23 +43,11 @@ function pickFiles(m) {
 
 function askToChoose(m) {
   if (chooserEl) chooserEl.remove();
-  const box = document.createElement('div');
-  box.id = 'glovebox-chooser';
-  box.setAttribute('role', 'alertdialog');
-  const text = document.createElement('p');
-  text.textContent = 'This page asks for ' + (m.multiple ? 'files' : 'a file') + '.';
-  const choose = document.createElement('button');
-  choose.id = 'glovebox-chooser-open';
-  choose.textContent = 'Choose…';
-  const cancel = document.createElement('button');
-  cancel.textContent = 'Cancel';
-  const done = () => { box.remove(); chooserEl = null; focusInput(); };
-  choose.addEventListener('click', () => { done(); pickFiles(m).click(); });
-  cancel.addEventListener('click', done);
-  box.append(text, choose, cancel);
-  document.body.append(box);
-  chooserEl = box;
-  choose.focus();
+  const done = () => { chooserEl = null; focusInput(); };
+  chooserEl = askBox('glovebox-chooser', [{ text: 'This page asks for ' + (m.multiple ? 'files' : 'a file') + '.' }], [
+    { id: 'glovebox-chooser-open', label: 'Choose…', fn: () => { done(); pickFiles(m).click(); } },
+    { label: 'Cancel', fn: done },
+  ]);
 }
 
 onMessage('chooser', (m) => {
