@@ -305,7 +305,9 @@ func (s *Server) apiPasteImage(w http.ResponseWriter, r *http.Request) {
 	err = t.PasteImage(r.Context(), mt, data)
 	switch {
 	case errors.Is(err, tab.ErrPasteDenied):
-		writeJSONError(w, http.StatusForbidden, "paste_denied", "Pasting images into this site is not allowed.")
+		writeJSONError(w, http.StatusForbidden, "paste_denied", "Pasting this image into this site is not allowed.")
+	case errors.Is(err, tab.ErrPasteUnscanned):
+		writeJSONError(w, http.StatusServiceUnavailable, "not_scanned", "The image could not be checked for viruses (the scanner is unavailable), so it was not pasted.")
 	case errors.Is(err, tab.ErrBadRequest):
 		writeJSONError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case err != nil:

@@ -179,9 +179,16 @@
       send({ t: 'print' });
     });
 
+    // One copy per click or key of the user's: a page firing the event
+    // in a loop gets one through.
+    let inputs = 0, copiedAt = -1;
+    for (const type of ['pointerdown', 'keydown']) {
+      addEventListener(type, (ev) => { if (ev.isTrusted) inputs++; }, { capture: true, passive: true });
+    }
     document.addEventListener('glovebox-remote-copy', (ev) => {
       const text = ev instanceof CustomEvent && typeof ev.detail === 'string' ? ev.detail : '';
-      if (!text || !navigator.userActivation || !navigator.userActivation.isActive) return;
+      if (!text || !navigator.userActivation || !navigator.userActivation.isActive || copiedAt === inputs) return;
+      copiedAt = inputs;
       send({ t: 'copy', text: text.slice(0, COPY_MAX) });
     });
   }

@@ -152,6 +152,8 @@ type Tab struct {
 
 	// resizeMu serializes Resize.
 	resizeMu sync.Mutex
+	// viewMu serializes View: one file opens at a time (view.go).
+	viewMu sync.Mutex
 
 	// cbMu serializes the calls of OnFrame and OnEvent, and stopped ends
 	// them: no call starts after Close has set it.

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 )
 
@@ -53,12 +54,12 @@ func (t *Tab) View(ctx context.Context, rawURL, mime string, body []byte) error 
 		return fmt.Errorf("%w: view: the file is larger than %d MB", ErrBadInput, MaxViewBytes>>20)
 	}
 	u.Fragment, u.RawFragment = "", ""
+	// One at a time, from enabling interception to disabling it: a
+	// second View must not find it switched off under its navigation.
+	t.viewMu.Lock()
+	defer t.viewMu.Unlock()
 	v := &viewState{url: u.String(), mime: mime, body: body, done: make(chan struct{})}
 	t.dialogMu.Lock()
-	if t.ds.view != nil {
-		t.dialogMu.Unlock()
-		return fmt.Errorf("view: another file is opening")
-	}
 	t.ds.view = v
 	t.dialogMu.Unlock()
 	defer func() {
@@ -98,9 +99,16 @@ func (t *Tab) View(ctx context.Context, rawURL, mime string, body []byte) error 
 }
 
 // takeView returns the file being viewed when the paused request ev is
-// its navigation, and forgets it.
+// its navigation (the main frame's document, not a frame of the page's
+// at the same URL), and forgets it.
 func (t *Tab) takeView(ev *fetch.EventRequestPaused) *viewState {
-	if ev.Request == nil || ev.ResponseStatusCode != 0 || ev.ResponseErrorReason != "" {
+	if ev.Request == nil || ev.ResponseStatusCode != 0 || ev.ResponseErrorReason != "" || ev.ResourceType != network.ResourceTypeDocument {
+		return nil
+	}
+	t.mu.Lock()
+	main := ev.FrameID == t.mainFrame
+	t.mu.Unlock()
+	if !main {
 		return nil
 	}
 	t.dialogMu.Lock()

@@ -217,9 +217,11 @@ func TestKeyboardDeny(t *testing.T) {
 // TestClipboardImages: Copy image in the context menu puts the image's
 // pixels on the user's clipboard as PNG; the user's paste of an image
 // reaches the remote page's paste handler as a file; both are audited as
-// images; under clipboard_out: deny Copy image is refused.
+// images; a paste that is no image of the type it claims is refused;
+// under clipboard_out: deny Copy image is refused.
 func TestClipboardImages(t *testing.T) {
-	site, g, ctx := startClipboard(t, nil)
+	// A pasted image is a file reaching the page: upload's decision too.
+	site, g, ctx := startClipboard(t, func(c *Config) { c.Proxy.Policy.Defaults.Upload = "allow" })
 	userMouse(t, ctx, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
 	userMouse(t, ctx, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
 	userMouse(t, ctx, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
@@ -252,6 +254,14 @@ func TestClipboardImages(t *testing.T) {
 	})
 	if ev := waitClipboardKind(t, g, "in", "image"); ev["decision"] != "allowed" {
 		t.Errorf("paste image event = %v, want allowed", ev)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch(API + '/tabs/' + token + '/paste-image', {
+		method: 'POST', body: 'MZ not an image at all', headers: { 'Content-Type': 'image/png' } }).then((r) => r.status)`, chromedp.EvalAwaitPromise))
+	if err != nil || status != 400 {
+		t.Errorf("a paste of bytes that are no PNG, sent as image/png: HTTP %d, %v; want 400", status, err)
+	}
+	if r := site.reportsOf("pasteimage"); len(r) != 1 {
+		t.Errorf("the remote page got %d pasted images, want the one", len(r))
 	}
 
 	_, g2, ctx2 := startClipboard(t, func(c *Config) { c.Proxy.Policy.Defaults.ClipboardOut = "deny" })

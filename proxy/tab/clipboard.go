@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/policy"
+	"github.com/glovebox/glovebox/proxy/scan"
 	"github.com/glovebox/glovebox/render"
 )
 
@@ -61,8 +63,12 @@ func (t *Tab) auditClipboardImage(direction string, size int, decision, reason s
 		Direction: direction, Kind: audit.ClipboardImage, Size: size, Decision: decision, Reason: reason})
 }
 
-// ErrPasteDenied is the error of a paste the tab's controls refuse.
-var ErrPasteDenied = errors.New("pasting images into this site is not allowed")
+// ErrPasteDenied is the error of a paste the tab's controls (or the
+// scanner) refuse; ErrPasteUnscanned of one the scanner could not check.
+var (
+	ErrPasteDenied    = errors.New("pasting images into this site is not allowed")
+	ErrPasteUnscanned = errors.New("the image could not be checked for viruses")
+)
 
 // copyImage answers the user's Copy image (the context menu's, on an
 // image): under clipboard_out: allow the image's pixels, as the page shows
@@ -97,12 +103,39 @@ func (t *Tab) copyImage(ctx context.Context, x, y float64) error {
 
 // PasteImage gives the remote page the user's paste of an image (a
 // screenshot, say) of type mime, as a paste event carrying it, under
-// clipboard_in: allow; images never come from the isolated clipboard.
+// clipboard_in: allow; images never come from the isolated clipboard. A
+// pasted image is a file reaching the page too: upload's decision applies
+// (deny, upload_max_mb, scan), and its bytes must be the image it says.
 func (t *Tab) PasteImage(ctx context.Context, mime string, data []byte) error {
 	c := t.Controls()
-	if c.Keyboard == policy.FileDeny || c.ClipboardIn != policy.ClipboardAllow {
+	if c.Keyboard == policy.FileDeny || c.ClipboardIn != policy.ClipboardAllow || c.Upload == policy.FileDeny {
 		t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "policy")
 		return ErrPasteDenied
+	}
+	if sniffed := sniffMIME(data); sniffed != mime {
+		t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "not an image")
+		return fmt.Errorf("%w: the image is %s, not %s", ErrBadRequest, sniffed, mime)
+	}
+	if max := int64(c.UploadMaxMB) << 20; max > 0 && int64(len(data)) > max {
+		t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "too large")
+		return fmt.Errorf("%w: the image is larger than %d MB, the most this site may receive", ErrBadRequest, c.UploadMaxMB)
+	}
+	if c.Upload == policy.FileScan {
+		f, err := t.m.keep(data)
+		if err != nil {
+			return err
+		}
+		v, err := t.m.scanFile(ctx, f, scan.File{Direction: scan.Upload, Name: "image", MIME: mime, Size: f.size, URL: logURLOf(t.page.URL())})
+		os.Remove(f.path)
+		switch {
+		case err != nil:
+			t.log.Warn("pasted image not scanned: refused", "err", err)
+			t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "scanner unavailable")
+			return ErrPasteUnscanned
+		case !v.Clean:
+			t.auditClipboardImage(audit.ClipboardIn, len(data), audit.FileDenied, "threat found")
+			return ErrPasteDenied
+		}
 	}
 	if err := t.page.PasteImage(ctx, data, mime); err != nil {
 		if errors.Is(err, render.ErrBadInput) {
@@ -129,8 +162,21 @@ func (t *Tab) copySelection(ctx context.Context) error {
 // Clipboard API, on the user's click): its text goes where clipboard_out
 // says, as the user's Copy would.
 func (t *Tab) onRemoteCopy(text string) {
-	t.copyOut(text)
+	// The agent lets one copy through per input of the user's; this bounds
+	// a page that fakes its reports.
+	t.mu.Lock()
+	soon := time.Since(t.lastRemoteCopy) < remoteCopyEvery
+	if !soon {
+		t.lastRemoteCopy = time.Now()
+	}
+	t.mu.Unlock()
+	if !soon {
+		t.copyOut(text)
+	}
 }
+
+// remoteCopyEvery bounds the remote page's own copies, and its prints.
+const remoteCopyEvery = 500 * time.Millisecond
 
 // copyOut sends text copied in the remote page where clipboard_out says.
 func (t *Tab) copyOut(text string) {

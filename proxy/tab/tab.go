@@ -526,6 +526,9 @@ type Tab struct {
 	downloads    map[string]*download // the browser's, by GUID (download.go)
 	toldKeyboard bool                 // the user was told typing is off (clipboard.go)
 	printing     bool                 // a print is under way (print.go)
+	// lastRemoteCopy and lastPagePrint are when the page last copied or
+	// asked to print on its own (clipboard.go, print.go).
+	lastRemoteCopy, lastPagePrint time.Time
 	// popupNotices bounds the popups refused that the user is told of.
 	popupNotices *rate.Limiter
 

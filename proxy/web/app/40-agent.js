@@ -253,13 +253,16 @@ onMessage('context', (m) => {
 // Copy: the remote selection the user asked for, or what the remote page
 // copied on the user's click (its Copy button), on the clipboard. The
 // user's browser lets a page write it only soon after a click or a key:
-// when the answer came too late, the next click or key here writes it.
+// when the answer came too late, the next click or key here writes it,
+// within 5 seconds, and never a paste (Ctrl/Cmd+V), which must paste what
+// the user had.
+const PENDING_COPY_MS = 5000;
 let pendingCopy = null;
 onMessage('copy', (m) => {
   if (typeof m.text !== 'string' || !m.text || !navigator.clipboard) return;
   pendingCopy = null;
   navigator.clipboard.writeText(m.text).catch(() => {
-    pendingCopy = m.text;
+    pendingCopy = { text: m.text, at: performance.now() };
     show('Copied in the page: click anywhere or press a key to put it on your clipboard.', 'toast');
   });
 });
@@ -277,11 +280,13 @@ onMessage('copy-image', (m) => {
     .catch(() => show('The browser did not let this page put the image on the clipboard.', 'toast'));
 });
 for (const type of ['pointerdown', 'keydown']) {
-  addEventListener(type, () => {
+  addEventListener(type, (ev) => {
     if (pendingCopy === null) return;
-    const text = pendingCopy;
+    const p = pendingCopy;
     pendingCopy = null;
-    navigator.clipboard.writeText(text).catch(() => {});
+    if (performance.now() - p.at > PENDING_COPY_MS) return;
+    if (type === 'keydown' && (ev.ctrlKey || ev.metaKey) && String(ev.key).toLowerCase() === 'v') return;
+    navigator.clipboard.writeText(p.text).catch(() => {});
   }, true);
 }
 
