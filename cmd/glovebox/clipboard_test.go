@@ -255,7 +255,7 @@ func TestClipboardImages(t *testing.T) {
 	if ev := waitClipboardKind(t, g, "in", "image"); ev["decision"] != "allowed" {
 		t.Errorf("paste image event = %v, want allowed", ev)
 	}
-	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch(API + '/tabs/' + token + '/paste-image', {
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](`fetch('/.glovebox/api/tabs/' + sessionStorage.getItem('glovebox.tab') + '/paste-image', {
 		method: 'POST', body: 'MZ not an image at all', headers: { 'Content-Type': 'image/png' } }).then((r) => r.status)`, chromedp.EvalAwaitPromise))
 	if err != nil || status != 400 {
 		t.Errorf("a paste of bytes that are no PNG, sent as image/png: HTTP %d, %v; want 400", status, err)
