@@ -222,11 +222,7 @@ func TestKeyboardDeny(t *testing.T) {
 func TestClipboardImages(t *testing.T) {
 	// A pasted image is a file reaching the page: upload's decision too.
 	site, g, ctx := startClipboard(t, func(c *Config) { c.Proxy.Policy.Defaults.Upload = "allow" })
-	userMouse(t, ctx, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
-	userMouse(t, ctx, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
-	userMouse(t, ctx, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
-	waitUser(t, ctx, "the context menu of an image", menuItems, "Copy|Copy image|Back|Forward|Reload") // the page selected its text
-	clickMenuItem(t, ctx, "Copy image")
+	copyImage(t, ctx)
 	var got string
 	waitFor(t, 60*time.Second, "the image on the user's clipboard", func() (bool, string) {
 		got, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.read().then(async (items) => {
@@ -265,11 +261,7 @@ func TestClipboardImages(t *testing.T) {
 	}
 
 	_, g2, ctx2 := startClipboard(t, func(c *Config) { c.Proxy.Policy.Defaults.ClipboardOut = "deny" })
-	userMouse(t, ctx2, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
-	userMouse(t, ctx2, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
-	userMouse(t, ctx2, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
-	waitUser(t, ctx2, "the context menu of an image", menuItems, "Copy|Copy image|Back|Forward|Reload") // the page selected its text
-	clickMenuItem(t, ctx2, "Copy image")
+	copyImage(t, ctx2)
 	waitFor(t, 30*time.Second, "the copy refused", func() (bool, string) {
 		s := statusText(ctx2)
 		return strings.Contains(s, "Copying images from this site is not allowed"), s
@@ -277,6 +269,16 @@ func TestClipboardImages(t *testing.T) {
 	if ev := waitClipboardKind(t, g2, "out", "image"); ev["decision"] != "denied" {
 		t.Errorf("copy image event under deny = %v", ev)
 	}
+}
+
+// copyImage right-clicks the page's image and chooses Copy image.
+func copyImage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	userMouse(t, ctx, chromedp.MouseMoved, 120, 280, input.MouseButtonNone, 0, 0)
+	userMouse(t, ctx, chromedp.MousePressed, 120, 280, input.MouseButtonRight, 2, 1)
+	userMouse(t, ctx, chromedp.MouseReleased, 120, 280, input.MouseButtonRight, 0, 1)
+	waitUser(t, ctx, "the context menu of an image", menuItems, "Copy|Copy image|Back|Forward|Reload") // the page selected its text
+	clickMenuItem(t, ctx, "Copy image")
 }
 
 func waitClipboardKind(t *testing.T, g *glovebox, direction, kind string) map[string]any {
