@@ -164,15 +164,21 @@ func (t *Tab) copySelection(ctx context.Context) error {
 func (t *Tab) onRemoteCopy(text string) {
 	// The agent lets one copy through per input of the user's; this bounds
 	// a page that fakes its reports.
-	t.mu.Lock()
-	soon := time.Since(t.lastRemoteCopy) < remoteCopyEvery
-	if !soon {
-		t.lastRemoteCopy = time.Now()
-	}
-	t.mu.Unlock()
-	if !soon {
+	if t.once(&t.lastRemoteCopy, remoteCopyEvery) {
 		t.copyOut(text)
 	}
+}
+
+// once says whether what last happened at *last may happen again, every
+// at most, and if so notes now.
+func (t *Tab) once(last *time.Time, every time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if time.Since(*last) < every {
+		return false
+	}
+	*last = time.Now()
+	return true
 }
 
 // remoteCopyEvery bounds the remote page's own copies, and its prints.

@@ -19,13 +19,7 @@ const printTimeout = 60 * time.Second
 // the user, as a local print dialog would, and the user's Print goes on as
 // Ctrl+P does; under print: deny the user is told.
 func (t *Tab) onPagePrint() {
-	t.mu.Lock()
-	soon := time.Since(t.lastPagePrint) < 2*time.Second
-	if !soon {
-		t.lastPagePrint = time.Now()
-	}
-	t.mu.Unlock()
-	if soon {
+	if !t.once(&t.lastPagePrint, 2*time.Second) {
 		return // the agent allows one in 2s; a page faking more gets none
 	}
 	if t.Controls().Print != policy.FileAllow {
