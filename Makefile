@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs c-icap libc-icap-mod-virus-scan clamav
+DEB_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs c-icap libc-icap-mod-virus-scan clamav rsyslog rsyslog-gnutls
 # -p 1: the network tests and the containerd tests share the host's nftables
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
@@ -45,7 +45,7 @@ deps: ## install the Debian packages and Go modules (does nothing when present)
 	@go mod download
 
 build: deps ## build bin/glovebox
-	go build -o bin/glovebox ./cmd/glovebox
+	go build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/glovebox ./cmd/glovebox
 
 run: build ## run Glovebox with config.yaml (CONFIG=path for another)
 	./bin/glovebox serve --config $(CONFIG)
@@ -74,7 +74,7 @@ fuzz: deps ## run each fuzz target for FUZZTIME (50000x) inputs; seeds and faili
 	done
 
 bench: deps ## run the benchmarks, print a table of their medians and write bench-results/latest.json (GLOVEBOX_BENCH_TABS=N adds an N-tab run)
-	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ | tee bench.out
+	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ ./proxy/audit/ | tee bench.out
 	go test -run '^$$' -bench . -benchtime 5x -timeout 60m ./cmd/glovebox/ | tee -a bench.out
 	go run ./cmd/benchtable -json bench-results/latest.json bench.out
 

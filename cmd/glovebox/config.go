@@ -19,6 +19,7 @@ import (
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
+	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -60,8 +61,13 @@ type AdminConfig struct {
 
 // AuditConfig says where audit events go.
 type AuditConfig struct {
-	// Output is stdout, stderr, or the path of a file to append to.
+	// Output is stdout, stderr, the path of a file to append to, or none
+	// (the events go to Sinks only).
 	Output string `mapstructure:"output"`
+	// Sinks are more destinations, each with its format and a queue that
+	// never blocks the proxy: rotated files, syslog (UDP, TCP, TLS), as
+	// JSON or CEF.
+	Sinks []audit.SinkConfig `mapstructure:"sinks"`
 	// ClipboardContent puts the text of each copy and paste into its
 	// clipboard event (cut to audit.MaxClipboardText bytes). Off by
 	// default: what people copy is often what a log must not keep.
@@ -124,7 +130,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q: want json or text", c.Log.Format))
 	}
 	if c.Audit.Output == "" {
-		errs = append(errs, fmt.Errorf("audit.output: empty: want stdout, stderr or a file path"))
+		errs = append(errs, fmt.Errorf("audit.output: empty: want stdout, stderr, a file path or none"))
+	}
+	for i, sk := range c.Audit.Sinks {
+		errs = append(errs, within(fmt.Sprintf("audit.sinks[%d]", i), sk.Validate()))
+		if sk.Type == c.Audit.Output {
+			errs = append(errs, fmt.Errorf("audit.sinks[%d].type: %s: audit.output is %s already: every event would be written twice (set audit.output: none)", i, sk.Type, sk.Type))
+		}
+		if sk.Type == "file" && sk.Path == c.Audit.Output {
+			errs = append(errs, fmt.Errorf("audit.sinks[%d].path: %s is audit.output already (set audit.output: none)", i, sk.Path))
+		}
 	}
 	switch c.Isolate.Runtime {
 	case "containerd":

@@ -66,6 +66,10 @@ func TestConfigErrors(t *testing.T) {
 		{"bad runtime", "isolate:\n  runtime: vm\n", []string{"config.yaml:2: isolate.runtime", `"vm"`}},
 		{"not yaml", "listen: [\n", []string{"config.yaml"}},
 		{"bad listen", "listen: nowhere\n", []string{"listen", "nowhere"}},
+		{"unknown key in a sink", "audit:\n  sinks:\n    - type: syslog\n      adress: 127.0.0.1:514\n", []string{`:4: unknown key "audit.sinks[0].adress"`, `"address"`}},
+		{"bad sink network", "audit:\n  sinks:\n    - type: file\n      path: /tmp/a.log\n    - type: syslog\n      network: tpc\n      address: 127.0.0.1:514\n",
+			[]string{`audit.sinks[1].network: "tpc": want udp, tcp or tls`}},
+		{"sink twice", "audit:\n  sinks:\n    - type: stdout\n", []string{"audit.sinks[0].type: stdout", "audit.output: none"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -94,15 +95,37 @@ type serveHooks struct {
 // runtime, proxy; shutdown in reverse.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *serveHooks) (retErr error) {
 	log := newLogger(cfg.Log, stderr)
-	auditW, closeAudit, err := openAudit(cfg.Audit.Output, stdout, stderr)
+	auditW, err := openAudit(cfg.Audit.Output, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeAudit()
+	defer auditW.Close()
 	aud := audit.New(auditW)
 	metrics := audit.NewMetrics()
 	aud.Metrics = metrics
 	aud.ClipboardContent = cfg.Audit.ClipboardContent
+	sinks, err := audit.OpenSinks(cfg.Audit.Sinks, version, stdout, stderr, metrics, log.With("component", "audit"))
+	if err != nil {
+		return err
+	}
+	// Closed last: what the shutdown logs (tab_end) is written first.
+	defer sinks.Close(cfg.ShutdownGrace)
+	aud.AddSinks(sinks)
+	// SIGHUP: the audit files start anew at their paths (after logrotate
+	// moved them away).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			err := errors.Join(auditW.Reopen(), sinks.Reopen())
+			if err != nil {
+				log.Error("SIGHUP: audit files not reopened", "component", "audit", "err", err)
+				continue
+			}
+			log.Info("SIGHUP: audit files reopened", "component", "audit")
+		}
+	}()
 
 	st, err := stream.NewServer(streamConfig(cfg), log)
 	if err != nil {
@@ -257,16 +280,69 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func openAudit(out string, stdout, stderr io.Writer) (io.Writer, func(), error) {
+// version is Glovebox's, in CEF's header (set by the Makefile's build).
+var version = "dev"
+
+// openAudit opens audit.output: stdout, stderr, none, or a file appended
+// to and reopened on SIGHUP.
+func openAudit(out string, stdout, stderr io.Writer) (*auditOutput, error) {
 	switch out {
 	case "stdout":
-		return stdout, func() {}, nil
+		return &auditOutput{w: stdout}, nil
 	case "stderr":
-		return stderr, func() {}, nil
+		return &auditOutput{w: stderr}, nil
+	case "none":
+		return &auditOutput{}, nil
 	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	o := &auditOutput{path: out}
+	if err := o.Reopen(); err != nil {
+		return nil, fmt.Errorf("audit.output: %w", err)
+	}
+	return o, nil
+}
+
+// auditOutput is audit.output's writer.
+type auditOutput struct {
+	path string // "" for stdout, stderr and none
+
+	mu sync.Mutex
+	w  io.Writer // nil: none
+	f  *os.File
+}
+
+func (o *auditOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.w == nil {
+		return len(p), nil
+	}
+	return o.w.Write(p)
+}
+
+// Reopen opens the file at its path anew (logrotate moved the old one).
+func (o *auditOutput) Reopen() error {
+	if o.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, nil, fmt.Errorf("audit.output: %w", err)
+		return err
 	}
-	return f, func() { f.Close() }, nil
+	o.mu.Lock()
+	old := o.f
+	o.f, o.w = f, f
+	o.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+func (o *auditOutput) Close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.f == nil {
+		return nil
+	}
+	return o.f.Close()
 }

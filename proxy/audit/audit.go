@@ -8,6 +8,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +44,8 @@ type Audit struct {
 // (a full disk, a closed pipe) must learn it from health.
 type auditSink struct {
 	w io.Writer
+	// sinks are audit.sinks, each handed every line; nil until AddSinks.
+	sinks *Sinks
 
 	mu      sync.Mutex
 	lastErr error
@@ -50,6 +53,12 @@ type auditSink struct {
 }
 
 func (s *auditSink) Write(p []byte) (int, error) {
+	if s.sinks != nil {
+		s.sinks.enqueue(p)
+	}
+	if s.w == nil {
+		return len(p), nil
+	}
 	n, err := s.w.Write(p)
 	s.mu.Lock()
 	s.lastErr = err
@@ -67,15 +76,25 @@ func (a *Audit) Health() error {
 		return nil
 	}
 	s := a.sink
+	var errs []error
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastErr == nil {
-		return nil
+	if s.lastErr != nil {
+		errs = append(errs, fmt.Errorf("audit: events are being lost: last write failed at %s: %w", s.errAt.UTC().Format(time.RFC3339), s.lastErr))
 	}
-	return fmt.Errorf("audit: events are being lost: last write failed at %s: %w", s.errAt.UTC().Format(time.RFC3339), s.lastErr)
+	s.mu.Unlock()
+	if s.sinks != nil {
+		errs = append(errs, s.sinks.Health())
+	}
+	return errors.Join(errs...)
 }
 
-// NewAudit returns an Audit writing JSON lines to w. The message key becomes
+// AddSinks hands every event to sinks too (audit.sinks), besides the
+// writer given to New. Call it before the first event.
+func (a *Audit) AddSinks(sinks *Sinks) {
+	a.sink.sinks = sinks
+}
+
+// New returns an Audit writing JSON lines to w (nil: to its sinks only). The message key becomes
 // "event" and the level is left out: every line is an event, not a log.
 func New(w io.Writer) *Audit {
 	sink := &auditSink{w: w}
@@ -102,18 +121,20 @@ func New(w io.Writer) *Audit {
 
 // RequestEvent is one proxy decision.
 type RequestEvent struct {
-	ClientIP string
-	User     string
-	Method   string
-	URL      string
-	Host     string
-	Action   policy.Action
-	Rule     string
-	Status   int
-	Bytes    int64
-	Duration time.Duration
-	Tab      string
-	Error    string
+	// RequestID is the proxy's id of the request, unique to it.
+	RequestID string
+	ClientIP  string
+	User      string
+	Method    string
+	URL       string
+	Host      string
+	Action    policy.Action
+	Rule      string
+	Status    int
+	Bytes     int64
+	Duration  time.Duration
+	Tab       string
+	Error     string
 }
 
 // Request logs one proxy decision.
@@ -125,6 +146,7 @@ func (a *Audit) Request(e RequestEvent) {
 		"action", string(e.Action), "status", statusClass(e.Status))
 	a.Metrics.add("glovebox_proxy_response_bytes_total", "Body bytes sent to clients.", float64(e.Bytes))
 	attrs := []slog.Attr{
+		slog.String("request_id", e.RequestID),
 		slog.String("client_ip", e.ClientIP),
 		slog.String("user", e.User),
 		slog.String("method", e.Method),

@@ -34,7 +34,7 @@ func TestAuditSchema(t *testing.T) {
 	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
 		"tab", "threat", "time", "url", "user", "verdict"}
 	want := map[string][]string{
-		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "rule", "status", "time", "url", "user"},
+		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "request_id", "rule", "status", "time", "url", "user"},
 		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
