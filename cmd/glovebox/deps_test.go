@@ -19,7 +19,8 @@ var depRules = []struct {
 }{
 	{"cmd", []string{""}}, // the wiring: anything
 	{"internal/testenv", nil},
-	{"internal/icaptest", nil}, // a real c-icap for the tests of scanning
+	{"internal/icaptest", nil},   // a real c-icap for the tests of scanning
+	{"internal/syslogtest", nil}, // a real rsyslog for the tests of the audit sinks
 	{"isolate", []string{"internal/testenv"}},
 	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
 	{"isolate/internal", []string{"internal/testenv"}},
@@ -29,8 +30,8 @@ var depRules = []struct {
 	{"proxy/tlsca", nil},
 	{"proxy/pac", nil},
 	{"proxy/auth", []string{"proxy/internal/"}},
-	{"proxy/audit", []string{"proxy/policy"}},    // events carry decisions
-	{"proxy/internal", []string{"proxy/policy"}}, // addresses spelt as policy spells them
+	{"proxy/audit", []string{"proxy/policy", "internal/syslogtest", "internal/testenv"}}, // events carry decisions
+	{"proxy/internal", []string{"proxy/policy"}},                                         // addresses spelt as policy spells them
 	{"proxy/upstream", []string{"proxy/internal/"}},
 	{"proxy/egress", []string{"proxy/policy", "proxy/audit", "proxy/upstream", "proxy/internal/"}},
 	{"proxy/scan", []string{"internal/icaptest", "internal/testenv"}},                                                       // its tests only
