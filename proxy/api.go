@@ -83,7 +83,11 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	d, _ := s.effective(u, reqInfoOf(r).user)
 	req.Audio, req.Controls = d.Audio, d.Controls
+	req.RequestID = requestIDOf(r)
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
+	if err == nil {
+		s.navs.release(requestIDOf(r), t, httpx.ClientIP(r))
+	}
 	s.writeTab(w, http.StatusCreated, t, err)
 }
 
@@ -96,6 +100,8 @@ func (s *Server) apiOffer(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, "bad_request", "sdp is missing")
 		return
 	}
+	// A reload's landing page reattaches with its token.
+	s.navs.release(requestIDOf(r), t, httpx.ClientIP(r))
 	answer, err := t.Attach(r.Context(), req.SDP)
 	if err != nil {
 		s.writeTabError(w, err)
@@ -178,6 +184,9 @@ func (s *Server) apiClaim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.tabs.Claim(req.Code, tabOwnerOf(r), originOf(r.URL))
+	if err == nil {
+		s.navs.release(requestIDOf(r), t, httpx.ClientIP(r))
+	}
 	s.writeTab(w, http.StatusOK, t, err)
 }
 

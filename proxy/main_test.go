@@ -74,7 +74,7 @@ func (b *syncBuffer) events(t *testing.T) []map[string]any {
 // after the client has its answer.)
 func (b *syncBuffer) waitEvents(t *testing.T, what string, n int, match func(map[string]any) bool) []map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var got []map[string]any
 		for _, e := range b.events(t) {

@@ -248,8 +248,8 @@ func (s *Server) beginIntercepted(r *http.Request, ctx *goproxy.ProxyCtx) (*http
 	c.busy()
 	// Who the client is carries over from the CONNECT (auth also finds it
 	// in ctx.UserData); what is decided about this request starts afresh.
-	info := &reqInfo{user: c.connInfo.user}
-	ir := &interceptedReq{s: s, c: c, info: info, start: time.Now()}
+	info := &reqInfo{user: c.connInfo.user, id: newRequestID(), start: time.Now()}
+	ir := &interceptedReq{s: s, c: c, info: info, start: info.start}
 	r = r.WithContext(context.WithValue(context.WithValue(r.Context(), reqInfoKey{}, ir.info), interceptedKey{}, ir))
 	ir.req = r
 	// goproxy reads ctx.Req for the response handlers.
@@ -308,7 +308,7 @@ func (ir *interceptedReq) finish(n int64) {
 		if ir.info.own {
 			return // the /.glovebox/ API, as in ServeHTTP
 		}
-		ir.s.audit.Request(requestEvent(ir.req, ir.info, ir.status, n, time.Since(ir.start)))
+		ir.s.auditRequest(requestEvent(ir.req, ir.info, ir.status, n, time.Since(ir.start)), ir.info)
 	})
 }
 
@@ -334,7 +334,7 @@ func (b *auditBody) Close() error {
 
 // requestEvent is the audit event of one proxied request.
 func requestEvent(r *http.Request, info *reqInfo, status int, n int64, d time.Duration) audit.RequestEvent {
-	e := audit.RequestEvent{ClientIP: httpx.ClientIP(r), User: info.user, Method: r.Method, URL: audit.RequestURL(r), Host: r.URL.Hostname(),
+	e := audit.RequestEvent{RequestID: info.id, Time: info.start, ClientIP: httpx.ClientIP(r), User: info.user, Method: r.Method, URL: audit.RequestURL(r), Host: r.URL.Hostname(),
 		Action: info.decision.Action, Rule: info.decision.Rule, Status: status, Bytes: n, Duration: d}
 	if info.err != nil {
 		e.Error = info.err.Error()

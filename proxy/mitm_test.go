@@ -246,7 +246,7 @@ func TestInterceptedRequestsAudited(t *testing.T) {
 		{"GET", "https://casino.test/", "block", 403},
 	}
 	var evs []map[string]any
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		evs = nil
 		for _, e := range h.audit.events(t) {

@@ -89,8 +89,11 @@ func hashSource(b []byte) string {
 
 // landingPage is what an isolated site's navigation gets instead of the site:
 // the same page for every URL, which reads its URL from location.
-func landingPage(r *http.Request) *http.Response {
-	resp := httpx.Response(r, http.StatusOK, "text/html; charset=utf-8", landing.html)
+// The page learns its request's id (navlog.go) from a meta element.
+func landingPage(r *http.Request, requestID string) *http.Response {
+	meta := `<meta name="glovebox-request" content="` + template.HTMLEscapeString(requestID) + `">`
+	html := bytes.Replace(landing.html, []byte("<head>\n"), []byte("<head>\n"+meta+"\n"), 1)
+	resp := httpx.Response(r, http.StatusOK, "text/html; charset=utf-8", html)
 	resp.Header.Set("Content-Security-Policy", landing.csp)
 	resp.Header.Set("Referrer-Policy", "no-referrer")
 	resp.Header.Set("X-Glovebox", "isolated")

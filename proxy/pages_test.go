@@ -12,9 +12,12 @@ import (
 // TestLandingPageInline: the landing page carries its script and style
 // inline, byte for byte, and its policy allows exactly those two by hash.
 func TestLandingPageInline(t *testing.T) {
-	resp := landingPage(httptest.NewRequest("GET", "http://isolated.test/some/page", nil))
+	resp := landingPage(httptest.NewRequest("GET", "http://isolated.test/some/page", nil), "0123abcd")
 	raw, _ := io.ReadAll(resp.Body)
 	body := string(raw)
+	if !strings.Contains(body, "<head>\n<meta name=\"glovebox-request\" content=\"0123abcd\">\n") {
+		t.Errorf("the landing page does not carry its request's id: %.300s", body)
+	}
 	js, css := appJS, appCSS
 	if !strings.Contains(string(js), "function onServerMessage") || !strings.Contains(string(js), "start().catch") {
 		t.Fatal("the bundled script lacks the core or the start")

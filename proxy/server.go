@@ -158,6 +158,7 @@ type Server struct {
 	gp      *goproxy.ProxyHttpServer
 	api     http.Handler
 	tabs    *tab.Manager
+	navs    *heldNavs
 	auth    *auth.Authenticator
 	up      *upstream.Route
 	mitm    *mitm
@@ -205,7 +206,7 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 			cfg.Tabs.Scanner = sc
 		}
 	}
-	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: au, mitm: m,
+	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: au, mitm: m, navs: &heldNavs{audit: aud},
 		tabs: tab.NewManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
@@ -297,7 +298,8 @@ func (s *Server) decide(r *http.Request, _ *goproxy.ProxyCtx) (*http.Request, *h
 			return r, errorPage(r, http.StatusForbidden, "This request cannot be isolated",
 				"A "+r.Method+" navigation to an isolated site cannot be opened in isolation. Open the page first and submit the form from there.")
 		}
-		return r, landingPage(r)
+		info.landing = true
+		return r, landingPage(r, info.id)
 	}
 	// Nothing from an isolated origin reaches the user's browser.
 	return r, isolatedResource(r)
@@ -397,7 +399,7 @@ func (s *Server) isSelf(hostport string) bool {
 // ServeHTTP serves one proxy request and writes its audit event.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	info := &reqInfo{}
+	info := &reqInfo{id: newRequestID(), start: start}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info))
 	if r.Method != http.MethodConnect && r.URL.IsAbs() && s.isSelf(r.URL.Host) {
 		s.serveOwn(w, r)
@@ -414,7 +416,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = info.status
 	}
-	s.audit.Request(requestEvent(r, info, status, cw.N, time.Since(start)))
+	s.auditRequest(requestEvent(r, info, status, cw.N, time.Since(start)), info)
+}
+
+// auditRequest writes a proxy_request; a landing page's waits for its tab.
+func (s *Server) auditRequest(e audit.RequestEvent, info *reqInfo) {
+	if info.landing && e.Status == http.StatusOK {
+		s.navs.hold(e)
+		return
+	}
+	s.audit.Request(e)
 }
 
 // Serve accepts proxy connections on ln until ctx is done, then drains them
@@ -452,6 +463,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 // Close ends every tab and waits for their browsers to be gone.
 func (s *Server) Close() {
 	s.tabs.Close()
+	s.navs.close()
 }
 
 // LookupTab maps the source address of an isolated browser's connection to
@@ -501,6 +513,11 @@ func (s *Server) serveOwn(w http.ResponseWriter, r *http.Request) {
 
 // reqInfo carries what policy decided from goproxy's handlers to the audit event.
 type reqInfo struct {
+	// id is the request's request_id; landing says it was answered with
+	// the landing page, whose proxy_request waits for its tab (navlog.go).
+	id       string
+	landing  bool
+	start    time.Time
 	decision policy.Decision
 	user     string // who made the request: "" when anonymous
 	status   int

@@ -18,6 +18,9 @@ import (
 type histEntry struct {
 	id  int64
 	url string
+	// transition is Chromium's transition type of the navigation that
+	// made the entry (link, typed, form_submit, reload, …).
+	transition string
 }
 
 // history is the latest snapshot of the page's session history and the url
@@ -74,11 +77,17 @@ func (h *history) update(entries []histEntry, index int) []Event {
 	case prevGone && j+1 == prevIndex && j < index:
 		// The current entry gave way to a new one in its place
 		// (location.replace, a client redirect).
-		out = append(out, h.event(entries, j+1, false))
+		ev := h.event(entries, j+1, false)
+		ev.How = HowRedirect
+		out = append(out, ev)
 		first = j + 2
 	case entries[j].id != prevID || j == index:
 		// A move to another existing entry, or within the current one.
-		out = append(out, h.event(entries, j, false))
+		ev := h.event(entries, j, false)
+		if entries[j].id != prevID {
+			ev.How = HowBackForward
+		}
+		out = append(out, ev)
 	}
 	for i := first; i <= index; i++ {
 		out = append(out, h.event(entries, i, true))
@@ -96,7 +105,33 @@ func (h *history) update(entries []histEntry, index int) []Event {
 }
 
 func (h *history) event(entries []histEntry, i int, push bool) Event {
-	return Event{Type: EventURL, URL: entries[i].url, Entry: entries[i].id, Index: i, Push: push}
+	return Event{Type: EventURL, URL: entries[i].url, Entry: entries[i].id, Index: i, Push: push, How: how(entries[i].transition)}
+}
+
+// How a page came to an entry (Event.How).
+const (
+	HowLink        = "link"
+	HowTyped       = "typed" // the user's address (the landing page's URL)
+	HowForm        = "form"
+	HowReload      = "reload"
+	HowBackForward = "back_forward"
+	HowRedirect    = "redirect" // a client redirect or location.replace
+	HowOther       = "other"
+)
+
+// how is Event.How for Chromium's transition type.
+func how(transition string) string {
+	switch transition {
+	case "link":
+		return HowLink
+	case "typed", "address_bar", "auto_bookmark", "generated", "keyword", "keyword_generated":
+		return HowTyped
+	case "form_submit":
+		return HowForm
+	case "reload":
+		return HowReload
+	}
+	return HowOther
 }
 
 // readHistory returns the page's session history and its current index.
@@ -108,7 +143,7 @@ func (t *Tab) readHistory(ctx context.Context) ([]histEntry, int, error) {
 	entries := make([]histEntry, 0, len(res.Entries))
 	for _, e := range res.Entries {
 		if e != nil {
-			entries = append(entries, histEntry{id: e.ID, url: e.URL})
+			entries = append(entries, histEntry{id: e.ID, url: e.URL, transition: string(e.TransitionType)})
 		}
 	}
 	return entries, int(res.CurrentIndex), nil

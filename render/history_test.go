@@ -26,7 +26,8 @@ func TestHistoryUpdate(t *testing.T) {
 		index int
 	}
 	// want lists the events of the last snapshot as "entry@index" with a
-	// "+" for Push.
+	// "+" for Push, and "<" for a move back or forward, "~" for a
+	// redirect (Event.How).
 	tests := []struct {
 		name  string
 		snaps []snap
@@ -35,12 +36,12 @@ func TestHistoryUpdate(t *testing.T) {
 		{"first snapshot", []snap{{[]int64{1}, 0}}, []string{"1@0"}},
 		{"link", []snap{{[]int64{1}, 0}, {[]int64{1, 2}, 1}}, []string{"+2@1"}},
 		{"two links between snapshots", []snap{{[]int64{1}, 0}, {[]int64{1, 2, 3}, 2}}, []string{"+2@1", "+3@2"}},
-		{"back", []snap{{[]int64{1, 2}, 1}, {[]int64{1, 2}, 0}}, []string{"1@0"}},
-		{"forward", []snap{{[]int64{1, 2}, 0}, {[]int64{1, 2}, 1}}, []string{"2@1"}},
+		{"back", []snap{{[]int64{1, 2}, 1}, {[]int64{1, 2}, 0}}, []string{"1@0<"}},
+		{"forward", []snap{{[]int64{1, 2}, 0}, {[]int64{1, 2}, 1}}, []string{"2@1<"}},
 		{"link after back prunes", []snap{{[]int64{1, 2, 3}, 1}, {[]int64{1, 2, 4}, 2}}, []string{"+4@2"}},
-		{"back then link", []snap{{[]int64{1, 2, 3}, 2}, {[]int64{1, 4}, 1}}, []string{"1@0", "+4@1"}},
-		{"replace", []snap{{[]int64{1, 2}, 1}, {[]int64{1, 5}, 1}}, []string{"5@1"}},
-		{"replace keeps forward entries", []snap{{[]int64{1, 2, 3}, 1}, {[]int64{1, 5, 3}, 1}}, []string{"5@1"}},
+		{"back then link", []snap{{[]int64{1, 2, 3}, 2}, {[]int64{1, 4}, 1}}, []string{"1@0<", "+4@1"}},
+		{"replace", []snap{{[]int64{1, 2}, 1}, {[]int64{1, 5}, 1}}, []string{"5@1~"}},
+		{"replace keeps forward entries", []snap{{[]int64{1, 2, 3}, 1}, {[]int64{1, 5, 3}, 1}}, []string{"5@1~"}},
 		{"reload", []snap{{[]int64{1, 2}, 1}, {[]int64{1, 2}, 1}}, nil},
 		{"full history drops its first", []snap{{[]int64{1, 2, 3}, 2}, {[]int64{2, 3, 4}, 2}}, []string{"+4@2"}},
 		{"all new", []snap{{[]int64{1, 2}, 1}, {[]int64{7, 8}, 1}}, []string{"7@0", "+8@1"}},
@@ -60,7 +61,7 @@ func TestHistoryUpdate(t *testing.T) {
 					if ev.Push {
 						p = "+"
 					}
-					got = append(got, fmt.Sprintf("%s%d@%d", p, ev.Entry, ev.Index))
+					got = append(got, fmt.Sprintf("%s%d@%d%s", p, ev.Entry, ev.Index, map[string]string{HowBackForward: "<", HowRedirect: "~"}[ev.How]))
 				}
 			}
 			if !slices.Equal(got, tt.want) && !(len(got) == 0 && len(tt.want) == 0) {
@@ -102,6 +103,9 @@ func TestHistoryNavigation(t *testing.T) {
 	if !target.Push || target.Index != start.Index+1 || target.Entry == start.Entry {
 		t.Errorf("link: %+v after %+v, want a pushed entry after it", target, start)
 	}
+	if start.How != HowTyped || target.How != HowLink {
+		t.Errorf("how: first navigation %q, link %q; want typed, link", start.How, target.How)
+	}
 	evaluate[any](t, tab, `history.pushState(null, "", "/pushed")`)
 	pushed := urlEvent("/pushed")
 	if !pushed.Push || pushed.Index != target.Index+1 {
@@ -114,9 +118,10 @@ func TestHistoryNavigation(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := urlEvent("/target")
-	if back.Push || back.Entry != target.Entry || back.Index != target.Index {
-		t.Errorf("back: %+v, want entry %d", back, target.Entry)
+	if back.Push || back.Entry != target.Entry || back.Index != target.Index || back.How != HowBackForward {
+		t.Errorf("back: %+v, want entry %d, how back_forward", back, target.Entry)
 	}
+	t.Logf("how: pushState %q", pushed.How)
 	if err := tab.GoToEntry(ctx, start.Entry); err != nil {
 		t.Fatal(err)
 	}

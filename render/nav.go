@@ -70,6 +70,10 @@ type Event struct {
 	Entry int64
 	Index int
 	Push  bool
+	// How says how the page came to the entry (EventURL): HowLink,
+	// HowTyped, HowForm, HowReload, HowBackForward, HowRedirect or
+	// HowOther; "" when it stayed on its entry (a fragment).
+	How string
 	// TargetID is a popup's page (EventPopup).
 	TargetID string
 
@@ -109,7 +113,7 @@ func (t *Tab) Navigate(ctx context.Context, rawURL string) error {
 		return err
 	}
 	res := new(page.NavigateResult)
-	err := t.callResult(ctx, page.CommandNavigate, page.NavigateParams{URL: rawURL}, res)
+	err := t.callResult(ctx, page.CommandNavigate, page.NavigateParams{URL: rawURL, TransitionType: page.TransitionTypeTyped}, res)
 	if err != nil {
 		return fmt.Errorf("navigate to %s: %w", rawURL, err)
 	}

@@ -134,4 +134,11 @@ func TestContainerdBrowserSettings(t *testing.T) {
 			t.Errorf("a browser sent %v %v on its own (tab %q, %v)", e["method"], e["url"], e["tab"], e["rule"])
 		}
 	}
+	// A warm browser's requests are not audited (no user caused them):
+	// the egress proxy's debug log says each.
+	for l := range strings.Lines(g.logs.String()) {
+		if strings.Contains(l, "refused a request of no tab") && !strings.Contains(l, " host=127.0.0.1 ") {
+			t.Errorf("a warm browser sent a request on its own: %s", strings.TrimSpace(l))
+		}
+	}
 }

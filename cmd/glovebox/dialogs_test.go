@@ -182,6 +182,20 @@ func TestDialogs(t *testing.T) {
 			waitDialogGone(t, tctx)
 			// The page went on: the user sees its red.
 			waitForColour(t, tctx, 600, 400, red, 60*time.Second)
+			// The answer is audited, never what was typed.
+			answer := map[bool]string{true: "accept", false: "dismiss"}[tt.ok]
+			var ev map[string]any
+			for _, e := range g.audit.events() {
+				if e["event"] == "dialog" && e["kind"] == tt.kind && strings.Contains(fmt.Sprint(e["url"]), "kind="+tt.kind) {
+					ev = e // the last: this subtest's
+				}
+			}
+			if ev == nil || ev["answer"] != answer || ev["tab"] == "" || ev["host"] != "127.0.0.1" {
+				t.Errorf("dialog event %v, want kind %s answer %s", ev, tt.kind, answer)
+			}
+			if tt.typed != "" && strings.Contains(g.audit.String(), tt.typed) {
+				t.Errorf("what the user typed into the prompt is in the audit log")
+			}
 		})
 	}
 

@@ -123,18 +123,20 @@ func New(w io.Writer) *Audit {
 type RequestEvent struct {
 	// RequestID is the proxy's id of the request, unique to it.
 	RequestID string
-	ClientIP  string
-	User      string
-	Method    string
-	URL       string
-	Host      string
-	Action    policy.Action
-	Rule      string
-	Status    int
-	Bytes     int64
-	Duration  time.Duration
-	Tab       string
-	Error     string
+	// Time is when the request came; zero: now.
+	Time     time.Time
+	ClientIP string
+	User     string
+	Method   string
+	URL      string
+	Host     string
+	Action   policy.Action
+	Rule     string
+	Status   int
+	Bytes    int64
+	Duration time.Duration
+	Tab      string
+	Error    string
 }
 
 // Request logs one proxy decision.
@@ -164,7 +166,12 @@ func (a *Audit) Request(e RequestEvent) {
 	if e.Error != "" {
 		attrs = append(attrs, slog.String("error", e.Error))
 	}
-	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventRequest, attrs...)
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	rec := slog.NewRecord(e.Time, slog.LevelInfo, EventRequest, 0)
+	rec.AddAttrs(attrs...)
+	a.l.Handler().Handle(context.Background(), rec)
 }
 
 // EgressEvent is one request an isolated browser made through the egress proxy.
@@ -217,6 +224,17 @@ func (a *Audit) Egress(e EgressEvent) {
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventEgress, attrs...)
 }
 
+// Untabbed counts a request of an isolated browser no tab has (a warm
+// browser of the pool, or one whose tab just ended): no user caused it,
+// so it is not an audit event; the egress proxy refused it.
+func (a *Audit) Untabbed(e EgressEvent) {
+	if a == nil {
+		return
+	}
+	a.Metrics.add("glovebox_egress_untabbed_total", "Requests of isolated browsers that no tab has (warm browsers of the pool), refused and not audited.", 1,
+		"action", string(e.Action))
+}
+
 // TabEvent is the start or end of one isolated tab.
 type TabEvent struct {
 	Tab       string
@@ -244,6 +262,9 @@ type TabEvent struct {
 	Codec                               string // "vp8" or "h264"
 	// Warm says the tab got a browser the pool had started ahead.
 	Warm bool
+	// RequestID (tab_start) is the proxy_request whose landing page
+	// opened the tab; Opener the tab whose page opened it as a popup.
+	RequestID, Opener string
 }
 
 // TabStart logs that a tab's browser is up.
@@ -255,6 +276,8 @@ func (a *Audit) TabStart(e TabEvent) {
 		"warm", fmt.Sprint(e.Warm))
 	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventTabStart, append(e.common(),
 		slog.Bool("warm", e.Warm),
+		slog.String("request_id", e.RequestID),
+		slog.String("opener", e.Opener),
 	)...)
 }
 

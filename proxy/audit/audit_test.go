@@ -29,18 +29,22 @@ func TestAuditSchema(t *testing.T) {
 		Name: "f.txt", MIME: "text/plain", Size: 3, SHA256: "ab", Decision: FileAllowed, Verdict: "clean"})
 	a.File(FileEvent{Event: EventUpload, Tab: "t1", URL: "http://a.test/", Host: "a.test", Name: "e.com",
 		Decision: FileDenied, Reason: "threat found", Verdict: "infected", Threat: "Eicar"})
+	a.Navigate(NavigateEvent{Tab: "t1", User: "alice", URL: "http://a.test/b", Host: "a.test", Title: "B", How: "link"})
+	a.Dialog(DialogEvent{Tab: "t1", User: "alice", URL: "http://a.test/b", Host: "a.test", Kind: "confirm", Answer: "accept"})
 	a.Clipboard(ClipboardEvent{Tab: "t1", URL: "http://a.test/", Host: "a.test", Direction: ClipboardOut, Size: 5, Decision: FileAllowed})
 
 	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
 		"tab", "threat", "time", "url", "user", "verdict"}
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "request_id", "rule", "status", "time", "url", "user"},
-		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "runtime", "tab", "time", "url", "user", "warm"},
+		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "opener", "request_id", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
 			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "rtt_ms", "runtime", "tab", "time", "url", "user"},
 		EventDownload:  fileKeys,
 		EventUpload:    fileKeys,
 		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "kind", "reason", "size", "tab", "time", "url", "user"},
+		EventNavigate:  {"client_ip", "event", "host", "how", "tab", "time", "title", "url", "user"},
+		EventDialog:    {"answer", "client_ip", "event", "host", "kind", "tab", "time", "url", "user"},
 		EventEgress:    {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
@@ -64,8 +68,8 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 8 {
-		t.Fatalf("decoded %d events, want 8", seen)
+	if seen != 10 {
+		t.Fatalf("decoded %d events, want 10", seen)
 	}
 }
 

@@ -30,6 +30,8 @@ var cefNames = map[string]string{
 	EventUpload:    "Upload",
 	EventPrint:     "Print",
 	EventClipboard: "Clipboard",
+	EventNavigate:  "Isolated page navigated",
+	EventDialog:    "Dialog answered",
 }
 
 // cefKey is where an event field goes in CEF: a standard key, or a
@@ -65,6 +67,12 @@ var cefKeys = map[string]cefKey{
 	"status":      {key: "cn1", label: "status"},
 	"duration_ms": {key: "cn2", label: "durationMs"},
 	"frames":      {key: "cn3", label: "frames"},
+	// Custom fields of events that have none of the above in the slot.
+	"title":  {key: "cs4", label: "title"},  // tab_navigate (no threat)
+	"how":    {key: "cs5", label: "how"},    // tab_navigate (no direction)
+	"opener": {key: "cs5", label: "opener"}, // tab_start
+	"kind":   {key: "cs3", label: "kind"},   // dialog, clipboard (no verdict)
+	"answer": {key: "act"},                  // dialog
 }
 
 // CEFLine turns one audit event, as its JSON line, into a CEF line (no

@@ -287,6 +287,12 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := audit.EgressEvent{ClientIP: httpx.ClientIP(r), Method: r.Method, URL: audit.RequestURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
+		if ev.Tab == "" {
+			// No user caused it: counted, not audited (quiet logs).
+			e.audit.Untabbed(ev)
+			e.log.Debug("refused a request of no tab", "client_ip", ev.ClientIP, "method", ev.Method, "host", ev.Host, "rule", ev.Rule)
+			return
+		}
 		e.audit.Egress(ev)
 	}()
 	refuse := func(status int, rule, msg string, err error) {

@@ -226,6 +226,9 @@ type Request struct {
 	// Controls say what may cross between the tab and its user: the
 	// policy rule's. Set by the proxy only, as Audio.
 	Controls policy.Controls `json:"-"`
+	// RequestID is the request_id of the navigation whose landing page
+	// asks for the tab, for tab_start. Set by the proxy.
+	RequestID string `json:"-"`
 }
 
 // Create registers a tab and starts its browser in the background.
@@ -237,6 +240,7 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 	}
 	w, h, s := m.clampViewport(req.Width, req.Height, req.DPR)
 	t := m.newTab(u, clientIP, user, w, h, s)
+	t.requestID = req.RequestID
 	t.audio.Store(req.Audio)
 	t.SetControls(req.Controls)
 	m.mu.Lock()
@@ -473,17 +477,20 @@ func (m *Manager) Close() {
 // Tab is one isolated browser tab: a browser, the chromedp page on it, and at
 // most one attached WebRTC peer at a time.
 type Tab struct {
-	m        *Manager
-	log      *slog.Logger
-	id       string // appears in logs and audit events
-	token    string // secret: only the owning landing page knows it
-	clientIP string
-	user     string
-	owner    string // who may use the token: see tabOwner
-	url      string
-	logURL   string // url as it may be logged: no credentials
-	host     string
-	created  time.Time
+	m     *Manager
+	log   *slog.Logger
+	id    string // appears in logs and audit events
+	token string // secret: only the owning landing page knows it
+	// requestID is the proxy_request that opened the tab, for tab_start.
+	requestID string
+	navAudit  navAudit // its tab_navigate events (navaudit.go)
+	clientIP  string
+	user      string
+	owner     string // who may use the token: see tabOwner
+	url       string
+	logURL    string // url as it may be logged: no credentials
+	host      string
+	created   time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -551,8 +558,13 @@ func (t *Tab) run() {
 		t.End("start failed: " + err.Error())
 		return
 	}
+	var opener string
+	if t.opener != nil {
+		opener = t.opener.id
+	}
 	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
-		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created)})
+		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created),
+		RequestID: t.requestID, Opener: opener})
 
 	go t.applyLoop(t.inputs, t.apply)
 	go t.applyLoop(t.answers, t.answer)
@@ -880,8 +892,10 @@ func (t *Tab) onFrame(f render.Frame) {
 func (t *Tab) onEvent(ev render.Event) {
 	switch ev.Type {
 	case render.EventURL:
+		t.auditURL(ev)
 		t.send(t.urlMsg(ev))
 	case render.EventTitle:
+		t.auditTitle(ev, false)
 		t.send(serverMsg{T: "title", Title: ev.Title})
 	case render.EventDialog, render.EventAuth:
 		t.askOnce.Do(func() { close(t.asking) })
@@ -1013,6 +1027,7 @@ func (t *Tab) applyLoop(queue <-chan clientMsg, apply func(clientMsg) error) {
 func (t *Tab) answer(m clientMsg) error {
 	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
 	defer cancel()
+	t.auditDialog(m)
 	var err error
 	if m.T == "auth" {
 		// Neither the user name nor the password is logged.
@@ -1196,6 +1211,7 @@ func (t *Tab) teardown() {
 			}
 		}
 	}
+	t.flushNavAudit()
 	t.mu.Lock()
 	s := t.stats
 	t.mu.Unlock()

@@ -10,6 +10,10 @@ const HANDOFF = 'glovebox-handoff';
 const video = document.getElementById('glovebox-screen');
 const statusEl = document.getElementById('glovebox-status');
 
+// The id of the request that brought this page, sent with its calls so
+// that the audit log names the tab it opened.
+const requestID = (document.querySelector('meta[name="glovebox-request"]') || {}).content || '';
+
 let token = null;
 let pc = null;
 let dc = null;
@@ -59,7 +63,7 @@ function viewport() {
 
 async function post(path, body) {
   const r = await fetch(API + path, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Glovebox-Request': requestID },
     body: JSON.stringify(body || {}), cache: 'no-store', credentials: 'omit',
   });
   let j = {};

@@ -1,0 +1,128 @@
+package tab
+
+import (
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/render"
+)
+
+// titleWait is how long a navigation's tab_navigate waits for the new
+// page's title before it is written without it.
+const titleWait = 2 * time.Second
+
+// navAudit writes a tab's tab_navigate events: each when the page's title
+// for it is known (the title comes after the URL), or titleWait after it.
+type navAudit struct {
+	mu      sync.Mutex
+	pending *audit.NavigateEvent
+	rawURL  string
+	timer   *time.Timer
+}
+
+// auditURL is a url event of the page: a move to another entry starts a
+// navigation event; one before it is written first.
+func (t *Tab) auditURL(ev render.Event) {
+	if ev.How == "" {
+		return // within the entry (a fragment)
+	}
+	e := audit.NavigateEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: ev.URL, How: ev.How}
+	if u, err := url.Parse(ev.URL); err == nil {
+		e.URL, e.Host = audit.LogURL(u), u.Hostname()
+	}
+	n := &t.navAudit
+	n.mu.Lock()
+	prev := n.flushLocked()
+	n.pending, n.rawURL = &e, ev.URL
+	n.timer = time.AfterFunc(titleWait, func() { t.auditTitle(render.Event{URL: ev.URL, Title: t.pageTitle()}, true) })
+	n.mu.Unlock()
+	if prev != nil {
+		t.m.audit.Navigate(*prev)
+	}
+}
+
+// auditTitle is a title event of the page: it completes the navigation
+// to its URL (late: whatever title there is).
+func (t *Tab) auditTitle(ev render.Event, late bool) {
+	n := &t.navAudit
+	n.mu.Lock()
+	if n.pending == nil || (!late && ev.URL != "" && ev.URL != n.rawURL) {
+		n.mu.Unlock()
+		return
+	}
+	if late && ev.URL != n.rawURL {
+		// A newer navigation's timer is the one that counts.
+		n.mu.Unlock()
+		return
+	}
+	n.pending.Title = ev.Title
+	e := n.flushLocked()
+	n.mu.Unlock()
+	if e != nil {
+		t.m.audit.Navigate(*e)
+	}
+}
+
+// flushNavAudit writes a navigation still waiting for its title (the tab
+// ends).
+func (t *Tab) flushNavAudit() {
+	n := &t.navAudit
+	n.mu.Lock()
+	e := n.flushLocked()
+	n.mu.Unlock()
+	if e != nil {
+		t.m.audit.Navigate(*e)
+	}
+}
+
+func (n *navAudit) flushLocked() *audit.NavigateEvent {
+	e := n.pending
+	n.pending, n.rawURL = nil, ""
+	if n.timer != nil {
+		n.timer.Stop()
+		n.timer = nil
+	}
+	return e
+}
+
+// pageTitle is the remote page's title now, "" when unknown.
+func (t *Tab) pageTitle() string {
+	select {
+	case <-t.ready:
+		if t.page != nil {
+			return t.page.Title()
+		}
+	default:
+	}
+	return ""
+}
+
+// auditDialog writes the user's answer to dialog id, before it is given.
+func (t *Tab) auditDialog(m clientMsg) {
+	kind, pageURL := "", ""
+	if m.T == "auth" {
+		kind = "http_auth"
+	}
+	for _, ev := range t.page.Pending() {
+		if ev.ID == m.ID {
+			pageURL = ev.URL
+			if kind == "" {
+				kind = ev.Dialog
+			}
+		}
+	}
+	if pageURL == "" && kind == "" {
+		return // no such dialog: nothing was answered
+	}
+	answer := "dismiss"
+	if (m.T == "auth" && !m.Cancel) || (m.T != "auth" && m.Accept) {
+		answer = "accept"
+	}
+	e := audit.DialogEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, Kind: kind, Answer: answer, URL: pageURL}
+	if u, err := url.Parse(pageURL); err == nil {
+		e.URL, e.Host = audit.LogURL(u), u.Hostname()
+	}
+	t.m.audit.Dialog(e)
+}
