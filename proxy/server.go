@@ -477,6 +477,16 @@ func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
 	return t.ID(), t.User(), true
 }
 
+// ShadowTab adds an operator's view-only viewer of tab id's video (see
+// tab.Tab.Shadow): tab.ErrNoTab when there is no such tab.
+func (s *Server) ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), err error) {
+	t := s.tabs.ByID(id)
+	if t == nil {
+		return "", nil, tab.ErrNoTab
+	}
+	return t.Shadow(ctx, offerSDP, notice)
+}
+
 // TabList lists the open tabs, ordered by id.
 func (s *Server) TabList() []tab.Info { return s.tabs.List() }
 

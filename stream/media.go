@@ -433,6 +433,9 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 		}
 	}
 	n, pkts, err := p.track.writeFrame(frame, m.tsBase+uint32(pts))
+	if err == nil {
+		p.sendToWatchers(frame, m.tsBase+uint32(pts))
+	}
 	p.stats.bytesSent.Add(uint64(n))
 	p.stats.packetsSent.Add(uint64(pkts))
 	if err != nil {

@@ -139,6 +139,7 @@ type Peer struct {
 	answered  bool
 	dc        *webrtc.DataChannel
 	discTimer *time.Timer
+	watchers  map[*Watcher]struct{} // watch.go
 
 	wake        chan struct{}
 	keyRequest  atomic.Bool
@@ -467,6 +468,7 @@ func (p *Peer) Close() error {
 		}
 		close(p.quit)
 		p.wg.Wait()
+		p.closeWatchers()
 		p.dropPending()
 		if p.media != nil {
 			p.media.close()

@@ -114,6 +114,8 @@ type serverMsg struct {
 	// Settled (url) says the remote tab stays on this entry: a nav to an
 	// entry the landing page asked for could not be done (no such entry).
 	Settled bool `json:"settled,omitempty"`
+	// viewed: how many operators are viewing the tab now (0: none).
+	Viewers *int `json:"viewers,omitempty"`
 	// dialog, auth, dialog-closed: ID (above) names the dialog or sign-in
 	// in the answer; Kind is the dialog's (alert, confirm, prompt,
 	// beforeunload), Message its text, Text a prompt's default, URL the page

@@ -434,6 +434,18 @@ func (m *Manager) List() []Info {
 	return out
 }
 
+// ByID is the open tab with id, or nil.
+func (m *Manager) ByID(id string) *Tab {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.tabs {
+		if t.id == id {
+			return t
+		}
+	}
+	return nil
+}
+
 // EndByID ends the tab with id, if there is one.
 func (m *Manager) EndByID(id, reason string) bool {
 	m.mu.Lock()

@@ -1,0 +1,48 @@
+package tab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/glovebox/glovebox/stream"
+)
+
+// ErrNotViewed is Shadow's error for a tab whose user is not watching it
+// now: there is no video to share.
+var ErrNotViewed = errors.New("the tab's user is not viewing it now")
+
+// Shadow adds an operator's view-only viewer of the tab's video: the
+// stream its user gets, as encoded for them (stream.Peer.Watch). With
+// notice, the user's landing page says the session is being viewed for
+// as long as a viewer is there. stop ends the viewer; it ends with the
+// user's viewer too (a reload makes a new one: shadow again).
+func (t *Tab) Shadow(ctx context.Context, offerSDP string, notice bool) (answerSDP string, stop func(), err error) {
+	p := t.currentPeer()
+	if p == nil {
+		return "", nil, ErrNotViewed
+	}
+	w, answer, err := p.Watch(ctx, offerSDP)
+	if errors.Is(err, stream.ErrNoVideo) {
+		return "", nil, ErrNotViewed
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("shadow tab %s: %w", t.id, err)
+	}
+	t.log.Info("tab shadowed", "viewers", p.Watchers())
+	if notice {
+		t.send(viewedMsg(p.Watchers()))
+	}
+	go func() {
+		<-w.Done()
+		w.Close()
+		if notice {
+			// To the peer watched: the user's next one starts unwatched.
+			p.Send(encodeServerMsg(viewedMsg(p.Watchers())))
+		}
+		t.log.Info("tab shadow ended", "viewers", p.Watchers())
+	}()
+	return answer, func() { w.Close() }, nil
+}
+
+func viewedMsg(n int) serverMsg { return serverMsg{T: "viewed", Viewers: &n} }
