@@ -183,7 +183,9 @@ func TestAuthUsersAndTabs(t *testing.T) {
 			if resp.StatusCode != 200 || resp.Header.Get("X-Glovebox") != "isolated" {
 				t.Fatalf("alice's navigation: %d", resp.StatusCode)
 			}
-			waitFor(t, 5*time.Second, "alice's proxy_request", func() (bool, string) {
+			// A client that runs no script: the landing page's event waits
+			// for a tab that never asks (navHold, 5 s) first.
+			waitFor(t, 15*time.Second, "alice's proxy_request", func() (bool, string) {
 				for _, e := range g.audit.events() {
 					if e["event"] == "proxy_request" && e["url"] == site.URL+"/" && e["status"] == 200.0 {
 						return e["user"] == "alice", fmt.Sprint(e)

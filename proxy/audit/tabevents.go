@@ -35,7 +35,7 @@ func (a *Audit) Navigate(e NavigateEvent) {
 	if a == nil {
 		return
 	}
-	a.Metrics.add("glovebox_tab_navigations_total", "Navigations of the isolated pages, by how.", 1, "how", e.How)
+	a.Metrics.add("glovebox_navigations_total", "Navigations of the isolated pages, by how.", 1, "how", e.How)
 	title, _ := cutText(e.Title, maxTitle)
 	if !utf8.ValidString(title) {
 		title = ""
