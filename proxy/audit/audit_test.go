@@ -30,6 +30,7 @@ func TestAuditSchema(t *testing.T) {
 	a.File(FileEvent{Event: EventUpload, Tab: "t1", URL: "http://a.test/", Host: "a.test", Name: "e.com",
 		Decision: FileDenied, Reason: "threat found", Verdict: "infected", Threat: "Eicar"})
 	a.Clipboard(ClipboardEvent{Tab: "t1", URL: "http://a.test/", Host: "a.test", Direction: ClipboardOut, Size: 5, Decision: FileAllowed})
+	a.Admin(AdminEvent{Admin: "root", ClientIP: "192.0.2.9", Action: "end_tab", Tab: "t1", Target: "alice", Status: 200})
 
 	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
 		"tab", "threat", "time", "url", "user", "verdict"}
@@ -41,6 +42,7 @@ func TestAuditSchema(t *testing.T) {
 		EventDownload:  fileKeys,
 		EventUpload:    fileKeys,
 		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "kind", "reason", "size", "tab", "time", "url", "user"},
+		EventAdmin:     {"action", "admin", "client_ip", "event", "status", "tab", "target", "time"},
 		EventEgress:    {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
@@ -64,8 +66,8 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 8 {
-		t.Fatalf("decoded %d events, want 8", seen)
+	if seen != 9 {
+		t.Fatalf("decoded %d events, want 9", seen)
 	}
 }
 
@@ -106,5 +108,21 @@ func TestClipboardContent(t *testing.T) {
 		if evs[1]["size"] != float64(len(long)) {
 			t.Errorf("size = %v, want the whole text's %d", evs[1]["size"], len(long))
 		}
+	}
+}
+
+// TestAddTap: a tap gets every event's line, as written, besides the writer.
+func TestAddTap(t *testing.T) {
+	var buf bytes.Buffer
+	a := New(&buf)
+	var lines []string
+	a.AddTap(func(line []byte) { lines = append(lines, string(line)) })
+	a.Admin(AdminEvent{Admin: "root", Action: "sign_in", Status: 200})
+	a.TabStart(TabEvent{Tab: "t1"})
+	if len(lines) != 2 || lines[0]+lines[1] != buf.String() {
+		t.Fatalf("tap got %q, the writer %q", lines, buf.String())
+	}
+	if !strings.Contains(lines[0], `"event":"admin_action"`) || !strings.HasSuffix(lines[0], "\n") {
+		t.Errorf("tap line %q", lines[0])
 	}
 }
