@@ -267,6 +267,15 @@ func New(cfg Config, o Options) (*Console, error) {
 	return c, nil
 }
 
+// Users are the names of admin.users.
+func (c *Console) Users() []string {
+	out := make([]string, 0, len(c.cfg.Users))
+	for _, u := range c.cfg.Users {
+		out = append(out, u.Name)
+	}
+	return out
+}
+
 // Events is the ring of recent audit events the console shows.
 func (c *Console) Events() *Ring { return c.events }
 
