@@ -351,6 +351,20 @@ func TestRing(t *testing.T) {
 		r.Add(fmt.Appendf(nil, `{"event":"tab_start","tab":"t%d"}`+"\n", i))
 	}
 	r.Add([]byte("not json\n"))
+	// Added to while read (the audit log writes while the console reads).
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 100 {
+			r.Add(fmt.Appendf(nil, `{"event":"other","tab":"x%d"}`, i))
+		}
+	})
+	for range 100 {
+		r.Recent(Filter{Event: "other"}, 10)
+	}
+	wg.Wait()
+	for i := 2; i < 5; i++ {
+		r.Add(fmt.Appendf(nil, `{"event":"tab_start","tab":"t%d"}`+"\n", i))
+	}
 	got, held := r.Recent(Filter{}, 10)
 	if held != 3 || len(got) != 3 || string(got[0]) != `{"event":"tab_start","tab":"t4"}` || string(got[2]) != `{"event":"tab_start","tab":"t2"}` {
 		t.Errorf("ring holds %d: %s", held, got)

@@ -14,15 +14,15 @@ import (
 // log's tap (Audit.AddTap). It is in memory only: the audit log and its
 // sinks are the record.
 type Ring struct {
+	size int // how many it keeps, fixed
+
 	mu    sync.Mutex
 	items []ringItem
 	next  int // where the next one goes once the ring is full
-	seq   uint64
 }
 
 // ringItem is one event with the fields the console filters on.
 type ringItem struct {
-	seq  uint64
 	line json.RawMessage
 	f    eventFields
 }
@@ -38,7 +38,8 @@ type eventFields struct {
 
 // NewRing returns a ring of the latest n events.
 func NewRing(n int) *Ring {
-	return &Ring{items: make([]ringItem, 0, max(n, 1))}
+	n = max(n, 1)
+	return &Ring{size: n, items: make([]ringItem, 0, n)}
 }
 
 // Add keeps one event's JSON line (copied); a line that is no JSON
@@ -52,9 +53,7 @@ func (r *Ring) Add(line []byte) {
 	it := ringItem{line: bytes.Clone(line), f: f}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seq++
-	it.seq = r.seq
-	if len(r.items) < cap(r.items) {
+	if len(r.items) < r.size {
 		r.items = append(r.items, it)
 		return
 	}
@@ -128,5 +127,5 @@ func (c *Console) listEvents(w http.ResponseWriter, r *http.Request, a admin) {
 		events = []json.RawMessage{}
 	}
 	c.note(a, r, "list_events", f.Tab, f.String(), http.StatusOK, true)
-	writeJSON(w, http.StatusOK, map[string]any{"events": events, "held": held, "capacity": cap(c.events.items)})
+	writeJSON(w, http.StatusOK, map[string]any{"events": events, "held": held, "capacity": c.events.size})
 }
