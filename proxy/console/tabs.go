@@ -18,6 +18,7 @@ type tabJSON struct {
 	Started    time.Time `json:"started"`
 	IdleS      float64   `json:"idle_s"`
 	Starting   bool      `json:"starting"`
+	Ending     bool      `json:"ending"`
 	Runtime    string    `json:"runtime"`
 	Container  string    `json:"container"`
 	Opener     string    `json:"opener,omitempty"`
@@ -45,7 +46,7 @@ type mediaJSON struct {
 func toJSON(in tab.Info, now time.Time) tabJSON {
 	s := in.Media
 	return tabJSON{Tab: in.Tab, User: in.User, ClientIP: in.ClientIP, URL: in.URL, CurrentURL: in.CurrentURL, Title: in.Title,
-		Started: in.Started.UTC(), IdleS: now.Sub(in.LastActive).Round(time.Second).Seconds(), Starting: in.Starting,
+		Started: in.Started.UTC(), IdleS: now.Sub(in.LastActive).Round(time.Second).Seconds(), Starting: in.Starting, Ending: in.Ending,
 		Runtime: in.Runtime, Container: in.Browser, Opener: in.Opener, Attached: in.Attached,
 		Media: mediaJSON{Codec: s.Codec, Width: s.Width, Height: s.Height, FramesSent: s.FramesSent, FramesSkipped: s.FramesSkipped,
 			Keyframes: s.Keyframes, BytesSent: s.BytesSent, BitrateBPS: s.TargetBitrate,

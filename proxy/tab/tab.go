@@ -451,6 +451,11 @@ func (m *Manager) List() []Info {
 		default:
 			in.Starting = true
 		}
+		select {
+		case <-t.ended:
+			in.Ending = true // its browser is being closed
+		default:
+		}
 		if md, ok := t.mediaStats(); ok {
 			in.Attached, in.Media = md.Attached, md.Stats
 		}
@@ -1263,8 +1268,9 @@ type Info struct {
 	CurrentURL, Title string
 	// LastActive is the user's last input (tabs.idle_timeout counts from it).
 	LastActive time.Time
-	// Starting says the tab's browser is not up yet.
-	Starting bool
+	// Starting says the tab's browser is not up yet; Ending that the
+	// tab has ended and its browser is being closed.
+	Starting, Ending bool
 	// Runtime and Browser name the tab's browser: the runtime's id of
 	// it (a container, a profile directory); "" while it starts.
 	Runtime, Browser string

@@ -126,13 +126,14 @@
       if (t.title) page.append(el('div', t.title, 'title'));
       if (t.starting) page.append(el('div', 'starting…', 'muted'));
       const actions = el('td');
-      actions.append(endButton(t));
+      if (t.ending) actions.append(el('span', 'ending…', 'muted'));
+      else actions.append(endButton(t));
       // A "Shadow" button (watch the tab over a second, view-only
       // viewer) goes here, beside End, once the server has it.
       const user = el('td', t.user || 'anonymous');
       user.className = 'user';
       body.append(row([idCell, user, el('td', t.client_ip), page,
-        el('td', localTime(t.started)), el('td', duration(t.idle_s)), el('td', media(t.media, t.attached)),
+        el('td', localTime(t.started)), el('td', duration(t.idle_s)), el('td', t.ending ? '—' : media(t.media, t.attached)),
         el('td', (t.container || '—') + (t.runtime ? ' (' + t.runtime + ')' : '')), actions]));
     }
   }
@@ -150,7 +151,7 @@
     const body = $('#events tbody');
     body.replaceChildren();
     for (const e of j.events) {
-      const details = Object.keys(e).filter((k) => !shown.includes(k))
+      const details = Object.keys(e).filter((k) => !shown.includes(k) && e[k] !== '')
         .map((k) => k + '=' + (typeof e[k] === 'string' ? e[k] : JSON.stringify(e[k]))).join(' ');
       body.append(row([localTime(e.time), e.event, e.user || e.admin || '', e.host || '', e.action || '', e.tab || '',
         el('td', details, 'details')]));
