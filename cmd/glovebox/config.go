@@ -20,6 +20,7 @@ import (
 	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/console"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
 )
@@ -38,8 +39,12 @@ type Config struct {
 	Stream stream.Config `mapstructure:"stream"`
 	// Egress is the proxy every request of the isolated browsers goes through.
 	Egress egress.Config `mapstructure:"egress"`
-	// Admin is the operators' address: Prometheus metrics and health.
+	// Admin is the operators' address: Prometheus metrics, health and
+	// the console.
 	Admin AdminConfig `mapstructure:"admin"`
+	// Recording is where session recordings are kept, for the console to
+	// list and play.
+	Recording RecordingConfig `mapstructure:"recording"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -54,9 +59,19 @@ type LogConfig struct {
 
 // AdminConfig configures the admin address.
 type AdminConfig struct {
-	// Listen is where /metrics (Prometheus text format) and /healthz are
-	// served; empty turns it off. Keep it off the users' network.
+	// Listen is where /metrics (Prometheus text format), /healthz and the
+	// console (/console/) are served; empty turns it off. Keep it off the
+	// users' network.
 	Listen string `mapstructure:"listen"`
+	// The console's sign-in and its memory of recent events.
+	Console console.Config `mapstructure:",squash"`
+}
+
+// RecordingConfig says where session recordings are.
+type RecordingConfig struct {
+	// Dir is the directory of the recordings (.webm, .mkv, in it and its
+	// sub-directories) the console lists and plays; empty: none.
+	Dir string `mapstructure:"dir"`
 }
 
 // AuditConfig says where audit events go.
@@ -103,7 +118,7 @@ func defaultConfig() Config {
 		},
 		Stream:        stream.DefaultConfig(),
 		Egress:        egress.DefaultConfig(),
-		Admin:         AdminConfig{Listen: "127.0.0.1:9090"},
+		Admin:         AdminConfig{Listen: "127.0.0.1:9090", Console: console.DefaultConfig()},
 		ShutdownGrace: 10 * time.Second,
 	}
 }
@@ -159,6 +174,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("admin.listen: %q: want host:port, or empty for off", c.Admin.Listen))
 		}
 	}
+	errs = append(errs, within("admin", c.Admin.Console.Validate()))
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("shutdown_grace: must not be negative"))
 	}

@@ -66,6 +66,8 @@ func TestConfigErrors(t *testing.T) {
 		{"bad runtime", "isolate:\n  runtime: vm\n", []string{"config.yaml:2: isolate.runtime", `"vm"`}},
 		{"not yaml", "listen: [\n", []string{"config.yaml"}},
 		{"bad listen", "listen: nowhere\n", []string{"listen", "nowhere"}},
+		{"console password not hashed", "admin:\n  users:\n    - name: root\n      password_hash: hunter2\n", []string{"config.yaml:4: admin.users[0].password_hash: not a bcrypt hash"}},
+		{"console header without proxies", "admin:\n  header: X-Forwarded-User\n", []string{"admin.trusted_proxies: empty"}},
 		{"unknown key in a sink", "audit:\n  sinks:\n    - type: syslog\n      adress: 127.0.0.1:514\n", []string{`:4: unknown key "audit.sinks[0].adress"`, `"address"`}},
 		{"bad sink network", "audit:\n  sinks:\n    - type: file\n      path: /tmp/a.log\n    - type: syslog\n      network: tpc\n      address: 127.0.0.1:514\n",
 			[]string{`audit.sinks[1].network: "tpc": want udp, tcp or tls`}},

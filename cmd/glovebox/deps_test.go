@@ -36,6 +36,7 @@ var depRules = []struct {
 	{"proxy/egress", []string{"proxy/policy", "proxy/audit", "proxy/upstream", "proxy/internal/"}},
 	{"proxy/scan", []string{"internal/icaptest", "internal/testenv"}},                                                       // its tests only
 	{"proxy/tab", []string{"isolate", "render", "stream", "proxy/audit", "proxy/policy", "proxy/scan", "internal/testenv"}}, // policy, scan: what may cross
+	{"proxy/console", []string{"proxy/audit", "proxy/auth", "proxy/tab", "proxy/internal/"}},                                // the operators' console: tabs, events, sign-in
 	{"proxy", []string{"isolate", "render", "stream", "proxy/", "internal/testenv"}},
 }
 

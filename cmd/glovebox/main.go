@@ -29,6 +29,7 @@ import (
 	"github.com/glovebox/glovebox/isolate/netns"
 	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
+	"github.com/glovebox/glovebox/proxy/console"
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tab"
 	"github.com/glovebox/glovebox/stream"
@@ -111,6 +112,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	// Closed last: what the shutdown logs (tab_end) is written first.
 	defer sinks.Close(cfg.ShutdownGrace)
 	aud.AddSinks(sinks)
+	// The console's recent events, from the first.
+	var recent *console.Ring
+	if cfg.Admin.Listen != "" {
+		recent = console.NewRing(cfg.Admin.Console.RecentEvents)
+		aud.AddTap(recent.Add)
+	}
 	// SIGHUP: the audit files start anew at their paths (after logrotate
 	// moved them away).
 	hup := make(chan os.Signal, 1)
@@ -222,7 +229,14 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	}
 	metrics.Collector(proxy.HealthMetrics(srv.Health()))
 	if cfg.Admin.Listen != "" {
-		stop, err := serveAdmin(cfg.Admin.Listen, metrics, srv.Health(), log)
+		con, err := console.New(cfg.Admin.Console, console.Options{Tabs: srv, Audit: aud, Events: recent,
+			RecordingDir: cfg.Recording.Dir, Log: log})
+		if err != nil {
+			ln.Close()
+			srv.Close()
+			return fmt.Errorf("admin console: %w", err)
+		}
+		stop, err := serveAdmin(cfg.Admin.Listen, metrics, srv.Health(), con, log)
 		if err != nil {
 			ln.Close()
 			srv.Close()
@@ -250,8 +264,9 @@ func streamConfig(cfg Config) stream.Config {
 	return sc
 }
 
-// serveAdmin serves /metrics and /healthz on addr until stop is called.
-func serveAdmin(addr string, metrics, health http.Handler, log *slog.Logger) (stop func(), err error) {
+// serveAdmin serves /metrics, /healthz and the console on addr until stop
+// is called. The console is here only, never on the users' proxy port.
+func serveAdmin(addr string, metrics, health http.Handler, con *console.Console, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen %s: %w", addr, err)
@@ -259,9 +274,16 @@ func serveAdmin(addr string, metrics, health http.Handler, log *slog.Logger) (st
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
 	mux.Handle("GET /healthz", health)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	mux.Handle("/console", con)
+	mux.Handle(console.Prefix, con)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go hs.Serve(ln)
-	log.Info("admin address", "component", "main", "listen", ln.Addr().String())
+	log.Info("admin address", "component", "main", "listen", ln.Addr().String(), "console", "http://"+ln.Addr().String()+console.Prefix)
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() && len(con.Users()) > 0 {
+		log.Warn("the console's passwords cross the network in clear on admin.listen: put a TLS reverse proxy in front of it, "+
+			"or keep it on loopback", "component", "main", "listen", ln.Addr().String())
+	}
 	return func() { hs.Close() }, nil
 }
 

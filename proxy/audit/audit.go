@@ -26,6 +26,8 @@ const (
 	EventTabEnd   = "tab_end"
 	EventError    = "error"
 	EventEgress   = "egress_request"
+	// EventAdmin is an administrator's action in the console.
+	EventAdmin = "admin_action"
 )
 
 // Audit writes one JSON line per proxy decision and per tab start and end.
@@ -46,6 +48,8 @@ type auditSink struct {
 	w io.Writer
 	// sinks are audit.sinks, each handed every line; nil until AddSinks.
 	sinks *Sinks
+	// taps are handed every line too (AddTap).
+	taps []func(line []byte)
 
 	mu      sync.Mutex
 	lastErr error
@@ -55,6 +59,9 @@ type auditSink struct {
 func (s *auditSink) Write(p []byte) (int, error) {
 	if s.sinks != nil {
 		s.sinks.enqueue(p)
+	}
+	for _, tap := range s.taps {
+		tap(p)
 	}
 	if s.w == nil {
 		return len(p), nil
@@ -92,6 +99,14 @@ func (a *Audit) Health() error {
 // writer given to New. Call it before the first event.
 func (a *Audit) AddSinks(sinks *Sinks) {
 	a.sink.sinks = sinks
+}
+
+// AddTap hands every event's JSON line (with its newline) to tap too, as
+// it is written, one at a time: the console's ring of recent events. tap
+// must not block, and must copy what it keeps (the line's buffer is
+// reused). Call it before the first event.
+func (a *Audit) AddTap(tap func(line []byte)) {
+	a.sink.taps = append(a.sink.taps, tap)
 }
 
 // New returns an Audit writing JSON lines to w (nil: to its sinks only). The message key becomes
@@ -322,4 +337,40 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.String("codec", e.Codec),
 		slog.String("reason", e.Reason),
 	)...)
+}
+
+// AdminEvent is one action of an administrator in the console.
+type AdminEvent struct {
+	// Admin is who did it: the console user, or the name the trusted
+	// reverse proxy gave (admin.header).
+	Admin    string
+	ClientIP string
+	// Action is what was done: sign_in, sign_out, view_console,
+	// list_tabs, end_tab, list_events, list_recordings, play_recording.
+	Action string
+	// Tab is the tab acted on, "" for none.
+	Tab string
+	// Target is what else the action names: the user of the tab ended,
+	// the recording played, the filter of the events listed.
+	Target string
+	// Status is the console's HTTP answer: 200, 401 for a failed sign-in,
+	// 404 for a tab already gone, …
+	Status int
+}
+
+// Admin logs one administrator's action.
+func (a *Audit) Admin(e AdminEvent) {
+	if a == nil {
+		return
+	}
+	a.Metrics.add("glovebox_admin_actions_total", "Administrators' actions in the console, by action and status class.", 1,
+		"action", e.Action, "status", statusClass(e.Status))
+	a.l.LogAttrs(context.Background(), slog.LevelInfo, EventAdmin,
+		slog.String("admin", e.Admin),
+		slog.String("client_ip", e.ClientIP),
+		slog.String("action", e.Action),
+		slog.String("tab", e.Tab),
+		slog.String("target", e.Target),
+		slog.Int("status", e.Status),
+	)
 }

@@ -32,6 +32,7 @@ func TestAuditSchema(t *testing.T) {
 	a.Navigate(NavigateEvent{Tab: "t1", User: "alice", URL: "http://a.test/b", Host: "a.test", Title: "B", How: "link"})
 	a.Dialog(DialogEvent{Tab: "t1", User: "alice", URL: "http://a.test/b", Host: "a.test", Kind: "confirm", Answer: "accept"})
 	a.Clipboard(ClipboardEvent{Tab: "t1", URL: "http://a.test/", Host: "a.test", Direction: ClipboardOut, Size: 5, Decision: FileAllowed})
+	a.Admin(AdminEvent{Admin: "root", ClientIP: "192.0.2.9", Action: "end_tab", Tab: "t1", Target: "alice", Status: 200})
 
 	fileKeys := []string{"client_ip", "decision", "event", "file_name", "host", "mime", "reason", "scanner", "sha256", "size",
 		"tab", "threat", "time", "url", "user", "verdict"}
@@ -45,6 +46,7 @@ func TestAuditSchema(t *testing.T) {
 		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "kind", "reason", "size", "tab", "time", "url", "user"},
 		EventNavigate:  {"client_ip", "event", "host", "how", "tab", "time", "title", "url", "user"},
 		EventDialog:    {"answer", "client_ip", "event", "host", "kind", "tab", "time", "url", "user"},
+		EventAdmin:     {"action", "admin", "client_ip", "event", "status", "tab", "target", "time"},
 		EventEgress:    {"action", "bytes", "client_ip", "dest_ip", "duration_ms", "event", "host", "method", "rule", "status", "tab", "time", "url", "user"},
 	}
 	dec := json.NewDecoder(&buf)
@@ -68,8 +70,8 @@ func TestAuditSchema(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != 10 {
-		t.Fatalf("decoded %d events, want 10", seen)
+	if seen != 11 {
+		t.Fatalf("decoded %d events, want 11", seen)
 	}
 }
 
@@ -110,5 +112,21 @@ func TestClipboardContent(t *testing.T) {
 		if evs[1]["size"] != float64(len(long)) {
 			t.Errorf("size = %v, want the whole text's %d", evs[1]["size"], len(long))
 		}
+	}
+}
+
+// TestAddTap: a tap gets every event's line, as written, besides the writer.
+func TestAddTap(t *testing.T) {
+	var buf bytes.Buffer
+	a := New(&buf)
+	var lines []string
+	a.AddTap(func(line []byte) { lines = append(lines, string(line)) })
+	a.Admin(AdminEvent{Admin: "root", Action: "sign_in", Status: 200})
+	a.TabStart(TabEvent{Tab: "t1"})
+	if len(lines) != 2 || lines[0]+lines[1] != buf.String() {
+		t.Fatalf("tap got %q, the writer %q", lines, buf.String())
+	}
+	if !strings.Contains(lines[0], `"event":"admin_action"`) || !strings.HasSuffix(lines[0], "\n") {
+		t.Errorf("tap line %q", lines[0])
 	}
 }

@@ -32,6 +32,7 @@ var cefNames = map[string]string{
 	EventClipboard: "Clipboard",
 	EventNavigate:  "Isolated page navigated",
 	EventDialog:    "Dialog answered",
+	EventAdmin:     "Administrator action",
 }
 
 // cefKey is where an event field goes in CEF: a standard key, or a
@@ -44,6 +45,7 @@ type cefKey struct {
 var cefKeys = map[string]cefKey{
 	"client_ip":   {key: "src"},
 	"user":        {key: "suser"},
+	"admin":       {key: "suser"}, // admin_action's actor; it has no user
 	"method":      {key: "requestMethod"},
 	"url":         {key: "request"},
 	"host":        {key: "dhost"},
@@ -64,6 +66,7 @@ var cefKeys = map[string]cefKey{
 	"threat":      {key: "cs4", label: "threat"},
 	"direction":   {key: "cs5", label: "direction"},
 	"browser":     {key: "cs6", label: "browser"},
+	"target":      {key: "cs6", label: "target"}, // admin_action has no browser
 	"status":      {key: "cn1", label: "status"},
 	"duration_ms": {key: "cn2", label: "durationMs"},
 	"frames":      {key: "cn3", label: "frames"},

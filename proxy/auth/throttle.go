@@ -1,6 +1,9 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"net/netip"
 	"sync"
 	"time"
@@ -177,4 +180,46 @@ func (t *loginThrottle) room(now time.Time) bool {
 		}
 	}
 	return len(t.by) < t.track
+}
+
+// Throttle limits the failed sign-ins of another sign-in than the proxy's
+// (the operators' console) per client address, as the proxy's are: the
+// same limits, its own record.
+type Throttle struct {
+	t      *loginThrottle
+	secret [32]byte // keys the credentials remembered, never kept in clear
+}
+
+// NewThrottle returns a Throttle with the proxy's limits (MaxFailures,
+// BlockFor).
+func NewThrottle() *Throttle {
+	t := &Throttle{t: newLoginThrottle()}
+	rand.Read(t.secret[:])
+	return t
+}
+
+// Check runs check, the verification of name and password, for a sign-in
+// from ip, unless the address is refused now: then check is not run, and
+// retry says how long until it may try again. The credentials that failed
+// last from ip fail again at once, uncounted and unchecked. blocked says
+// this failure started a refusal of the address, for the log.
+func (t *Throttle) Check(ip, name, password string, check func() bool) (ok bool, retry time.Duration, blocked bool) {
+	mac := hmac.New(sha256.New, t.secret[:])
+	mac.Write([]byte(name))
+	mac.Write([]byte{0})
+	mac.Write([]byte(password))
+	var key [32]byte
+	copy(key[:], mac.Sum(nil))
+	verdict, retry := t.t.begin(ip, key, time.Now())
+	switch verdict {
+	case attemptRefused:
+		return false, retry, false
+	case attemptRepeat:
+		return false, 0, false
+	}
+	ok = check()
+	if verdict == attemptCheck {
+		blocked = t.t.end(ip, key, !ok, time.Now())
+	}
+	return ok, 0, blocked
 }

@@ -132,3 +132,30 @@ func TestLoginThrottleLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottle: the console's sign-ins are limited as the proxy's are:
+// past MaxFailures the address is refused without a check, another
+// address is not, and the same wrong password again costs no check.
+func TestThrottle(t *testing.T) {
+	th := NewThrottle()
+	checks := 0
+	wrong := func() bool { checks++; return false }
+	for i := range MaxFailures {
+		ok, retry, blocked := th.Check("192.0.2.1", "root", fmt.Sprint("guess", i), wrong)
+		if ok || retry != 0 || blocked != (i == MaxFailures-1) {
+			t.Fatalf("failure %d: ok %v retry %v blocked %v", i, ok, retry, blocked)
+		}
+	}
+	ok, retry, _ := th.Check("192.0.2.1", "root", "right", func() bool { checks++; return true })
+	if ok || retry <= 0 || checks != MaxFailures {
+		t.Errorf("refused address: ok %v retry %v, %d checks, want %d", ok, retry, checks, MaxFailures)
+	}
+	if ok, _, _ := th.Check("192.0.2.2", "root", "right", func() bool { return true }); !ok {
+		t.Error("another address is refused too")
+	}
+	th.Check("192.0.2.3", "root", "same", wrong)
+	n := checks
+	if ok, _, _ := th.Check("192.0.2.3", "root", "same", wrong); ok || checks != n {
+		t.Errorf("the same wrong password again: ok %v, checked again: %v", ok, checks != n)
+	}
+}

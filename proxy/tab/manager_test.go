@@ -79,6 +79,12 @@ func TestManagerCapacityAndOwner(t *testing.T) {
 	if m.Count() != 3 || len(m.List()) != 3 {
 		t.Errorf("Count %d, List %d, want 3", m.Count(), len(m.List()))
 	}
+	for _, in := range m.List() {
+		if in.Tab == alice1.ID() && (in.User != "alice" || in.ClientIP != "192.0.2.1" || in.URL != "https://a.test/" ||
+			!in.Starting || in.Browser != "" || in.LastActive.IsZero()) {
+			t.Errorf("List: alice's starting tab is %+v", in)
+		}
+	}
 
 	if got, err := m.Lookup(alice1.Token(), Owner("alice", "192.0.2.1")); err != nil || got != alice1 {
 		t.Errorf("alice's own token: %v, %v", got, err)

@@ -424,12 +424,47 @@ func (m *Manager) LookupAddr(ip string) (*Tab, bool) {
 
 // List describes the open tabs, ordered by id.
 func (m *Manager) List() []Info {
+	type entry struct {
+		t    *Tab
+		info Info
+	}
 	m.mu.Lock()
-	out := make([]Info, 0, len(m.tabs))
+	tabs := make([]entry, 0, len(m.tabs))
 	for _, t := range m.tabs {
-		out = append(out, Info{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.logURL, Started: t.created})
+		in := Info{Tab: t.id, User: t.user, ClientIP: t.clientIP, URL: t.logURL, Started: t.created,
+			Runtime: m.iso.Name()}
+		if t.browser != nil { // set under m.mu
+			in.Browser = t.browser.ID
+		}
+		if t.opener != nil {
+			in.Opener = t.opener.id
+		}
+		tabs = append(tabs, entry{t, in})
 	}
 	m.mu.Unlock()
+	out := make([]Info, 0, len(tabs))
+	for _, e := range tabs {
+		t, in := e.t, e.info
+		in.LastActive = time.Unix(0, t.lastActive.Load())
+		select {
+		case <-t.ready:
+			// The page is set before ready closes, and never again.
+			if t.startErr == nil && t.page != nil {
+				in.CurrentURL, in.Title = logURLOf(t.page.URL()), t.page.Title()
+			}
+		default:
+			in.Starting = true
+		}
+		select {
+		case <-t.ended:
+			in.Ending = true // its browser is being closed
+		default:
+		}
+		if md, ok := t.mediaStats(); ok {
+			in.Attached, in.Media = md.Attached, md.Stats
+		}
+		out = append(out, in)
+	}
 	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.Tab, b.Tab) })
 	return out
 }
@@ -1192,8 +1227,11 @@ func (t *Tab) teardown() {
 	t.mu.Unlock()
 	if p != nil {
 		msg := serverMsg{T: "ended", Reason: reason}
-		if reason == reasonClosedByPage {
+		switch reason {
+		case reasonClosedByPage:
 			msg.Message = "The page closed itself."
+		case ReasonAdmin:
+			msg.Message = "An administrator ended this isolated tab. Reload the page to open it again."
 		}
 		p.Send(encodeServerMsg(msg))
 		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -1248,11 +1286,33 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// Info describes one open tab, for operators.
+// Info describes one open tab, for operators (the console).
 type Info struct {
+	// URL is the one the tab was opened for, as it may be logged.
 	Tab, User, ClientIP, URL string
 	Started                  time.Time
+	// CurrentURL (as it may be logged) and Title are the remote page's
+	// now; "" while the tab starts.
+	CurrentURL, Title string
+	// LastActive is the user's last input (tabs.idle_timeout counts from it).
+	LastActive time.Time
+	// Starting says the tab's browser is not up yet; Ending that the
+	// tab has ended and its browser is being closed.
+	Starting, Ending bool
+	// Runtime and Browser name the tab's browser: the runtime's id of
+	// it (a container, a profile directory); "" while it starts.
+	Runtime, Browser string
+	// Opener is the tab whose page opened this one (a popup), "" for none.
+	Opener string
+	// Attached says a landing page's peer is attached now; Media is as
+	// Media.Stats, zero until a peer has attached.
+	Attached bool
+	Media    stream.Stats
 }
+
+// ReasonAdmin is the end reason of a tab an administrator ended (the
+// console's End); its landing page says so.
+const ReasonAdmin = "ended by an administrator"
 
 // Owner is who may use a tab's token: the user when proxy authentication
 // says who it is (behind a downstream proxy every user shares its address),
