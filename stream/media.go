@@ -435,6 +435,14 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 	n, pkts, err := p.track.writeFrame(frame, m.tsBase+uint32(pts))
 	p.stats.bytesSent.Add(uint64(n))
 	p.stats.packetsSent.Add(uint64(pkts))
+	if r := p.opts.Recorder; r != nil && pkts > 0 {
+		// What went out, even in part: the encoder's next frames refer
+		// to it, and the recording decodes only with the whole chain.
+		at := m.t0.Add(time.Duration(pts * int64(time.Second) / clockRate)) // what the RTP timestamp says
+		if r.RecordVideo(codecName(p.track.mime()), m.last.Width, m.last.Height, frame, at, isKey) {
+			m.needKey = true
+		}
+	}
 	if err != nil {
 		// The frame (maybe a keyframe the next ones refer to) is lost: send
 		// a keyframe again, but no sooner than minKeyInterval.
