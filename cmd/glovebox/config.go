@@ -22,6 +22,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
+	"github.com/glovebox/glovebox/stream/record"
 )
 
 // Config is the whole of Glovebox's configuration. config.yaml documents
@@ -40,6 +41,9 @@ type Config struct {
 	Egress egress.Config `mapstructure:"egress"`
 	// Admin is the operators' address: Prometheus metrics and health.
 	Admin AdminConfig `mapstructure:"admin"`
+	// Recording is where the recordings of tabs whose rule says record go,
+	// and how long they stay.
+	Recording record.Config `mapstructure:"recording"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -104,6 +108,7 @@ func defaultConfig() Config {
 		Stream:        stream.DefaultConfig(),
 		Egress:        egress.DefaultConfig(),
 		Admin:         AdminConfig{Listen: "127.0.0.1:9090"},
+		Recording:     record.DefaultConfig(),
 		ShutdownGrace: 10 * time.Second,
 	}
 }
@@ -159,6 +164,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("admin.listen: %q: want host:port, or empty for off", c.Admin.Listen))
 		}
 	}
+	errs = append(errs, within("recording", c.Recording.Validate()))
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("shutdown_grace: must not be negative"))
 	}

@@ -244,6 +244,10 @@ type TabEvent struct {
 	Codec                               string // "vp8" or "h264"
 	// Warm says the tab got a browser the pool had started ahead.
 	Warm bool
+	// Recording is the file of the tab's recording (its rule said record),
+	// "" when it was not recorded; RecordingError says why the recording
+	// failed or is incomplete (the file, if named, has what was written).
+	Recording, RecordingError string
 }
 
 // TabStart logs that a tab's browser is up.
@@ -298,5 +302,7 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.Int64("packets_lost", e.PacketsLost),
 		slog.String("codec", e.Codec),
 		slog.String("reason", e.Reason),
+		slog.String("recording", e.Recording),
+		slog.String("recording_error", e.RecordingError),
 	)...)
 }
