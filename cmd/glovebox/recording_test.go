@@ -186,3 +186,83 @@ v.play().catch(e => { state.err = String(e); });
 	})
 	return st.Duration
 }
+
+// TestRecordingSound: the recording of a tab that plays sound has it: an
+// Opus track in which ffmpeg finds the page's 440 Hz tone.
+func TestRecordingSound(t *testing.T) {
+	needChromium(t)
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		missing(t, "ffmpeg not installed")
+	}
+	site := newTestSite(t)
+	dir := filepath.Join(t.TempDir(), "recordings")
+	g := startGlovebox(t, func(c *Config) {
+		c.Proxy.Policy.Defaults.Record = true
+		c.Recording.Dir = dir
+	})
+	bctx := userBrowser(t, g.addr)
+	tctx, closeTab := chromedp.NewContext(bctx)
+	defer closeTab()
+	if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/sound")); err != nil {
+		t.Fatal(err)
+	}
+	waitForColour(t, tctx, 700, 400, soundColour, 60*time.Second)
+	// The user's click plays the tone (and unmutes the landing page).
+	if err := chromedp.Do(tctx, chromedp.MouseClickXY(400, 300)); err != nil {
+		t.Fatal(err)
+	}
+	waitTone(t, tctx, "before the tab closes")
+	end := closeAndTabEnd(t, g, closeTab)
+	file, _ := end["recording"].(string)
+	if file == "" || end["recording_error"] != "" {
+		t.Fatalf("tab_end recording %q, recording_error %q", file, end["recording_error"])
+	}
+	// The tone's level, through a narrow band-pass at 440 Hz and at 3 kHz.
+	level := func(hz int) float64 {
+		out, err := exec.Command("ffmpeg", "-v", "info", "-nostats", "-i", file, "-map", "0:a",
+			"-af", fmt.Sprintf("bandpass=f=%d:width_type=q:w=10,volumedetect", hz), "-f", "null", "-").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffmpeg: %v\n%s", err, out)
+		}
+		_, after, ok := strings.Cut(string(out), "max_volume: ")
+		if !ok {
+			t.Fatalf("ffmpeg found no audio:\n%s", out)
+		}
+		v, err := strconv.ParseFloat(strings.Fields(after)[0], 64)
+		if err != nil {
+			t.Fatalf("ffmpeg max_volume %q", after)
+		}
+		return v
+	}
+	tone, far := level(440), level(3000)
+	if tone < -40 || tone-far < 20 {
+		t.Errorf("the recording's sound: %.1f dB at 440 Hz, %.1f dB at 3 kHz; want the tone well above the rest", tone, far)
+	}
+	t.Logf("recording %s: %.1f dB at 440 Hz, %.1f dB at 3 kHz", filepath.Base(file), tone, far)
+}
+
+// TestRecordingUnwritable: a recording directory that cannot be made stops
+// no tab: it shows as usual, and tab_end says the recording failed.
+func TestRecordingUnwritable(t *testing.T) {
+	needChromium(t)
+	site := newTestSite(t)
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGlovebox(t, func(c *Config) {
+		c.Proxy.Policy.Defaults.Record = true
+		c.Recording.Dir = filepath.Join(notDir, "recordings")
+	})
+	bctx := userBrowser(t, g.addr)
+	tctx, closeTab := openIsolated(t, bctx, site.URL+"/")
+	defer closeTab()
+	waitForColour(t, tctx, 400, 300, rgb{0, 160, 0}, 60*time.Second)
+	end := closeAndTabEnd(t, g, closeTab)
+	if end["recording"] != "" || !strings.Contains(fmt.Sprint(end["recording_error"]), "not a directory") {
+		t.Errorf("tab_end recording %q, recording_error %q; want none, and why", end["recording"], end["recording_error"])
+	}
+	if end["reason"] != "closed by user" || num(end, "frames_sent") < 1 {
+		t.Errorf("tab_end %v: the tab did not go on as usual", end)
+	}
+}
