@@ -266,3 +266,51 @@ func TestRecordingUnwritable(t *testing.T) {
 		t.Errorf("tab_end %v: the tab did not go on as usual", end)
 	}
 }
+
+// TestRecordingH264: a tab sent as H.264 is recorded as H.264 in Matroska,
+// which ffprobe decodes whole and a real Chromium plays to its end.
+func TestRecordingH264(t *testing.T) {
+	needChromium(t)
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		missing(t, "ffprobe not installed (apt install ffmpeg)")
+	}
+	site := newTestSite(t)
+	dir := filepath.Join(t.TempDir(), "recordings")
+	g := startGlovebox(t, func(c *Config) {
+		c.Stream.Codecs = []string{"h264"}
+		c.Proxy.Policy.Defaults.Record = true
+		c.Recording.Dir = dir
+	})
+	bctx := userBrowser(t, g.addr)
+	tctx, closeTab := openIsolated(t, bctx, site.URL+"/animated")
+	defer closeTab()
+	waitFor(t, 60*time.Second, "30 frames shown", func() (bool, string) {
+		c, err := readViewer(tctx)
+		return err == nil && c.Frames >= 30, fmt.Sprintf("%+v %v", c, err)
+	})
+	end := closeAndTabEnd(t, g, closeTab)
+	file, _ := end["recording"].(string)
+	if filepath.Ext(file) != ".mkv" || end["codec"] != "h264" || end["recording_error"] != "" {
+		t.Fatalf("tab_end codec %v, recording %q, recording_error %q; want an h264 .mkv", end["codec"], file, end["recording_error"])
+	}
+	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "format=duration:stream=codec_name,nb_read_frames", "-of", "csv=p=0", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, out)
+	}
+	// "h264,71\n2.345000\n"
+	fields := strings.FieldsFunc(string(out), func(r rune) bool { return r == ',' || r == '\n' })
+	if len(fields) != 3 || fields[0] != "h264" {
+		t.Fatalf("ffprobe: %q", out)
+	}
+	frames, _ := strconv.Atoi(fields[1])
+	duration, _ := strconv.ParseFloat(fields[2], 64)
+	if float64(frames) < num(end, "frames_sent") || duration <= 0 {
+		t.Errorf("ffprobe: %d frames, %.3f s; tab_end frames_sent %v", frames, duration, end["frames_sent"])
+	}
+	played := playRecording(t, file)
+	if played < duration-1 || played > duration+1 {
+		t.Errorf("Chromium played %.3f s, ffprobe says %.3f s", played, duration)
+	}
+	t.Logf("recording %s: %d frames, %.3f s (ffprobe), %.3f s (Chromium)", filepath.Base(file), frames, duration, played)
+}
