@@ -31,6 +31,8 @@ require (
 
 require github.com/coder/websocket v1.8.15
 
+require github.com/at-wat/ebml-go v0.19.4
+
 require gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 
 require (

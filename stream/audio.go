@@ -239,6 +239,9 @@ func (a *audioSender) frame(p *Peer, b []byte) {
 		return
 	}
 	a.lastTS, a.sentAny, a.sending = ts, true, true
+	if r := p.opts.Recorder; r != nil {
+		r.RecordAudio(pkt, a.t0.Add(samplesDuration(ts)))
+	}
 	p.stats.audioPackets.Add(1)
 	p.stats.audioBytes.Add(uint64(len(pkt)))
 }

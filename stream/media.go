@@ -29,6 +29,10 @@ const (
 	minKeyInterval = 250 * time.Millisecond
 	// clockRate is the RTP clock of video.
 	clockRate = 90000
+	// recordLag is how long after its capture a frame may go out and still
+	// be recorded at its capture time (the encoder's own delay is far
+	// less); one sent later is recorded when it was sent.
+	recordLag = 200 * time.Millisecond
 )
 
 // pendingFrame is a submitted, not yet decoded, JPEG frame.
@@ -438,6 +442,20 @@ func (p *Peer) encode(now, captured time.Time, key bool) {
 	}
 	p.stats.bytesSent.Add(uint64(n))
 	p.stats.packetsSent.Add(uint64(pkts))
+	if r := p.opts.Recorder; r != nil && pkts > 0 {
+		// What went out, even in part: the encoder's next frames refer
+		// to it, and the recording decodes only with the whole chain.
+		// At the time its RTP timestamp says, but no earlier than the
+		// user could see it: the early keyframe (and the image a new peer
+		// starts with) may have been captured long before it went out.
+		at := m.t0.Add(time.Duration(pts * int64(time.Second) / clockRate))
+		if at.Before(now.Add(-recordLag)) {
+			at = now
+		}
+		if r.RecordVideo(codecName(p.track.mime()), m.last.Width, m.last.Height, frame, at, isKey) {
+			m.needKey = true
+		}
+	}
 	if err != nil {
 		// The frame (maybe a keyframe the next ones refer to) is lost: send
 		// a keyframe again, but no sooner than minKeyInterval.

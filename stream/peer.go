@@ -68,6 +68,9 @@ type PeerOptions struct {
 	// offer has an audio section. Off, or for an offer without one, the
 	// answer has no audio and WriteAudio drops what it is given.
 	Audio bool
+	// Recorder, if not nil, is given every video frame and audio packet
+	// the peer sends (recorder.go): the tab's recording.
+	Recorder Recorder
 }
 
 // Stats are a Peer's counters since it was created.

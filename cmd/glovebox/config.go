@@ -23,6 +23,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/console"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/stream"
+	"github.com/glovebox/glovebox/stream/record"
 )
 
 // Config is the whole of Glovebox's configuration. config.yaml documents
@@ -42,9 +43,9 @@ type Config struct {
 	// Admin is the operators' address: Prometheus metrics, health and
 	// the console.
 	Admin AdminConfig `mapstructure:"admin"`
-	// Recording is where session recordings are kept, for the console to
-	// list and play.
-	Recording RecordingConfig `mapstructure:"recording"`
+	// Recording is where the recordings of tabs whose rule says record go,
+	// and how long they stay.
+	Recording record.Config `mapstructure:"recording"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -65,13 +66,6 @@ type AdminConfig struct {
 	Listen string `mapstructure:"listen"`
 	// The console's sign-in and its memory of recent events.
 	Console console.Config `mapstructure:",squash"`
-}
-
-// RecordingConfig says where session recordings are.
-type RecordingConfig struct {
-	// Dir is the directory of the recordings (.webm, .mkv, in it and its
-	// sub-directories) the console lists and plays; empty: none.
-	Dir string `mapstructure:"dir"`
 }
 
 // AuditConfig says where audit events go.
@@ -119,6 +113,7 @@ func defaultConfig() Config {
 		Stream:        stream.DefaultConfig(),
 		Egress:        egress.DefaultConfig(),
 		Admin:         AdminConfig{Listen: "127.0.0.1:9090", Console: console.DefaultConfig()},
+		Recording:     record.DefaultConfig(),
 		ShutdownGrace: 10 * time.Second,
 	}
 }
@@ -175,6 +170,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, within("admin", c.Admin.Console.Validate()))
+	errs = append(errs, within("recording", c.Recording.Validate()))
 	if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("shutdown_grace: must not be negative"))
 	}

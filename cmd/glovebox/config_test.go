@@ -64,6 +64,8 @@ func TestConfigErrors(t *testing.T) {
 		{"out of range", "tabs:\n  max: 0\n", []string{"config.yaml:2: tabs.max: 0"}},
 		{"bad action", "policy:\n  rules:\n    - name: x\n      host: a.test\n      action: permit\n", []string{"config.yaml:3:", `policy.rules[0] (x): action "permit"`}},
 		{"bad runtime", "isolate:\n  runtime: vm\n", []string{"config.yaml:2: isolate.runtime", `"vm"`}},
+		{"negative recording size", "recording:\n  max_total_mb: -1\n", []string{"config.yaml:2: recording.max_total_mb: -1"}},
+		{"no recording dir", "recording:\n  dir: \"\"\n", []string{"config.yaml:2: recording.dir: empty"}},
 		{"not yaml", "listen: [\n", []string{"config.yaml"}},
 		{"bad listen", "listen: nowhere\n", []string{"listen", "nowhere"}},
 		{"console password not hashed", "admin:\n  users:\n    - name: root\n      password_hash: hunter2\n", []string{"config.yaml:4: admin.users[0].password_hash: not a bcrypt hash"}},

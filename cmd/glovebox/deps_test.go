@@ -26,6 +26,7 @@ var depRules = []struct {
 	{"isolate/internal", []string{"internal/testenv"}},
 	{"render", []string{"internal/testenv"}},
 	{"stream", []string{"internal/testenv"}},
+	{"stream/record", []string{"stream/internal/", "internal/testenv"}}, // not stream: its tests record a real peer
 	{"proxy/policy", nil},
 	{"proxy/tlsca", nil},
 	{"proxy/pac", nil},

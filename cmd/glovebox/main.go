@@ -33,6 +33,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/policy"
 	"github.com/glovebox/glovebox/proxy/tab"
 	"github.com/glovebox/glovebox/stream"
+	"github.com/glovebox/glovebox/stream/record"
 )
 
 func main() {
@@ -198,6 +199,15 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 	}
 	pcfg.Compiled = pol
+	recs := record.NewStore(cfg.Recording, log)
+	if pol.Records() {
+		// An unusable directory stops no tab: each recorded one says in
+		// tab_end that its recording failed.
+		if err := recs.Prepare(); err != nil {
+			log.Error("recordings: the directory is unusable, recorded tabs will not be", "component", "record", "err", err)
+		}
+	}
+	pcfg.Tabs.Recorder = recs
 	srv, err := proxy.New(pcfg, iso, st, aud, log)
 	if err != nil {
 		return err

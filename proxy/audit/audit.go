@@ -280,6 +280,10 @@ type TabEvent struct {
 	// RequestID (tab_start) is the proxy_request whose landing page
 	// opened the tab; Opener the tab whose page opened it as a popup.
 	RequestID, Opener string
+	// Recording is the file of the tab's recording (its rule said record),
+	// "" when it was not recorded; RecordingError says why the recording
+	// failed or is incomplete (the file, if named, has what was written).
+	Recording, RecordingError string
 }
 
 // TabStart logs that a tab's browser is up.
@@ -336,6 +340,8 @@ func (a *Audit) TabEnd(e TabEvent) {
 		slog.Int64("packets_lost", e.PacketsLost),
 		slog.String("codec", e.Codec),
 		slog.String("reason", e.Reason),
+		slog.String("recording", e.Recording),
+		slog.String("recording_error", e.RecordingError),
 	)...)
 }
 

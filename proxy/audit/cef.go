@@ -58,6 +58,7 @@ var cefKeys = map[string]cefKey{
 	"size":        {key: "fsize"},
 	"sha256":      {key: "fileHash"},
 	"mime":        {key: "fileType"},
+	"recording":   {key: "filePath"},
 	"error":       {key: "msg"},
 	"request_id":  {key: "externalId"},
 	"tab":         {key: "cs1", label: "tab"},

@@ -46,7 +46,15 @@ type Controls struct {
 	// DownloadMaxMB and UploadMaxMB bound a file's size, in MiB.
 	DownloadMaxMB int `mapstructure:"download_max_mb"`
 	UploadMaxMB   int `mapstructure:"upload_max_mb"`
+	// Record records the tab's video (and sound) as its user saw it, in a
+	// file of recording.dir that tab_end names. Off by default; true in
+	// policy.defaults records every isolated tab (a rule cannot turn it
+	// off again: a plain bool, as the defaults' other keys are values).
+	Record bool `mapstructure:"record"`
 }
+
+// Recorded reports whether c says the tab is recorded.
+func (c Controls) Recorded() bool { return c.Record }
 
 // DefaultControls are what a security team would pick for sites it
 // isolates: the clipboard works both ways (reading a page and quoting it is
@@ -82,6 +90,9 @@ func (c Controls) over(o Controls) Controls {
 	}
 	if o.UploadMaxMB != 0 {
 		c.UploadMaxMB = o.UploadMaxMB
+	}
+	if o.Record {
+		c.Record = true
 	}
 	return c
 }
@@ -134,6 +145,20 @@ func (p *Policy) Uses(v string) bool {
 	}
 	for _, r := range p.rules {
 		if r.action == ActionIsolate && (r.controls.Download == v || r.controls.Upload == v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Records reports whether any isolate rule or the defaults record tabs:
+// the wiring then prepares recording.dir.
+func (p *Policy) Records() bool {
+	if p.defaults.Recorded() {
+		return true
+	}
+	for _, r := range p.rules {
+		if r.action == ActionIsolate && r.controls.Recorded() {
 			return true
 		}
 	}

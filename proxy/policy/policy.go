@@ -162,7 +162,7 @@ func New(c Config) (*Policy, error) {
 			return nil, fmt.Errorf("%w: %s: audio applies only to isolate rules", ErrPolicy, where)
 		}
 		if r.Controls.isSet() && r.Action != ActionIsolate {
-			return nil, fmt.Errorf("%w: %s: clipboard, download, upload, print and keyboard controls apply only to isolate rules", ErrPolicy, where)
+			return nil, fmt.Errorf("%w: %s: clipboard, download, upload, print, keyboard and record controls apply only to isolate rules", ErrPolicy, where)
 		}
 		if err := r.Controls.check(where); err != nil {
 			return nil, err

@@ -14,5 +14,8 @@ func (t *Tab) Controls() policy.Controls {
 }
 
 // SetControls sets the tab's controls, from the policy decision of the
-// site it shows.
-func (t *Tab) SetControls(c policy.Controls) { t.controls.Store(&c) }
+// site it shows; one that says record starts the tab's recording.
+func (t *Tab) SetControls(c policy.Controls) {
+	t.controls.Store(&c)
+	t.startRecording()
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/glovebox/glovebox/proxy/scan"
 	"github.com/glovebox/glovebox/render"
 	"github.com/glovebox/glovebox/stream"
+	"github.com/glovebox/glovebox/stream/record"
 )
 
 // Isolator starts one disposable browser per tab. isolate's runtimes satisfy it.
@@ -71,6 +72,9 @@ type Config struct {
 	// Scanner scans the files whose rule says scan; nil refuses them
 	// (scan.ErrNoScanner). Set by the wiring, not the configuration.
 	Scanner scan.Scanner `mapstructure:"-"`
+	// Recorder records the tabs whose rule says record (record.go); nil
+	// records none. Set by the wiring from recording.*.
+	Recorder Recorder `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -559,9 +563,11 @@ type Tab struct {
 	answers    chan clientMsg // dialog and sign-in answers: see applyLoop
 	lastActive atomic.Int64
 
-	audio    atomic.Bool                     // the user may hear the tab (policy): peers get an audio track
-	controls atomic.Pointer[policy.Controls] // what may cross (policy): see controls.go
-	sound    soundReader                     // tabsound.go
+	audio    atomic.Bool                      // the user may hear the tab (policy): peers get an audio track
+	controls atomic.Pointer[policy.Controls]  // what may cross (policy): see controls.go
+	sound    soundReader                      // tabsound.go
+	rec      atomic.Pointer[record.Recording] // the tab's recording, if its rule says record (record.go)
+	running  atomic.Bool                      // run has begun: teardown will close the recording
 
 	mu           sync.Mutex
 	peer         *stream.Peer
@@ -597,6 +603,8 @@ type Tab struct {
 func (t *Tab) run() {
 	defer t.m.wg.Done()
 	defer t.teardown()
+	t.running.Store(true)
+	t.startRecording()
 	err := t.start()
 	t.startErr = err
 	close(t.ready)
@@ -736,7 +744,8 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 		OnMessageError: func(err error) { t.sendError(peer, err) },
 		// Without it the answer has no audio and the browser's sound is
 		// never read (tabsound.go): nothing of it leaves the sandbox.
-		Audio: t.audio.Load(),
+		Audio:    t.audio.Load(),
+		Recorder: peerRecorder{t: t, peer: &peer},
 	})
 	if err != nil {
 		return "", fmt.Errorf("new peer: %w", err)
@@ -1262,10 +1271,11 @@ func (t *Tab) teardown() {
 		}
 	}
 	t.flushNavAudit()
+	recFile, recErr := t.endRecording()
 	t.mu.Lock()
 	s := t.stats
 	t.mu.Unlock()
-	t.m.audit.TabEnd(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
+	t.m.audit.TabEnd(audit.TabEvent{Recording: recFile, RecordingError: recErr, Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
 		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
 		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
 		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),
