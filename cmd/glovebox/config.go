@@ -46,6 +46,8 @@ type Config struct {
 	// Recording is where the recordings of tabs whose rule says record go,
 	// and how long they stay.
 	Recording record.Config `mapstructure:"recording"`
+	// Console is what the console does to users' tabs.
+	Console ConsoleConfig `mapstructure:"console"`
 	// ShutdownGrace is how long a stopping Glovebox lets requests in flight finish.
 	ShutdownGrace time.Duration `mapstructure:"shutdown_grace"`
 }
@@ -66,6 +68,13 @@ type AdminConfig struct {
 	Listen string `mapstructure:"listen"`
 	// The console's sign-in and its memory of recent events.
 	Console console.Config `mapstructure:",squash"`
+}
+
+// ConsoleConfig is what the console's actions show users.
+type ConsoleConfig struct {
+	// ShadowNotice makes a user's landing page say "An administrator is
+	// viewing this session" while one shadows the tab.
+	ShadowNotice bool `mapstructure:"shadow_notice"`
 }
 
 // AuditConfig says where audit events go.
@@ -114,6 +123,7 @@ func defaultConfig() Config {
 		Egress:        egress.DefaultConfig(),
 		Admin:         AdminConfig{Listen: "127.0.0.1:9090", Console: console.DefaultConfig()},
 		Recording:     record.DefaultConfig(),
+		Console:       ConsoleConfig{ShadowNotice: true},
 		ShutdownGrace: 10 * time.Second,
 	}
 }

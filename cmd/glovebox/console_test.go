@@ -127,6 +127,49 @@ func TestConsole(t *testing.T) {
 	t.Logf("console row: %s", row)
 	screenshot(t, actx, "/tmp/console-tabs.png")
 
+	// Shadow it: the console's view-only video shows what alice sees, and
+	// her landing page says an administrator is viewing (shadow_notice is
+	// on by default); stopping takes the notice away.
+	badge := func() bool {
+		shown, _ := chromedp.Run(uctx, chromedp.Evaluate[bool](`(() => { const b = document.getElementById('glovebox-viewed'); return !!b && !b.hidden; })()`))
+		return shown
+	}
+	if badge() {
+		t.Error("alice's page says she is viewed before anyone is")
+	}
+	shadowButton := fmt.Sprintf(`#tabs button.shadow[data-tab=%q]`, tabID)
+	if err := chromedp.Do(actx, chromedp.Click(shadowButton)); err != nil {
+		t.Fatal(err)
+	}
+	shadowPixel := func() (rgb, bool) {
+		px, _ := chromedp.Run(actx, chromedp.Evaluate[[]int](`(() => {
+			const v = document.querySelector('#shadow-video');
+			if (!v || v.readyState < 2 || !v.videoWidth) return [];
+			const c = document.createElement('canvas');
+			c.width = v.videoWidth; c.height = v.videoHeight;
+			const g = c.getContext('2d');
+			g.drawImage(v, 0, 0);
+			const d = g.getImageData(Math.floor(v.videoWidth * 3 / 4), Math.floor(v.videoHeight * 3 / 4), 1, 1).data;
+			return [d[0], d[1], d[2]];
+		})()`))
+		if len(px) != 3 {
+			return rgb{}, false
+		}
+		return rgb{px[0], px[1], px[2]}, true
+	}
+	waitFor(t, 30*time.Second, "the shadow video to show alice's page", func() (bool, string) {
+		sp, ok := shadowPixel()
+		up, uok, _ := videoPixel(uctx, 600, 400)
+		return ok && uok && sp.near(green, 40) && sp.near(up, 20), fmt.Sprintf("shadow %v, alice %v", sp, up)
+	})
+	waitFor(t, 10*time.Second, "alice's page to say she is viewed", func() (bool, string) { return badge(), "" })
+	screenshot(t, actx, "/tmp/console-shadow.png")
+	saveShot(t, uctx, "console-shadowed-user")
+	if err := chromedp.Do(actx, chromedp.Click("#shadow-stop")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "alice's notice to go with the viewer", func() (bool, string) { return !badge(), "" })
+
 	// End it (two clicks: the button asks first).
 	endButton := fmt.Sprintf(`#tabs button.danger[data-tab=%q]`, tabID)
 	if err := chromedp.Do(actx, chromedp.Click(endButton), chromedp.WaitVisible(endButton+".confirm"), chromedp.Click(endButton)); err != nil {
@@ -174,14 +217,14 @@ func TestConsole(t *testing.T) {
 			t.Errorf("admin_action not naming root: %v", e)
 		}
 		seen[fmt.Sprint(e["action"], " ", e["status"])] = true
-		if e["action"] == "end_tab" && (e["tab"] != tabID || e["target"] != "alice") {
+		if (e["action"] == "end_tab" || e["action"] == "shadow") && (e["tab"] != tabID || e["target"] != "alice") {
 			t.Errorf("end_tab event: %v", e)
 		}
 		if e["action"] == "play_recording" && e["target"] != "alice-t1.webm" {
 			t.Errorf("play_recording event: %v", e)
 		}
 	}
-	for _, want := range []string{"sign_in 401", "sign_in 200", "view_console 200", "list_tabs 200", "end_tab 200", "list_events 200", "play_recording 200"} {
+	for _, want := range []string{"sign_in 401", "sign_in 200", "view_console 200", "list_tabs 200", "shadow 200", "shadow_end 200", "end_tab 200", "list_events 200", "play_recording 200"} {
 		if !seen[want] {
 			t.Errorf("no admin_action %s; saw %v", want, seen)
 		}

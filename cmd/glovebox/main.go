@@ -240,7 +240,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	metrics.Collector(proxy.HealthMetrics(srv.Health()))
 	if cfg.Admin.Listen != "" {
 		con, err := console.New(cfg.Admin.Console, console.Options{Tabs: srv, Audit: aud, Events: recent,
-			RecordingDir: cfg.Recording.Dir, Log: log})
+			RecordingDir: cfg.Recording.Dir, ShadowNotice: cfg.Console.ShadowNotice, Log: log})
 		if err != nil {
 			ln.Close()
 			srv.Close()

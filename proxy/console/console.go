@@ -13,6 +13,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -161,6 +162,9 @@ func validName(s string) bool {
 type Tabs interface {
 	TabList() []tab.Info
 	EndTab(id, reason string) bool
+	// ShadowTab adds a view-only viewer of tab id's video for the offer
+	// (tab.ErrNoTab, tab.ErrNotViewed); stop ends it.
+	ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), err error)
 }
 
 // Options are the console's dependencies.
@@ -172,6 +176,9 @@ type Options struct {
 	// RecordingDir is recording.dir, the directory of the session
 	// recordings (.webm, .mkv); "" when there is none.
 	RecordingDir string
+	// ShadowNotice (console.shadow_notice) makes a user's landing page say
+	// so while an administrator views the tab.
+	ShadowNotice bool
 	Log          *slog.Logger
 }
 
@@ -197,6 +204,9 @@ type Console struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by the hash of the cookie's value
 	noted    map[string]time.Time
+	shadows  map[string]*shadowing // by id (shadow.go)
+
+	shadowNotice bool
 }
 
 // Prefix is where the console is served on the admin address.
@@ -240,7 +250,8 @@ func New(cfg Config, o Options) (*Console, error) {
 	c := &Console{cfg: cfg, tabs: o.Tabs, audit: o.Audit, events: o.Events, recDir: o.RecordingDir,
 		log: log.With("component", "console"), users: map[string][]byte{}, trusted: trusted,
 		limit: auth.NewThrottle(), sem: make(chan struct{}, 2),
-		sessions: map[string]*session{}, noted: map[string]time.Time{}}
+		sessions: map[string]*session{}, noted: map[string]time.Time{}, shadows: map[string]*shadowing{},
+		shadowNotice: o.ShadowNotice}
 	if cfg.Header != "" {
 		c.header = textproto.CanonicalMIMEHeaderKey(cfg.Header)
 	}
@@ -291,9 +302,8 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("GET /console/static/{name}", c.serveStatic)
 	mux.Handle("GET /console/api/tabs", c.api(c.listTabs, false))
 	mux.Handle("POST /console/api/tabs/{id}/end", c.api(c.endTab, true))
-	// A shadow viewer of a live tab (a second, view-only WebRTC peer for
-	// an analyst) belongs here, as POST /console/api/tabs/{id}/shadow,
-	// with its button beside End in web/console.js. Not built yet.
+	mux.Handle("POST /console/api/tabs/{id}/shadow", c.api(c.shadowTab, true))
+	mux.Handle("POST /console/api/shadows/{sid}/stop", c.api(c.stopShadow, true))
 	mux.Handle("GET /console/api/events", c.api(c.listEvents, false))
 	mux.Handle("GET /console/api/recordings", c.api(c.listRecordings, false))
 	mux.Handle("GET /console/recordings/{name...}", c.api(c.playRecording, false))

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,12 +28,30 @@ type fakeTabs struct {
 	mu    sync.Mutex
 	tabs  []tab.Info
 	ended map[string]string // id → reason
+	// shadowed counts the viewers ShadowTab made and not yet stopped.
+	shadowed int
 }
 
 func (f *fakeTabs) TabList() []tab.Info {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]tab.Info(nil), f.tabs...)
+}
+
+func (f *fakeTabs) ShadowTab(_ context.Context, id, _ string, _ bool) (string, func(), error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.tabs {
+		if t.Tab == id {
+			f.shadowed++
+			return "v=0 answer", func() {
+				f.mu.Lock()
+				f.shadowed--
+				f.mu.Unlock()
+			}, nil
+		}
+	}
+	return "", nil, tab.ErrNoTab
 }
 
 func (f *fakeTabs) EndTab(id, reason string) bool {
@@ -523,5 +542,56 @@ func TestConfigValidate(t *testing.T) {
 	ok := Config{Users: []User{{Name: "root", PasswordHash: good}}, Header: "X-Forwarded-User", TrustedProxies: []string{"10.0.0.0/8", "::1"}, RecentEvents: 10}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("a good config: %v", err)
+	}
+}
+
+// TestConsoleShadow: a viewer of a live tab needs the session and its
+// CSRF token, answers with the tab's SDP and an id that only its own
+// administrator may stop; each is an admin_action; an ended tab is 404.
+func TestConsoleShadow(t *testing.T) {
+	f := newFixture(t, Config{Users: []User{{Name: "root", PasswordHash: hash(t, "s3cret")}, {Name: "eve", PasswordHash: hash(t, "e")}}}, "")
+	ck, csrf := f.signIn(t, "root", "s3cret")
+	as := func(ck *http.Cookie, csrf string) func(*http.Request) {
+		return func(r *http.Request) {
+			r.AddCookie(ck)
+			r.Header.Set("X-CSRF-Token", csrf)
+			r.Header.Set("Content-Type", "application/json")
+		}
+	}
+	offer := `{"sdp":"v=0 offer"}`
+	if w := f.do("POST", "/console/api/tabs/t1/shadow", strings.NewReader(offer), func(r *http.Request) { r.AddCookie(ck) }); w.Code != http.StatusForbidden {
+		t.Errorf("shadow without the CSRF token: %d, want 403", w.Code)
+	}
+	if w := f.do("POST", "/console/api/tabs/t1/shadow", strings.NewReader("{"), as(ck, csrf)); w.Code != http.StatusBadRequest {
+		t.Errorf("shadow with no offer: %d, want 400", w.Code)
+	}
+	w := f.do("POST", "/console/api/tabs/t1/shadow", strings.NewReader(offer), as(ck, csrf))
+	var got struct{ SDP, Shadow string }
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 || got.SDP != "v=0 answer" || got.Shadow == "" {
+		t.Fatalf("shadow: %d %s", w.Code, w.Body)
+	}
+	if f.tabs.shadowed != 1 {
+		t.Fatalf("%d viewers, want 1", f.tabs.shadowed)
+	}
+	// Another administrator cannot stop root's viewer.
+	eck, ecsrf := f.signIn(t, "eve", "e")
+	if w := f.do("POST", "/console/api/shadows/"+got.Shadow+"/stop", nil, as(eck, ecsrf)); w.Code != http.StatusNotFound || f.tabs.shadowed != 1 {
+		t.Errorf("eve stops root's viewer: %d, %d viewers", w.Code, f.tabs.shadowed)
+	}
+	if w := f.do("POST", "/console/api/shadows/"+got.Shadow+"/stop", nil, as(ck, csrf)); w.Code != http.StatusNoContent || f.tabs.shadowed != 0 {
+		t.Errorf("root stops his viewer: %d, %d viewers", w.Code, f.tabs.shadowed)
+	}
+	if w := f.do("POST", "/console/api/tabs/t9/shadow", strings.NewReader(offer), as(ck, csrf)); w.Code != http.StatusNotFound {
+		t.Errorf("shadow of no tab: %d, want 404", w.Code)
+	}
+	var actions []string
+	for _, e := range f.audit.events(audit.EventAdmin) {
+		if a := e["action"].(string); strings.HasPrefix(a, "shadow") {
+			actions = append(actions, fmt.Sprintf("%s %s %s %s %v", e["admin"], a, e["tab"], e["target"], e["status"]))
+		}
+	}
+	want := []string{"root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t9  404"}
+	if strings.Join(actions, "\n") != strings.Join(want, "\n") {
+		t.Errorf("admin actions:\n%s\nwant\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
 	}
 }

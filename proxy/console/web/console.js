@@ -102,6 +102,58 @@
     return b;
   }
 
+  // Shadowing: a view-only viewer of a live tab, the stream its user
+  // gets. One at a time in this page.
+  let shadow = null; // { pc, id, tab }
+
+  function shadowButton(t) {
+    const b = el('button', shadow && shadow.tab === t.tab ? 'Viewing' : 'Shadow');
+    b.type = 'button';
+    b.className = 'shadow';
+    b.dataset.tab = t.tab;
+    b.disabled = !!(shadow && shadow.tab === t.tab);
+    b.addEventListener('click', () => startShadow(t));
+    return b;
+  }
+
+  async function startShadow(t) {
+    await stopShadow();
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    const v = $('#shadow-video');
+    pc.ontrack = (e) => { v.srcObject = e.streams[0] || new MediaStream([e.track]); };
+    shadow = { pc, id: null, tab: t.tab };
+    $('#shadow-title').textContent = 'Viewing tab ' + t.tab + ' of ' + (t.user || t.client_ip) + ' (view only)';
+    $('#shadow').hidden = false;
+    try {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const r = await api('tabs/' + encodeURIComponent(t.tab) + '/shadow', {
+        method: 'POST', headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ sdp: pc.localDescription.sdp }),
+      });
+      if (shadow && shadow.pc === pc) shadow.id = r.shadow;
+      await pc.setRemoteDescription({ type: 'answer', sdp: r.sdp });
+      say('Viewing tab ' + t.tab + '.');
+    } catch (e) {
+      say('Could not view tab ' + t.tab + ': ' + e.message);
+      await stopShadow();
+    }
+    refreshTabs();
+  }
+
+  async function stopShadow() {
+    const s = shadow;
+    shadow = null;
+    $('#shadow').hidden = true;
+    $('#shadow-video').srcObject = null;
+    if (!s) return;
+    s.pc.close();
+    if (s.id) {
+      try { await post('shadows/' + encodeURIComponent(s.id) + '/stop'); } catch (e) { /* gone already */ }
+    }
+  }
+
   async function refreshTabs() {
     let j;
     try { j = await api('tabs'); } catch (e) { say('Tabs: ' + e.message); return; }
@@ -128,8 +180,7 @@
       const actions = el('td');
       if (t.ending) actions.append(el('span', 'ending…', 'muted'));
       else actions.append(endButton(t));
-      // A "Shadow" button (watch the tab over a second, view-only
-      // viewer) goes here, beside End, once the server has it.
+      if (!t.ending && t.attached) actions.append(shadowButton(t));
       const user = el('td', t.user || 'anonymous');
       user.className = 'user';
       body.append(row([idCell, user, el('td', t.client_ip), page,
@@ -190,6 +241,8 @@
       location.assign('/console/login');
     });
   }
+  $('#shadow-stop').addEventListener('click', () => { stopShadow().then(refreshTabs); });
+  window.addEventListener('pagehide', () => { stopShadow(); });
   $('#event-filter').addEventListener('submit', (ev) => { ev.preventDefault(); refreshEvents(); });
   $('#event-filter').addEventListener('reset', () => setTimeout(refreshEvents));
 
