@@ -271,24 +271,31 @@ func (p *Peer) Answer(ctx context.Context, offerSDP string) (answerSDP string, e
 		}
 	}
 
-	answer, err := p.pc.CreateAnswer(nil)
+	return answerGathered(ctx, p.pc, p.done, "answer")
+}
+
+// answerGathered makes pc's answer, sets it, and returns it with all our
+// candidates gathered; done (the peer closed) or ctx stop the wait. what
+// starts its errors.
+func answerGathered(ctx context.Context, pc *webrtc.PeerConnection, done <-chan struct{}, what string) (string, error) {
+	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return "", fmt.Errorf("answer: %w: %w", ErrBadOffer, err)
+		return "", fmt.Errorf("%s: %w: %w", what, ErrBadOffer, err)
 	}
-	gathered := webrtc.GatheringCompletePromise(p.pc)
-	if err := p.pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("answer: set local description: %w", err)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("%s: set local description: %w", what, err)
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return "", fmt.Errorf("answer: gather candidates: %w", ctx.Err())
-	case <-p.done:
-		return "", fmt.Errorf("answer: %w", ErrClosed)
+		return "", fmt.Errorf("%s: gather candidates: %w", what, ctx.Err())
+	case <-done:
+		return "", fmt.Errorf("%s: %w", what, ErrClosed)
 	}
-	local := p.pc.LocalDescription()
+	local := pc.LocalDescription()
 	if local == nil {
-		return "", fmt.Errorf("answer: %w", ErrClosed)
+		return "", fmt.Errorf("%s: %w", what, ErrClosed)
 	}
 	return local.SDP, nil
 }

@@ -98,24 +98,9 @@ func (p *Peer) Watch(ctx context.Context, offerSDP string) (_ *Watcher, answerSD
 	}
 	w.wg.Add(1)
 	go w.readRTCP(sender)
-	answer, err := pc.CreateAnswer(nil)
+	sdp, err := answerGathered(ctx, pc, p.done, "watch")
 	if err != nil {
-		return nil, "", fmt.Errorf("watch: %w: %w", ErrBadOffer, err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return nil, "", fmt.Errorf("watch: set local description: %w", err)
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return nil, "", fmt.Errorf("watch: gather candidates: %w", ctx.Err())
-	case <-p.done:
-		return nil, "", fmt.Errorf("watch: %w", ErrClosed)
-	}
-	local := pc.LocalDescription()
-	if local == nil {
-		return nil, "", fmt.Errorf("watch: %w", ErrClosed)
+		return nil, "", err
 	}
 	p.mu.Lock()
 	if p.closed {
@@ -128,7 +113,7 @@ func (p *Peer) Watch(ctx context.Context, offerSDP string) (_ *Watcher, answerSD
 	p.watchers[w] = struct{}{}
 	p.mu.Unlock()
 	p.requestKeyframe()
-	return w, local.SDP, nil
+	return w, sdp, nil
 }
 
 // readRTCP turns the viewer's PLI and FIR into keyframes of the peer.

@@ -141,25 +141,11 @@ func TestConsole(t *testing.T) {
 	if err := chromedp.Do(actx, chromedp.Click(shadowButton)); err != nil {
 		t.Fatal(err)
 	}
-	shadowPixel := func() (rgb, bool) {
-		px, _ := chromedp.Run(actx, chromedp.Evaluate[[]int](`(() => {
-			const v = document.querySelector('#shadow-video');
-			if (!v || v.readyState < 2 || !v.videoWidth) return [];
-			const c = document.createElement('canvas');
-			c.width = v.videoWidth; c.height = v.videoHeight;
-			const g = c.getContext('2d');
-			g.drawImage(v, 0, 0);
-			const d = g.getImageData(Math.floor(v.videoWidth * 3 / 4), Math.floor(v.videoHeight * 3 / 4), 1, 1).data;
-			return [d[0], d[1], d[2]];
-		})()`))
-		if len(px) != 3 {
-			return rgb{}, false
-		}
-		return rgb{px[0], px[1], px[2]}, true
-	}
 	waitFor(t, 30*time.Second, "the shadow video to show alice's page", func() (bool, string) {
-		sp, ok := shadowPixel()
-		up, uok, _ := videoPixel(uctx, 600, 400)
+		// Three quarters across and down, of the console's window (1400x1000)
+		// and of alice's: green on both.
+		sp, ok, _ := elementPixel(actx, "#shadow-video", 1050, 750)
+		up, uok, _ := videoPixel(uctx, 600, 343)
 		return ok && uok && sp.near(green, 40) && sp.near(up, 20), fmt.Sprintf("shadow %v, alice %v", sp, up)
 	})
 	waitFor(t, 10*time.Second, "alice's page to say she is viewed", func() (bool, string) { return badge(), "" })

@@ -426,7 +426,10 @@ func (c rgb) String() string { return fmt.Sprintf("rgb(%d,%d,%d)", c[0], c[1], c
 // the colour at CSS point (x, y) of the landing page's video, drawn to a
 // canvas in the user's page: [r, g, b], or [] before the first frame.
 const videoPixelJS = `(() => {
-		const v = document.querySelector('video');
+		const v = document.querySelector('video');` + videoCanvasJS
+
+// videoCanvasJS reads v's pixel at (x, y) of the window scaled to the video.
+const videoCanvasJS = `
 		if (!v || v.readyState < 2 || !v.videoWidth) return [];
 		const c = document.createElement('canvas');
 		c.width = v.videoWidth; c.height = v.videoHeight;
@@ -437,17 +440,22 @@ const videoPixelJS = `(() => {
 		return [d[0], d[1], d[2]];
 	})()`
 
+// elementPixel reads the colour of video element sel at the point of its
+// picture that (x, y) is of the window's, in the page of ctx.
+func elementPixel(ctx context.Context, sel string, x, y int) (rgb, bool, error) {
+	js := fmt.Sprintf(`(() => {
+		const v = document.querySelector(%q);`, sel) + fmt.Sprintf(videoCanvasJS, x, y)
+	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](js))
+	if err != nil || len(res) != 3 {
+		return rgb{}, false, err
+	}
+	return rgb{res[0], res[1], res[2]}, true, nil
+}
+
 // videoPixel reads the colour at CSS point (x, y) of the landing page's
 // video in the user's Chromium.
 func videoPixel(ctx context.Context, x, y int) (rgb, bool, error) {
-	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](fmt.Sprintf(videoPixelJS, x, y)))
-	if err != nil {
-		return rgb{}, false, err
-	}
-	if len(res) != 3 {
-		return rgb{}, false, nil
-	}
-	return rgb{res[0], res[1], res[2]}, true, nil
+	return elementPixel(ctx, "video", x, y)
 }
 
 // landingState is what a landing page shows and where it is, for a

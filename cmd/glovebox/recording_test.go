@@ -25,17 +25,7 @@ import (
 // plays it to ended with that duration. (TestRecording in stream checks the
 // duration to the second against frames of known capture times.)
 func TestRecordingEndToEnd(t *testing.T) {
-	needChromium(t)
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		missing(t, "ffprobe not installed (apt install ffmpeg)")
-	}
-	site := newTestSite(t)
-	dir := filepath.Join(t.TempDir(), "recordings")
-	g := startGlovebox(t, func(c *Config) {
-		c.Proxy.Policy.Defaults.Record = true
-		c.Recording.Dir = dir
-	})
-	bctx := userBrowser(t, g.addr)
+	site, g, dir, bctx := recordingGlovebox(t, "ffprobe", nil)
 	tctx, closeTab := chromedp.NewContext(bctx)
 	defer closeTab()
 	opened := time.Now()
@@ -187,20 +177,31 @@ v.play().catch(e => { state.err = String(e); });
 	return st.Duration
 }
 
-// TestRecordingSound: the recording of a tab that plays sound has it: an
-// Opus track in which ffmpeg finds the page's 440 Hz tone.
-func TestRecordingSound(t *testing.T) {
+// recordingGlovebox starts a Glovebox that records every tab into dir,
+// and the user's browser; tool (ffprobe, ffmpeg) is what the test reads
+// the recording with. mutate, if set, changes the configuration further.
+func recordingGlovebox(t *testing.T, tool string, mutate func(*Config)) (*testSite, *glovebox, string, context.Context) {
+	t.Helper()
 	needChromium(t)
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		missing(t, "ffmpeg not installed")
+	if _, err := exec.LookPath(tool); err != nil {
+		missing(t, "%s not installed (make test installs ffmpeg)", tool)
 	}
 	site := newTestSite(t)
 	dir := filepath.Join(t.TempDir(), "recordings")
 	g := startGlovebox(t, func(c *Config) {
 		c.Proxy.Policy.Defaults.Record = true
 		c.Recording.Dir = dir
+		if mutate != nil {
+			mutate(c)
+		}
 	})
-	bctx := userBrowser(t, g.addr)
+	return site, g, dir, userBrowser(t, g.addr)
+}
+
+// TestRecordingSound: the recording of a tab that plays sound has it: an
+// Opus track in which ffmpeg finds the page's 440 Hz tone.
+func TestRecordingSound(t *testing.T) {
+	site, g, dir, bctx := recordingGlovebox(t, "ffmpeg", nil)
 	tctx, closeTab := chromedp.NewContext(bctx)
 	defer closeTab()
 	if err := chromedp.Do(tctx, chromedp.Navigate(site.URL+"/sound")); err != nil {
@@ -214,8 +215,8 @@ func TestRecordingSound(t *testing.T) {
 	waitTone(t, tctx, "before the tab closes")
 	end := closeAndTabEnd(t, g, closeTab)
 	file, _ := end["recording"].(string)
-	if file == "" || end["recording_error"] != "" {
-		t.Fatalf("tab_end recording %q, recording_error %q", file, end["recording_error"])
+	if file == "" || end["recording_error"] != "" || filepath.Dir(file) != dir {
+		t.Fatalf("tab_end recording %q (want it in %s), recording_error %q", file, dir, end["recording_error"])
 	}
 	// The tone's level, through a narrow band-pass at 440 Hz and at 3 kHz.
 	level := func(hz int) float64 {
@@ -270,18 +271,7 @@ func TestRecordingUnwritable(t *testing.T) {
 // TestRecordingH264: a tab sent as H.264 is recorded as H.264 in Matroska,
 // which ffprobe decodes whole and a real Chromium plays to its end.
 func TestRecordingH264(t *testing.T) {
-	needChromium(t)
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		missing(t, "ffprobe not installed (apt install ffmpeg)")
-	}
-	site := newTestSite(t)
-	dir := filepath.Join(t.TempDir(), "recordings")
-	g := startGlovebox(t, func(c *Config) {
-		c.Stream.Codecs = []string{"h264"}
-		c.Proxy.Policy.Defaults.Record = true
-		c.Recording.Dir = dir
-	})
-	bctx := userBrowser(t, g.addr)
+	site, g, dir, bctx := recordingGlovebox(t, "ffprobe", func(c *Config) { c.Stream.Codecs = []string{"h264"} })
 	tctx, closeTab := openIsolated(t, bctx, site.URL+"/animated")
 	defer closeTab()
 	waitFor(t, 60*time.Second, "30 frames shown", func() (bool, string) {
@@ -290,8 +280,8 @@ func TestRecordingH264(t *testing.T) {
 	})
 	end := closeAndTabEnd(t, g, closeTab)
 	file, _ := end["recording"].(string)
-	if filepath.Ext(file) != ".mkv" || end["codec"] != "h264" || end["recording_error"] != "" {
-		t.Fatalf("tab_end codec %v, recording %q, recording_error %q; want an h264 .mkv", end["codec"], file, end["recording_error"])
+	if filepath.Ext(file) != ".mkv" || filepath.Dir(file) != dir || end["codec"] != "h264" || end["recording_error"] != "" {
+		t.Fatalf("tab_end codec %v, recording %q, recording_error %q; want an h264 .mkv in %s", end["codec"], file, end["recording_error"], dir)
 	}
 	out, err := exec.Command("ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
 		"-show_entries", "format=duration:stream=codec_name,nb_read_frames", "-of", "csv=p=0", file).CombinedOutput()

@@ -34,15 +34,7 @@ func (c *Console) shadowTab(w http.ResponseWriter, r *http.Request, a admin) {
 		writeError(w, http.StatusBadRequest, "Send the viewer's offer as {\"sdp\": …}.")
 		return
 	}
-	target := ""
-	for _, in := range c.tabs.TabList() {
-		if in.Tab == id {
-			target = in.User
-			if target == "" {
-				target = in.ClientIP
-			}
-		}
-	}
+	target := c.tabUser(id)
 	c.mu.Lock()
 	full := len(c.shadows) >= maxShadows
 	c.mu.Unlock()

@@ -68,15 +68,7 @@ func (c *Console) listTabs(w http.ResponseWriter, r *http.Request, a admin) {
 // administrator ended it.
 func (c *Console) endTab(w http.ResponseWriter, r *http.Request, a admin) {
 	id := r.PathValue("id")
-	user := ""
-	for _, in := range c.tabs.TabList() {
-		if in.Tab == id {
-			user = in.User
-			if user == "" {
-				user = in.ClientIP
-			}
-		}
-	}
+	user := c.tabUser(id)
 	if user == "" || !c.tabs.EndTab(id, tab.ReasonAdmin) {
 		c.note(a, r, "end_tab", id, "", http.StatusNotFound, false)
 		writeError(w, http.StatusNotFound, "No such tab: it has ended already.")
@@ -85,4 +77,19 @@ func (c *Console) endTab(w http.ResponseWriter, r *http.Request, a admin) {
 	c.log.Info("tab ended by an administrator", "admin", a.name, "tab", id)
 	c.note(a, r, "end_tab", id, user, http.StatusOK, false)
 	writeJSON(w, http.StatusOK, map[string]string{"ended": id})
+}
+
+// tabUser names who tab id is for in admin_action's target: its user, or
+// its client's address without proxy authentication; "" when no tab has
+// that id.
+func (c *Console) tabUser(id string) string {
+	for _, in := range c.tabs.TabList() {
+		if in.Tab == id {
+			if in.User != "" {
+				return in.User
+			}
+			return in.ClientIP
+		}
+	}
+	return ""
 }
