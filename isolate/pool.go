@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -93,6 +94,23 @@ func NewPool(st Starter, cfg PoolConfig, log *slog.Logger) *Pool {
 
 // Name is the runtime's name.
 func (p *Pool) Name() string { return p.st.Name() }
+
+// Holds says whether ip is the address of a warm browser the pool holds
+// (no tab has it yet).
+func (p *Pool) Holds(ip string) bool {
+	a := net.ParseIP(ip)
+	if a == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.ready {
+		if b.Addr != nil && b.Addr.Equal(a) {
+			return true
+		}
+	}
+	return false
+}
 
 // Start returns a warm browser if one is ready, or starts a cold one. The
 // spec's size is only the first window size: the tab sets its viewport.

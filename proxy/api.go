@@ -83,7 +83,11 @@ func (s *Server) apiCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	d, _ := s.effective(u, reqInfoOf(r).user)
 	req.Audio, req.Controls = d.Audio, d.Controls
-	req.RequestID = requestIDOf(r)
+	// tab_start names the request that opened it only when that request
+	// is this user's landing page, waiting for its tab.
+	if id := requestIDOf(r); s.navs.holds(id, reqInfoOf(r).user, httpx.ClientIP(r)) {
+		req.RequestID = id
+	}
 	t, err := s.tabs.Create(req, httpx.ClientIP(r), reqInfoOf(r).user)
 	if err == nil {
 		s.navs.release(requestIDOf(r), t, httpx.ClientIP(r))

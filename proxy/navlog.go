@@ -109,6 +109,15 @@ func (h *heldNavs) compactLocked() {
 	h.order = kept
 }
 
+// holds says whether request id's event waits for a tab of user at
+// clientIP.
+func (h *heldNavs) holds(id, user, clientIP string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, ok := h.held[id]
+	return ok && n.ev.User == user && n.ev.ClientIP == clientIP
+}
+
 // release writes the event of request id, with t's id when t is the
 // tab its landing page got: the same user, from the same address.
 func (h *heldNavs) release(id string, t *tab.Tab, clientIP string) {

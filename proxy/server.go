@@ -479,10 +479,10 @@ func (s *Server) LookupTab(srcIP string) (tab, user string, ok bool) {
 
 // ShadowTab adds an operator's view-only viewer of tab id's video (see
 // tab.Tab.Shadow): tab.ErrNoTab when there is no such tab.
-func (s *Server) ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), err error) {
+func (s *Server) ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), done <-chan struct{}, err error) {
 	t := s.tabs.ByID(id)
 	if t == nil {
-		return "", nil, tab.ErrNoTab
+		return "", nil, nil, tab.ErrNoTab
 	}
 	return t.Shadow(ctx, offerSDP, notice)
 }

@@ -84,8 +84,9 @@ func (h *history) update(entries []histEntry, index int) []Event {
 	case entries[j].id != prevID || j == index:
 		// A move to another existing entry, or within the current one.
 		ev := h.event(entries, j, false)
-		if entries[j].id != prevID {
-			ev.How = HowBackForward
+		ev.How = HowBackForward
+		if entries[j].id == prevID {
+			ev.How = "" // the same entry, its URL changed: no navigation
 		}
 		out = append(out, ev)
 	}

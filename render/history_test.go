@@ -74,7 +74,7 @@ func TestHistoryUpdate(t *testing.T) {
 	var h history
 	h.update(entries(1), 0)
 	moved := []histEntry{{id: 1, url: "http://h/1#x"}}
-	if evs := h.update(moved, 0); len(evs) != 1 || evs[0].URL != "http://h/1#x" || evs[0].Push {
+	if evs := h.update(moved, 0); len(evs) != 1 || evs[0].URL != "http://h/1#x" || evs[0].Push || evs[0].How != "" {
 		t.Errorf("same entry, new URL: %+v", evs)
 	}
 	if evs := h.update(moved, 0); len(evs) != 0 {

@@ -125,7 +125,12 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go func() {
-		for range hup {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
 			err := errors.Join(auditW.Reopen(), sinks.Reopen())
 			if err != nil {
 				log.Error("SIGHUP: audit files not reopened", "component", "audit", "err", err)
@@ -156,10 +161,16 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 		return "", "", false
 	}
+	// And the warm browsers through the pool, made after the runtime.
+	var poolp atomic.Pointer[isolate.Pool]
+	warm := func(ip string) bool {
+		p := poolp.Load()
+		return p != nil && p.Holds(ip)
+	}
 	var starter isolate.Starter
 	switch cfg.Isolate.Runtime {
 	case "containerd":
-		c, stop, err := startContainerd(ctx, cfg, pol, lookup, aud, log)
+		c, stop, err := startContainerd(ctx, cfg, pol, lookup, warm, aud, log)
 		if err != nil {
 			return err
 		}
@@ -182,6 +193,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		pcfg.Scale = cfg.Proxy.Tabs.MaxScale
 		pool = isolate.NewPool(starter, pcfg, log)
 		defer pool.Close()
+		poolp.Store(pool)
 		iso = pool
 	}
 
@@ -206,6 +218,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		if err := recs.Prepare(); err != nil {
 			log.Error("recordings: the directory is unusable, recorded tabs will not be", "component", "record", "err", err)
 		}
+		go recs.Run(ctx)
 	}
 	pcfg.Tabs.Recorder = recs
 	srv, err := proxy.New(pcfg, iso, st, aud, log)

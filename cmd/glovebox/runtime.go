@@ -18,7 +18,7 @@ import (
 // runtime itself, which trusts the configured CAs. lookup maps a
 // container's address to its tab for the egress. stop takes them down in
 // reverse order; after an error nothing is left running.
-func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup egress.TabLookup,
+func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup egress.TabLookup, warm func(string) bool,
 	aud *audit.Audit, log *slog.Logger) (_ *isolate.Containerd, stop func(), retErr error) {
 	var undo []func()
 	stop = func() {
@@ -41,6 +41,7 @@ func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup
 	if err != nil {
 		return nil, nil, err
 	}
+	eg.Warm = warm
 	ncfg := cfg.Isolate.Network
 	ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
 	nw, err := netns.New(ncfg, log)

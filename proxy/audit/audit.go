@@ -109,6 +109,12 @@ func (a *Audit) AddTap(tap func(line []byte)) {
 	a.sink.taps = append(a.sink.taps, tap)
 }
 
+// MaxField bounds each string field of an event (a URL, a title, an
+// error): a longer one is cut to it, ending in truncatedMark.
+const MaxField = 4096
+
+const truncatedMark = "…[truncated]"
+
 // New returns an Audit writing JSON lines to w (nil: to its sinks only). The message key becomes
 // "event" and the level is left out: every line is an event, not a log.
 func New(w io.Writer) *Audit {
@@ -125,6 +131,14 @@ func New(w io.Writer) *Audit {
 				return slog.Attr{}
 			case slog.TimeKey:
 				a.Value = slog.StringValue(a.Value.Time().UTC().Format(time.RFC3339Nano))
+			default:
+				// A URL of 60 kB (what the proxy's header limit lets
+				// through) would be an event no UDP syslog can carry,
+				// and queues of such events would take a lot of memory.
+				if a.Value.Kind() == slog.KindString && len(a.Value.String()) > MaxField {
+					cut, _ := cutText(a.Value.String(), MaxField-len(truncatedMark))
+					a.Value = slog.StringValue(cut + truncatedMark)
+				}
 			}
 			return a
 		},

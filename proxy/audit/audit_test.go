@@ -130,3 +130,23 @@ func TestAddTap(t *testing.T) {
 		t.Errorf("tap line %q", lines[0])
 	}
 }
+
+// TestLongFieldsCut: a field longer than MaxField (a 60 kB URL) is cut to
+// it, marked, and the line stays valid JSON that a UDP syslog can carry.
+func TestLongFieldsCut(t *testing.T) {
+	var buf bytes.Buffer
+	a := New(&buf)
+	long := "http://a.test/" + strings.Repeat("é", 30000)
+	a.Request(RequestEvent{URL: long, Host: "a.test", Action: policy.ActionBlock, Status: 403})
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	u := m["url"].(string)
+	if len(u) > MaxField || !strings.HasSuffix(u, truncatedMark) || !strings.HasPrefix(long, strings.TrimSuffix(u, truncatedMark)) {
+		t.Errorf("url of %d bytes, want at most %d ending in %q", len(u), MaxField, truncatedMark)
+	}
+	if buf.Len() > 8192 {
+		t.Errorf("the event is %d bytes", buf.Len())
+	}
+}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -147,7 +149,7 @@ type fileDest struct {
 	lj *lumberjack.Logger
 }
 
-func (f *fileDest) Write(_ string, event []byte) error {
+func (f *fileDest) Write(_ eventMeta, event []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	_, err := f.lj.Write(append(event, '\n'))
@@ -172,13 +174,29 @@ type syslogDest struct {
 	app, host     string
 	pid           string
 
+	// ctx ends at Close: a dial in progress stops; cur is the connection
+	// a write may be blocked on, which Close interrupts without waiting
+	// for mu.
+	ctx    context.Context
+	cancel context.CancelFunc
+	cur    atomic.Pointer[net.Conn]
+
 	mu   sync.Mutex
 	conn net.Conn
 }
 
+// Syslog messages are cut to at most this many bytes: over UDP a datagram
+// (RFC 5426 lets receivers take 2048 and more; rsyslog's default is 8 KiB),
+// over TCP and TLS what receivers usually allow.
+const (
+	maxUDPMessage    = 8 << 10
+	maxStreamMessage = 64 << 10
+)
+
 func newSyslogDest(c SinkConfig) (*syslogDest, error) {
 	d := &syslogDest{network: c.Network, addr: c.Address, facility: facilities["local0"], app: "glovebox",
 		pid: strconv.Itoa(os.Getpid()), host: "-"}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if f, ok := facilities[c.Facility]; ok {
 		d.facility = f
 	}
@@ -221,28 +239,43 @@ func newSyslogDest(c SinkConfig) (*syslogDest, error) {
 const syslogTimeout = 10 * time.Second
 
 func (d *syslogDest) dial() (net.Conn, error) {
-	dialer := &net.Dialer{Timeout: syslogTimeout}
+	ctx, cancel := context.WithTimeout(d.ctx, syslogTimeout)
+	defer cancel()
 	switch d.network {
 	case "tls":
-		return tls.DialWithDialer(dialer, "tcp", d.addr, d.tls)
+		return (&tls.Dialer{Config: d.tls}).DialContext(ctx, "tcp", d.addr)
 	case "tcp":
-		return dialer.Dial("tcp", d.addr)
+		return (&net.Dialer{}).DialContext(ctx, "tcp", d.addr)
 	}
-	return dialer.Dial("udp", d.addr)
+	return (&net.Dialer{}).DialContext(ctx, "udp", d.addr)
 }
 
 // message is event as an RFC 5424 message: severity informational, the
-// MSGID its name, no structured data.
-func (d *syslogDest) message(name string, event []byte) []byte {
+// TIMESTAMP the event's, the MSGID its name, no structured data; cut to
+// the network's limit.
+func (d *syslogDest) message(ev eventMeta, event []byte) []byte {
+	name := ev.name
 	if name == "" || len(name) > 32 || strings.ContainsAny(name, " \t\n") {
 		name = "-"
 	}
-	head := fmt.Sprintf("<%d>1 %s %s %s %s %s - ", d.facility*8+6, time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"),
+	at := ev.time
+	if at.IsZero() {
+		at = time.Now()
+	}
+	head := fmt.Sprintf("<%d>1 %s %s %s %s %s - ", d.facility*8+6, at.UTC().Format("2006-01-02T15:04:05.000000Z"),
 		d.host, d.app, d.pid, name)
-	return append([]byte(head), event...)
+	msg := append([]byte(head), event...)
+	limit := maxStreamMessage
+	if d.network == "udp" {
+		limit = maxUDPMessage
+	}
+	if len(msg) > limit {
+		msg = msg[:limit]
+	}
+	return msg
 }
 
-func (d *syslogDest) send(name string, event []byte) error {
+func (d *syslogDest) send(ev eventMeta, event []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conn != nil && d.network != "udp" && closedByPeer(d.conn) {
@@ -255,8 +288,9 @@ func (d *syslogDest) send(name string, event []byte) error {
 			return err
 		}
 		d.conn = c
+		d.cur.Store(&c)
 	}
-	msg := d.message(name, event)
+	msg := d.message(ev, event)
 	if d.network != "udp" {
 		// RFC 6587 octet counting (RFC 5425 for TLS).
 		msg = append([]byte(strconv.Itoa(len(msg))+" "), msg...)
@@ -270,7 +304,7 @@ func (d *syslogDest) send(name string, event []byte) error {
 	return nil
 }
 
-func (d *syslogDest) Write(name string, event []byte) error { return d.send(name, event) }
+func (d *syslogDest) Write(ev eventMeta, event []byte) error { return d.send(ev, event) }
 
 // closedByPeer says whether the server has closed conn. A syslog server
 // never writes, and what is written into a socket the peer has closed is
@@ -318,6 +352,10 @@ func closedByPeer(conn net.Conn) bool {
 }
 
 func (d *syslogDest) Close() error {
+	d.cancel()
+	if c := d.cur.Load(); c != nil {
+		(*c).SetDeadline(time.Now()) // a write blocked on it returns
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.conn == nil {

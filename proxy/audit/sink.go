@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -30,10 +33,23 @@ const (
 const DefaultQueue = 10000
 
 // destination is where a sink writes: one formatted event per Write (a
-// line without its newline), with the event's name.
+// line without its newline), with the event's name and time.
 type destination interface {
-	Write(name string, event []byte) error
+	Write(ev eventMeta, event []byte) error
 	Close() error
+}
+
+// eventMeta is what a destination may need of an event besides its line.
+type eventMeta struct {
+	name string
+	time time.Time
+}
+
+// permanent says whether a write failed for good: the event can never be
+// written (too large for a datagram, or for the file's size limit), and
+// retrying it would hold up every event behind it.
+func permanent(err error) bool {
+	return errors.Is(err, syscall.EMSGSIZE) || strings.Contains(err.Error(), "exceeds maximum file size")
 }
 
 // Sink is one destination of the audit log with its format and queue.
@@ -45,17 +61,20 @@ type Sink struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu       sync.Mutex
-	queue    []queued
-	seq      uint64 // of the next event queued
-	max      int
-	dropped  uint64
-	lastErr  error
-	errAt    time.Time
-	closed   bool
-	kick     chan struct{} // capacity 1
-	done     chan struct{}
-	reported time.Time // when drops were last logged
+	mu      sync.Mutex
+	queue   []queued
+	seq     uint64 // of the next event queued
+	max     int
+	dropped uint64
+	lastErr error
+	errAt   time.Time
+	closed  bool
+	// abandoned: the sink closed with events still queued; run writes
+	// no more (the destination is closed).
+	abandoned atomic.Bool
+	kick      chan struct{} // capacity 1
+	done      chan struct{}
+	reported  time.Time // when drops were last logged
 }
 
 // queued is an event waiting in a sink's queue.
@@ -141,18 +160,27 @@ func (s *Sink) run() {
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
 
-		name, out, ferr := s.formatLine(head.line)
+		meta, out, ferr := s.formatLine(head.line)
 		if ferr != nil {
 			// Never writable: it goes.
 			s.log.Warn("audit event not formatted", "err", ferr)
 			continue
 		}
-		err := s.dst.Write(name, out)
+		if s.abandoned.Load() {
+			return
+		}
+		err := s.dst.Write(meta, out)
 		s.mu.Lock()
 		if err == nil {
 			s.lastErr = nil
 			s.mu.Unlock()
 			backoff = 100 * time.Millisecond
+			continue
+		}
+		if permanent(err) {
+			s.dropLocked()
+			s.mu.Unlock()
+			s.log.Warn("audit event dropped: the destination cannot take it", "event", meta.name, "bytes", len(out), "err", err)
 			continue
 		}
 		if len(s.queue) < s.max {
@@ -186,20 +214,23 @@ func (s *Sink) run() {
 	}
 }
 
-// formatLine is the event's name and the event in the sink's format.
-func (s *Sink) formatLine(line []byte) (string, []byte, error) {
+// formatLine is the event's name and time, and the event in the sink's
+// format.
+func (s *Sink) formatLine(line []byte) (eventMeta, []byte, error) {
 	line = bytes.TrimRight(line, "\n")
 	var ev struct {
-		Event string `json:"event"`
+		Event string    `json:"event"`
+		Time  time.Time `json:"time"`
 	}
 	if err := json.Unmarshal(line, &ev); err != nil {
-		return "", nil, err
+		return eventMeta{}, nil, err
 	}
+	meta := eventMeta{name: ev.Event, time: ev.Time}
 	if s.format != FormatCEF {
-		return ev.Event, line, nil
+		return meta, line, nil
 	}
 	c, err := CEFLine(line, s.version)
-	return ev.Event, []byte(c), err
+	return meta, []byte(c), err
 }
 
 // health is the sink's last write error, nil once a write succeeds.
@@ -226,8 +257,10 @@ func (s *Sink) close(grace time.Duration) error {
 	select {
 	case <-s.done:
 	case <-time.After(grace):
+		s.abandoned.Store(true)
 		s.log.Warn("audit sink closed with events still queued")
 	}
+	// Closing the destination stops a write in flight (syslog's).
 	return s.dst.Close()
 }
 
@@ -238,7 +271,7 @@ type lineWriter struct {
 	c  io.Closer // nil: not ours to close
 }
 
-func (l *lineWriter) Write(_ string, event []byte) error {
+func (l *lineWriter) Write(_ eventMeta, event []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, err := l.w.Write(append(event, '\n'))

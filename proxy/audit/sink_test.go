@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,7 +250,7 @@ type stuckDest struct {
 	got     []string
 }
 
-func (d *stuckDest) Write(_ string, event []byte) error {
+func (d *stuckDest) Write(_ eventMeta, event []byte) error {
 	d.once.Do(func() { close(d.started) })
 	<-d.release
 	d.mu.Lock()
@@ -466,5 +467,50 @@ func BenchmarkRequestEvent(b *testing.B) {
 				numbered(a, i)
 			}
 		})
+	}
+}
+
+// failOnce refuses one event for good (a datagram too large) and takes
+// the others.
+type failOnce struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (d *failOnce) Write(_ eventMeta, event []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if strings.Contains(string(event), "a.test/1\"") {
+		return fmt.Errorf("write udp: %w", syscall.EMSGSIZE)
+	}
+	d.got = append(d.got, string(event))
+	return nil
+}
+
+func (d *failOnce) Close() error { return nil }
+
+// TestSinkPermanentError: an event the destination can never take is
+// dropped and counted; it does not hold up the ones behind it.
+func TestSinkPermanentError(t *testing.T) {
+	m := NewMetrics()
+	d := &failOnce{}
+	sink := newSink("once", FormatJSON, "1", d, 10, nil)
+	sink.metrics = m
+	a := New(nil)
+	a.AddSinks(&Sinks{sinks: []*Sink{sink}})
+	for i := range 3 {
+		numbered(a, i)
+	}
+	sink.close(10 * time.Second)
+	if ns := requestNumbers(t, d.got); !slices.Equal(ns, []int{0, 2}) {
+		t.Errorf("written %v, want [0 2]", ns)
+	}
+	out := httptest.NewRecorder()
+	m.ServeHTTP(out, nil)
+	if !strings.Contains(out.Body.String(), `glovebox_audit_dropped_total{sink="once"} 1`) {
+		t.Errorf("the drop is not counted:\n%s", out.Body.String())
+	}
+	if sink.health() != nil {
+		t.Errorf("health after a dropped event: %v", sink.health())
 	}
 }

@@ -163,8 +163,9 @@ type Tabs interface {
 	TabList() []tab.Info
 	EndTab(id, reason string) bool
 	// ShadowTab adds a view-only viewer of tab id's video for the offer
-	// (tab.ErrNoTab, tab.ErrNotViewed); stop ends it.
-	ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), err error)
+	// (tab.ErrNoTab, tab.ErrNotViewed); stop ends it, and done is closed
+	// when it has ended, however it did.
+	ShadowTab(ctx context.Context, id, offerSDP string, notice bool) (answerSDP string, stop func(), done <-chan struct{}, err error)
 }
 
 // Options are the console's dependencies.

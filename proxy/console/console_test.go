@@ -28,8 +28,10 @@ type fakeTabs struct {
 	mu    sync.Mutex
 	tabs  []tab.Info
 	ended map[string]string // id → reason
-	// shadowed counts the viewers ShadowTab made and not yet stopped.
+	// shadowed counts the viewers ShadowTab made and not yet stopped;
+	// dones are their done channels.
 	shadowed int
+	dones    []chan struct{}
 }
 
 func (f *fakeTabs) TabList() []tab.Info {
@@ -38,20 +40,26 @@ func (f *fakeTabs) TabList() []tab.Info {
 	return append([]tab.Info(nil), f.tabs...)
 }
 
-func (f *fakeTabs) ShadowTab(_ context.Context, id, _ string, _ bool) (string, func(), error) {
+func (f *fakeTabs) ShadowTab(_ context.Context, id, _ string, _ bool) (string, func(), <-chan struct{}, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, t := range f.tabs {
 		if t.Tab == id {
 			f.shadowed++
+			done := make(chan struct{})
+			var once sync.Once
+			f.dones = append(f.dones, done)
 			return "v=0 answer", func() {
-				f.mu.Lock()
-				f.shadowed--
-				f.mu.Unlock()
-			}, nil
+				once.Do(func() {
+					f.mu.Lock()
+					f.shadowed--
+					f.mu.Unlock()
+					close(done)
+				})
+			}, done, nil
 		}
 	}
-	return "", nil, tab.ErrNoTab
+	return "", nil, nil, tab.ErrNoTab
 }
 
 func (f *fakeTabs) EndTab(id, reason string) bool {
@@ -581,6 +589,25 @@ func TestConsoleShadow(t *testing.T) {
 	if w := f.do("POST", "/console/api/shadows/"+got.Shadow+"/stop", nil, as(ck, csrf)); w.Code != http.StatusNoContent || f.tabs.shadowed != 0 {
 		t.Errorf("root stops his viewer: %d, %d viewers", w.Code, f.tabs.shadowed)
 	}
+	// A viewer that ends by itself (its user left, the page closed) gives
+	// its place back.
+	if w := f.do("POST", "/console/api/tabs/t1/shadow", strings.NewReader(offer), as(ck, csrf)); w.Code != 200 {
+		t.Fatalf("shadow again: %d %s", w.Code, w.Body)
+	}
+	f.tabs.mu.Lock()
+	close(f.tabs.dones[len(f.tabs.dones)-1])
+	f.tabs.mu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		f.c.mu.Lock()
+		n := len(f.c.shadows)
+		f.c.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d viewers still held by the console after theirs ended", n)
+		}
+	}
 	if w := f.do("POST", "/console/api/tabs/t9/shadow", strings.NewReader(offer), as(ck, csrf)); w.Code != http.StatusNotFound {
 		t.Errorf("shadow of no tab: %d, want 404", w.Code)
 	}
@@ -590,7 +617,7 @@ func TestConsoleShadow(t *testing.T) {
 			actions = append(actions, fmt.Sprintf("%s %s %s %s %v", e["admin"], a, e["tab"], e["target"], e["status"]))
 		}
 	}
-	want := []string{"root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t9  404"}
+	want := []string{"root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t1 alice 200", "root shadow t9  404"}
 	if strings.Join(actions, "\n") != strings.Join(want, "\n") {
 		t.Errorf("admin actions:\n%s\nwant\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
 	}

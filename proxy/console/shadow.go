@@ -35,18 +35,27 @@ func (c *Console) shadowTab(w http.ResponseWriter, r *http.Request, a admin) {
 		return
 	}
 	target := c.tabUser(id)
+	// A place is taken before the viewer is made: at most maxShadows.
+	sid := randomToken()
 	c.mu.Lock()
-	full := len(c.shadows) >= maxShadows
-	c.mu.Unlock()
-	if full {
+	if len(c.shadows) >= maxShadows {
+		c.mu.Unlock()
 		writeError(w, http.StatusServiceUnavailable, "Too many tabs are being viewed from the console now.")
 		return
 	}
+	c.shadows[sid] = &shadowing{admin: a.name, tab: id, target: target, stop: func() {}}
+	c.mu.Unlock()
+	drop := func() {
+		c.mu.Lock()
+		delete(c.shadows, sid)
+		c.mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	answer, stop, err := c.tabs.ShadowTab(ctx, id, req.SDP, c.shadowNotice)
+	answer, stop, done, err := c.tabs.ShadowTab(ctx, id, req.SDP, c.shadowNotice)
 	switch {
 	case errors.Is(err, tab.ErrNoTab) || (err == nil && target == ""):
+		drop()
 		if stop != nil {
 			stop()
 		}
@@ -54,18 +63,27 @@ func (c *Console) shadowTab(w http.ResponseWriter, r *http.Request, a admin) {
 		writeError(w, http.StatusNotFound, "No such tab: it has ended already.")
 		return
 	case errors.Is(err, tab.ErrNotViewed):
+		drop()
 		c.note(a, r, "shadow", id, target, http.StatusConflict, false)
 		writeError(w, http.StatusConflict, "Its user is not viewing this tab now: there is nothing to watch.")
 		return
 	case err != nil:
+		drop()
 		c.note(a, r, "shadow", id, target, http.StatusBadRequest, false)
 		writeError(w, http.StatusBadRequest, "The viewer could not be connected: "+err.Error())
 		return
 	}
-	sid := randomToken()
 	c.mu.Lock()
-	c.shadows[sid] = &shadowing{admin: a.name, tab: id, target: target, stop: stop}
+	if sh, ok := c.shadows[sid]; ok {
+		sh.stop = stop
+	}
 	c.mu.Unlock()
+	// However it ends (stopped, the tab or its user's viewer gone, the
+	// console's page closed), its place is given back.
+	go func() {
+		<-done
+		drop()
+	}()
 	c.log.Info("tab shadowed from the console", "admin", a.name, "tab", id)
 	c.note(a, r, "shadow", id, target, http.StatusOK, false)
 	writeJSON(w, http.StatusOK, map[string]string{"sdp": answer, "shadow": sid})

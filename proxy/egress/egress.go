@@ -149,6 +149,10 @@ type Egress struct {
 	deny   netcheck.Denylist
 	// authHeader is removed from every request (EgressConfig.AuthHeader).
 	authHeader string
+	// Warm, when set (before Serve), says whether a source that is no tab
+	// is a warm browser of the pool: its requests, which no user caused,
+	// are counted and not audited. Any other unknown source is audited.
+	Warm func(srcIP string) bool
 
 	route *upstream.Route // the upstream, its Proxy-Authorization and upstream.direct
 
@@ -287,7 +291,7 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ev := audit.EgressEvent{ClientIP: httpx.ClientIP(r), Method: r.Method, URL: audit.RequestURL(r), Host: policy.NormHost(r.URL.Host)}
 	defer func() {
 		ev.Duration = time.Since(start)
-		if ev.Tab == "" {
+		if ev.Tab == "" && e.Warm != nil && e.Warm(ev.ClientIP) {
 			// No user caused it: counted, not audited (quiet logs).
 			e.audit.Untabbed(ev)
 			e.log.Debug("refused a request of no tab", "client_ip", ev.ClientIP, "method", ev.Method, "host", ev.Host, "rule", ev.Rule)

@@ -547,28 +547,43 @@ func TestEgressRefusesInternal(t *testing.T) {
 func TestEgressUnknownSource(t *testing.T) {
 	o := startOrigin(t)
 	unknown := func(string) (string, string, bool) { return "", "", false }
-	h := startEgress(t, testEgressConfig("site.test"), allowAll, unknown)
-	u := "http://site.test:" + o.port + "/"
-	resp, _ := exchange(t, h.addr, "GET "+u+" HTTP/1.1\r\nHost: site.test\r\n\r\n")
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("GET status %d, want 403", resp.StatusCode)
-	}
-	_, _, cresp := connect(t, h.addr, "site.test:"+o.port, "", "")
-	if cresp.StatusCode != http.StatusForbidden {
-		t.Fatalf("CONNECT status %d, want 403", cresp.StatusCode)
-	}
-	// No user caused them: counted, not audited. (The count comes as
-	// the handler returns, which may be after the response.)
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrapeMetrics(h), `glovebox_egress_untabbed_total{action="refuse"} 2`); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics do not count the 2 refused requests:\n%s", scrapeMetrics(h))
-		}
-	}
-	if evs := h.audit.events(t); len(evs) != 0 {
-		t.Errorf("requests of no tab are audited: %v", evs)
-	}
-	if o.ln.n.Load() != 0 || h.res.count("site.test") != 0 {
-		t.Errorf("unknown source was proxied: %d connections, %d lookups", o.ln.n.Load(), h.res.count("site.test"))
+	for _, warm := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unknown", true: "warm browser"}[warm], func(t *testing.T) {
+			h := startEgress(t, testEgressConfig("site.test"), allowAll, unknown)
+			h.e.Warm = func(ip string) bool { return warm && ip == "127.0.0.1" }
+			u := "http://site.test:" + o.port + "/"
+			resp, _ := exchange(t, h.addr, "GET "+u+" HTTP/1.1\r\nHost: site.test\r\n\r\n")
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("GET status %d, want 403", resp.StatusCode)
+			}
+			_, _, cresp := connect(t, h.addr, "site.test:"+o.port, "", "")
+			if cresp.StatusCode != http.StatusForbidden {
+				t.Fatalf("CONNECT status %d, want 403", cresp.StatusCode)
+			}
+			if !warm {
+				// Something that is no browser of Glovebox's: audited.
+				for _, ev := range []map[string]any{h.audit.wait(t, "GET", u), h.audit.wait(t, "CONNECT", "site.test:"+o.port)} {
+					if ev["tab"] != "" || ev["user"] != "" || ev["action"] != "refuse" || ev["rule"] != "unknown source" || ev["client_ip"] != "127.0.0.1" {
+						t.Errorf("audit event %v", ev)
+					}
+				}
+			} else {
+				// A warm browser: no user caused them; counted, not
+				// audited. (The count comes as the handler returns,
+				// which may be after the response.)
+				for deadline := time.Now().Add(5 * time.Second); !strings.Contains(scrapeMetrics(h), `glovebox_egress_untabbed_total{action="refuse"} 2`); time.Sleep(10 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("metrics do not count the 2 refused requests:\n%s", scrapeMetrics(h))
+					}
+				}
+				if evs := h.audit.events(t); len(evs) != 0 {
+					t.Errorf("a warm browser's requests are audited: %v", evs)
+				}
+			}
+			if o.ln.n.Load() != 0 || h.res.count("site.test") != 0 {
+				t.Errorf("unknown source was proxied: %d connections, %d lookups", o.ln.n.Load(), h.res.count("site.test"))
+			}
+		})
 	}
 }
 

@@ -35,6 +35,8 @@ func (t *Tab) navigate(ctx context.Context, m clientMsg) error {
 		}
 		return err
 	case "reload":
+		// The page stays on its entry: no url event says it.
+		t.auditURL(render.Event{URL: t.currentURL(), How: render.HowReload})
 		return t.page.Reload(ctx)
 	}
 	return nil

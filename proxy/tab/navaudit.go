@@ -99,29 +99,29 @@ func (t *Tab) pageTitle() string {
 	return ""
 }
 
-// auditDialog writes the user's answer to dialog id, before it is given.
+// auditDialog writes the user's answer to dialog id, before it is given:
+// only for a dialog or sign-in that is waiting for it (an answer to
+// another, or a second one, is nothing the page asked).
 func (t *Tab) auditDialog(m clientMsg) {
-	kind, pageURL := "", ""
-	if m.T == "auth" {
-		kind = "http_auth"
-	}
+	var pending *render.Event
 	for _, ev := range t.page.Pending() {
-		if ev.ID == m.ID {
-			pageURL = ev.URL
-			if kind == "" {
-				kind = ev.Dialog
-			}
+		if ev.ID == m.ID && (ev.Type == render.EventAuth) == (m.T == "auth") {
+			pending = &ev
 		}
 	}
-	if pageURL == "" && kind == "" {
-		return // no such dialog: nothing was answered
+	if pending == nil {
+		return
+	}
+	kind := pending.Dialog
+	if pending.Type == render.EventAuth {
+		kind = "http_auth"
 	}
 	answer := "dismiss"
 	if (m.T == "auth" && !m.Cancel) || (m.T != "auth" && m.Accept) {
 		answer = "accept"
 	}
-	e := audit.DialogEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, Kind: kind, Answer: answer, URL: pageURL}
-	if u, err := url.Parse(pageURL); err == nil {
+	e := audit.DialogEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, Kind: kind, Answer: answer, URL: pending.URL}
+	if u, err := url.Parse(pending.URL); err == nil {
 		e.URL, e.Host = audit.LogURL(u), u.Hostname()
 	}
 	t.m.audit.Dialog(e)

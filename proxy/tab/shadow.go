@@ -16,18 +16,19 @@ var ErrNotViewed = errors.New("the tab's user is not viewing it now")
 // stream its user gets, as encoded for them (stream.Peer.Watch). With
 // notice, the user's landing page says the session is being viewed for
 // as long as a viewer is there. stop ends the viewer; it ends with the
-// user's viewer too (a reload makes a new one: shadow again).
-func (t *Tab) Shadow(ctx context.Context, offerSDP string, notice bool) (answerSDP string, stop func(), err error) {
+// user's viewer too (a reload makes a new one: shadow again), and done is
+// closed when it has ended, however it did.
+func (t *Tab) Shadow(ctx context.Context, offerSDP string, notice bool) (answerSDP string, stop func(), done <-chan struct{}, err error) {
 	p := t.currentPeer()
 	if p == nil {
-		return "", nil, ErrNotViewed
+		return "", nil, nil, ErrNotViewed
 	}
 	w, answer, err := p.Watch(ctx, offerSDP)
 	if errors.Is(err, stream.ErrNoVideo) {
-		return "", nil, ErrNotViewed
+		return "", nil, nil, ErrNotViewed
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("shadow tab %s: %w", t.id, err)
+		return "", nil, nil, fmt.Errorf("shadow tab %s: %w", t.id, err)
 	}
 	t.log.Info("tab shadowed", "viewers", p.Watchers())
 	if notice {
@@ -42,7 +43,7 @@ func (t *Tab) Shadow(ctx context.Context, offerSDP string, notice bool) (answerS
 		}
 		t.log.Info("tab shadow ended", "viewers", p.Watchers())
 	}()
-	return answer, func() { w.Close() }, nil
+	return answer, func() { w.Close() }, w.Done(), nil
 }
 
 func viewedMsg(n int) serverMsg { return serverMsg{T: "viewed", Viewers: &n} }

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -53,6 +54,26 @@ func (s *Store) Prepare() error {
 	return s.Prune()
 }
 
+// pruneEvery is how often Run applies retention besides at each
+// recording's end: max_age holds on a Glovebox that records nothing new.
+const pruneEvery = time.Hour
+
+// Run applies retention every pruneEvery until ctx is done.
+func (s *Store) Run(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Prune(); err != nil {
+				s.log.Error("recording retention", "err", err)
+			}
+		}
+	}
+}
+
 // Start begins the recording of tab (an id Glovebox made; it is sanitised
 // all the same) with an audio track if audio. Nothing is written until its
 // first keyframe.
@@ -87,13 +108,17 @@ func (s *Store) create(tab string, at time.Time, ext string) (*os.File, error) {
 		return nil, fmt.Errorf("recording directory: %w", err)
 	}
 	path := filepath.Join(s.cfg.Dir, name(tab, at, ext))
+	// Marked open first: a Prune running meanwhile must not take it.
+	s.mu.Lock()
+	s.open[path] = true
+	s.mu.Unlock()
 	f, err := s.openFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
+		s.mu.Lock()
+		delete(s.open, path)
+		s.mu.Unlock()
 		return nil, fmt.Errorf("create recording: %w", err)
 	}
-	s.mu.Lock()
-	s.open[f.Name()] = true
-	s.mu.Unlock()
 	return f, nil
 }
 

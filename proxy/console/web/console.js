@@ -132,7 +132,12 @@
         method: 'POST', headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
         body: JSON.stringify({ sdp: pc.localDescription.sdp }),
       });
-      if (shadow && shadow.pc === pc) shadow.id = r.shadow;
+      if (!shadow || shadow.pc !== pc) {
+        // Stopped (or another started) while this one was being made.
+        stopViewer(r.shadow);
+        return;
+      }
+      shadow.id = r.shadow;
       await pc.setRemoteDescription({ type: 'answer', sdp: r.sdp });
       say('Viewing tab ' + t.tab + '.');
     } catch (e) {
@@ -149,9 +154,17 @@
     $('#shadow-video').srcObject = null;
     if (!s) return;
     s.pc.close();
-    if (s.id) {
-      try { await post('shadows/' + encodeURIComponent(s.id) + '/stop'); } catch (e) { /* gone already */ }
-    }
+    if (s.id) await stopViewer(s.id);
+  }
+
+  // stopViewer ends viewer id on the server; keepalive lets it go out as
+  // the page closes.
+  async function stopViewer(id) {
+    try {
+      await fetch('/console/api/shadows/' + encodeURIComponent(id) + '/stop', {
+        method: 'POST', headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin', keepalive: true,
+      });
+    } catch (e) { /* gone already */ }
   }
 
   async function refreshTabs() {
