@@ -2,6 +2,7 @@ package tab
 
 import (
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,12 +58,29 @@ func (t *Tab) auditTitle(ev render.Event, late bool) {
 		n.mu.Unlock()
 		return
 	}
+	if !late && placeholderTitle(ev.Title, n.rawURL) {
+		// Chromium names a page by its URL until its own title comes.
+		n.mu.Unlock()
+		return
+	}
 	n.pending.Title = ev.Title
 	e := n.flushLocked()
 	n.mu.Unlock()
 	if e != nil {
 		t.m.audit.Navigate(*e)
 	}
+}
+
+// placeholderTitle says whether title is what Chromium shows for a page
+// of rawURL that has no title (yet): the URL, without its scheme.
+func placeholderTitle(title, rawURL string) bool {
+	if title == "" || title == rawURL {
+		return true
+	}
+	if _, rest, ok := strings.Cut(rawURL, "://"); ok {
+		return title == rest || title == strings.TrimSuffix(rest, "/")
+	}
+	return false
 }
 
 // flushNavAudit writes a navigation still waiting for its title (the tab
