@@ -553,6 +553,11 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, a admin) {
 // note writes the admin_action event of a; a repeated one (every says
 // so) only once per noteEvery for the same administrator and target.
 func (c *Console) note(a admin, r *http.Request, action, tabID, target string, status int, every bool) {
+	c.noteFrom(a, httpx.ClientIP(r), action, tabID, target, status, every)
+}
+
+// noteFrom is note for an administrator at clientIP.
+func (c *Console) noteFrom(a admin, clientIP, action, tabID, target string, status int, every bool) {
 	if every {
 		key := a.name + "\x00" + action + "\x00" + tabID + "\x00" + target
 		now := time.Now()
@@ -568,7 +573,7 @@ func (c *Console) note(a admin, r *http.Request, action, tabID, target string, s
 		c.noted[key] = now
 		c.mu.Unlock()
 	}
-	c.audit.Admin(audit.AdminEvent{Admin: a.name, ClientIP: httpx.ClientIP(r), Action: action, Tab: tabID, Target: target, Status: status})
+	c.audit.Admin(audit.AdminEvent{Admin: a.name, ClientIP: clientIP, Action: action, Tab: tabID, Target: target, Status: status})
 }
 
 func randomToken() string {

@@ -617,7 +617,7 @@ func TestConsoleShadow(t *testing.T) {
 			actions = append(actions, fmt.Sprintf("%s %s %s %s %v", e["admin"], a, e["tab"], e["target"], e["status"]))
 		}
 	}
-	want := []string{"root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t1 alice 200", "root shadow t9  404"}
+	want := []string{"root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t1 alice 200", "root shadow_end t1 alice 200", "root shadow t9  404"}
 	if strings.Join(actions, "\n") != strings.Join(want, "\n") {
 		t.Errorf("admin actions:\n%s\nwant\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
 	}

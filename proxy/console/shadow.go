@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/glovebox/glovebox/proxy/internal/httpx"
 	"github.com/glovebox/glovebox/proxy/tab"
 )
 
@@ -80,9 +81,16 @@ func (c *Console) shadowTab(w http.ResponseWriter, r *http.Request, a admin) {
 	c.mu.Unlock()
 	// However it ends (stopped, the tab or its user's viewer gone, the
 	// console's page closed), its place is given back.
+	// An end the administrator did not ask for is audited too.
 	go func() {
 		<-done
-		drop()
+		c.mu.Lock()
+		_, open := c.shadows[sid]
+		delete(c.shadows, sid)
+		c.mu.Unlock()
+		if open {
+			c.noteFrom(a, httpx.ClientIP(r), "shadow_end", id, target, http.StatusOK, false)
+		}
 	}()
 	c.log.Info("tab shadowed from the console", "admin", a.name, "tab", id)
 	c.note(a, r, "shadow", id, target, http.StatusOK, false)

@@ -153,8 +153,9 @@
     $('#shadow').hidden = true;
     $('#shadow-video').srcObject = null;
     if (!s) return;
-    s.pc.close();
+    // The server first, so that the end it audits is the one asked for.
     if (s.id) await stopViewer(s.id);
+    s.pc.close();
   }
 
   // stopViewer ends viewer id on the server; keepalive lets it go out as
