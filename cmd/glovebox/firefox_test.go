@@ -8,9 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/glovebox/glovebox/proxy/tab"
 )
 
 const firefoxPath = "/usr/bin/firefox-esr"
@@ -221,4 +224,55 @@ func TestFirefoxUser(t *testing.T) {
 	ff.must(map[string]any{"op": "click", "x": ok[0], "y": ok[1]})
 	waitReport(t, site, "confirm", "true")
 	ff.waitForColour(600, 400, red, 30*time.Second)
+}
+
+// TestFirefoxShadowNotice: with Firefox ESR as the user's browser, an
+// administrator's viewer of the tab makes the landing page say that the
+// session is being viewed, for as long as it is there; and a tab an
+// administrator ends says so.
+func TestFirefoxShadowNotice(t *testing.T) {
+	needFirefox(t)
+	site := newTestSite(t)
+	g := startGlovebox(t, nil)
+	ff := userFirefox(t, g.addr)
+	ff.must(map[string]any{"op": "goto", "url": site.URL + "/"})
+	ff.waitForColour(600, 400, green, 60*time.Second)
+	badge := func() string {
+		var text string
+		ff.eval(`(() => { const b = document.getElementById('glovebox-viewed'); return b && !b.hidden ? b.textContent : ''; })()`, &text)
+		return text
+	}
+	if b := badge(); b != "" {
+		t.Fatalf("the page says %q before anyone views it", b)
+	}
+	tabs := g.srv.TabList()
+	if len(tabs) != 1 {
+		t.Fatalf("tabs: %+v", tabs)
+	}
+	_, stop, done, err := g.srv.ShadowTab(t.Context(), tabs[0].Tab, offerSDP(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "Firefox's landing page to say the session is viewed", func() (bool, string) {
+		b := badge()
+		return b == "An administrator is viewing this session.", b
+	})
+	if dir := os.Getenv("GLOVEBOX_SCREENSHOTS"); dir != "" {
+		ff.must(map[string]any{"op": "screenshot", "path": filepath.Join(dir, "firefox-viewed.png")})
+	}
+	stop()
+	<-done
+	waitFor(t, 20*time.Second, "the notice to go with the viewer", func() (bool, string) { b := badge(); return b == "", b })
+
+	if !g.srv.EndTab(tabs[0].Tab, tab.ReasonAdmin) {
+		t.Fatal("EndTab found no tab")
+	}
+	waitFor(t, 30*time.Second, "Firefox's landing page to say an administrator ended the tab", func() (bool, string) {
+		var text string
+		ff.eval(`document.body.innerText`, &text)
+		return strings.Contains(text, "An administrator ended this isolated tab"), text
+	})
+	if dir := os.Getenv("GLOVEBOX_SCREENSHOTS"); dir != "" {
+		ff.must(map[string]any{"op": "screenshot", "path": filepath.Join(dir, "firefox-admin-ended.png")})
+	}
 }
