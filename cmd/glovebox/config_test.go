@@ -74,6 +74,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad sink network", "audit:\n  sinks:\n    - type: file\n      path: /tmp/a.log\n    - type: syslog\n      network: tpc\n      address: 127.0.0.1:514\n",
 			[]string{`audit.sinks[1].network: "tpc": want udp, tcp or tls`}},
 		{"sink twice", "audit:\n  sinks:\n    - type: stdout\n", []string{"audit.sinks[0].type: stdout", "audit.output: none"}},
+		{"cef as a sink type", "audit:\n  sinks:\n    - type: cef\n", []string{`audit.sinks[0].type: "cef" is a format`, "format: cef"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

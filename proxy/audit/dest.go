@@ -96,6 +96,8 @@ func (c SinkConfig) Validate() error {
 		if strings.ContainsAny(c.AppName, " \t\n") || len(c.AppName) > 48 {
 			errs = append(errs, fmt.Errorf("app_name: %q: at most 48 characters, no spaces", c.AppName))
 		}
+	case FormatCEF, FormatJSON:
+		errs = append(errs, fmt.Errorf("type: %q is a format: give the sink a type (stdout, stderr, file or syslog) and format: %s", c.Type, c.Type))
 	default:
 		errs = append(errs, fmt.Errorf("type: %q: want stdout, stderr, file or syslog", c.Type))
 	}
