@@ -21,6 +21,9 @@ type navAudit struct {
 	pending *audit.NavigateEvent
 	rawURL  string
 	timer   *time.Timer
+	// The last title event: the page's title may come before the url
+	// event of its navigation (they are read apart).
+	title, titleURL string
 }
 
 // auditURL is a url event of the page: a move to another entry starts a
@@ -36,11 +39,19 @@ func (t *Tab) auditURL(ev render.Event) {
 	n := &t.navAudit
 	n.mu.Lock()
 	prev := n.flushLocked()
-	n.pending, n.rawURL = &e, ev.URL
-	n.timer = time.AfterFunc(titleWait, func() { t.auditTitle(render.Event{URL: ev.URL, Title: t.pageTitle()}, true) })
+	var now *audit.NavigateEvent
+	if n.titleURL == ev.URL && !placeholderTitle(n.title, ev.URL) {
+		e.Title = n.title // its title came first
+		now = &e
+	} else {
+		n.pending, n.rawURL = &e, ev.URL
+		n.timer = time.AfterFunc(titleWait, func() { t.auditTitle(render.Event{URL: ev.URL, Title: t.pageTitle()}, true) })
+	}
 	n.mu.Unlock()
-	if prev != nil {
-		t.m.audit.Navigate(*prev)
+	for _, e := range []*audit.NavigateEvent{prev, now} {
+		if e != nil {
+			t.m.audit.Navigate(*e)
+		}
 	}
 }
 
@@ -49,6 +60,9 @@ func (t *Tab) auditURL(ev render.Event) {
 func (t *Tab) auditTitle(ev render.Event, late bool) {
 	n := &t.navAudit
 	n.mu.Lock()
+	if !late {
+		n.title, n.titleURL = ev.Title, ev.URL
+	}
 	if n.pending == nil || (!late && ev.URL != "" && ev.URL != n.rawURL) {
 		n.mu.Unlock()
 		return
