@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -82,7 +85,51 @@ func BenchmarkLipSync(b *testing.B) {
 	needChromium(b)
 	site := newTestSite(b)
 	g := startGlovebox(b, nil)
-	bctx := userBrowser(b, g.addr)
+	for _, c := range []struct {
+		name string
+		opts func(b *testing.B) []chromedp.ExecAllocatorOption
+	}{
+		// chromedp's headless default: --mute-audio.
+		{"muted", func(*testing.B) []chromedp.ExecAllocatorOption { return nil }},
+		// Sound on, into a PulseAudio null sink: what a user's desktop does.
+		{"pulse", func(b *testing.B) []chromedp.ExecAllocatorOption {
+			return []chromedp.ExecAllocatorOption{chromedp.Flag("mute-audio", false), chromedp.Env("PULSE_SERVER=unix:" + userPulse(b))}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) { lipSync(b, site, g, c.opts(b)...) })
+	}
+}
+
+// userPulse starts a PulseAudio server with a null sink for the user's
+// browser and returns its socket.
+func userPulse(b *testing.B) string {
+	b.Helper()
+	bin, err := exec.LookPath("pulseaudio")
+	if err != nil {
+		missing(b, "pulseaudio not installed (make test installs it)")
+	}
+	dir := b.TempDir()
+	sock := filepath.Join(dir, "native")
+	cmd := exec.Command(bin, "--daemonize=no", "--use-pid-file=no", "--system=no", "--exit-idle-time=-1",
+		"--disable-shm=yes", "--realtime=no", "--high-priority=no", "--log-target=stderr", "--log-level=error", "-n",
+		"--load=module-native-protocol-unix socket="+sock+" auth-anonymous=1",
+		"--load=module-null-sink sink_name=user")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_RUNTIME_DIR="+dir, "PULSE_RUNTIME_PATH="+dir)
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start pulseaudio: %v", err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(b, 10*time.Second, "the user's PulseAudio socket", func() (bool, string) {
+		_, err := os.Stat(sock)
+		return err == nil, fmt.Sprint(err)
+	})
+	return sock
+}
+
+// lipSync measures BenchmarkLipSync with a user's browser started with
+// opts.
+func lipSync(b *testing.B, site *testSite, g *glovebox, opts ...chromedp.ExecAllocatorOption) {
+	bctx := userBrowser(b, g.addr, opts...)
 	var p50s, p95s, signed, audioJB, videoJB []float64
 	for b.Loop() {
 		tctx, cancel := chromedp.NewContext(bctx)
