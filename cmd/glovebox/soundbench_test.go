@@ -33,15 +33,21 @@ func BenchmarkAudioCPU(b *testing.B) {
 }
 
 // syncProbe watches, in the user's landing page, when each flash of the
-// sync page is shown (requestVideoFrameCallback: the frame's expected
-// display time) and when each beep is played out (the audio receiver's
-// synchronization source: the playout time of its most recent packet,
-// polled every 5 ms; a beep is the first packet after a gap of 150 ms or
-// more, as nothing is sent while the page is silent), both in performance.now() ms. The
-// playout time is the WebRTC stack's hand-over to the sound device; a
-// WebAudio probe of the same track (MediaStreamAudioSourceNode) lagged it
-// by some 800 ms in headless Chromium, whose fake output device buffers:
-// that is not what a user hears.
+// sync page is shown (requestVideoFrameCallback's presentationTime: when
+// the frame was handed to the compositor) and when each beep is
+// played out (the audio receiver's synchronization source: the playout time
+// of its most recent packet, polled every 5 ms; a beep is the first packet
+// after a gap of 150 ms or more, as nothing is sent while the page is
+// silent), both in performance.now() ms. The playout time is the WebRTC
+// stack's hand-over to the sound device; a WebAudio probe of the same track
+// (MediaStreamAudioSourceNode) lagged it by some 800 ms in headless
+// Chromium, whose fake output device buffers: that is not what a user
+// hears. Nor is the callback's expectedDisplayTime what a user sees: in
+// headless Chromium it came ~730 ms before presentationTime (and before
+// the remote page had even flashed, by the remote page's Date.now() and
+// Glovebox's send times, all on one host clock), which this benchmark took
+// for 750 ms of lip-sync error until 2026-12-07; presentationTime and the
+// callback's own time are within ~10 ms of performance.now() in it.
 const syncProbe = `(() => {
 	const v = document.getElementById('glovebox-screen');
 	const s = v.srcObject;
@@ -57,7 +63,7 @@ const syncProbe = `(() => {
 	const onFrame = (now, meta) => {
 		g.drawImage(v, 0, 0, 4, 4);
 		const bright = g.getImageData(1, 1, 1, 1).data[0] > 128;
-		if (bright && !lit) r.v.push(meta.expectedDisplayTime || now);
+		if (bright && !lit) r.v.push(meta.presentationTime || now);
 		lit = bright;
 		v.requestVideoFrameCallback(onFrame);
 	};
