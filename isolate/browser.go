@@ -105,6 +105,9 @@ type Browser struct {
 	// directory as the browser sees it (inside its container).
 	FilesDir  string
 	FilesPath string
+	// Node is the Kubernetes node the browser's pod runs on; empty for
+	// the other runtimes.
+	Node string
 	// Warm reports that the browser was started ahead by the pool, before
 	// any tab asked for it. The pool sets it; runtimes leave it false.
 	Warm bool

@@ -90,3 +90,15 @@ func withChromiumSeccomp(_ context.Context, _ oci.Client, _ *containers.Containe
 	s.Linux.Seccomp = p
 	return nil
 }
+
+// KubeSeccompProfile is the browser container's seccomp profile for the
+// Kubernetes runtime (a Localhost profile on each node): containerd's
+// default for a process with no capabilities, plus chromiumSyscalls, the
+// same as the containerd runtime's.
+func KubeSeccompProfile() (*specs.LinuxSeccomp, error) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+	if err := withChromiumSeccomp(context.Background(), nil, nil, s); err != nil {
+		return nil, err
+	}
+	return s.Linux.Seccomp, nil
+}

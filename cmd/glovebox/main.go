@@ -52,10 +52,20 @@ commands:
   check   check the configuration and exit
   ca      print the HTTPS interception CA's certificate (PEM), creating the CA if there is none
 
+Kubernetes (see README, "Running on Kubernetes"):
+  seccomp-profile  print the browser pods' seccomp profile, for each node's kubelet
+  pod-relay        a browser pod's relay container (set up by the kubernetes runtime)
+  pod-netlock      a browser pod's init container: lock its network
+
 flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		if pc, ok := podCommands[args[0]]; ok {
+			return pc(ctx, args[1:], stdout, stderr)
+		}
+	}
 	fs := pflag.NewFlagSet("glovebox", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path of the configuration file (YAML)")
