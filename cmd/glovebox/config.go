@@ -105,6 +105,8 @@ type IsolateConfig struct {
 	Network netns.Config `mapstructure:"network"`
 	// Process configures the process runtime.
 	Process isolate.ProcessConfig `mapstructure:"process"`
+	// Kubernetes configures the Kubernetes runtime.
+	Kubernetes isolate.KubernetesConfig `mapstructure:"kubernetes"`
 }
 
 func defaultConfig() Config {
@@ -118,6 +120,7 @@ func defaultConfig() Config {
 			Containerd: isolate.DefaultContainerdConfig(),
 			Network:    netns.DefaultConfig(),
 			Process:    isolate.DefaultProcessConfig(),
+			Kubernetes: isolate.DefaultKubernetesConfig(),
 		},
 		Stream:        stream.DefaultConfig(),
 		Egress:        egress.DefaultConfig(),
@@ -167,8 +170,10 @@ func (c *Config) Validate() error {
 			within("isolate.network", c.Isolate.Network.Validate()), c.Egress.Validate())
 	case "process":
 		errs = append(errs, within("isolate.process", c.Isolate.Process.Validate()))
+	case "kubernetes":
+		errs = append(errs, within("isolate.kubernetes", c.Isolate.Kubernetes.Validate()), c.Egress.Validate())
 	default:
-		errs = append(errs, fmt.Errorf("isolate.runtime: %q: want containerd or process", c.Isolate.Runtime))
+		errs = append(errs, fmt.Errorf("isolate.runtime: %q: want containerd, kubernetes or process", c.Isolate.Runtime))
 	}
 	errs = append(errs, within("isolate.pool", c.Isolate.Pool.Validate()))
 	// As serve hands it to stream, with the containers' network left out.

@@ -186,6 +186,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 		defer stop()
 		starter = c
+	case "kubernetes":
+		k, stop, err := startKubernetes(ctx, cfg, pol, lookup, warm, aud, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		starter = k
 	case "process":
 		p, err := isolate.NewProcess(cfg.Isolate.Process, log)
 		if err != nil {

@@ -32,18 +32,14 @@ func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup
 		}
 	}()
 
-	eln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Egress.Port))
-	if err != nil {
-		return nil, nil, fmt.Errorf("egress.port: listen: %w", err)
-	}
-	undo = append(undo, func() { eln.Close() })
-	eg, err := egress.New(cfg.egressConfig(), pol, lookup, aud, log)
+	eport, estop, err := startEgress(ctx, cfg, pol, lookup, warm, aud, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	eg.Warm = warm
+	// The egress serves until the tabs are gone: it is stopped last.
+	undo = append(undo, estop)
 	ncfg := cfg.Isolate.Network
-	ncfg.EgressPort = eln.Addr().(*net.TCPAddr).Port
+	ncfg.EgressPort = eport
 	nw, err := netns.New(ncfg, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("container network: %w", err)
@@ -58,7 +54,24 @@ func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup
 		return nil, nil, fmt.Errorf("start containerd runtime: %w", err)
 	}
 	undo = append(undo, func() { c.Close() })
-	// The egress serves until the tabs are gone: it is stopped first.
+	return c, stop, nil
+}
+
+// startEgress starts the egress proxy on egress.port (all addresses: the
+// containers' veths, or the pod network) and returns its port and the
+// func that stops it.
+func startEgress(ctx context.Context, cfg Config, pol *policy.Policy, lookup egress.TabLookup, warm func(string) bool,
+	aud *audit.Audit, log *slog.Logger) (port int, stop func(), err error) {
+	eln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Egress.Port))
+	if err != nil {
+		return 0, nil, fmt.Errorf("egress.port: listen: %w", err)
+	}
+	eg, err := egress.New(cfg.egressConfig(), pol, lookup, aud, log)
+	if err != nil {
+		eln.Close()
+		return 0, nil, err
+	}
+	eg.Warm = warm
 	ectx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -67,6 +80,34 @@ func startContainerd(ctx context.Context, cfg Config, pol *policy.Policy, lookup
 			log.Error("egress proxy stopped", "component", "egress", "err", err)
 		}
 	}()
-	undo = append(undo, func() { cancel(); <-done })
-	return c, stop, nil
+	return eln.Addr().(*net.TCPAddr).Port, func() { cancel(); <-done; eln.Close() }, nil
+}
+
+// startKubernetes starts the Kubernetes runtime and the egress proxy its
+// pods' relays reach.
+func startKubernetes(ctx context.Context, cfg Config, pol *policy.Policy, lookup egress.TabLookup, warm func(string) bool,
+	aud *audit.Audit, log *slog.Logger) (_ *isolate.Kubernetes, stop func(), retErr error) {
+	eport, estop, err := startEgress(ctx, cfg, pol, lookup, warm, aud, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			estop()
+		}
+	}()
+	kcfg := cfg.Isolate.Kubernetes
+	cas, err := trustedCAs(cfg.Proxy)
+	if err != nil {
+		return nil, nil, err
+	}
+	rc, err := isolate.KubeClientConfig(kcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("isolate.kubernetes: %w", err)
+	}
+	k, err := isolate.NewKubernetes(ctx, kcfg, rc, eport, cas, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start kubernetes runtime: %w", err)
+	}
+	return k, func() { k.Close(); estop() }, nil
 }

@@ -266,13 +266,16 @@ func (a *Audit) Untabbed(e EgressEvent) {
 
 // TabEvent is the start or end of one isolated tab.
 type TabEvent struct {
-	Tab       string
-	ClientIP  string
-	User      string
-	URL       string
-	Host      string
-	Runtime   string
-	Browser   string
+	Tab      string
+	ClientIP string
+	User     string
+	URL      string
+	Host     string
+	Runtime  string
+	Browser  string
+	// Node is the Kubernetes node of the browser's pod ("" for the
+	// other runtimes).
+	Node      string
 	Duration  time.Duration
 	Frames    int64
 	Bytes     int64
@@ -324,6 +327,7 @@ func (e TabEvent) common() []slog.Attr {
 		slog.String("host", e.Host),
 		slog.String("runtime", e.Runtime),
 		slog.String("browser", e.Browser),
+		slog.String("node", e.Node),
 		slog.Int64("duration_ms", e.Duration.Milliseconds()),
 	}
 }

@@ -38,9 +38,9 @@ func TestAuditSchema(t *testing.T) {
 		"tab", "threat", "time", "url", "user", "verdict"}
 	want := map[string][]string{
 		EventRequest:  {"action", "bytes", "client_ip", "duration_ms", "event", "host", "method", "request_id", "rule", "status", "time", "url", "user"},
-		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "opener", "request_id", "runtime", "tab", "time", "url", "user", "warm"},
+		EventTabStart: {"browser", "client_ip", "duration_ms", "event", "host", "node", "opener", "request_id", "runtime", "tab", "time", "url", "user", "warm"},
 		EventTabEnd: {"bitrate", "browser", "bytes", "client_ip", "codec", "duration_ms", "encode_ms", "event", "frames", "frames_in", "frames_sent",
-			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "packets_lost", "reason", "recording", "recording_error", "rtt_ms", "runtime", "tab", "time", "url", "user"},
+			"frames_skipped", "host", "keyframes", "loss", "min_bitrate", "node", "packets_lost", "reason", "recording", "recording_error", "rtt_ms", "runtime", "tab", "time", "url", "user"},
 		EventDownload:  fileKeys,
 		EventUpload:    fileKeys,
 		EventClipboard: {"client_ip", "decision", "direction", "event", "host", "kind", "reason", "size", "tab", "time", "url", "user"},

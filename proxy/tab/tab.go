@@ -618,7 +618,7 @@ func (t *Tab) run() {
 		opener = t.opener.id
 	}
 	t.m.audit.TabStart(audit.TabEvent{Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
-		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Warm: t.browser.Warm, Duration: time.Since(t.created),
+		Runtime: t.m.iso.Name(), Browser: t.browser.ID, Node: t.browser.Node, Warm: t.browser.Warm, Duration: time.Since(t.created),
 		RequestID: t.requestID, Opener: opener})
 
 	go t.applyLoop(t.inputs, t.apply)
@@ -1261,9 +1261,9 @@ func (t *Tab) teardown() {
 		}
 		t.page.Close()
 	}
-	browserID := ""
+	browserID, node := "", ""
 	if t.browser != nil {
-		browserID = t.browser.ID
+		browserID, node = t.browser.ID, t.browser.Node
 		if last {
 			if err := t.browser.Close(); err != nil {
 				t.log.Warn("close browser", "err", err)
@@ -1276,7 +1276,7 @@ func (t *Tab) teardown() {
 	s := t.stats
 	t.mu.Unlock()
 	t.m.audit.TabEnd(audit.TabEvent{Recording: recFile, RecordingError: recErr, Tab: t.id, ClientIP: t.clientIP, User: t.user, URL: t.logURL, Host: t.host,
-		Runtime: t.m.iso.Name(), Browser: browserID, Duration: time.Since(t.created),
+		Runtime: t.m.iso.Name(), Browser: browserID, Node: node, Duration: time.Since(t.created),
 		Frames: int64(s.FramesEncoded), Keyframes: int64(s.Keyframes), Bytes: int64(s.BytesSent), Reason: reason,
 		FramesIn: int64(s.FramesIn), FramesSent: int64(s.FramesSent), FramesSkipped: int64(s.FramesSkipped),
 		EncodeTime: s.EncodeTime, Bitrate: int64(s.TargetBitrate), MinBitrate: int64(s.MinTarget),
