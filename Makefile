@@ -21,7 +21,12 @@ DRIVER := testdata/driver
 # exceeded" failure with no failing input (golang/go#75804, fixed in 1.27).
 FUZZTIME ?= 50000x
 
-.PHONY: help deps driver build run test fuzz bench lint clean
+# GLOVEBOX_KUBE_DIR caches the Kubernetes test cluster's binaries (kube-apiserver,
+# kubelet, ... and etcd, built from the Go module proxy by
+# internal/kubetest/build.sh: several minutes once, then nothing).
+export GLOVEBOX_KUBE_DIR ?= /var/cache/glovebox/kube-v1.37.2
+
+.PHONY: help deps driver kube-bin build run test fuzz bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -57,7 +62,10 @@ driver: deps ## install the test driver's npm packages (puppeteer-core) into tes
 		echo "npm ci in $(DRIVER)"; cd $(DRIVER) && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
-test: deps driver ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
+kube-bin: deps ## build the Kubernetes test cluster's binaries into GLOVEBOX_KUBE_DIR (once)
+	@internal/kubetest/build.sh "$(GLOVEBOX_KUBE_DIR)"
+
+test: deps driver kube-bin ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz

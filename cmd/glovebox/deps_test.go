@@ -21,7 +21,8 @@ var depRules = []struct {
 	{"internal/testenv", nil},
 	{"internal/icaptest", nil},   // a real c-icap for the tests of scanning
 	{"internal/syslogtest", nil}, // a real rsyslog for the tests of the audit sinks
-	{"isolate", []string{"internal/testenv"}},
+	{"internal/kubetest", nil},   // a real Kubernetes for the tests of the kubernetes runtime
+	{"isolate", []string{"internal/testenv", "internal/kubetest"}},
 	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
 	{"isolate/internal", []string{"internal/testenv"}},
 	{"render", []string{"internal/testenv"}},

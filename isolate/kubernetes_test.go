@@ -1,0 +1,123 @@
+package isolate
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/glovebox/glovebox/internal/kubetest"
+	"github.com/glovebox/glovebox/internal/testenv"
+)
+
+func leftoverPod(name, owner string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelManaged: "true", LabelOwner: owner}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "x", Image: "x"}}},
+	}
+}
+
+// TestKubernetesAPI runs the runtime against a real API server with no
+// node: it writes the browsers' policy, reaps what a previous incarnation
+// of its replica left (and nothing of another replica's), makes a pod the
+// API server's validation takes with every property of kubePod, and, when
+// the pod never runs, fails the start saying so and leaves nothing behind.
+func TestKubernetesAPI(t *testing.T) {
+	if err := kubetest.Missing(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	kc := kubetest.Start(t)
+	const ns = "glovebox"
+	kc.Namespace(t, ns)
+	ctx := context.Background()
+	pods := kc.Client.CoreV1().Pods(ns)
+	for _, p := range []*corev1.Pod{leftoverPod("glovebox-tab-old", "replica-a"), leftoverPod("glovebox-tab-b", "replica-b")} {
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := DefaultKubernetesConfig()
+	cfg.Namespace, cfg.Image, cfg.OwnerName, cfg.OwnerUID = ns, "glovebox:test", "replica-a", "6f1c5a52-0000-4000-8000-000000000001"
+	cfg.Egress, cfg.StartTimeout, cfg.DataDir = "10.1.2.3:3129", 3*time.Second, t.TempDir()
+	if _, err := NewKubernetes(ctx, cfg, kc.Config, 3128, nil, nil); err == nil || !strings.Contains(err.Error(), "egress port 3128") {
+		t.Errorf("egress on another port than the proxy's: %v", err)
+	}
+	k, err := NewKubernetes(ctx, cfg, kc.Config, 3129, [][]byte{[]byte("not really DER")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+
+	// Reaped: replica-a's leftover, not replica-b's pod.
+	if p, err := pods.Get(ctx, "glovebox-tab-old", metav1.GetOptions{}); err == nil && p.DeletionTimestamp == nil {
+		t.Error("the previous incarnation's pod was not reaped")
+	}
+	if _, err := pods.Get(ctx, "glovebox-tab-b", metav1.GetOptions{}); err != nil {
+		t.Errorf("another replica's pod: %v", err)
+	}
+	cm, err := kc.Client.CoreV1().ConfigMaps(ns).Get(ctx, kubePolicyConfigMap, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pol map[string]any
+	if err := json.Unmarshal([]byte(cm.Data["glovebox.json"]), &pol); err != nil || pol["CACertificates"] == nil || pol["BuiltInDnsClientEnabled"] != false {
+		t.Errorf("policy ConfigMap: %v %v", pol, err)
+	}
+
+	w, err := pods.Watch(ctx, metav1.ListOptions{LabelSelector: LabelOwner + "=replica-a," + LabelTab + "=feedfacecafebeef"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	_, err = k.Start(ctx, Spec{TabID: "feedfacecafebeef", Width: 800, Height: 600})
+	if err == nil || !strings.Contains(err.Error(), "not running") || !strings.Contains(err.Error(), "Pending") {
+		t.Fatalf("start with no node: %v", err)
+	}
+	var stored *corev1.Pod
+	select {
+	case ev := <-w.ResultChan():
+		stored, _ = ev.Object.(*corev1.Pod)
+	case <-time.After(10 * time.Second):
+	}
+	if stored == nil {
+		t.Fatal("the pod was never created")
+	}
+	// As the API server stored it: validated and defaulted, still locked.
+	if len(stored.OwnerReferences) != 1 || stored.OwnerReferences[0].Name != "replica-a" {
+		t.Errorf("owner %v", stored.OwnerReferences)
+	}
+	b := stored.Spec.Containers[0]
+	if b.Name != "browser" || *b.SecurityContext.RunAsUser != kubeBrowserUID || *b.SecurityContext.AllowPrivilegeEscalation ||
+		b.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeLocalhost || *stored.Spec.AutomountServiceAccountToken {
+		t.Errorf("stored browser container %+v", b.SecurityContext)
+	}
+	if !strings.Contains(strings.Join(b.Command, " "), "--window-size=800,600") {
+		t.Errorf("browser command %v", b.Command)
+	}
+	// Nothing left: the pod (being deleted at once) and its Secret.
+	sel := metav1.ListOptions{LabelSelector: LabelOwner + "=replica-a"}
+	left, err := pods.List(ctx, sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range left.Items {
+		if p.DeletionTimestamp == nil {
+			t.Errorf("pod %s left after a failed start", p.Name)
+		}
+	}
+	secrets, err := kc.Client.CoreV1().Secrets(ns).List(ctx, sel)
+	if err != nil || len(secrets.Items) != 0 {
+		t.Errorf("secrets left after a failed start: %d, %v", len(secrets.Items), err)
+	}
+	if k.Running() != 0 {
+		t.Errorf("%d running", k.Running())
+	}
+	if err := k.Health(ctx); err != nil {
+		t.Errorf("health: %v", err)
+	}
+}
