@@ -19,9 +19,9 @@ var depRules = []struct {
 }{
 	{"cmd", []string{""}}, // the wiring: anything
 	{"internal/testenv", nil},
-	{"internal/icaptest", nil},   // a real c-icap for the tests of scanning
-	{"internal/syslogtest", nil}, // a real rsyslog for the tests of the audit sinks
-	{"internal/kubetest", nil},   // a real Kubernetes for the tests of the kubernetes runtime
+	{"internal/icaptest", nil},                          // a real c-icap for the tests of scanning
+	{"internal/syslogtest", nil},                        // a real rsyslog for the tests of the audit sinks
+	{"internal/kubetest", []string{"internal/testenv"}}, // a real Kubernetes for the tests of the kubernetes runtime
 	{"isolate", []string{"internal/testenv", "internal/kubetest"}},
 	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
 	{"isolate/internal", []string{"internal/testenv"}},
@@ -36,7 +36,7 @@ var depRules = []struct {
 	{"proxy/internal", []string{"proxy/policy"}},                                         // addresses spelt as policy spells them
 	{"proxy/upstream", []string{"proxy/internal/"}},
 	{"proxy/egress", []string{"proxy/policy", "proxy/audit", "proxy/upstream", "proxy/internal/"}},
-	{"proxy/scan", []string{"internal/icaptest", "internal/testenv"}},                                                       // its tests only
+	{"proxy/scan", []string{"internal/icaptest", "internal/testenv"}}, // its tests only
 	{"proxy/tab", []string{"isolate", "render", "stream", "proxy/audit", "proxy/policy", "proxy/scan", "internal/testenv"}}, // policy, scan: what may cross
 	{"proxy/console", []string{"proxy/audit", "proxy/auth", "proxy/tab", "proxy/internal/"}},                                // the operators' console: tabs, events, sign-in
 	{"proxy", []string{"isolate", "render", "stream", "proxy/", "internal/testenv"}},

@@ -69,7 +69,14 @@ type Cluster struct {
 
 	dir   string
 	procs []*proc
+	// token is the admin's, nodeToken the node's (system:node:NodeName).
+	token, nodeToken string
+	caPEM            []byte
+	stops            []func() // run in reverse after the processes are gone
 }
+
+// NodeName is the name of the node StartNode runs.
+const NodeName = "kubetest-node"
 
 type proc struct {
 	name string
@@ -100,10 +107,12 @@ func Start(t testing.TB) *Cluster {
 
 	caPEM, certPEM, keyPEM := serving(t)
 	saKey := ecKeyPEM(t)
-	token := randomToken()
+	token, nodeToken := randomToken(), randomToken()
+	c.nodeToken, c.caPEM, c.token = nodeToken, caPEM, token
 	files := map[string][]byte{
 		"ca.crt": caPEM, "apiserver.crt": certPEM, "apiserver.key": keyPEM, "sa.key": saKey,
-		"tokens.csv": []byte(token + ",admin,admin-uid,system:masters\n"),
+		"tokens.csv": []byte(token + ",admin,admin-uid,system:masters\n" +
+			nodeToken + ",system:node:" + NodeName + ",node-uid,system:nodes\n"),
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -212,8 +221,13 @@ func (c *Cluster) start(t testing.TB, name, bin string, args ...string) {
 	c.procs = append(c.procs, p)
 }
 
-// stop kills the processes, API server first.
+// stop kills the processes, the last started first, then runs the stops.
 func (c *Cluster) stop() {
+	defer func() {
+		for i := len(c.stops) - 1; i >= 0; i-- {
+			c.stops[i]()
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
