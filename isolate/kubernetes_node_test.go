@@ -22,43 +22,6 @@ import (
 	"github.com/glovebox/glovebox/internal/testenv"
 )
 
-// browserImage is the browser pods' image made from this host's files:
-// Debian's Chromium and its libraries, fonts, certificates, the glovebox
-// binary built here (what deploy/Containerfile installs from packages).
-func browserImage(t *testing.T) string {
-	t.Helper()
-	gb := filepath.Join(t.TempDir(), "glovebox")
-	cmd := exec.Command("go", "build", "-o", gb, "github.com/glovebox/glovebox/cmd/glovebox")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build glovebox: %v: %s", err, out)
-	}
-	gbBytes, err := os.ReadFile(gb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := []kubetest.File{
-		{Path: "bin", Link: "usr/bin"}, {Path: "lib", Link: "usr/lib"}, {Path: "lib64", Link: "usr/lib64"}, {Path: "sbin", Link: "usr/sbin"},
-		{Path: "usr/lib/chromium", Src: "/usr/lib/chromium"},
-		{Path: "usr/lib/x86_64-linux-gnu", Src: "/usr/lib/x86_64-linux-gnu"},
-		{Path: "usr/lib64", Src: "/usr/lib64"},
-		{Path: "usr/share/fonts", Src: "/usr/share/fonts"},
-		{Path: "etc/fonts", Src: "/etc/fonts"},
-		{Path: "etc/ssl", Src: "/etc/ssl"},
-		{Path: "etc/ld.so.cache", Src: "/etc/ld.so.cache"},
-		{Path: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/usr/sbin/nologin\nglovebox:x:1000:1000::/home/glovebox:/usr/sbin/nologin\nrelay:x:1001:1001::/nonexistent:/usr/sbin/nologin\n")},
-		{Path: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\nglovebox:x:1000:\nrelay:x:1001:\n")},
-		{Path: "etc/nsswitch.conf", Mode: 0o644, Data: []byte("passwd: files\ngroup: files\nhosts: files\n")},
-		{Path: "etc/chromium/policies/managed", Dir: true, Mode: 0o755},
-		{Path: "tmp", Dir: true, Mode: 0o1777},
-		{Path: "home/glovebox", Dir: true, Mode: 0o700},
-		{Path: "usr/local/bin/glovebox", Mode: 0o755, Data: gbBytes},
-	}
-	if _, err := os.Stat("/usr/share/fontconfig"); err == nil {
-		files = append(files, kubetest.File{Path: "usr/share/fontconfig", Src: "/usr/share/fontconfig"})
-	}
-	return kubetest.ImageTar(t, "glovebox.test/browser:1", nil, files)
-}
-
 // procOf finds the pid of a process of the pod whose command line starts
 // with prefix, by the pod's cgroup (the kubelet's, under kubetest's root).
 func procOf(t *testing.T, podUID, prefix string) int {
@@ -119,16 +82,13 @@ func TestKubernetesPod(t *testing.T) {
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
 	node := kc.StartNode(t)
-	node.Import(t, browserImage(t))
+	node.Import(t, kubetest.BrowserImage(t))
 	prof, err := KubeSeccompProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pj, _ := json.Marshal(prof)
-	os.MkdirAll(filepath.Join(node.SeccompDir, "glovebox"), 0o755)
-	if err := os.WriteFile(filepath.Join(node.SeccompDir, "glovebox", "chromium.json"), pj, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	node.Seccomp(t, "glovebox/chromium.json", pj)
 
 	// The owner's egress: a stand-in proxy on the node's address that
 	// records what reaches it and answers each request.
