@@ -8,9 +8,10 @@ import (
 	"net/netip"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/glovebox/glovebox/isolate/internal/nftexpr"
 )
 
 // The firewall is one nftables table of family inet, "glovebox":
@@ -96,32 +97,6 @@ func ifMatch(out bool, op expr.CmpOp, name string, prefix bool) []expr.Any {
 	}
 }
 
-// tcpDport matches TCP to port.
-func tcpDport(port int) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(port))},
-	}
-}
-
-// ctReply matches packets of connections already accepted, and ICMP errors
-// about them.
-func ctReply() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{
-			SourceRegister: 1,
-			DestRegister:   1,
-			Len:            4,
-			Mask:           binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			Xor:            binaryutil.NativeEndian.PutUint32(0),
-		},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
-	}
-}
-
 // knownPair matches an IPv4 packet whose input interface, source and
 // destination are an element of set.
 func knownPair(set *nftables.Set) []expr.Any {
@@ -181,17 +156,17 @@ func createFirewall(egressPort int) error {
 	toUs := ifMatch(true, expr.CmpOpEq, hostIfPrefix, true)
 
 	in := chain("input", nftables.ChainHookInput)
-	add(in, rule(fromUs, ctReply(), accept()))
-	add(in, rule(fromUs, tcpDport(egressPort), knownPair(set), accept()))
+	add(in, rule(fromUs, nftexpr.CtReply(), accept()))
+	add(in, rule(fromUs, nftexpr.TCPDport(egressPort), knownPair(set), accept()))
 	add(in, rule(fromUs, drop()))
-	add(in, rule(ifMatch(false, expr.CmpOpNeq, "lo", false), tcpDport(egressPort), drop()))
+	add(in, rule(ifMatch(false, expr.CmpOpNeq, "lo", false), nftexpr.TCPDport(egressPort), drop()))
 
 	fwd := chain("forward", nftables.ChainHookForward)
 	add(fwd, rule(fromUs, drop()))
 	add(fwd, rule(toUs, drop()))
 
 	out := chain("output", nftables.ChainHookOutput)
-	add(out, rule(toUs, ctReply(), accept()))
+	add(out, rule(toUs, nftexpr.CtReply(), accept()))
 	add(out, rule(toUs, drop()))
 
 	if err := c.Flush(); err != nil {

@@ -8,7 +8,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"golang.org/x/sys/unix"
+
+	"github.com/glovebox/glovebox/isolate/internal/nftexpr"
 )
 
 // Lock replaces the table in the current network namespace by the rules,
@@ -43,14 +44,14 @@ func lock(r Rules, opts ...nftables.ConnOption) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(e, &expr.Verdict{Kind: expr.VerdictAccept})})
 	}
 	add(in, loopback(false))
-	add(in, ctReply())
-	add(in, tcpDport(r.RelayPort))
+	add(in, nftexpr.CtReply())
+	add(in, nftexpr.TCPDport(r.RelayPort))
 	add(out, loopback(true))
-	add(out, ctReply())
+	add(out, nftexpr.CtReply())
 	add(out, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(r.RelayUID))},
-	}, tcpDport(r.EgressPort))
+	}, nftexpr.TCPDport(r.EgressPort))
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("podnet: nftables table inet %s: %w", TableName, err)
 	}
@@ -67,24 +68,5 @@ func loopback(out bool) []expr.Any {
 		&expr.Meta{Key: key, Register: 1},
 		// The loopback device is index 1 in every network namespace.
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(1)},
-	}
-}
-
-func tcpDport(port int) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(uint16(port))},
-	}
-}
-
-func ctReply() []expr.Any {
-	return []expr.Any{
-		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			Xor:  binaryutil.NativeEndian.PutUint32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
 	}
 }
