@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // KubernetesConfig configures the Kubernetes runtime, which runs each
@@ -65,6 +66,14 @@ type KubernetesConfig struct {
 	// Egress is this replica's egress proxy as the pods reach it,
 	// host:port; the host defaults to POD_IP, the port to egress.port.
 	Egress string `mapstructure:"egress"`
+	// PeerPort is the port on which the replicas forward each other the
+	// requests about tabs they do not hold (mutual TLS, each replica
+	// pinned to the key it publishes on its own pod); 0 turns forwarding
+	// off. It is on only for a replica in a cluster (owner_name set).
+	PeerPort int `mapstructure:"peer_port"`
+	// PeerSelector is the label selector of the replicas' pods (the
+	// Deployment's), in the namespace.
+	PeerSelector string `mapstructure:"peer_selector"`
 	// DataDir holds the local ends of the pods' DevTools (unix sockets,
 	// open to Glovebox's user only).
 	DataDir string `mapstructure:"data_dir"`
@@ -98,6 +107,8 @@ func DefaultKubernetesConfig() KubernetesConfig {
 		HomeMB:          512,
 		StartTimeout:    60 * time.Second,
 		DataDir:         "/var/lib/glovebox/kubernetes",
+		PeerPort:        9444,
+		PeerSelector:    "app.kubernetes.io/name=glovebox",
 	}
 }
 
@@ -148,6 +159,12 @@ func (c KubernetesConfig) Validate() error {
 	}
 	if (c.OwnerName == "") != (c.OwnerUID == "") {
 		errs = append(errs, errors.New("owner_name, owner_uid: give both or neither"))
+	}
+	if c.PeerPort < 0 || c.PeerPort > 65535 {
+		errs = append(errs, fmt.Errorf("peer_port: %d is not a port (0 turns forwarding off)", c.PeerPort))
+	}
+	if sel, err := labels.Parse(c.PeerSelector); err != nil || sel.Empty() {
+		errs = append(errs, fmt.Errorf("peer_selector: %q: want the label selector of the replicas' pods, such as app.kubernetes.io/name=glovebox", c.PeerSelector))
 	}
 	if !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data_dir: %q must be an absolute path", c.DataDir))

@@ -5,6 +5,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -74,6 +75,10 @@ type Config struct {
 	// MediaAddrs are the public addresses the media is announced on behind
 	// 1:1 NAT, set by the wiring.
 	MediaAddrs []string `mapstructure:"-"`
+	// Peers are the other replicas, when there are several (peers.go);
+	// PeerCert is this replica's certificate for them. Set by the wiring.
+	Peers    Peers           `mapstructure:"-"`
+	PeerCert tls.Certificate `mapstructure:"-"`
 	// LocalNets are the isolated browsers' networks (isolate.network.subnet),
 	// set by the wiring: users' requests never go there.
 	LocalNets []netip.Prefix `mapstructure:"-"`
@@ -167,6 +172,11 @@ type Server struct {
 	pacFile http.Handler
 	health  *Health
 
+	// peerTransport reaches the other replicas (peers.go); peerForwards
+	// counts what went between them.
+	peerTransport *http.Transport
+	peerForwards  counters
+
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered
 	// with its own pages (a browser set to use Glovebox that downloads the
@@ -206,12 +216,21 @@ func New(cfg Config, iso tab.Isolator, st tab.Streamer, aud *audit.Audit, log *s
 			cfg.Tabs.Scanner = sc
 		}
 	}
+	if cfg.Peers != nil {
+		if cfg.PeerCert.Leaf == nil {
+			return nil, errors.New("peers: no peer certificate (PeerCert with its Leaf)")
+		}
+		cfg.Tabs.TokenPrefix = cfg.Peers.Self()
+	}
 	s := &Server{cfg: cfg, policy: pol, audit: aud, log: log, auth: au, mitm: m, navs: &heldNavs{audit: aud},
 		tabs: tab.NewManager(cfg.Tabs, iso, st, aud, log), self: &netcheck.HostAddrs{List: net.InterfaceAddrs}}
 	if s.guard, err = newLocalGuard(s.self, cfg.LocalNets, cfg.Upstream.AllowLocal); err != nil {
 		return nil, err
 	}
 	s.api = s.apiHandler()
+	if cfg.Peers != nil {
+		s.peerTransport = newPeerTransport(cfg.Peers, cfg.PeerCert)
+	}
 	s.pacFile = pac.Handler(cfg.PAC, log)
 	s.clients, _ = parseClients(cfg.Clients) // validated above
 	if wide := widerThanDefault(s.clients); wide != "" && cfg.Auth.Mode == auth.ModeNone {
@@ -256,7 +275,7 @@ func (s *Server) register() {
 		return strings.HasPrefix(r.URL.Path, apiPrefix) && s.policy.DecideOrigin(r.URL, reqInfoOf(r).user).Action == policy.ActionIsolate
 	})).DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		reqInfoOf(r).own = true
-		return r, recordResponse(r, s.api)
+		return r, recordResponse(r, http.HandlerFunc(s.serveAPI))
 	})
 	s.gp.OnRequest().DoFunc(s.decide)
 	s.gp.OnRequest().DoFunc(s.cleanRequest) // last: only for requests that go on to the site
@@ -376,7 +395,7 @@ func (s *Server) isMediaTarget(hostport string) bool {
 			return true
 		}
 	}
-	return s.self.Contains(ip)
+	return s.self.Contains(ip) || s.isPeerMedia(ip)
 }
 
 // isSelf reports whether hostport is this proxy: its port on a loopback or

@@ -228,6 +228,17 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		}
 	}
 	pcfg.Compiled = pol
+	var peerLn net.Listener
+	if cfg.Isolate.Runtime == "kubernetes" {
+		peers, cert, ln, stop, err := startPeers(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		if peers != nil {
+			defer stop()
+			pcfg.Peers, pcfg.PeerCert, peerLn = peers, cert, ln
+		}
+	}
 	recs := record.NewStore(cfg.Recording, log)
 	if pol.Records() {
 		// An unusable directory stops no tab: each recorded one says in
@@ -243,6 +254,19 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		return err
 	}
 	srvp.Store(srv)
+	if peerLn != nil {
+		go func() {
+			if err := srv.ServePeers(ctx, peerLn); err != nil {
+				log.Error("peer listener stopped: other replicas cannot reach this one's tabs", "component", "peers", "err", err)
+			}
+		}()
+		metrics.Collector(func(emit audit.Emit) {
+			for k, v := range srv.PeerForwards() {
+				emit("glovebox_peer_requests_total", "API requests between replicas: forwarded to their tab's owner, answered for another replica, or failed to reach it.",
+					"counter", float64(v), "kind", k)
+			}
+		})
+	}
 	ln, err := net.Listen("tcp", cfg.Proxy.Listen)
 	if err != nil {
 		srv.Close()

@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/isolate/netns"
+	"github.com/glovebox/glovebox/proxy"
 	"github.com/glovebox/glovebox/proxy/audit"
 	"github.com/glovebox/glovebox/proxy/egress"
 	"github.com/glovebox/glovebox/proxy/policy"
@@ -110,4 +116,66 @@ func startKubernetes(ctx context.Context, cfg Config, pol *policy.Policy, lookup
 		return nil, nil, fmt.Errorf("start kubernetes runtime: %w", err)
 	}
 	return k, func() { k.Close(); estop() }, nil
+}
+
+// kubePeers is the Kubernetes directory of replicas as the proxy reads it.
+type kubePeers struct{ *isolate.KubePeers }
+
+func (k kubePeers) Live() []proxy.Peer {
+	var out []proxy.Peer
+	for _, p := range k.KubePeers.Live() {
+		out = append(out, proxy.Peer{ID: p.Name, Addr: p.Addr, Key: p.Key, Media: p.Media})
+	}
+	return out
+}
+
+// startPeers makes this replica known to the others of its Deployment
+// when it runs as one (isolate.kubernetes.peer_port set and the pod named):
+// its peer certificate, the listener they forward to, its entry on its
+// pod. It returns nil peers when forwarding is off.
+func startPeers(ctx context.Context, cfg Config, log *slog.Logger) (proxy.Peers, tls.Certificate, net.Listener, func(), error) {
+	kcfg := cfg.Isolate.Kubernetes
+	if kcfg.OwnerName == "" {
+		kcfg.OwnerName, kcfg.OwnerUID = os.Getenv("POD_NAME"), os.Getenv("POD_UID")
+	}
+	if kcfg.PeerPort == 0 || kcfg.OwnerName == "" {
+		return nil, tls.Certificate{}, nil, nil, nil
+	}
+	podIP, err := netip.ParseAddr(os.Getenv("POD_IP"))
+	if err != nil {
+		return nil, tls.Certificate{}, nil, nil, fmt.Errorf("isolate.kubernetes.peer_port: the replica's address: POD_IP: %w", err)
+	}
+	cert, err := proxy.NewPeerCert(kcfg.OwnerName)
+	if err != nil {
+		return nil, tls.Certificate{}, nil, nil, fmt.Errorf("peer certificate: %w", err)
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", kcfg.PeerPort))
+	if err != nil {
+		return nil, tls.Certificate{}, nil, nil, fmt.Errorf("isolate.kubernetes.peer_port: listen: %w", err)
+	}
+	// Users reach this replica's media at its announced addresses, else
+	// at its pod's.
+	media := []netip.Addr{podIP.Unmap()}
+	if len(cfg.Stream.NAT1To1IPs) > 0 {
+		media = nil
+		for _, m := range cfg.Stream.NAT1To1IPs {
+			public, _, _ := strings.Cut(m, "/")
+			if ip, err := netip.ParseAddr(public); err == nil {
+				media = append(media, ip.Unmap())
+			}
+		}
+	}
+	rc, err := isolate.KubeClientConfig(kcfg)
+	if err != nil {
+		ln.Close()
+		return nil, tls.Certificate{}, nil, nil, fmt.Errorf("isolate.kubernetes: %w", err)
+	}
+	kp, err := isolate.NewKubePeers(ctx, kcfg, rc, isolate.PublishPeer{
+		Key: proxy.KeySum(cert.Leaf), Addr: net.JoinHostPort(podIP.String(), strconv.Itoa(kcfg.PeerPort)), Media: media,
+	}, log)
+	if err != nil {
+		ln.Close()
+		return nil, tls.Certificate{}, nil, nil, err
+	}
+	return kubePeers{kp}, cert, ln, func() { kp.Close(); ln.Close() }, nil
 }

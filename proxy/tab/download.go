@@ -437,7 +437,7 @@ func (m *Manager) offer(o *Offer) string {
 	if m.offers == nil {
 		m.offers = map[string]*Offer{}
 	}
-	key := randomToken()
+	key := m.newToken()
 	o.expires = time.Now().Add(offerTTL)
 	m.offers[key] = o
 	return key

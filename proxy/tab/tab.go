@@ -75,6 +75,11 @@ type Config struct {
 	// Recorder records the tabs whose rule says record (record.go); nil
 	// records none. Set by the wiring from recording.*.
 	Recorder Recorder `mapstructure:"-"`
+	// TokenPrefix, when set, begins every token, hand-over code and file
+	// key this manager issues, followed by a dot: the replica that owns
+	// them (its peers forward requests naming them to it). Set by the
+	// wiring.
+	TokenPrefix string `mapstructure:"-"`
 }
 
 // DefaultConfig returns the defaults documented in config.yaml.
@@ -258,7 +263,7 @@ func (m *Manager) Create(req Request, clientIP, user string) (*Tab, error) {
 // newTab is a tab for u, not yet admitted.
 func (m *Manager) newTab(u *url.URL, clientIP, user string, w, h int, s float64) *Tab {
 	t := &Tab{
-		m: m, id: randomHex(8), token: randomToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
+		m: m, id: randomHex(8), token: m.newToken(), clientIP: clientIP, user: user, owner: Owner(user, clientIP),
 		url: u.String(), logURL: audit.LogURL(u), host: u.Hostname(), created: time.Now(),
 		ready: make(chan struct{}), ended: make(chan struct{}), asking: make(chan struct{}),
 		inputs: make(chan clientMsg, 256), answers: make(chan clientMsg, 8), retired: map[*stream.Peer]bool{},
@@ -365,7 +370,7 @@ func (m *Manager) Count() int {
 // Handoff issues a one-time code with which a landing page at another origin
 // takes over the tab; the code travels in the URL fragment, never to a server.
 func (m *Manager) Handoff(t *Tab, origin string) string {
-	code := randomToken()
+	code := m.newToken()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -1282,6 +1287,25 @@ func (t *Tab) teardown() {
 		EncodeTime: s.EncodeTime, Bitrate: int64(s.TargetBitrate), MinBitrate: int64(s.MinTarget),
 		RTT: s.RTT, Loss: s.FractionLost, PacketsLost: s.PacketsLost, Codec: s.Codec})
 	t.log.Info("tab ended", "reason", reason)
+}
+
+// newToken is a random token, naming this manager's replica first when
+// there are several (TokenPrefix).
+func (m *Manager) newToken() string {
+	if m.cfg.TokenPrefix != "" {
+		return m.cfg.TokenPrefix + "." + randomToken()
+	}
+	return randomToken()
+}
+
+// TokenOwner is the replica a token, hand-over code or file key names
+// (TokenPrefix), or "" when it names none.
+func TokenOwner(token string) string {
+	i := strings.LastIndexByte(token, '.')
+	if i <= 0 {
+		return ""
+	}
+	return token[:i]
 }
 
 func randomToken() string {
