@@ -55,6 +55,12 @@ type testSite struct {
 
 func newTestSite(t testing.TB) *testSite {
 	t.Helper()
+	return newTestSiteAt(t, "127.0.0.1:0")
+}
+
+// newTestSiteAt is newTestSite listening on addr.
+func newTestSiteAt(t testing.TB, addr string) *testSite {
+	t.Helper()
 	b := make([]byte, 12)
 	rand.Read(b)
 	s := &testSite{marker: "GBMARK" + hex.EncodeToString(b), reports: map[string][]string{}, served: map[string]int{}}
@@ -74,7 +80,7 @@ func newTestSite(t testing.TB) *testSite {
 	files["/view"] = "view.html"
 	files["/print"] = "print.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {
 			body, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
 			s.mu.Lock()
@@ -110,6 +116,13 @@ func newTestSite(t testing.TB) *testSite {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Write(bytes.ReplaceAll(raw, []byte("{{MARKER}}"), []byte(s.marker)))
 	}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Server.Listener.Close()
+	s.Server.Listener = ln
+	s.Server.Start()
 	t.Cleanup(s.Close)
 	return s
 }

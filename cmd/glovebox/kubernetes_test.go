@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -9,10 +8,8 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
 	"github.com/glovebox/glovebox/internal/testenv"
@@ -38,50 +35,30 @@ func TestKubernetesManifests(t *testing.T) {
 		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
 	}
-	kust, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k struct {
-		Resources []string `json:"resources"`
-	}
-	if err := yaml.Unmarshal(kust, &k); err != nil {
-		t.Fatal(err)
-	}
 	kinds := map[string]int{}
-	for _, file := range k.Resources {
-		raw, err := os.ReadFile(filepath.Join(dir, file))
+	for _, obj := range manifestObjects(t, dir) {
+		gv, err := schema.ParseGroupVersion(obj.GetAPIVersion())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
-		for _, doc := range bytes.Split(raw, []byte("\n---\n")) {
-			var obj unstructured.Unstructured
-			if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			gv, err := schema.ParseGroupVersion(obj.GetAPIVersion())
-			if err != nil {
-				t.Fatalf("%s: %v", file, err)
-			}
-			res, ok := resources[obj.GetKind()]
-			if !ok {
-				t.Fatalf("%s: kind %s: add it to the test", file, obj.GetKind())
-			}
-			kinds[obj.GetKind()]++
-			var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
-			if obj.GetKind() != "Namespace" {
-				obj.SetNamespace("glovebox") // what kustomize's namespace: does
-				ri = dc.Resource(gv.WithResource(res)).Namespace("glovebox")
-			}
-			// The namespace itself is made for real: the dry runs of
-			// what goes in it need it.
-			opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
-			if obj.GetKind() == "Namespace" {
-				opts = metav1.CreateOptions{}
-			}
-			if _, err := ri.Create(context.Background(), &obj, opts); err != nil {
-				t.Errorf("%s: %s %s: %v", file, obj.GetKind(), obj.GetName(), err)
-			}
+		res, ok := resources[obj.GetKind()]
+		if !ok {
+			t.Fatalf("kind %s: add it to the test", obj.GetKind())
+		}
+		kinds[obj.GetKind()]++
+		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
+		if obj.GetKind() != "Namespace" {
+			obj.SetNamespace("glovebox") // what kustomize's namespace: does
+			ri = dc.Resource(gv.WithResource(res)).Namespace("glovebox")
+		}
+		// The namespace itself is made for real: the dry runs of
+		// what goes in it need it.
+		opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		if obj.GetKind() == "Namespace" {
+			opts = metav1.CreateOptions{}
+		}
+		if _, err := ri.Create(context.Background(), &obj, opts); err != nil {
+			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
 	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"} {
@@ -89,7 +66,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("no %s in deploy/kubernetes", want)
 		}
 	}
-	if !strings.Contains(string(kust), "config.yaml") {
+	if kust, _ := os.ReadFile(filepath.Join(dir, "kustomization.yaml")); !strings.Contains(string(kust), "config.yaml") {
 		t.Error("the kustomization does not make the config ConfigMap")
 	}
 }

@@ -58,6 +58,12 @@ func TestNode(t *testing.T) {
 			t.Errorf("cgroup %s left", filepath.Join(h, cgroupRoot))
 		}
 	}
+	links, _ := os.ReadDir(containerLogLinks)
+	for _, l := range links {
+		if _, err := os.Stat(filepath.Join(containerLogLinks, l.Name())); err != nil {
+			t.Errorf("container log link %s left, to a log that is gone", l.Name())
+		}
+	}
 	if out, _ := exec.Command("iptables-save").Output(); strings.Contains(string(out), "KUBE-") {
 		t.Errorf("kubelet's iptables chains left:\n%s", out)
 	}

@@ -34,6 +34,9 @@ type Node struct {
 	Containerd string
 	// SeccompDir is the kubelet's seccomp directory (Localhost profiles).
 	SeccompDir string
+	// PodLogs is the kubelet's pod log directory (what /var/log/pods is
+	// on a real node): <namespace>_<pod>_<uid>/<container>/<n>.log.
+	PodLogs string
 	// cniBefore are libcni's cached results before the node ran: those it
 	// adds (in the fixed /var/lib/cni/results) are removed after it.
 	cniBefore map[string]bool
@@ -106,6 +109,7 @@ func (c *Cluster) StartNode(t testing.TB) *Node {
 	n := &Node{c: c, dir: filepath.Join(c.dir, "node")}
 	n.Containerd = filepath.Join(n.dir, "containerd.sock")
 	n.SeccompDir = filepath.Join(n.dir, "kubelet", "seccomp")
+	n.PodLogs = filepath.Join(n.dir, "pods")
 	bin := filepath.Join(Dir(), "bin")
 	for _, d := range []string{"cni/net.d", "cni/ipam", "kubelet/seccomp", "containerd"} {
 		if err := os.MkdirAll(filepath.Join(n.dir, d), 0o755); err != nil {
@@ -198,7 +202,8 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 registerNode: true
-`, NodeIP, freePort(t), cgroupRoot, n.Containerd))
+podLogsDir: %s
+`, NodeIP, freePort(t), cgroupRoot, n.Containerd, n.PodLogs))
 	c.start(t, "kubelet", filepath.Join(bin, "kubelet"), "--config", kcfg, "--kubeconfig", kubeconfig("kubelet.kubeconfig", c.nodeToken),
 		"--root-dir", filepath.Join(n.dir, "kubelet"), "--cert-dir", filepath.Join(n.dir, "kubelet-pki"),
 		"--node-ip", NodeIP, "--hostname-override", NodeName, "--v", "1")
@@ -281,7 +286,19 @@ func (n *Node) cleanup() {
 	for _, h := range cgroupHierarchies() {
 		removeTree(filepath.Join(h, cgroupRoot))
 	}
+	// The kubelet links each container's log into the fixed
+	// /var/log/containers: the links into this node's logs go with it.
+	links, _ := os.ReadDir(containerLogLinks)
+	for _, l := range links {
+		p := filepath.Join(containerLogLinks, l.Name())
+		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, n.PodLogs+string(filepath.Separator)) {
+			os.Remove(p)
+		}
+	}
 }
+
+// containerLogLinks is where the kubelet links containers' logs (fixed).
+const containerLogLinks = "/var/log/containers"
 
 // unmountUnder unmounts every mount below dir, deepest first.
 func unmountUnder(dir string) {
