@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -255,4 +256,67 @@ func TestPeerMediaTarget(t *testing.T) {
 			t.Errorf("isMediaTarget(%s) = %v, want %v", addr, got, want)
 		}
 	}
+}
+
+// FuzzPeerRequest sends arbitrary paths, bodies and peer headers to both
+// sides of the replicas' link: the user side that picks a request's owner
+// (a claim's code is read from its body) and the peer side that believes
+// the forwarding replica's headers. Neither panics; every answer is a
+// status the API documents with a JSON error; the peer side never answers
+// a request whose headers do not name a client address and an origin.
+func FuzzPeerRequest(f *testing.F) {
+	cert, err := NewPeerCert("a")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Tabs.StartTimeout = time.Hour
+	cfg.Peers, cfg.PeerCert = &staticPeers{self: "a", list: []Peer{{ID: "b", Addr: "127.0.0.1:1"}}}, cert
+	s, err := New(cfg, apiFuzzIsolator{}, &apiFuzzStreamer{}, nil, quietLog())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(s.tabs.Close)
+	f.Add("/.glovebox/api/claim", []byte(`{"code":"b.x"}`), "127.0.0.1", "http://site.example:80", "")
+	f.Add("/.glovebox/api/tabs/b.abc/offer", []byte(`{"sdp":"v=0"}`), "::1", "https://site.example:443", "alice")
+	f.Add("/.glovebox/files/a.k", []byte(nil), "garbage", "javascript:alert(1)", "")
+	f.Add("/.glovebox/api/tabs/c.abc/detach", []byte("{"), "10.0.0.1", "http://site.example:80/path", "bob")
+	f.Fuzz(func(t *testing.T, path string, body []byte, client, origin, user string) {
+		defer endFuzzTabs(s.tabs)
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t#?") {
+			return
+		}
+		for _, side := range []string{"user", "peer"} {
+			r, err := http.NewRequest(http.MethodPost, "http://site.example"+path, strings.NewReader(string(body)))
+			if err != nil {
+				return
+			}
+			r.RemoteAddr = "127.0.0.1:41000"
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set(peerClientHeader, client)
+			r.Header.Set(peerOriginHeader, origin)
+			r.Header.Set(peerUserHeader, user)
+			w := httptest.NewRecorder()
+			if side == "user" {
+				s.serveAPI(w, r)
+			} else {
+				r.URL.Scheme, r.URL.Host = "", ""
+				s.servePeer(w, r)
+			}
+			if w.Code >= 500 && w.Code != http.StatusBadGateway && w.Code != http.StatusServiceUnavailable {
+				t.Fatalf("%s side: %s: status %d: %s", side, path, w.Code, w.Body)
+			}
+			if w.Code >= 400 && strings.HasPrefix(path, apiPrefix+"api/") {
+				var out map[string]any
+				if json.Unmarshal(w.Body.Bytes(), &out) != nil || out["error"] == "" || out["message"] == "" {
+					t.Fatalf("%s side: %s: status %d without a JSON error: %q", side, path, w.Code, w.Body)
+				}
+			}
+			if side == "peer" && w.Code < 400 {
+				if _, err := netip.ParseAddr(client); err != nil || !strings.HasPrefix(origin, "http") {
+					t.Fatalf("peer side answered %d for client %q origin %q", w.Code, client, origin)
+				}
+			}
+		}
+	})
 }
