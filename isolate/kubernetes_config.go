@@ -31,7 +31,9 @@ type KubernetesConfig struct {
 	// Chromium and Glovebox are the two programs' paths in the image.
 	Chromium string `mapstructure:"chromium"`
 	Glovebox string `mapstructure:"glovebox"`
-	// Flags are extra Chromium flags, as in the other runtimes.
+	// Flags are extra Chromium flags, as in the other runtimes; those that
+	// would take the browser's requests away from the egress proxy are
+	// refused, as in the containerd runtime.
 	Flags []string `mapstructure:"flags"`
 	// SeccompProfile is the browser container's Localhost seccomp
 	// profile, relative to the kubelet's seccomp directory
@@ -134,7 +136,7 @@ func (c KubernetesConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path in the image", p.key, p.v))
 		}
 	}
-	errs = append(errs, flagErrors(c.Flags, nil)...)
+	errs = append(errs, flagErrors(c.Flags, proxyFlags)...)
 	if c.SeccompProfile == "" || filepath.IsAbs(c.SeccompProfile) || filepath.Clean(c.SeccompProfile) != c.SeccompProfile || c.SeccompProfile[0] == '.' {
 		errs = append(errs, fmt.Errorf("seccomp_profile: %q: want a path relative to the kubelet's seccomp directory, such as glovebox/chromium.json", c.SeccompProfile))
 	}
