@@ -15,10 +15,11 @@
 //     before a byte goes to Chromium. Nothing on the pod network can talk
 //     to DevTools without both.
 //   - Chromium's proxy is the relay's loopback port; each connection is
-//     spliced to the egress address its owner set when it claimed the pod
-//     (a pod of the warm pool has no owner yet: its browser reaches
-//     nothing). The egress proxy sees the pod's address, as with the
-//     containerd runtime's veth.
+//     spliced to the egress address its owner set (until then the browser
+//     reaches nothing). The replica that makes the pod sets it before its
+//     start returns, warm pods included: a warm browser no tab has claimed
+//     reaches that egress proxy, which refuses it as no tab's. The egress
+//     proxy sees the pod's address, as with the containerd runtime's veth.
 //
 // The protocol on the TLS port is one line from the client, then one line
 // back, then (for DevTools) raw bytes both ways:
