@@ -90,15 +90,25 @@ func KubeClientConfig(cfg KubernetesConfig) (*rest.Config, error) {
 // the pods' locks let their relays reach; trustedCAs go into the browsers'
 // policy ConfigMap. It removes the pods and Secrets a previous incarnation
 // of this replica left (same owner name), and watches its pods from then on.
+//
+// The owner name is the replica's pod (POD_NAME) in a cluster; outside one
+// (POD_NAME unset and no owner_name) it is "host-" and the host's name, so
+// that a restart on the same host reaps what it left and nothing of
+// another's, and the pods have no ownerReference.
 func NewKubernetes(ctx context.Context, cfg KubernetesConfig, rc *rest.Config, egressPort int, trustedCAs [][]byte, log *slog.Logger) (_ *Kubernetes, retErr error) {
-	if cfg.OwnerName == "" && cfg.OwnerUID == "" {
-		cfg.OwnerName, cfg.OwnerUID = os.Getenv("POD_NAME"), os.Getenv("POD_UID")
+	cfg, err := cfg.withOwner(os.Getenv("POD_NAME"), os.Getenv("POD_UID"))
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Egress == "" {
 		cfg.Egress = net.JoinHostPort(os.Getenv("POD_IP"), strconv.Itoa(egressPort))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.OwnerName == "" {
+		host, _ := os.Hostname()
+		cfg.OwnerName = hostOwner(host)
 	}
 	if host, port, err := net.SplitHostPort(cfg.Egress); err != nil || net.ParseIP(host) == nil || port != strconv.Itoa(egressPort) {
 		return nil, fmt.Errorf("isolate kubernetes config: egress: %q: want this replica's pod IP and the egress port %d (POD_IP unset?)", cfg.Egress, egressPort)
@@ -114,10 +124,8 @@ func NewKubernetes(ctx context.Context, cfg KubernetesConfig, rc *rest.Config, e
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	sel := labels.SelectorFromSet(labels.Set{LabelManaged: "true"})
-	if cfg.OwnerName != "" {
-		sel = labels.SelectorFromSet(labels.Set{LabelManaged: "true", LabelOwner: cfg.OwnerName})
-	}
+	// Never all of the namespace's managed pods: only this owner's.
+	sel := labels.SelectorFromSet(labels.Set{LabelManaged: "true", LabelOwner: cfg.OwnerName})
 	k := &Kubernetes{cfg: cfg, cs: cs, log: log, egressPort: egressPort, selector: sel, watched: map[string]*kubeBrowser{}}
 	k.base, k.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
 	"github.com/glovebox/glovebox/internal/testenv"
@@ -119,5 +121,58 @@ func TestKubernetesAPI(t *testing.T) {
 	}
 	if err := k.Health(ctx); err != nil {
 		t.Errorf("health: %v", err)
+	}
+}
+
+// TestKubernetesOwner: a replica is owned by its pod; a configured owner
+// other than the pod is refused (every replica reads the same
+// configuration); outside a cluster the owner is the host, a valid label.
+func TestKubernetesOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name, owner, uid, pod, podUID string
+		wantName, wantUID, wantErr    string
+	}{
+		{name: "in a cluster", pod: "glovebox-7d9-abc", podUID: "u1", wantName: "glovebox-7d9-abc", wantUID: "u1"},
+		{name: "configured, the pod's", owner: "glovebox-7d9-abc", uid: "u1", pod: "glovebox-7d9-abc", podUID: "u1", wantName: "glovebox-7d9-abc", wantUID: "u1"},
+		{name: "configured, another's", owner: "replica-a", uid: "u2", pod: "glovebox-7d9-abc", podUID: "u1", wantErr: "POD_NAME"},
+		{name: "configured, outside a cluster", owner: "replica-a", uid: "u2", wantName: "replica-a", wantUID: "u2"},
+		{name: "outside a cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultKubernetesConfig()
+			c.OwnerName, c.OwnerUID = tc.owner, tc.uid
+			got, err := c.withOwner(tc.pod, tc.podUID)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "owner_name") {
+					t.Fatalf("err %v, want one naming owner_name and %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.OwnerName != tc.wantName || got.OwnerUID != tc.wantUID {
+				t.Errorf("owner %q %q, %v; want %q %q", got.OwnerName, got.OwnerUID, err, tc.wantName, tc.wantUID)
+			}
+		})
+	}
+	t.Setenv("POD_NAME", "glovebox-7d9-abc")
+	cfg := DefaultKubernetesConfig()
+	cfg.Image, cfg.OwnerName, cfg.OwnerUID, cfg.Egress, cfg.DataDir = "glovebox:test", "replica-a", "u2", "10.1.2.3:3129", t.TempDir()
+	if _, err := NewKubernetes(context.Background(), cfg, &rest.Config{Host: "https://127.0.0.1:1"}, 3129, nil, nil); err == nil || !strings.Contains(err.Error(), "owner_name") {
+		t.Errorf("NewKubernetes with another replica's owner_name: %v", err)
+	}
+
+	for _, host := range []string{"build-7", "My_Host.example.com", "", "-", "bad host/name:1", strings.Repeat("a", 100), strings.Repeat("b", 57) + ".-x"} {
+		o := hostOwner(host)
+		if errs := validation.IsValidLabelValue(o); len(errs) > 0 || !strings.HasPrefix(o, "host") {
+			t.Errorf("hostOwner(%q) = %q: %v", host, o, errs)
+		}
+	}
+	if hostOwner("build-7") != "host-build-7" || hostOwner("build-7") == hostOwner("build-8") {
+		t.Errorf("hostOwner(build-7) = %q", hostOwner("build-7"))
+	}
+	// A host's pods carry its owner label and no ownerReference.
+	p := testKubePod(t)
+	p.cfg.OwnerName, p.cfg.OwnerUID = hostOwner("build-7"), ""
+	if pod := p.pod(); pod.Labels[LabelOwner] != "host-build-7" || len(pod.OwnerReferences) != 0 {
+		t.Errorf("host's pod: labels %v, owners %v", pod.Labels, pod.OwnerReferences)
 	}
 }
