@@ -90,15 +90,25 @@ func KubeClientConfig(cfg KubernetesConfig) (*rest.Config, error) {
 // the pods' locks let their relays reach; trustedCAs go into the browsers'
 // policy ConfigMap. It removes the pods and Secrets a previous incarnation
 // of this replica left (same owner name), and watches its pods from then on.
+//
+// The owner name is the replica's pod (POD_NAME) in a cluster; outside one
+// (POD_NAME unset and no owner_name) it is "host-" and the host's name, so
+// that a restart on the same host reaps what it left and nothing of
+// another's, and the pods have no ownerReference.
 func NewKubernetes(ctx context.Context, cfg KubernetesConfig, rc *rest.Config, egressPort int, trustedCAs [][]byte, log *slog.Logger) (_ *Kubernetes, retErr error) {
-	if cfg.OwnerName == "" && cfg.OwnerUID == "" {
-		cfg.OwnerName, cfg.OwnerUID = os.Getenv("POD_NAME"), os.Getenv("POD_UID")
+	cfg, err := cfg.withOwner(os.Getenv("POD_NAME"), os.Getenv("POD_UID"))
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Egress == "" {
 		cfg.Egress = net.JoinHostPort(os.Getenv("POD_IP"), strconv.Itoa(egressPort))
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.OwnerName == "" {
+		host, _ := os.Hostname()
+		cfg.OwnerName = hostOwner(host)
 	}
 	if host, port, err := net.SplitHostPort(cfg.Egress); err != nil || net.ParseIP(host) == nil || port != strconv.Itoa(egressPort) {
 		return nil, fmt.Errorf("isolate kubernetes config: egress: %q: want this replica's pod IP and the egress port %d (POD_IP unset?)", cfg.Egress, egressPort)
@@ -114,10 +124,8 @@ func NewKubernetes(ctx context.Context, cfg KubernetesConfig, rc *rest.Config, e
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	sel := labels.SelectorFromSet(labels.Set{LabelManaged: "true"})
-	if cfg.OwnerName != "" {
-		sel = labels.SelectorFromSet(labels.Set{LabelManaged: "true", LabelOwner: cfg.OwnerName})
-	}
+	// Never all of the namespace's managed pods: only this owner's.
+	sel := labels.SelectorFromSet(labels.Set{LabelManaged: "true", LabelOwner: cfg.OwnerName})
 	k := &Kubernetes{cfg: cfg, cs: cs, log: log, egressPort: egressPort, selector: sel, watched: map[string]*kubeBrowser{}}
 	k.base, k.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -316,17 +324,24 @@ func (k *Kubernetes) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	k.watched[name] = kb
 	k.mu.Unlock()
 
+	// The start ends with the browser too (kb.ctx, from k.base): a Close
+	// under way cuts its API calls short.
 	ctx, cancel := context.WithTimeout(ctx, k.cfg.StartTimeout)
 	defer cancel()
+	defer context.AfterFunc(kb.ctx, cancel)()
 	start := time.Now()
-	if _, err := k.cs.CoreV1().Secrets(k.cfg.Namespace).Create(ctx, p.secret(), metav1.CreateOptions{}); err != nil {
+	if err := kb.create(&kb.madeSecret, func() error {
+		_, err := k.cs.CoreV1().Secrets(k.cfg.Namespace).Create(ctx, p.secret(), metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("%w: create secret %s: %w", ErrKubernetes, name, err)
 	}
-	kb.madeSecret = true
-	if _, err := k.cs.CoreV1().Pods(k.cfg.Namespace).Create(ctx, p.pod(), metav1.CreateOptions{}); err != nil {
+	if err := kb.create(&kb.madePod, func() error {
+		_, err := k.cs.CoreV1().Pods(k.cfg.Namespace).Create(ctx, p.pod(), metav1.CreateOptions{})
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("%w: create pod %s: %w", ErrKubernetes, name, err)
 	}
-	kb.madePod = true
 	pod, err := kb.waitRunning(ctx)
 	if err != nil {
 		return nil, err
@@ -377,15 +392,40 @@ type kubeBrowser struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	madeSecret, madePod bool
-	relay               podrelay.Client
-	ln                  net.Listener
-	fwdWG               sync.WaitGroup
+	relay podrelay.Client
+	fwdWG sync.WaitGroup
+	// creating counts the Creates under way, which stop waits for.
+	creating sync.WaitGroup
 
-	mu      sync.Mutex
-	pod     *corev1.Pod
-	gone    bool
-	changed chan struct{}
+	mu sync.Mutex
+	// madeSecret and madePod: a Create of the Secret or the pod was
+	// sent, and its name is not another's (it did not already exist),
+	// so stop deletes it, even if the Create failed: the API server may
+	// have stored it anyway.
+	madeSecret, madePod bool
+	ln                  net.Listener
+	stopped             bool // no Create or listener after stop
+	pod                 *corev1.Pod
+	gone                bool
+	changed             chan struct{}
+}
+
+// create calls f, the Create of the Secret or the pod, and records it in
+// made, unless stop has begun.
+func (kb *kubeBrowser) create(made *bool, f func() error) error {
+	kb.mu.Lock()
+	if kb.stopped {
+		kb.mu.Unlock()
+		return ErrClosed
+	}
+	kb.creating.Add(1)
+	kb.mu.Unlock()
+	defer kb.creating.Done()
+	err := f()
+	kb.mu.Lock()
+	*made = !apierrors.IsAlreadyExists(err)
+	kb.mu.Unlock()
+	return err
 }
 
 // update is the informer telling of the pod.
@@ -474,6 +514,12 @@ func (kb *kubeBrowser) forward() error {
 	if err != nil {
 		return fmt.Errorf("start pod %s: devtools socket: %w", kb.name, err)
 	}
+	kb.mu.Lock()
+	defer kb.mu.Unlock()
+	if kb.stopped {
+		ln.Close()
+		return ErrClosed
+	}
 	kb.ln = ln
 	kb.fwdWG.Add(1)
 	go func() {
@@ -549,17 +595,24 @@ func (kb *kubeBrowser) stop() error {
 		delete(k.watched, kb.name)
 		k.mu.Unlock()
 	}()
-	kb.cancel()
-	if kb.ln != nil {
-		kb.ln.Close()
+	kb.cancel() // ends a start under way, its Creates among them
+	kb.mu.Lock()
+	kb.stopped = true
+	kb.mu.Unlock()
+	kb.creating.Wait()
+	kb.mu.Lock()
+	madePod, madeSecret, ln := kb.madePod, kb.madeSecret, kb.ln
+	kb.mu.Unlock()
+	if ln != nil {
+		ln.Close()
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(k.base), 30*time.Second)
 	defer cancel()
 	var errs []error
-	if kb.madePod {
+	if madePod {
 		errs = append(errs, ignoreNotFound(k.cs.CoreV1().Pods(k.cfg.Namespace).Delete(ctx, kb.name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})))
 	}
-	if kb.madeSecret {
+	if madeSecret {
 		errs = append(errs, ignoreNotFound(k.cs.CoreV1().Secrets(k.cfg.Namespace).Delete(ctx, kb.name, metav1.DeleteOptions{})))
 	}
 	kb.b.exited()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -31,7 +32,9 @@ type KubernetesConfig struct {
 	// Chromium and Glovebox are the two programs' paths in the image.
 	Chromium string `mapstructure:"chromium"`
 	Glovebox string `mapstructure:"glovebox"`
-	// Flags are extra Chromium flags, as in the other runtimes.
+	// Flags are extra Chromium flags, as in the other runtimes; those that
+	// would take the browser's requests away from the egress proxy are
+	// refused, as in the containerd runtime.
 	Flags []string `mapstructure:"flags"`
 	// SeccompProfile is the browser container's Localhost seccomp
 	// profile, relative to the kubelet's seccomp directory
@@ -57,10 +60,14 @@ type KubernetesConfig struct {
 	StartTimeout time.Duration `mapstructure:"start_timeout"`
 	// OwnerName and OwnerUID name the replica's own pod, which owns every
 	// browser pod it makes (an ownerReference: Kubernetes removes them if
-	// the replica's pod goes). Empty: from the environment, POD_NAME and
-	// POD_UID (the Deployment sets them with the downward API). Both
-	// empty outside a cluster: the pods have no owner, and the reaper at
-	// the next start removes what is left.
+	// the replica's pod goes), and whose leftovers alone the reaper
+	// removes. Empty: from the environment, POD_NAME and POD_UID (the
+	// Deployment sets them with the downward API); leave them so in a
+	// cluster, where every replica reads the same configuration (an
+	// owner_name other than POD_NAME is refused). All empty outside a
+	// cluster: the owner is "host-" and the host's name, the pods have no
+	// ownerReference, and the reaper at the next start on this host
+	// removes what is left.
 	OwnerName string `mapstructure:"owner_name"`
 	OwnerUID  string `mapstructure:"owner_uid"`
 	// Egress is this replica's egress proxy as the pods reach it,
@@ -112,6 +119,34 @@ func DefaultKubernetesConfig() KubernetesConfig {
 	}
 }
 
+// withOwner is c with the replica's pod, podName and podUID (POD_NAME and
+// POD_UID), as its owner when it names none. It refuses another owner name
+// than the pod's: the configuration is the same for every replica, so each
+// would take the others' browsers for its own leftovers.
+func (c KubernetesConfig) withOwner(podName, podUID string) (KubernetesConfig, error) {
+	if podName != "" && c.OwnerName != "" && c.OwnerName != podName {
+		return c, fmt.Errorf("isolate kubernetes config: owner_name: %q is not this replica's pod %q (POD_NAME): "+
+			"every replica would reap the others' browsers; leave owner_name and owner_uid unset in a cluster", c.OwnerName, podName)
+	}
+	if c.OwnerName == "" && c.OwnerUID == "" {
+		c.OwnerName, c.OwnerUID = podName, podUID
+	}
+	return c, nil
+}
+
+// hostOwner is the owner name of a runtime outside a cluster on the host
+// named host: "host-" and the name, made a valid label value (letters,
+// digits, "-", "_" and "." only, 63 at most, a letter or digit last).
+func hostOwner(host string) string {
+	b := []byte("host-" + host)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	return strings.TrimRight(string(b[:min(len(b), 63)]), "-_.")
+}
+
 // dnsLabel is a Kubernetes name such as a namespace's.
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
@@ -134,7 +169,7 @@ func (c KubernetesConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %q must be an absolute path in the image", p.key, p.v))
 		}
 	}
-	errs = append(errs, flagErrors(c.Flags, nil)...)
+	errs = append(errs, flagErrors(c.Flags, proxyFlags)...)
 	if c.SeccompProfile == "" || filepath.IsAbs(c.SeccompProfile) || filepath.Clean(c.SeccompProfile) != c.SeccompProfile || c.SeccompProfile[0] == '.' {
 		errs = append(errs, fmt.Errorf("seccomp_profile: %q: want a path relative to the kubelet's seccomp directory, such as glovebox/chromium.json", c.SeccompProfile))
 	}

@@ -51,9 +51,10 @@ type kubePod struct {
 	egressPort int
 }
 
-// owner is the ownerReference of the replica's pod, or none.
+// owner is the ownerReference of the replica's pod, or none outside a
+// cluster (a host's owner name, no UID).
 func (p kubePod) owner() []metav1.OwnerReference {
-	if p.cfg.OwnerName == "" {
+	if p.cfg.OwnerName == "" || p.cfg.OwnerUID == "" {
 		return nil
 	}
 	return []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: p.cfg.OwnerName, UID: types.UID(p.cfg.OwnerUID)}}

@@ -119,9 +119,10 @@ func TestKubePodLocked(t *testing.T) {
 func TestKubernetesConfigValidate(t *testing.T) {
 	c := DefaultKubernetesConfig()
 	c.Namespace, c.ImagePullPolicy, c.Chromium, c.SeccompProfile, c.CPULimit, c.TmpMB, c.OwnerName = "Bad_NS", "Sometimes", "chromium", "/abs.json", "lots", 0, "x"
-	c.Flags = []string{"--no-sandbox"}
+	c.Flags = []string{"--no-sandbox", "--no-proxy-server", "--proxy-pac-url=http://x/p.pac", "--proxy-bypass-list=*"}
 	err := c.Validate()
-	for _, want := range []string{"namespace", "image:", "image_pull_policy", "chromium:", "seccomp_profile", "cpu_limit", "tmp_mb", "owner_name", "--no-sandbox"} {
+	for _, want := range []string{"namespace", "image:", "image_pull_policy", "chromium:", "seccomp_profile", "cpu_limit", "tmp_mb", "owner_name", "--no-sandbox",
+		"--no-proxy-server", "--proxy-pac-url", "--proxy-bypass-list"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q in %v", want, err)
 		}

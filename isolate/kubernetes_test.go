@@ -3,12 +3,17 @@ package isolate
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
 	"github.com/glovebox/glovebox/internal/testenv"
@@ -120,4 +125,182 @@ func TestKubernetesAPI(t *testing.T) {
 	if err := k.Health(ctx); err != nil {
 		t.Errorf("health: %v", err)
 	}
+}
+
+// TestKubernetesOwner: a replica is owned by its pod; a configured owner
+// other than the pod is refused (every replica reads the same
+// configuration); outside a cluster the owner is the host, a valid label.
+func TestKubernetesOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name, owner, uid, pod, podUID string
+		wantName, wantUID, wantErr    string
+	}{
+		{name: "in a cluster", pod: "glovebox-7d9-abc", podUID: "u1", wantName: "glovebox-7d9-abc", wantUID: "u1"},
+		{name: "configured, the pod's", owner: "glovebox-7d9-abc", uid: "u1", pod: "glovebox-7d9-abc", podUID: "u1", wantName: "glovebox-7d9-abc", wantUID: "u1"},
+		{name: "configured, another's", owner: "replica-a", uid: "u2", pod: "glovebox-7d9-abc", podUID: "u1", wantErr: "POD_NAME"},
+		{name: "configured, outside a cluster", owner: "replica-a", uid: "u2", wantName: "replica-a", wantUID: "u2"},
+		{name: "outside a cluster"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultKubernetesConfig()
+			c.OwnerName, c.OwnerUID = tc.owner, tc.uid
+			got, err := c.withOwner(tc.pod, tc.podUID)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "owner_name") {
+					t.Fatalf("err %v, want one naming owner_name and %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got.OwnerName != tc.wantName || got.OwnerUID != tc.wantUID {
+				t.Errorf("owner %q %q, %v; want %q %q", got.OwnerName, got.OwnerUID, err, tc.wantName, tc.wantUID)
+			}
+		})
+	}
+	t.Setenv("POD_NAME", "glovebox-7d9-abc")
+	cfg := DefaultKubernetesConfig()
+	cfg.Image, cfg.OwnerName, cfg.OwnerUID, cfg.Egress, cfg.DataDir = "glovebox:test", "replica-a", "u2", "10.1.2.3:3129", t.TempDir()
+	if _, err := NewKubernetes(context.Background(), cfg, &rest.Config{Host: "https://127.0.0.1:1"}, 3129, nil, nil); err == nil || !strings.Contains(err.Error(), "owner_name") {
+		t.Errorf("NewKubernetes with another replica's owner_name: %v", err)
+	}
+
+	for _, host := range []string{"build-7", "My_Host.example.com", "", "-", "bad host/name:1", strings.Repeat("a", 100), strings.Repeat("b", 57) + ".-x"} {
+		o := hostOwner(host)
+		if errs := validation.IsValidLabelValue(o); len(errs) > 0 || !strings.HasPrefix(o, "host") {
+			t.Errorf("hostOwner(%q) = %q: %v", host, o, errs)
+		}
+	}
+	if hostOwner("build-7") != "host-build-7" || hostOwner("build-7") == hostOwner("build-8") {
+		t.Errorf("hostOwner(build-7) = %q", hostOwner("build-7"))
+	}
+	// A host's pods carry its owner label and no ownerReference.
+	p := testKubePod(t)
+	p.cfg.OwnerName, p.cfg.OwnerUID = hostOwner("build-7"), ""
+	if pod := p.pod(); pod.Labels[LabelOwner] != "host-build-7" || len(pod.OwnerReferences) != 0 {
+		t.Errorf("host's pod: labels %v, owners %v", pod.Labels, pod.OwnerReferences)
+	}
+}
+
+// createTransport stands for an API server whose answer to a pod's Create
+// is lost after it stored the pod: the request goes through, then lost
+// says what the client sees instead.
+type createTransport struct {
+	rt   http.RoundTripper
+	lost func(req *http.Request) error
+}
+
+func (c createTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(req)
+	if err != nil || req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/pods") {
+		return resp, err
+	}
+	resp.Body.Close()
+	return nil, c.lost(req)
+}
+
+func withLostCreate(rc *rest.Config, lost func(*http.Request) error) *rest.Config {
+	rc = rest.CopyConfig(rc)
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return createTransport{rt: rt, lost: lost} }
+	return rc
+}
+
+// TestKubernetesLeftNothing: outside a cluster the runtime reaps only its
+// host's leftovers, never all the managed pods; a pod whose Create failed
+// after the API server stored it is deleted; a Close while a Create is
+// under way ends the start and leaves nothing.
+func TestKubernetesLeftNothing(t *testing.T) {
+	if err := kubetest.Missing(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	kc := kubetest.Start(t)
+	const ns = "glovebox"
+	kc.Namespace(t, ns)
+	ctx := context.Background()
+	pods := kc.Client.CoreV1().Pods(ns)
+	host, _ := os.Hostname()
+	bare := leftoverPod("glovebox-tab-bare", "")
+	delete(bare.Labels, LabelOwner)
+	for _, p := range []*corev1.Pod{leftoverPod("glovebox-tab-host", hostOwner(host)), leftoverPod("glovebox-tab-b", "replica-b"), bare} {
+		if _, err := pods.Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("POD_NAME", "")
+	t.Setenv("POD_UID", "")
+	cfg := DefaultKubernetesConfig()
+	cfg.Namespace, cfg.Image, cfg.Egress, cfg.StartTimeout, cfg.DataDir = ns, "glovebox:test", "10.1.2.3:3129", 20*time.Second, t.TempDir()
+	lost := withLostCreate(kc.Config, func(*http.Request) error { return errors.New("connection reset") })
+	k, err := NewKubernetes(ctx, cfg, lost, 3129, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if p, err := pods.Get(ctx, "glovebox-tab-host", metav1.GetOptions{}); err == nil && p.DeletionTimestamp == nil {
+		t.Error("this host's leftover was not reaped")
+	}
+	for _, name := range []string{"glovebox-tab-b", "glovebox-tab-bare"} {
+		if p, err := pods.Get(ctx, name, metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+			t.Errorf("%s, not this host's, was reaped: %v", name, err)
+		}
+	}
+
+	left := func(owner string) {
+		t.Helper()
+		sel := metav1.ListOptions{LabelSelector: LabelOwner + "=" + owner}
+		ps, err := pods.List(ctx, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps.Items {
+			if p.DeletionTimestamp == nil {
+				t.Errorf("pod %s left", p.Name)
+			}
+		}
+		ss, err := kc.Client.CoreV1().Secrets(ns).List(ctx, sel)
+		if err != nil || len(ss.Items) != 0 {
+			t.Errorf("%d secrets left, %v", len(ss.Items), err)
+		}
+	}
+	if _, err := k.Start(ctx, Spec{TabID: "feedfacecafebeef"}); err == nil || !strings.Contains(err.Error(), "create pod") {
+		t.Fatalf("start with the Create's answer lost: %v", err)
+	}
+	ps, err := pods.List(ctx, metav1.ListOptions{LabelSelector: LabelTab + "=feedfacecafebeef"})
+	if err != nil || len(ps.Items) == 0 {
+		t.Fatalf("the API server did not store the pod (%v): the test tests nothing", err)
+	}
+	if ps.Items[0].Labels[LabelOwner] != hostOwner(host) || len(ps.Items[0].OwnerReferences) != 0 {
+		t.Errorf("a host's pod: labels %v, owners %v", ps.Items[0].Labels, ps.Items[0].OwnerReferences)
+	}
+	left(hostOwner(host))
+
+	// Close while the pod's Create waits for its answer.
+	creating := make(chan struct{}, 1)
+	hung := withLostCreate(kc.Config, func(req *http.Request) error {
+		creating <- struct{}{}
+		<-req.Context().Done()
+		return req.Context().Err()
+	})
+	cfg.OwnerName, cfg.OwnerUID = "replica-c", "6f1c5a52-0000-4000-8000-00000000000c"
+	k2, err := NewKubernetes(ctx, cfg, hung, 3129, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := k2.Start(ctx, Spec{TabID: "0123456789abcdef"})
+		started <- err
+	}()
+	select {
+	case <-creating:
+	case err := <-started:
+		t.Fatalf("start: %v", err)
+	}
+	t0 := time.Now()
+	k2.Close()
+	if err := <-started; err == nil {
+		t.Error("a start under Close succeeded")
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("Close took %v: the start did not end with it", d)
+	}
+	left("replica-c")
 }

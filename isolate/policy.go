@@ -55,6 +55,10 @@ var browserPolicies = map[string]any{
 	"DefaultBrowserSettingEnabled": false,
 	"BackgroundModeEnabled":        false,
 	"EnableMediaRouter":            false,
+	// WebRTC sends UDP only through a proxy, which Chromium's HTTP proxy
+	// is not: no UDP at all, and no host candidates naming the browser's
+	// own address. Its TCP goes through the egress proxy as the rest.
+	"WebRtcIPHandling": "disable_non_proxied_udp",
 	// Names are resolved by the egress proxy, never by the browser.
 	"DnsOverHttpsMode":        "off",
 	"BuiltInDnsClientEnabled": false,

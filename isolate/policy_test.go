@@ -26,7 +26,8 @@ func TestPolicyJSON(t *testing.T) {
 			if err := json.Unmarshal(b, &got); err != nil {
 				t.Fatalf("not JSON: %v: %s", err, b)
 			}
-			if got["SSLErrorOverrideAllowed"] != false || got["BrowserSignin"] != float64(0) || got["DnsOverHttpsMode"] != "off" {
+			if got["SSLErrorOverrideAllowed"] != false || got["BrowserSignin"] != float64(0) || got["DnsOverHttpsMode"] != "off" ||
+				got["WebRtcIPHandling"] != "disable_non_proxied_udp" {
 				t.Errorf("policies %v", got)
 			}
 			want := len(browserPolicies)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"github.com/glovebox/glovebox/isolate/internal/nftexpr"
 )
@@ -46,8 +47,10 @@ func lock(r Rules, opts ...nftables.ConnOption) error {
 	add(in, loopback(false))
 	add(in, nftexpr.CtReply())
 	add(in, nftexpr.TCPDport(r.RelayPort))
+	add(in, neighbourDiscovery(ndRouterAdvert))
 	add(out, loopback(true))
 	add(out, nftexpr.CtReply())
+	add(out, neighbourDiscovery(ndNeighbourSolicit))
 	add(out, []expr.Any{
 		&expr.Meta{Key: expr.MetaKeySKUID, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(uint32(r.RelayUID))},
@@ -68,5 +71,34 @@ func loopback(out bool) []expr.Any {
 		&expr.Meta{Key: key, Register: 1},
 		// The loopback device is index 1 in every network namespace.
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(1)},
+	}
+}
+
+// The ICMPv6 types of neighbour discovery (RFC 4861) the lock lets
+// through: router advertisements (in only), then neighbour solicitations
+// and advertisements, in both directions.
+const (
+	ndRouterAdvert     = 134
+	ndNeighbourSolicit = 135
+	ndNeighbourAdvert  = 136
+)
+
+// neighbourDiscovery matches the ICMPv6 neighbour discovery messages from
+// type from to neighbour advertisement with a hop limit of 255, which only
+// a sender on the link can give them (RFC 4861 7.1.1). The kernel sends
+// them for no socket, so the uid rule never matches them, and conntrack
+// does not count them as a connection's: without this rule no IPv6
+// address on the link is ever resolved.
+func neighbourDiscovery(from byte) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		// The IPv6 header's hop limit, its eighth byte.
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{255}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{from}, ToData: []byte{ndNeighbourAdvert}},
 	}
 }

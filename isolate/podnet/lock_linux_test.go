@@ -25,6 +25,9 @@ const (
 	podIf    = "gbpn1"
 	hostAddr = "10.213.77.1"
 	podAddr  = "10.213.77.2"
+	// And IPv6, on a /64 of its own.
+	hostAddr6 = "fd42:99:77::1"
+	podAddr6  = "fd42:99:77::2"
 )
 
 func run(t *testing.T, args ...string) {
@@ -55,8 +58,10 @@ func podNamespace(t *testing.T) {
 	})
 	run(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", podIf, "netns", testNS)
 	run(t, "ip", "addr", "add", hostAddr+"/30", "dev", hostIf)
+	run(t, "ip", "addr", "add", hostAddr6+"/64", "dev", hostIf, "nodad")
 	run(t, "ip", "link", "set", hostIf, "up")
 	run(t, "ip", "-n", testNS, "addr", "add", podAddr+"/30", "dev", podIf)
+	run(t, "ip", "-n", testNS, "addr", "add", podAddr6+"/64", "dev", podIf, "nodad")
 	run(t, "ip", "-n", testNS, "link", "set", podIf, "up")
 	run(t, "ip", "-n", testNS, "link", "set", "lo", "up")
 }
@@ -109,13 +114,24 @@ func listen(t *testing.T, addr string) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// forgetNeighbours empties both ends' neighbour caches, so that the next
+// packet over IPv6 needs neighbour discovery through the lock.
+func forgetNeighbours(t *testing.T) {
+	t.Helper()
+	run(t, "ip", "-6", "neigh", "flush", "dev", hostIf)
+	run(t, "ip", "-n", testNS, "-6", "neigh", "flush", "dev", podIf)
+}
+
 // TestLock: in a namespace locked by Lock, the browser's user reaches only
 // loopback, the relay's user only the egress port, root nothing, and from
-// outside only the relay port answers; no UDP leaves.
+// outside only the relay port answers; no UDP leaves. Over IPv6 too:
+// neighbour discovery gets through, and nothing more.
 func TestLock(t *testing.T) {
 	podNamespace(t)
 	egress := listen(t, hostAddr+":0")
+	listen(t, net.JoinHostPort(hostAddr6, strconv.Itoa(egress)))
 	other := listen(t, hostAddr+":0")
+	listen(t, net.JoinHostPort(hostAddr6, strconv.Itoa(other)))
 	udp, err := net.ListenPacket("udp", hostAddr+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +174,12 @@ func TestLock(t *testing.T) {
 		{"relay to the egress port", relayUID, connect(hostAddr, egress), true},
 		{"relay to another port", relayUID, connect(hostAddr, other), false},
 		{"root to the egress port", 0, connect(hostAddr, egress), false},
+		{"relay to the egress port over IPv6", relayUID, connect(hostAddr6, egress), true},
+		{"relay to another port over IPv6", relayUID, connect(hostAddr6, other), false},
+		{"browser to the egress port over IPv6", browserUID, connect(hostAddr6, egress), false},
+		{"browser to loopback over IPv6", browserUID, connect("::1", listenIn(t, fd, "[::1]:0")), true},
 	} {
+		forgetNeighbours(t)
 		err := inPod(c.uid, c.line)
 		if (err == nil) != c.ok {
 			t.Errorf("%s: connected %v, want %v (%v)", c.what, err == nil, c.ok, err)
@@ -172,9 +193,10 @@ func TestLock(t *testing.T) {
 		t.Errorf("UDP left the pod: %d bytes from %v", n, from)
 	}
 
-	from := func(port int) bool {
+	from := func(addr string, port int) bool {
+		forgetNeighbours(t)
 		d := net.Dialer{Timeout: 2 * time.Second}
-		c, err := d.Dial("tcp", net.JoinHostPort(podAddr, strconv.Itoa(port)))
+		c, err := d.Dial("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 		if err != nil {
 			return false
 		}
@@ -184,14 +206,16 @@ func TestLock(t *testing.T) {
 		_, err = c.Read(b)
 		return err == nil && string(b) == "hello"
 	}
-	if !from(relayPort) {
-		t.Error("the relay port does not answer from outside")
-	}
-	if from(podOther) {
-		t.Error("another pod port answers from outside")
-	}
-	if from(podLoop) {
-		t.Error("the pod's loopback listener answers from outside")
+	for _, addr := range []string{podAddr, podAddr6} {
+		if !from(addr, relayPort) {
+			t.Errorf("the relay port does not answer from outside at %s", addr)
+		}
+		if from(addr, podOther) {
+			t.Errorf("another pod port answers from outside at %s", addr)
+		}
+		if from(addr, podLoop) {
+			t.Errorf("the pod's loopback listener answers from outside at %s", addr)
+		}
 	}
 
 	// Locking again replaces the table: still one, same rules.

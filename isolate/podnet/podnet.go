@@ -9,17 +9,22 @@
 //	chain input  { type filter hook input priority filter; policy drop;
 //		iif "lo" accept
 //		ct state established,related accept
-//		tcp dport RELAY accept }
+//		tcp dport RELAY accept
+//		meta nfproto ipv6 icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept }
 //	chain output { type filter hook output priority filter; policy drop;
 //		oif "lo" accept
 //		ct state established,related accept
-//		meta skuid RELAYUID tcp dport EGRESS accept }
+//		meta skuid RELAYUID tcp dport EGRESS accept
+//		meta nfproto ipv6 icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept }
 //
 // So the browser's user reaches loopback only (the relay's proxy port and
 // its own DevTools), the relay's user may open TCP connections to the egress
 // port only (it connects only where its owner told it), no name is resolved
 // (no DNS leaves the pod), and from outside only the relay's TLS port
-// answers. IPv4 and IPv6 alike.
+// answers; IPv4 and IPv6 alike, the kernel's neighbour discovery on the
+// link let through so that IPv6 addresses resolve. Loopback is open to
+// every protocol: the browser's user can send UDP to the pod's own
+// loopback (nothing listens there on UDP), but no UDP leaves the pod.
 package podnet
 
 import (

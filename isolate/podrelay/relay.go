@@ -15,10 +15,11 @@
 //     before a byte goes to Chromium. Nothing on the pod network can talk
 //     to DevTools without both.
 //   - Chromium's proxy is the relay's loopback port; each connection is
-//     spliced to the egress address its owner set when it claimed the pod
-//     (a pod of the warm pool has no owner yet: its browser reaches
-//     nothing). The egress proxy sees the pod's address, as with the
-//     containerd runtime's veth.
+//     spliced to the egress address its owner set (until then the browser
+//     reaches nothing). The replica that makes the pod sets it before its
+//     start returns, warm pods included: a warm browser no tab has claimed
+//     reaches that egress proxy, which refuses it as no tab's. The egress
+//     proxy sees the pod's address, as with the containerd runtime's veth.
 //
 // The protocol on the TLS port is one line from the client, then one line
 // back, then (for DevTools) raw bytes both ways:
@@ -27,7 +28,9 @@
 //	EGRESS <token> <host:port>\n -> OK\n (the first set wins; later ones must match)
 //
 // Any other line, a wrong token or a line longer than maxLine gets an
-// "ERR <reason>\n" and the connection is closed.
+// "ERR <reason>\n" and the connection is closed. At most maxPreAuth
+// connections are between their accept and their token at once; more wait
+// in the listen queue.
 package podrelay
 
 import (
@@ -57,8 +60,11 @@ import (
 // asks for: the certificate is pinned, so the name only has to match.
 const ServerName = "glovebox-relay"
 
-// maxLine bounds the first line of a connection.
+// maxLine bounds the first line of a connection, its "\n" included.
 const maxLine = 512
+
+// maxPreAuth bounds the TLS connections not yet past their token check.
+const maxPreAuth = 16
 
 // handshakeTimeout bounds a client's TLS handshake and first line.
 const handshakeTimeout = 10 * time.Second
@@ -91,7 +97,11 @@ type Relay struct {
 	egress string // set once by the owner
 	conns  map[net.Conn]struct{}
 	closed bool
+	done   chan struct{} // closed by Close
 	wg     sync.WaitGroup
+	// preAuth holds a token for each TLS connection not yet past its
+	// token check.
+	preAuth chan struct{}
 }
 
 // Listen opens both listeners. Serve the relay with Serve.
@@ -112,7 +122,8 @@ func Listen(cfg Config) (*Relay, error) {
 		tln.Close()
 		return nil, fmt.Errorf("podrelay: listen %s: %w", cfg.Proxy, err)
 	}
-	return &Relay{cfg: cfg, log: cfg.Log, tlsLn: tln, prxLn: pln, conns: map[net.Conn]struct{}{}}, nil
+	return &Relay{cfg: cfg, log: cfg.Log, tlsLn: tln, prxLn: pln, conns: map[net.Conn]struct{}{},
+		done: make(chan struct{}), preAuth: make(chan struct{}, maxPreAuth)}, nil
 }
 
 // Addr is the TLS listener's address.
@@ -128,9 +139,9 @@ func (r *Relay) Serve(ctx context.Context) error {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.accept(r.prxLn, r.proxy)
+		r.accept(r.prxLn, nil, func(c net.Conn, _ func()) { r.proxy(c) })
 	}()
-	r.accept(r.tlsLn, r.control)
+	r.accept(r.tlsLn, r.preAuth, r.control)
 	r.wg.Wait()
 	return nil
 }
@@ -143,6 +154,7 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	r.closed = true
+	close(r.done)
 	for c := range r.conns {
 		c.Close()
 	}
@@ -152,17 +164,50 @@ func (r *Relay) Close() error {
 	return nil
 }
 
-func (r *Relay) accept(ln net.Listener, handle func(net.Conn)) {
+// accept serves ln's connections until Close. With sem, each connection
+// holds one of its tokens from before its accept until handle calls its
+// release (or returns): when none is free, no more are accepted.
+//
+// An accept error other than the listener's closing (EMFILE, ENFILE,
+// ECONNABORTED) is retried after a back-off of 5 ms doubling to 1 s, as
+// net/http's Server does: the relay must not stop answering for good while
+// the pod looks alive.
+func (r *Relay) accept(ln net.Listener, sem chan struct{}, handle func(c net.Conn, release func())) {
+	var delay time.Duration
 	for {
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			case <-r.done:
+				return
+			}
+		}
+		release := func() {}
+		if sem != nil {
+			release = sync.OnceFunc(func() { <-sem })
+		}
 		c, err := ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			release()
+			if errors.Is(err, net.ErrClosed) || r.isClosed() {
+				return
 			}
-			return
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else {
+				delay = min(2*delay, time.Second)
+			}
+			r.log.Warn("relay: accept", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-r.done:
+				return
+			}
+			continue
 		}
+		delay = 0
 		if !r.track(c) {
+			release()
 			c.Close()
 			return
 		}
@@ -170,9 +215,16 @@ func (r *Relay) accept(ln net.Listener, handle func(net.Conn)) {
 		go func() {
 			defer r.wg.Done()
 			defer r.untrack(c)
-			handle(c)
+			defer release()
+			handle(c, release)
 		}()
 	}
+}
+
+func (r *Relay) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
 }
 
 func (r *Relay) track(c net.Conn) bool {
@@ -192,8 +244,9 @@ func (r *Relay) untrack(c net.Conn) {
 	r.mu.Unlock()
 }
 
-// control serves one connection on the TLS port.
-func (r *Relay) control(c net.Conn) {
+// control serves one connection on the TLS port; authed is called once its
+// token is checked.
+func (r *Relay) control(c net.Conn, authed func()) {
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
 	line, err := readLine(c)
 	if err != nil {
@@ -211,6 +264,7 @@ func (r *Relay) control(c net.Conn) {
 		io.WriteString(c, "ERR unauthorized\n")
 		return
 	}
+	authed()
 	switch cmd {
 	case "DEVTOOLS":
 		up, err := net.DialTimeout("tcp", r.cfg.DevTools, 5*time.Second)
@@ -308,12 +362,12 @@ func splice(a, b net.Conn) {
 	<-done
 }
 
-// readLine reads one "\n"-ended line of at most maxLine bytes, byte by
-// byte, so that nothing after it is consumed.
+// readLine reads one "\n"-ended line of at most maxLine bytes, the "\n"
+// included, byte by byte, so that nothing after it is consumed.
 func readLine(c net.Conn) (string, error) {
 	var b [1]byte
 	var line []byte
-	for len(line) <= maxLine {
+	for range maxLine {
 		if _, err := c.Read(b[:]); err != nil {
 			return "", fmt.Errorf("read: %w", err)
 		}

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,7 +49,11 @@ type relayFixture struct {
 	devtool net.Listener
 }
 
-func startRelay(t *testing.T) relayFixture {
+func startRelay(t *testing.T) relayFixture { return startRelayWith(t, nil) }
+
+// startRelayWith is startRelay with wrap, if not nil, called on the relay
+// before it serves.
+func startRelayWith(t *testing.T, wrap func(*Relay)) relayFixture {
 	t.Helper()
 	id, err := NewIdentity(time.Hour)
 	if err != nil {
@@ -60,6 +67,9 @@ func startRelay(t *testing.T) relayFixture {
 	r, err := Listen(Config{Listen: "127.0.0.1:0", Proxy: "127.0.0.1:0", DevTools: dt.Addr().String(), Cert: cert, Token: id.Token})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		wrap(r)
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(context.Background()) }()
@@ -202,6 +212,109 @@ func TestCloseEnds(t *testing.T) {
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
 		t.Fatalf("the stream outlived Close: %v", err)
+	}
+}
+
+// failingListener fails its first accepts as a process out of file
+// descriptors does.
+type failingListener struct {
+	net.Listener
+	fails atomic.Int32
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestAcceptRetries: accept errors (EMFILE) do not stop the relay for
+// good: once they pass, it answers again.
+func TestAcceptRetries(t *testing.T) {
+	var fl *failingListener
+	f := startRelayWith(t, func(r *Relay) {
+		fl = &failingListener{Listener: r.tlsLn}
+		fl.fails.Store(5)
+		r.tlsLn = fl
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := f.client.DialDevTools(ctx)
+	if err != nil {
+		t.Fatalf("after accept errors: %v", err)
+	}
+	defer c.Close()
+	if got := roundTrip(t, c, "ping"); got != "devtools: ping" {
+		t.Fatalf("got %q", got)
+	}
+	if n := fl.fails.Load(); n >= 0 {
+		t.Fatalf("%d accept errors left: the test did not make any", n+1)
+	}
+}
+
+// TestPreAuthLimit: connections that never finish their handshake hold at
+// most maxPreAuth places; the owner's connection waits for one, and gets
+// it once one is let go.
+func TestPreAuthLimit(t *testing.T) {
+	f := startRelay(t)
+	var idle []net.Conn
+	for range maxPreAuth {
+		c, err := net.Dial("tcp", f.client.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err := f.client.SetEgress(ctx, "10.0.0.1:3129")
+	cancel()
+	if err == nil {
+		t.Fatalf("the relay took a connection beyond %d in their handshake", maxPreAuth)
+	}
+	idle[0].Close()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.client.SetEgress(ctx, "10.0.0.1:3129"); err != nil {
+		t.Fatalf("once a place is free: %v", err)
+	}
+	// Authenticated streams hold no place.
+	for range maxPreAuth + 1 {
+		c, err := f.client.DialDevTools(ctx)
+		if err != nil {
+			t.Fatalf("devtools streams: %v", err)
+		}
+		defer c.Close()
+	}
+}
+
+// TestReadLine: a line of maxLine bytes with its "\n" is read, a longer
+// one refused without reading past maxLine bytes.
+func TestReadLine(t *testing.T) {
+	for _, tc := range []struct {
+		n  int // bytes before the "\n"
+		ok bool
+	}{{maxLine - 1, true}, {maxLine, false}} {
+		srv, cl := net.Pipe()
+		go cl.Write([]byte(strings.Repeat("a", tc.n) + "\n"))
+		line, err := readLine(srv)
+		if tc.ok && (err != nil || len(line) != tc.n) {
+			t.Errorf("%d bytes: %d, %v", tc.n, len(line), err)
+		}
+		if !tc.ok && err == nil {
+			t.Errorf("%d bytes and a newline: read, want too long", tc.n)
+		}
+		if !tc.ok && err != nil {
+			// The newline is still there: nothing past maxLine was read.
+			b := make([]byte, 1)
+			srv.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := srv.Read(b); err != nil || b[0] != '\n' {
+				t.Errorf("%d bytes: read past maxLine (%q, %v)", tc.n, b, err)
+			}
+		}
+		srv.Close()
+		cl.Close()
 	}
 }
 
