@@ -303,16 +303,11 @@ func (k *Kubernetes) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	if err != nil {
 		return nil, err
 	}
-	var rb [6]byte
-	rand.Read(rb[:])
-	name := "glovebox-tab-" + hex.EncodeToString(rb[:])
+	name := newPodName()
 	p := kubePod{name: name, cfg: k.cfg, spec: spec, id: id, egressPort: k.egressPort}
-	kb := &kubeBrowser{k: k, name: name, dir: filepath.Join(k.cfg.DataDir, name), log: k.log.With("pod", name, "tab", spec.TabID),
-		changed: make(chan struct{}, 1)}
-	kb.ctx, kb.cancel = context.WithCancel(k.base)
-	b := newBrowser(name, k.Name(), func() error { return kb.stop() })
-	kb.b = b
-	if !k.browsers.add(b, kb) {
+	kb := k.newKubeBrowser(name, spec)
+	b := kb.b
+	if !k.track(kb) {
 		return nil, ErrClosed
 	}
 	defer func() {
@@ -320,9 +315,6 @@ func (k *Kubernetes) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 			b.Close()
 		}
 	}()
-	k.mu.Lock()
-	k.watched[name] = kb
-	k.mu.Unlock()
 
 	// The start ends with the browser too (kb.ctx, from k.base): a Close
 	// under way cuts its API calls short.
@@ -346,24 +338,62 @@ func (k *Kubernetes) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	if err != nil {
 		return nil, err
 	}
-	b.Addr = net.ParseIP(pod.Status.PodIP)
-	kb.relay = podrelay.Client{Addr: net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(kubeRelayPort)), CertPEM: id.CertPEM, Token: id.Token}
+	client := podrelay.Client{Addr: net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(kubeRelayPort)), CertPEM: id.CertPEM, Token: id.Token}
+	if err := k.attach(ctx, kb, pod, client); err != nil {
+		return nil, err
+	}
+	kb.log.Info("browser started", "node", b.Node, "ip", pod.Status.PodIP, "ms", time.Since(start).Milliseconds())
+	return b, nil
+}
+
+// newPodName is a browser pod's name, and its Secret's.
+func newPodName() string {
+	var rb [6]byte
+	rand.Read(rb[:])
+	return "glovebox-tab-" + hex.EncodeToString(rb[:])
+}
+
+// newKubeBrowser is the state of the pod name for a tab of spec.
+func (k *Kubernetes) newKubeBrowser(name string, spec Spec) *kubeBrowser {
+	kb := &kubeBrowser{k: k, name: name, dir: filepath.Join(k.cfg.DataDir, name), log: k.log.With("pod", name, "tab", spec.TabID),
+		changed: make(chan struct{}, 1)}
+	kb.ctx, kb.cancel = context.WithCancel(k.base)
+	kb.b = newBrowser(name, k.Name(), func() error { return kb.stop() })
+	return kb
+}
+
+// track makes kb one of the runtime's browsers, told of its pod's
+// changes; false once the runtime is closed.
+func (k *Kubernetes) track(kb *kubeBrowser) bool {
+	if !k.browsers.add(kb.b, kb) {
+		return false
+	}
+	k.mu.Lock()
+	k.watched[kb.name] = kb
+	k.mu.Unlock()
+	return true
+}
+
+// attach makes kb's running pod this replica's browser: the relay's
+// egress set to this replica's egress proxy, DevTools through it.
+func (k *Kubernetes) attach(ctx context.Context, kb *kubeBrowser, pod *corev1.Pod, client podrelay.Client) error {
+	kb.b.Addr = net.ParseIP(pod.Status.PodIP)
+	kb.relay = client
 	// The relay's container has started; it listens a moment later.
 	if err := retry(ctx, func() error { return kb.relay.SetEgress(ctx, k.cfg.Egress) }); err != nil {
-		return nil, fmt.Errorf("start pod %s: set its egress: %w", name, err)
+		return fmt.Errorf("start pod %s: set its egress: %w", kb.name, err)
 	}
 	if err := kb.forward(); err != nil {
-		return nil, err
+		return err
 	}
 	path, err := kb.waitDevTools(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.DevToolsURL = "ws://localhost" + path
-	b.DevToolsSocket = kb.socket()
-	b.Node = pod.Spec.NodeName
-	kb.log.Info("browser started", "node", b.Node, "ip", pod.Status.PodIP, "ms", time.Since(start).Milliseconds())
-	return b, nil
+	kb.b.DevToolsURL = "ws://localhost" + path
+	kb.b.DevToolsSocket = kb.socket()
+	kb.b.Node = pod.Spec.NodeName
+	return nil
 }
 
 // retry calls f every 50 ms until it succeeds or ctx ends.

@@ -55,6 +55,11 @@ type KubernetesConfig struct {
 	// PriorityClass is the pods' PriorityClass (empty: the cluster's
 	// default).
 	PriorityClass string `mapstructure:"priority_class"`
+	// PoolPriorityClass is the shared warm pool's idle pods' PriorityClass
+	// (empty: PriorityClass): lower than the tabs', so that under pressure
+	// the scheduler preempts idle pods first. A pod's priority is fixed at
+	// its creation: a claimed pod keeps the pool's.
+	PoolPriorityClass string `mapstructure:"pool_priority_class"`
 	// StartTimeout bounds a start: the pod scheduled, its images there,
 	// the lock in place, Chromium's DevTools answering.
 	StartTimeout time.Duration `mapstructure:"start_timeout"`

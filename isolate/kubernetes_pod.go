@@ -49,6 +49,9 @@ type kubePod struct {
 	id   podrelay.Identity
 	// egressPort is the port the pod's lock lets the relay connect to.
 	egressPort int
+	// idle makes a pod of the shared warm pool (KubePool): labelled idle,
+	// with no tab yet, at the pool's priority.
+	idle bool
 }
 
 // owner is the ownerReference of the replica's pod, or none outside a
@@ -65,6 +68,9 @@ func (p kubePod) labels() map[string]string {
 	l[LabelApp] = appBrowser
 	if p.cfg.OwnerName != "" {
 		l[LabelOwner] = p.cfg.OwnerName
+	}
+	if p.idle {
+		l[LabelPool] = PoolIdle
 	}
 	return l
 }
@@ -128,6 +134,15 @@ func memDir(name string, mb int) corev1.Volume {
 	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: &size}}}
 }
 
+// priorityClass is the pod's PriorityClass: the pool's for an idle pod
+// (a pod's priority cannot change: a claimed pod keeps it).
+func (p kubePod) priorityClass() string {
+	if p.idle && p.cfg.PoolPriorityClass != "" {
+		return p.cfg.PoolPriorityClass
+	}
+	return p.cfg.PriorityClass
+}
+
 // pod is the browser pod: an init container that locks the pod's network
 // (podnet), Chromium, and its relay (podrelay).
 func (p kubePod) pod() *corev1.Pod {
@@ -168,7 +183,7 @@ func (p kubePod) pod() *corev1.Pod {
 			HostPID:           false,
 			HostIPC:           false,
 			Hostname:          containerHostname,
-			PriorityClassName: p.cfg.PriorityClass,
+			PriorityClassName: p.priorityClass(),
 			SecurityContext:   &corev1.PodSecurityContext{SeccompProfile: runtimeDefault},
 			InitContainers: []corev1.Container{{
 				Name: "netlock", Image: p.cfg.Image, ImagePullPolicy: pull,

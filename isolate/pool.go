@@ -54,6 +54,8 @@ type PoolStats struct {
 	Misses   int // tabs that had to start a cold one
 	Failures int // warm starts that failed
 	Discards int // warm browsers that died while waiting
+	// Conflicts are claims another replica won (the shared pool).
+	Conflicts int
 }
 
 // Pool keeps Size browsers started ahead. A tab claims one; the pool starts

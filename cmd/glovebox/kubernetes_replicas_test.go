@@ -71,7 +71,8 @@ func TestKubernetesReplicas(t *testing.T) {
 	applyDeployment(t, kc, ns, map[string]any{
 		"clients": []string{"127.0.0.0/8", kubetest.PodSubnet},
 		"isolate": map[string]any{
-			"pool":       map[string]any{"size": 0},
+			// The shared warm pool: an idle pod per replica.
+			"pool":       map[string]any{"size": 1},
 			"kubernetes": map[string]any{"image": kubetest.BrowserImageName, "image_pull_policy": "Never", "start_timeout": "120s"},
 		},
 		"egress": map[string]any{"allow_internal": []string{siteURL.Host}},
@@ -146,7 +147,8 @@ func TestKubernetesReplicas(t *testing.T) {
 		t.Fatalf("the tab's token %.20q… names %q, not one of the replicas", tabToken, owner)
 	}
 	browserPods := func(ownerName string) []string {
-		pods, _ := kc.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: isolate.LabelOwner + "=" + ownerName})
+		pods, _ := kc.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{
+			LabelSelector: isolate.LabelOwner + "=" + ownerName + "," + isolate.LabelPool + "!=" + isolate.PoolIdle})
 		var names []string
 		for _, p := range pods.Items {
 			names = append(names, p.Name)
@@ -188,11 +190,15 @@ func TestKubernetesReplicas(t *testing.T) {
 		c, _, _ := videoPixel(tctx, 600, 400)
 		return c.near(rgb{200, 0, 0}, 40), c.String()
 	})
-	if err := chromedp.Do(tctx, chromedp.MouseClickXY(100, 140)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 20*time.Second, "the remote input to report its focus after the reattach", func() (bool, string) {
-		return site.lastReport("focus") == "field", ""
+	// A click on the field focuses it remotely (once the reloaded page
+	// has it: clicked again each second until it says so).
+	var lastClick time.Time
+	waitFor(t, 30*time.Second, "the remote input to report its focus after the reattach", func() (bool, string) {
+		if time.Since(lastClick) > time.Second {
+			lastClick = time.Now()
+			chromedp.Do(tctx, chromedp.MouseClickXY(100, 140))
+		}
+		return site.lastReport("focus") == "field", landingState(tctx)
 	})
 
 	// 3. From a page in a browser pod: the node, the API server, the
@@ -298,12 +304,13 @@ func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[str
 	resources := map[string]string{
 		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
+		"PriorityClass": "priorityclasses",
 	}
 	for _, obj := range manifestObjects(t, dir) {
 		gv, _ := schema.ParseGroupVersion(obj.GetAPIVersion())
 		res := gv.WithResource(resources[obj.GetKind()])
 		var ri dynamic.ResourceInterface = dc.Resource(res)
-		if obj.GetKind() != "Namespace" {
+		if obj.GetKind() != "Namespace" && obj.GetKind() != "PriorityClass" { // cluster-wide
 			obj.SetNamespace(ns)
 			ri = dc.Resource(res).Namespace(ns)
 		}

@@ -34,6 +34,7 @@ func TestKubernetesManifests(t *testing.T) {
 	resources := map[string]string{
 		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
+		"PriorityClass": "priorityclasses",
 	}
 	kinds := map[string]int{}
 	for _, obj := range manifestObjects(t, dir) {
@@ -47,7 +48,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		kinds[obj.GetKind()]++
 		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
-		if obj.GetKind() != "Namespace" {
+		if obj.GetKind() != "Namespace" && obj.GetKind() != "PriorityClass" { // cluster-wide
 			obj.SetNamespace("glovebox") // what kustomize's namespace: does
 			ri = dc.Resource(gv.WithResource(res)).Namespace("glovebox")
 		}
@@ -61,7 +62,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget"} {
+	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in deploy/kubernetes", want)
 		}

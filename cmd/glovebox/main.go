@@ -172,10 +172,10 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		return "", "", false
 	}
 	// And the warm browsers through the pool, made after the runtime.
-	var poolp atomic.Pointer[isolate.Pool]
+	var poolp atomic.Pointer[warmPool]
 	warm := func(ip string) bool {
 		p := poolp.Load()
-		return p != nil && p.Holds(ip)
+		return p != nil && (*p).Holds(ip)
 	}
 	var starter isolate.Starter
 	switch cfg.Isolate.Runtime {
@@ -204,13 +204,22 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		return fmt.Errorf("isolate.runtime: %q is not available", cfg.Isolate.Runtime)
 	}
 	var iso tab.Isolator = starter
-	var pool *isolate.Pool
+	var pool warmPool
 	if cfg.Isolate.Pool.Size > 0 {
 		pcfg := cfg.Isolate.Pool
 		pcfg.Scale = cfg.Proxy.Tabs.MaxScale
-		pool = isolate.NewPool(starter, pcfg, log)
+		if k, ok := starter.(*isolate.Kubernetes); ok {
+			// The replicas share one pool of pods.
+			kp, err := isolate.NewKubePool(ctx, k, pcfg, log)
+			if err != nil {
+				return fmt.Errorf("warm pool: %w", err)
+			}
+			pool = kp
+		} else {
+			pool = isolate.NewPool(starter, pcfg, log)
+		}
 		defer pool.Close()
-		poolp.Store(pool)
+		poolp.Store(&pool)
 		iso = pool
 	}
 
@@ -309,9 +318,20 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer, hooks *ser
 		defer stop()
 	}
 	if hooks != nil && hooks.ready != nil {
-		hooks.ready(ln.Addr(), srv, pool)
+		lp, _ := pool.(*isolate.Pool) // the tests watch the local pool
+		hooks.ready(ln.Addr(), srv, lp)
 	}
 	return srv.Serve(ctx, ln, cfg.ShutdownGrace)
+}
+
+// warmPool is a warm pool: a replica's own (isolate.Pool) or the one the
+// Kubernetes replicas share (isolate.KubePool).
+type warmPool interface {
+	tab.Isolator
+	Holds(ip string) bool
+	Stats() isolate.PoolStats
+	Health() error
+	Close() error
 }
 
 // streamConfig is the stream configuration with the containers' links left
