@@ -142,8 +142,8 @@ func TestKubernetesPool(t *testing.T) {
 		waitIdle(1)
 		pod := idle(a.name)[0]
 		type result struct {
-			by string
-			br *Browser
+			by  string
+			br  *Browser
 			err error
 		}
 		results := make(chan result, 2)
