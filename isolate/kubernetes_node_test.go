@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
-	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // procOf finds the pid of a process of the pod whose command line starts
@@ -72,23 +71,9 @@ func procStatus(t *testing.T, pid int) map[string]string {
 // browser's user reaches neither the node, nor the API server, nor the
 // egress directly; closing the tab deletes its pod and Secret.
 func TestKubernetesPod(t *testing.T) {
-	if err := kubetest.Missing(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	if err := kubetest.MissingNode(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	kc := kubetest.Start(t)
+	kc, _ := kubetest.BrowserNode(t, "glovebox/chromium.json", KubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
-	node := kc.StartNode(t)
-	node.Import(t, kubetest.BrowserImage(t))
-	prof, err := KubeSeccompProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pj, _ := json.Marshal(prof)
-	node.Seccomp(t, "glovebox/chromium.json", pj)
 
 	// The owner's egress: a stand-in proxy on the node's address that
 	// records what reaches it and answers each request.
@@ -197,4 +182,18 @@ func TestKubernetesPod(t *testing.T) {
 			t.Errorf("pod %s outlived the tab", p.Name)
 		}
 	}
+}
+
+// KubeSeccompJSON is KubeSeccompProfile as the file a node gets.
+func KubeSeccompJSON(t testing.TB) []byte {
+	t.Helper()
+	prof, err := KubeSeccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -2,7 +2,6 @@ package isolate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
-	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // egressB is replica b's address in TestKubernetesPool: on the node's
@@ -35,23 +33,9 @@ const egressB = "10.213.96.254"
 // browser claimed answers DevTools and reaches its claimer's egress only;
 // a refills its pool; closing leaves no pod behind.
 func TestKubernetesPool(t *testing.T) {
-	if err := kubetest.Missing(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	if err := kubetest.MissingNode(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	kc := kubetest.Start(t)
+	kc, node := kubetest.BrowserNode(t, "glovebox/chromium.json", KubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
-	node := kc.StartNode(t)
-	node.Import(t, kubetest.BrowserImage(t))
-	prof, err := KubeSeccompProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pj, _ := json.Marshal(prof)
-	node.Seccomp(t, "glovebox/chromium.json", pj)
 	ctx := context.Background()
 
 	type replica struct {

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
-	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
@@ -27,24 +26,10 @@ import (
 // replica's egress proxy from the pod's address, tab_start names the pod and
 // its node, and closing the tab removes the pod.
 func TestKubernetesEndToEnd(t *testing.T) {
-	if err := kubetest.Missing(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	if err := kubetest.MissingNode(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
 	needChromium(t)
-	kc := kubetest.Start(t)
+	kc, _ := kubetest.BrowserNode(t, "glovebox/chromium.json", kubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
-	node := kc.StartNode(t)
-	node.Import(t, kubetest.BrowserImage(t))
-	prof, err := isolate.KubeSeccompProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pj, _ := json.Marshal(prof)
-	node.Seccomp(t, "glovebox/chromium.json", pj)
 
 	site := newTestSite(t)
 	siteURL, _ := url.Parse(site.URL)
@@ -127,4 +112,19 @@ func TestKubernetesEndToEnd(t *testing.T) {
 		secrets, err2 := kc.Client.CoreV1().Secrets(ns).List(context.Background(), sel)
 		return err1 == nil && err2 == nil && len(pods.Items) == 0 && len(secrets.Items) == 0, ""
 	})
+}
+
+// kubeSeccompJSON is the browser pods' seccomp profile as the file a node
+// gets.
+func kubeSeccompJSON(t testing.TB) []byte {
+	t.Helper()
+	prof, err := isolate.KubeSeccompProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
-	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/isolate"
 )
 
@@ -45,23 +44,9 @@ import (
 // says its tab is lost, and a reload opens a new tab on a live replica;
 // deleting the Deployment leaves no pod behind.
 func TestKubernetesReplicas(t *testing.T) {
-	if err := kubetest.Missing(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	if err := kubetest.MissingNode(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
 	needChromium(t)
-	kc := kubetest.Start(t)
+	kc, node := kubetest.BrowserNode(t, "glovebox/chromium.json", kubeSeccompJSON(t))
 	const ns = "glovebox"
-	node := kc.StartNode(t)
-	node.Import(t, kubetest.BrowserImage(t))
-	prof, err := isolate.KubeSeccompProfile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pj, _ := json.Marshal(prof)
-	node.Seccomp(t, "glovebox/chromium.json", pj)
 	apiHost, apiPort := node.PodAPI(t)
 
 	// The site, where the replicas' egress (in their pods) reaches it.

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // BrowserImageName is what BrowserImage names its image.
@@ -58,4 +60,23 @@ func (n *Node) Seccomp(t testing.TB, name string, profile []byte) {
 	if err := os.WriteFile(p, profile, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BrowserNode is the cluster most Glovebox tests need: the control plane,
+// a node with the browser image (BrowserImage) and Glovebox's seccomp
+// profile installed as name. It skips (failing in CI) when the cluster's
+// binaries or the node's tools are missing.
+func BrowserNode(t testing.TB, name string, profile []byte) (*Cluster, *Node) {
+	t.Helper()
+	if err := Missing(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	if err := MissingNode(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	kc := Start(t)
+	node := kc.StartNode(t)
+	node.Import(t, BrowserImage(t))
+	node.Seccomp(t, name, profile)
+	return kc, node
 }
