@@ -25,8 +25,16 @@ FUZZTIME ?= 50000x
 # kubelet, ... and etcd, built from the Go module proxy by
 # internal/kubetest/build.sh: several minutes once, then nothing).
 export GLOVEBOX_KUBE_DIR ?= /var/cache/glovebox/kube-v1.37.2
+# GLOVEBOX_KWOK_DIR caches kwok and its stages (internal/kubetest/build-kwok.sh),
+# which only bench-scale needs.
+export GLOVEBOX_KWOK_DIR ?= /var/cache/glovebox/kwok-v0.8.0
+# SCALE_COUNT is how many times bench-scale runs (each with its own cluster);
+# the table shows the medians. The sizes are GLOVEBOX_SCALE_* variables
+# (NODES, TABS, RATE, LIFETIME, BURST, POOL, CLAIMERS: see
+# internal/kubetest/scale_bench_test.go).
+SCALE_COUNT ?= 1
 
-.PHONY: help deps driver kube-bin build run test fuzz bench lint clean
+.PHONY: help deps driver kube-bin kwok-bin bench-scale build run test fuzz bench lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -65,6 +73,9 @@ driver: deps ## install the test driver's npm packages (puppeteer-core) into tes
 kube-bin: deps ## build the Kubernetes test cluster's binaries into GLOVEBOX_KUBE_DIR (once)
 	@internal/kubetest/build.sh "$(GLOVEBOX_KUBE_DIR)"
 
+kwok-bin: deps ## build kwok (simulated nodes, for bench-scale) into GLOVEBOX_KWOK_DIR (once)
+	@internal/kubetest/build-kwok.sh "$(GLOVEBOX_KWOK_DIR)"
+
 test: deps driver kube-bin ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
@@ -85,6 +96,14 @@ bench: deps ## run the benchmarks, print a table of their medians and write benc
 	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ ./proxy/audit/ | tee bench.out
 	go test -run '^$$' -bench . -benchtime 5x -timeout 60m ./cmd/glovebox/ | tee -a bench.out
 	go run ./cmd/benchtable -json bench-results/latest.json bench.out
+
+# Under the host lock, as every test that starts the cluster:
+#   flock /tmp/glovebox-host.lock make bench-scale
+bench-scale: deps kube-bin kwok-bin ## measure the control plane under tab pods on 1,000 kwok nodes (SCALE_COUNT runs; docs/SCALING.md)
+	@rm -f bench-scale-table.out
+	set -o pipefail; GLOVEBOX_SCALE_TABLE=$(CURDIR)/bench-scale-table.out go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -count $(SCALE_COUNT) -timeout 180m ./internal/kubetest/ | tee bench-scale.out
+	@cat bench-scale-table.out
+	go run ./cmd/benchtable -json bench-results/scale.json bench-scale.out
 
 lint: ## gofmt, go vet, and staticcheck if installed
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -97,10 +97,10 @@ func MissingNode() error {
 	return nil
 }
 
-// StartNode starts kube-scheduler, kube-controller-manager, a containerd
-// with CRI and a kubelet, and waits until the node is Ready. The images the
-// pods use are imported with Import (the sandbox image, glovebox.test/pause,
-// is imported here).
+// StartNode starts kube-scheduler and kube-controller-manager
+// (StartControllers), a containerd with CRI and a kubelet, and waits until
+// the node is Ready. The images the pods use are imported with Import (the
+// sandbox image, glovebox.test/pause, is imported here).
 func (c *Cluster) StartNode(t testing.TB) *Node {
 	t.Helper()
 	if err := MissingNode(); err != nil {
@@ -175,13 +175,7 @@ contexts: [{name: test, context: {cluster: test, user: u}}]
 current-context: test
 `, c.Config.Host, filepath.Join(c.dir, "ca.crt"), token))
 	}
-	admin := kubeconfig("admin.kubeconfig", c.token)
-	c.start(t, "kube-scheduler", filepath.Join(bin, "kube-scheduler"), "--kubeconfig", admin,
-		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", freePort(t))
-	c.start(t, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), "--kubeconfig", admin,
-		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", freePort(t),
-		"--service-account-private-key-file", filepath.Join(c.dir, "sa.key"), "--root-ca-file", filepath.Join(c.dir, "ca.crt"),
-		"--use-service-account-credentials=false", "--controllers", "*,-node-ipam-controller")
+	c.StartControllers(t)
 
 	kcfg := write("kubelet.yaml", fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
