@@ -289,13 +289,14 @@ func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[str
 	resources := map[string]string{
 		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
-		"PriorityClass": "priorityclasses",
+		"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+		"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
 	}
 	for _, obj := range manifestObjects(t, dir) {
 		gv, _ := schema.ParseGroupVersion(obj.GetAPIVersion())
 		res := gv.WithResource(resources[obj.GetKind()])
 		var ri dynamic.ResourceInterface = dc.Resource(res)
-		if obj.GetKind() != "Namespace" && obj.GetKind() != "PriorityClass" { // cluster-wide
+		if !clusterWide[obj.GetKind()] {
 			obj.SetNamespace(ns)
 			ri = dc.Resource(res).Namespace(ns)
 		}

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -13,7 +20,12 @@ import (
 
 	"github.com/glovebox/glovebox/internal/kubetest"
 	"github.com/glovebox/glovebox/internal/testenv"
+	"github.com/glovebox/glovebox/isolate"
+	"github.com/glovebox/glovebox/isolate/podrelay"
 )
+
+// clusterWide are the kinds of deploy/kubernetes that are in no namespace.
+var clusterWide = map[string]bool{"Namespace": true, "PriorityClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 
 // TestKubernetesManifests: every object of deploy/kubernetes is one the
 // real API server takes (a server-side dry run, validation and admission
@@ -34,7 +46,8 @@ func TestKubernetesManifests(t *testing.T) {
 	resources := map[string]string{
 		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
-		"PriorityClass": "priorityclasses",
+		"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+		"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
 	}
 	kinds := map[string]int{}
 	for _, obj := range manifestObjects(t, dir) {
@@ -48,7 +61,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		kinds[obj.GetKind()]++
 		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
-		if obj.GetKind() != "Namespace" && obj.GetKind() != "PriorityClass" { // cluster-wide
+		if !clusterWide[obj.GetKind()] {
 			obj.SetNamespace("glovebox") // what kustomize's namespace: does
 			ri = dc.Resource(gv.WithResource(res)).Namespace("glovebox")
 		}
@@ -62,12 +75,153 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass"} {
+	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in deploy/kubernetes", want)
 		}
 	}
 	if kust, _ := os.ReadFile(filepath.Join(dir, "kustomization.yaml")); !strings.Contains(string(kust), "config.yaml") {
 		t.Error("the kustomization does not make the config ConfigMap")
+	}
+}
+
+// TestKubernetesPodPolicy: deploy/kubernetes's admission policy, on the
+// real API server, lets the replicas' ServiceAccount make the browser pod
+// the runtime makes, and claim one (a label and owner patch), and refuses
+// it every wider pod: a host namespace, a privileged or capable container,
+// a hostPath, a token, another init container, no seccomp, a changed
+// image. Others (the ReplicaSet controller, an administrator) are not its
+// business.
+func TestKubernetesPodPolicy(t *testing.T) {
+	if err := kubetest.Missing(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
+	kc := kubetest.Start(t)
+	dc, err := dynamic.NewForConfig(kc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
+		"ValidatingAdmissionPolicy": "validatingadmissionpolicies", "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
+	const ns = "glovebox"
+	for _, obj := range manifestObjects(t, filepath.Join("..", "..", "deploy", "kubernetes")) {
+		res, ok := kinds[obj.GetKind()]
+		if !ok {
+			continue
+		}
+		gv, _ := schema.ParseGroupVersion(obj.GetAPIVersion())
+		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
+		if !clusterWide[obj.GetKind()] {
+			obj.SetNamespace(ns)
+			ri = dc.Resource(gv.WithResource(res)).Namespace(ns)
+		}
+		if _, err := ri.Create(context.Background(), &obj, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+	// The default ServiceAccount pods name (the controller-manager, which
+	// would make it, does not run here).
+	if _, err := kc.Client.CoreV1().ServiceAccounts(ns).Create(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	saConfig := rest.CopyConfig(kc.Config)
+	saConfig.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:glovebox:glovebox",
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:glovebox", "system:authenticated"}}
+	sa, err := kubernetes.NewForConfig(saConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := isolate.DefaultKubernetesConfig()
+	cfg.Image = "registry.example.com/glovebox/glovebox:1"
+	id, err := podrelay.NewIdentity(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browserPod := func() *corev1.Pod {
+		p, _ := isolate.KubeTabObjects(cfg, "glovebox-tab-0123456789ab", "0123456789abcdef", id, 3129)
+		return p
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	create := func(cs kubernetes.Interface, p *corev1.Pod) error {
+		_, err := cs.CoreV1().Pods(ns).Create(context.Background(), p, dry)
+		return err
+	}
+	hostile := map[string]func(p *corev1.Pod){
+		"host network": func(p *corev1.Pod) { p.Spec.HostNetwork = true },
+		"host PID":     func(p *corev1.Pod) { p.Spec.HostPID = true },
+		"hostPath": func(p *corev1.Pod) {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}})
+		},
+		"privileged browser": func(p *corev1.Pod) {
+			// The API server's own validation refuses privileged with
+			// allowPrivilegeEscalation false; a hostile replica would leave it unset.
+			p.Spec.Containers[0].SecurityContext.Privileged = new(true)
+			p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+		},
+		"a capability added": func(p *corev1.Pod) {
+			p.Spec.Containers[1].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+		},
+		"root container": func(p *corev1.Pod) { p.Spec.Containers[1].SecurityContext.RunAsNonRoot = new(false) },
+		"SYS_ADMIN in the init container": func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+		},
+		"another init container": func(p *corev1.Pod) {
+			c := p.Spec.InitContainers[0]
+			c.Name = "other"
+			p.Spec.InitContainers = append(p.Spec.InitContainers, c)
+		},
+		"a ServiceAccount token": func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = new(true) },
+		"no seccomp": func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+		},
+	}
+	// The policy takes effect a moment after it is made: wait for the
+	// first refusal.
+	waitFor(t, 30*time.Second, "the admission policy to refuse a host-network pod", func() (bool, string) {
+		p := browserPod()
+		hostile["host network"](p)
+		err := create(sa, p)
+		return err != nil && strings.Contains(err.Error(), "glovebox-browser-pods"), fmt.Sprint(err)
+	})
+	if err := create(sa, browserPod()); err != nil {
+		t.Fatalf("the runtime's own browser pod refused: %v", err)
+	}
+	for name, f := range hostile {
+		p := browserPod()
+		f(p)
+		err := create(sa, p)
+		if err == nil || !strings.Contains(err.Error(), "glovebox-browser-pods") {
+			t.Errorf("%s: %v, want refused by the glovebox-browser-pods policy", name, err)
+		}
+		if name == "host network" {
+			if err := create(kc.Client, p); err != nil {
+				t.Errorf("an administrator's host-network pod: %v, want the policy to leave others alone", err)
+			}
+			p.Name = "glovebox-replica-like"
+			if _, err := kc.Client.CoreV1().Pods(ns).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// A replica publishes itself on its own pod, which the
+			// administrator's Deployment made in a shape no browser pod has.
+			publish := `{"metadata":{"annotations":{"glovebox.io/peer-addr":"10.0.0.1:9444"}}}`
+			if _, err := sa.CoreV1().Pods(ns).Patch(context.Background(), p.Name, types.MergePatchType, []byte(publish), metav1.PatchOptions{}); err != nil {
+				t.Errorf("an annotation on a pod the policy would not let the replica make: %v, want allowed", err)
+			}
+		}
+	}
+
+	// A claim's patch passes; a changed image does not.
+	made, err := sa.CoreV1().Pods(ns).Create(context.Background(), browserPod(), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"labels":{%q:%q}}}`, made.ResourceVersion, isolate.LabelPool, isolate.PoolClaimed)
+	if _, err := sa.CoreV1().Pods(ns).Patch(context.Background(), made.Name, types.MergePatchType, []byte(claim), metav1.PatchOptions{}); err != nil {
+		t.Errorf("a claim's patch: %v", err)
+	}
+	image := `{"spec":{"containers":[{"name":"browser","image":"registry.example.com/evil:1"}]}}`
+	if _, err := sa.CoreV1().Pods(ns).Patch(context.Background(), made.Name, types.StrategicMergePatchType, []byte(image), metav1.PatchOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "glovebox-browser-pods") {
+		t.Errorf("an image patch: %v, want refused by the policy", err)
 	}
 }

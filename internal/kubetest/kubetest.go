@@ -127,6 +127,9 @@ func Start(t testing.TB) *Cluster {
 		"--tls-cert-file", filepath.Join(dir, "apiserver.crt"), "--tls-private-key-file", filepath.Join(dir, "apiserver.key"),
 		"--token-auth-file", filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode", "Node,RBAC",
+		// As kubeadm and managed clusters run it, so a test of what
+		// refuses a privileged pod does not lean on this flag's default.
+		"--allow-privileged=true",
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", filepath.Join(dir, "sa.key"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
