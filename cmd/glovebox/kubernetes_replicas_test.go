@@ -53,7 +53,7 @@ func TestKubernetesReplicas(t *testing.T) {
 	site := newTestSiteAt(t, kubetest.NodeIP+":0")
 	siteURL, _ := url.Parse(site.URL)
 
-	applyDeployment(t, kc, ns, map[string]any{
+	caPEM := applyDeployment(t, kc, ns, map[string]any{
 		"clients": []string{"127.0.0.0/8", kubetest.PodSubnet},
 		"isolate": map[string]any{
 			// The shared warm pool: an idle pod per replica.
@@ -97,6 +97,24 @@ func TestKubernetesReplicas(t *testing.T) {
 		rs := replicas()
 		return len(rs) == 2, fmt.Sprintf("%d ready; %s", len(rs), podStates(kc, ns))
 	})
+
+	// One interception CA for every replica: the glovebox-ca Secret's,
+	// as README says to make it.
+	for _, p := range replicas() {
+		resp, err := http.Get("http://" + net.JoinHostPort(p.Status.PodIP, "3128") + "/glovebox-ca.pem")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != caPEM {
+			t.Errorf("replica %s serves the CA %.80q…, want the glovebox-ca Secret's", p.Name, got)
+		}
+		// Mounted for the replicas' group alone (fsGroup, 0440): no warning.
+		if l := podLog(node, p); strings.Contains(l, "private key is readable by others") {
+			t.Errorf("replica %s warns of the CA key's mode:\n%s", p.Name, lastLines(l, 10))
+		}
+	}
 
 	lb := newServiceBalancer(t, func() []string {
 		var addrs []string
@@ -265,9 +283,26 @@ func TestKubernetesReplicas(t *testing.T) {
 
 // applyDeployment creates every object of deploy/kubernetes in ns, the
 // config.yaml ConfigMap with over merged in, and the Deployment changed by
-// patch, as a kustomize overlay would.
-func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[string]any, patch func(*appsv1.Deployment)) {
+// patch, as a kustomize overlay would, and the glovebox-ca Secret as README
+// says to make it (`glovebox ca`, then kubectl create secret tls). It
+// returns the CA's certificate.
+func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[string]any, patch func(*appsv1.Deployment)) string {
 	t.Helper()
+	caDir := filepath.Join(t.TempDir(), "ca")
+	var caOut, caErr strings.Builder
+	if err := run(t.Context(), []string{"ca", "--config", writeConfig(t, "tls:\n  dir: "+caDir+"\n")}, &caOut, &caErr); err != nil {
+		t.Fatalf("glovebox ca: %v\n%s", err, caErr.String())
+	}
+	caCert, err := os.ReadFile(filepath.Join(caDir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, err := os.ReadFile(filepath.Join(caDir, "ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caSecret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "glovebox-ca"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: caCert, corev1.TLSPrivateKeyKey: caKey}}
 	dir := filepath.Join("..", "..", "deploy", "kubernetes")
 	dc, err := dynamic.NewForConfig(kc.Config)
 	if err != nil {
@@ -321,7 +356,13 @@ func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[str
 		if _, err := ri.Create(context.Background(), &obj, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create %s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
+		if obj.GetKind() == "Namespace" {
+			if _, err := kc.Client.CoreV1().Secrets(ns).Create(context.Background(), caSecret, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
+	return caOut.String()
 }
 
 // manifestObjects are the objects of the kustomization in dir, in its order.

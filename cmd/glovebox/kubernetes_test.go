@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -35,7 +36,26 @@ func TestKubernetesManifests(t *testing.T) {
 		testenv.Missing(t, "%v", err)
 	}
 	dir := filepath.Join("..", "..", "deploy", "kubernetes")
-	if _, err := loadConfig(filepath.Join(dir, "config.yaml"), nil); err != nil {
+	// The config as a replica reads it, with the glovebox-ca Secret's files
+	// where the Deployment mounts them (here a CA that glovebox ca made).
+	shipped, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDir := filepath.Join(t.TempDir(), "ca")
+	var caOut, caErr strings.Builder
+	if err := run(t.Context(), []string{"ca", "--config", writeConfig(t, "tls:\n  dir: "+caDir+"\n")}, &caOut, &caErr); err != nil {
+		t.Fatalf("glovebox ca: %v\n%s", err, caErr.String())
+	}
+	const caMount = "/etc/glovebox-ca/"
+	if !bytes.Contains(shipped, []byte(caMount+"ca.crt")) || !bytes.Contains(shipped, []byte(caMount+"ca.key")) {
+		t.Errorf("deploy/kubernetes/config.yaml does not take the CA from the glovebox-ca Secret at %s", caMount)
+	}
+	conf := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(conf, bytes.ReplaceAll(shipped, []byte(caMount), []byte(caDir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(conf, nil); err != nil {
 		t.Errorf("deploy/kubernetes/config.yaml: %v", err)
 	}
 	kc := kubetest.Start(t)

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -327,7 +328,7 @@ func loadCAFiles(certPath, keyPath, certKey, keyKey string, log *slog.Logger) (*
 	case time.Now().After(cert.NotAfter):
 		return nil, fmt.Errorf("%w: %s: %s: expired on %s", ErrCA, certKey, certPath, cert.NotAfter.Format(time.DateOnly))
 	}
-	if st, err := os.Stat(keyPath); err == nil && st.Mode().Perm()&0o077 != 0 {
+	if st, err := os.Stat(keyPath); err == nil && keyExposed(st) {
 		log.Warn("the interception CA's private key is readable by others: chmod 600 it",
 			"key", keyPath, "mode", st.Mode().Perm().String())
 	}
@@ -516,4 +517,19 @@ func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ll.Len()
+}
+
+// keyExposed tells whether a key file can be read by others than this
+// process's user: by anyone, or by a group that is not the process's own
+// (a Kubernetes Secret mounted with fsGroup is the process's group's only).
+func keyExposed(st fs.FileInfo) bool {
+	perm := st.Mode().Perm()
+	if perm&0o007 != 0 {
+		return true
+	}
+	if perm&0o070 == 0 {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return !ok || int(sys.Gid) != os.Getgid()
 }

@@ -316,3 +316,35 @@ func (p *testPKI) leafPEM(t *testing.T, host string) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+func TestKeyExposed(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ca.key")
+	if err := os.WriteFile(p, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(mode os.FileMode, gid int, want bool) {
+		t.Helper()
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, -1, gid); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keyExposed(st); got != want {
+			t.Errorf("mode %v, group %d (ours %d): exposed %v, want %v", mode, gid, os.Getgid(), got, want)
+		}
+	}
+	own := os.Getgid()
+	check(0o600, own, false)
+	check(0o400, own, false)
+	check(0o640, own, false) // a Secret mounted with the pod's fsGroup
+	check(0o644, own, true)
+	check(0o604, own, true)
+	if os.Geteuid() == 0 { // only root gives a file to another group
+		check(0o640, own+4242, true)
+	}
+}
