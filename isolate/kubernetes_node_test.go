@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // procOf finds the pid of a process of the pod whose command line starts
@@ -71,6 +72,9 @@ func procStatus(t *testing.T, pid int) map[string]string {
 // browser's user reaches neither the node, nor the API server, nor the
 // egress directly; closing the tab deletes its pod and Secret.
 func TestKubernetesPod(t *testing.T) {
+	if err := kubetest.MissingBrowserNode(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
 	kc, _ := kubetest.BrowserNode(t, "glovebox/chromium.json", KubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
@@ -132,16 +136,7 @@ func TestKubernetesPod(t *testing.T) {
 	}
 
 	// A page through DevTools: the request reaches the egress from the pod.
-	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", b.DevToolsSocket)
-	}}}
-	req, _ := http.NewRequest(http.MethodPut, "http://localhost/json/new?http://site.test/page", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	devToolsNewPage(t, b.DevToolsSocket, "http://site.test/page")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
@@ -196,4 +191,20 @@ func KubeSeccompJSON(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// devToolsNewPage opens url in a new page of the browser whose DevTools
+// is at the unix socket.
+func devToolsNewPage(t *testing.T, socket, url string) {
+	t.Helper()
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
+	req, _ := http.NewRequest(http.MethodPut, "http://localhost/json/new?"+url, nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 }

@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
+	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // egressB is replica b's address in TestKubernetesPool: on the node's
@@ -33,6 +34,9 @@ const egressB = "10.213.96.254"
 // browser claimed answers DevTools and reaches its claimer's egress only;
 // a refills its pool; closing leaves no pod behind.
 func TestKubernetesPool(t *testing.T) {
+	if err := kubetest.MissingBrowserNode(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
 	kc, node := kubetest.BrowserNode(t, "glovebox/chromium.json", KubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)
@@ -181,16 +185,7 @@ func TestKubernetesPool(t *testing.T) {
 		t.Errorf("b's Start got warm=%v, claims %d→%d: want a's idle pod", br.Warm, before, b.pool.Stats().Claims)
 	}
 	// Its DevTools answers, and its page's requests go to b's egress only.
-	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", br.DevToolsSocket)
-	}}}
-	req, _ := http.NewRequest(http.MethodPut, "http://localhost/json/new?http://site.test/claimed", nil)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	devToolsNewPage(t, br.DevToolsSocket, "http://site.test/claimed")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		b.mu.Lock()

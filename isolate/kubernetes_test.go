@@ -105,20 +105,7 @@ func TestKubernetesAPI(t *testing.T) {
 		t.Errorf("browser command %v", b.Command)
 	}
 	// Nothing left: the pod (being deleted at once) and its Secret.
-	sel := metav1.ListOptions{LabelSelector: LabelOwner + "=replica-a"}
-	left, err := pods.List(ctx, sel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range left.Items {
-		if p.DeletionTimestamp == nil {
-			t.Errorf("pod %s left after a failed start", p.Name)
-		}
-	}
-	secrets, err := kc.Client.CoreV1().Secrets(ns).List(ctx, sel)
-	if err != nil || len(secrets.Items) != 0 {
-		t.Errorf("secrets left after a failed start: %d, %v", len(secrets.Items), err)
-	}
+	kubeLeftNothing(t, kc, ns, "replica-a")
 	if k.Running() != 0 {
 		t.Errorf("%d running", k.Running())
 	}
@@ -252,23 +239,6 @@ func TestKubernetesLeftNothing(t *testing.T) {
 		}
 	}
 
-	left := func(owner string) {
-		t.Helper()
-		sel := metav1.ListOptions{LabelSelector: LabelOwner + "=" + owner}
-		ps, err := pods.List(ctx, sel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range ps.Items {
-			if p.DeletionTimestamp == nil {
-				t.Errorf("pod %s left", p.Name)
-			}
-		}
-		ss, err := kc.Client.CoreV1().Secrets(ns).List(ctx, sel)
-		if err != nil || len(ss.Items) != 0 {
-			t.Errorf("%d secrets left, %v", len(ss.Items), err)
-		}
-	}
 	if _, err := k.Start(ctx, Spec{TabID: "feedfacecafebeef"}); err == nil || !strings.Contains(err.Error(), "create pod") {
 		t.Fatalf("start with the Create's answer lost: %v", err)
 	}
@@ -280,7 +250,7 @@ func TestKubernetesLeftNothing(t *testing.T) {
 	default:
 		t.Fatal("no pod Create")
 	}
-	left(hostOwner(host))
+	kubeLeftNothing(t, kc, ns, hostOwner(host))
 
 	// Close while the pod's Create waits for its answer.
 	creating := make(chan struct{}, 1)
@@ -312,5 +282,25 @@ func TestKubernetesLeftNothing(t *testing.T) {
 	if d := time.Since(t0); d > 10*time.Second {
 		t.Errorf("Close took %v: the start did not end with it", d)
 	}
-	left("replica-c")
+	kubeLeftNothing(t, kc, ns, "replica-c")
+}
+
+// kubeLeftNothing fails t if owner has a pod not being deleted, or a
+// Secret, in ns.
+func kubeLeftNothing(t *testing.T, kc *kubetest.Cluster, ns, owner string) {
+	t.Helper()
+	sel := metav1.ListOptions{LabelSelector: LabelOwner + "=" + owner}
+	ps, err := kc.Client.CoreV1().Pods(ns).List(context.Background(), sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps.Items {
+		if p.DeletionTimestamp == nil {
+			t.Errorf("pod %s of %s left", p.Name, owner)
+		}
+	}
+	ss, err := kc.Client.CoreV1().Secrets(ns).List(context.Background(), sel)
+	if err != nil || len(ss.Items) != 0 {
+		t.Errorf("%d secrets of %s left, %v", len(ss.Items), owner, err)
+	}
 }

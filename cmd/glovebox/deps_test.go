@@ -19,9 +19,9 @@ var depRules = []struct {
 }{
 	{"cmd", []string{""}}, // the wiring: anything
 	{"internal/testenv", nil},
-	{"internal/icaptest", nil},                          // a real c-icap for the tests of scanning
-	{"internal/syslogtest", nil},                        // a real rsyslog for the tests of the audit sinks
-	{"internal/kubetest", []string{"internal/testenv"}}, // a real Kubernetes for the tests of the kubernetes runtime
+	{"internal/icaptest", nil},                                     // a real c-icap for the tests of scanning
+	{"internal/syslogtest", nil},                                   // a real rsyslog for the tests of the audit sinks
+	{"internal/kubetest", []string{"internal/testenv", "isolate"}}, // a real Kubernetes for the tests of the kubernetes runtime; its scale benchmark makes the runtime's own pods
 	{"isolate", []string{"internal/testenv", "internal/kubetest"}},
 	{"isolate/netns", []string{"internal/testenv", "isolate/internal/"}}, // not isolate itself
 	{"isolate/internal", []string{"internal/testenv"}},

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/isolate"
 	"github.com/glovebox/glovebox/proxy/policy"
 )
@@ -27,6 +28,9 @@ import (
 // its node, and closing the tab removes the pod.
 func TestKubernetesEndToEnd(t *testing.T) {
 	needChromium(t)
+	if err := kubetest.MissingBrowserNode(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
 	kc, _ := kubetest.BrowserNode(t, "glovebox/chromium.json", kubeSeccompJSON(t))
 	const ns = "glovebox"
 	kc.Namespace(t, ns)

@@ -5,8 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-
-	"github.com/glovebox/glovebox/internal/testenv"
 )
 
 // BrowserImageName is what BrowserImage names its image.
@@ -62,17 +60,24 @@ func (n *Node) Seccomp(t testing.TB, name string, profile []byte) {
 	}
 }
 
+// MissingBrowserNode says what BrowserNode lacks on this machine (the
+// cluster's binaries, the node's tools), or nil.
+func MissingBrowserNode() error {
+	if err := Missing(); err != nil {
+		return err
+	}
+	return MissingNode()
+}
+
 // BrowserNode is the cluster most Glovebox tests need: the control plane,
 // a node with the browser image (BrowserImage) and Glovebox's seccomp
-// profile installed as name. It skips (failing in CI) when the cluster's
-// binaries or the node's tools are missing.
+// profile installed as name. Its callers first skip (failing in CI)
+// through testenv.Missing when MissingBrowserNode says something is
+// missing; here that is a failure.
 func BrowserNode(t testing.TB, name string, profile []byte) (*Cluster, *Node) {
 	t.Helper()
-	if err := Missing(); err != nil {
-		testenv.Missing(t, "%v", err)
-	}
-	if err := MissingNode(); err != nil {
-		testenv.Missing(t, "%v", err)
+	if err := MissingBrowserNode(); err != nil {
+		t.Fatal(err)
 	}
 	kc := Start(t)
 	node := kc.StartNode(t)
