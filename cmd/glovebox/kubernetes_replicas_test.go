@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/glovebox/glovebox/internal/kubetest"
+	"github.com/glovebox/glovebox/internal/testenv"
 	"github.com/glovebox/glovebox/isolate"
 )
 
@@ -45,6 +46,9 @@ import (
 // deleting the Deployment leaves no pod behind.
 func TestKubernetesReplicas(t *testing.T) {
 	needChromium(t)
+	if err := kubetest.MissingBrowserNode(); err != nil {
+		testenv.Missing(t, "%v", err)
+	}
 	kc, node := kubetest.BrowserNode(t, "glovebox/chromium.json", kubeSeccompJSON(t))
 	const ns = "glovebox"
 	apiHost, apiPort := node.PodAPI(t)
@@ -321,15 +325,9 @@ func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[str
 	if err != nil {
 		t.Fatal(err)
 	}
-	resources := map[string]string{
-		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
-		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
-		"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-		"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
-	}
 	for _, obj := range manifestObjects(t, dir) {
 		gv, _ := schema.ParseGroupVersion(obj.GetAPIVersion())
-		res := gv.WithResource(resources[obj.GetKind()])
+		res := gv.WithResource(manifestResources[obj.GetKind()])
 		var ri dynamic.ResourceInterface = dc.Resource(res)
 		if !clusterWide[obj.GetKind()] {
 			obj.SetNamespace(ns)

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +28,14 @@ import (
 
 // clusterWide are the kinds of deploy/kubernetes that are in no namespace.
 var clusterWide = map[string]bool{"Namespace": true, "PriorityClass": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
+
+// manifestResources are the API resources of deploy/kubernetes's kinds.
+var manifestResources = map[string]string{
+	"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
+	"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
+	"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+	"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
 
 // TestKubernetesManifests: every object of deploy/kubernetes is one the
 // real API server takes (a server-side dry run, validation and admission
@@ -63,23 +72,21 @@ func TestKubernetesManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resources := map[string]string{
-		"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
-		"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
-		"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-		"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
-	}
 	kinds := map[string]int{}
+	priorities := map[string]map[string]any{}
 	for _, obj := range manifestObjects(t, dir) {
 		gv, err := schema.ParseGroupVersion(obj.GetAPIVersion())
 		if err != nil {
 			t.Fatalf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
-		res, ok := resources[obj.GetKind()]
+		res, ok := manifestResources[obj.GetKind()]
 		if !ok {
 			t.Fatalf("kind %s: add it to the test", obj.GetKind())
 		}
 		kinds[obj.GetKind()]++
+		if obj.GetKind() == "PriorityClass" {
+			priorities[obj.GetName()] = obj.Object
+		}
 		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
 		if !clusterWide[obj.GetKind()] {
 			obj.SetNamespace("glovebox") // what kustomize's namespace: does
@@ -98,6 +105,32 @@ func TestKubernetesManifests(t *testing.T) {
 	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in deploy/kubernetes", want)
+		}
+	}
+	// A claimed pool pod keeps the pool's priority (a pod's priority is
+	// immutable): so that neither a cold tab's pod nor a default-priority
+	// workload preempts a live tab, neither class preempts and both are
+	// above the default 0; the pool's is the lower.
+	tab, idle := priorities["glovebox-tab"], priorities["glovebox-idle"]
+	value := func(pc map[string]any) float64 { // sigs.k8s.io/yaml: JSON numbers
+		switch v := pc["value"].(type) {
+		case float64:
+			return v
+		case int64:
+			return float64(v)
+		}
+		return 0
+	}
+	if tab == nil || idle == nil {
+		t.Errorf("PriorityClasses %v, want glovebox-tab and glovebox-idle", priorities)
+	} else {
+		for name, pc := range priorities {
+			if pc["preemptionPolicy"] != "Never" {
+				t.Errorf("PriorityClass %s preemptionPolicy %v: it could preempt a live tab that began in the pool", name, pc["preemptionPolicy"])
+			}
+		}
+		if !(0 < value(idle) && value(idle) < value(tab)) {
+			t.Errorf("PriorityClass values idle %v, tab %v: want 0 < idle < tab", value(idle), value(tab))
 		}
 	}
 	if kust, _ := os.ReadFile(filepath.Join(dir, "kustomization.yaml")); !strings.Contains(string(kust), "config.yaml") {
@@ -122,7 +155,8 @@ func TestKubernetesPodPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
-		"ValidatingAdmissionPolicy": "validatingadmissionpolicies", "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
+		"ValidatingAdmissionPolicy": "validatingadmissionpolicies", "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+		"PriorityClass": "priorityclasses"}
 	const ns = "glovebox"
 	for _, obj := range manifestObjects(t, filepath.Join("..", "..", "deploy", "kubernetes")) {
 		res, ok := kinds[obj.GetKind()]
@@ -153,6 +187,7 @@ func TestKubernetesPodPolicy(t *testing.T) {
 	}
 	cfg := isolate.DefaultKubernetesConfig()
 	cfg.Image = "registry.example.com/glovebox/glovebox:1"
+	cfg.PriorityClass = "glovebox-tab" // as deploy/kubernetes/config.yaml
 	id, err := podrelay.NewIdentity(time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +228,35 @@ func TestKubernetesPodPolicy(t *testing.T) {
 		"a ServiceAccount token": func(p *corev1.Pod) { p.Spec.AutomountServiceAccountToken = new(true) },
 		"no seccomp": func(p *corev1.Pod) {
 			p.Spec.Containers[0].SecurityContext.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined}
+		},
+		"another Localhost seccomp profile": func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext.SeccompProfile.LocalhostProfile = new("permissive.json")
+		},
+		"a host port":  func(p *corev1.Pod) { p.Spec.Containers[1].Ports[0].HostPort = 9443 },
+		"a node named": func(p *corev1.Pod) { p.Spec.NodeName = "control-plane-1" },
+		"a system priority": func(p *corev1.Pod) {
+			p.Spec.PriorityClassName = "system-node-critical"
+			p.Spec.Priority = nil
+		},
+		"netlock running something else": func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].Command = []string{"/bin/sh", "-c", "sleep infinity"}
+		},
+		"netlock as a sidecar": func(p *corev1.Pod) {
+			p.Spec.InitContainers[0].RestartPolicy = new(corev1.ContainerRestartPolicyAlways)
+		},
+		"SELinux spc_t": func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext.SELinuxOptions = &corev1.SELinuxOptions{Type: "spc_t"}
+		},
+		"AppArmor unconfined": func(p *corev1.Pod) {
+			p.Spec.Containers[1].SecurityContext.AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}
+		},
+		"behind the replicas' Service": func(p *corev1.Pod) { p.Labels["app.kubernetes.io/name"] = "glovebox" },
+		"a disk emptyDir": func(p *corev1.Pod) {
+			for i := range p.Spec.Volumes {
+				if p.Spec.Volumes[i].EmptyDir != nil {
+					p.Spec.Volumes[i].EmptyDir.Medium = ""
+				}
+			}
 		},
 	}
 	// The policy takes effect a moment after it is made: wait for the
@@ -243,5 +307,28 @@ func TestKubernetesPodPolicy(t *testing.T) {
 	if _, err := sa.CoreV1().Pods(ns).Patch(context.Background(), made.Name, types.StrategicMergePatchType, []byte(image), metav1.PatchOptions{}); err == nil ||
 		!strings.Contains(err.Error(), "glovebox-browser-pods") {
 		t.Errorf("an image patch: %v, want refused by the policy", err)
+	}
+	relabel := `{"metadata":{"labels":{"app.kubernetes.io/name":"glovebox"}}}`
+	if _, err := sa.CoreV1().Pods(ns).Patch(context.Background(), made.Name, types.MergePatchType, []byte(relabel), metav1.PatchOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "glovebox-browser-pods") {
+		t.Errorf("a patch putting a browser pod behind the replicas' Service: %v, want refused by the policy", err)
+	}
+
+	// The interception CA's Secret is the administrator's: the replicas
+	// make and delete their tabs' Secrets, never it.
+	secrets := func(cs kubernetes.Interface) typedcorev1.SecretInterface { return cs.CoreV1().Secrets(ns) }
+	ca := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "glovebox-ca"}, Data: map[string][]byte{"tls.crt": []byte("x"), "tls.key": []byte("y")}}
+	if _, err := secrets(sa).Create(context.Background(), ca, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "glovebox-ca-secret") {
+		t.Errorf("the replicas' making glovebox-ca: %v, want refused by the glovebox-ca-secret policy", err)
+	}
+	if _, err := secrets(kc.Client).Create(context.Background(), ca, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := secrets(sa).Delete(context.Background(), "glovebox-ca", metav1.DeleteOptions{}); err == nil || !strings.Contains(err.Error(), "glovebox-ca-secret") {
+		t.Errorf("the replicas' deleting glovebox-ca: %v, want refused by the glovebox-ca-secret policy", err)
+	}
+	_, tabSecret := isolate.KubeTabObjects(cfg, "glovebox-tab-0123456789ab", "0123456789abcdef", id, 3129)
+	if _, err := secrets(sa).Create(context.Background(), tabSecret, dry); err != nil {
+		t.Errorf("a tab's Secret: %v, want allowed", err)
 	}
 }
