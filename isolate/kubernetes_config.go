@@ -57,8 +57,9 @@ type KubernetesConfig struct {
 	PriorityClass string `mapstructure:"priority_class"`
 	// PoolPriorityClass is the shared warm pool's idle pods' PriorityClass
 	// (empty: PriorityClass): lower than the tabs', so that under pressure
-	// the scheduler preempts idle pods first. A pod's priority is fixed at
-	// its creation: a claimed pod keeps the pool's.
+	// the scheduler places pending tabs before the pool's refills. A pod's
+	// priority is fixed at its creation: a claimed pod keeps the pool's
+	// (deploy/kubernetes/priorityclass.yaml says why neither preempts).
 	PoolPriorityClass string `mapstructure:"pool_priority_class"`
 	// StartTimeout bounds a start: the pod scheduled, its images there,
 	// the lock in place, Chromium's DevTools answering.
