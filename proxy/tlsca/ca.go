@@ -328,7 +328,7 @@ func loadCAFiles(certPath, keyPath, certKey, keyKey string, log *slog.Logger) (*
 	case time.Now().After(cert.NotAfter):
 		return nil, fmt.Errorf("%w: %s: %s: expired on %s", ErrCA, certKey, certPath, cert.NotAfter.Format(time.DateOnly))
 	}
-	if st, err := os.Stat(keyPath); err == nil && keyExposed(st) {
+	if st, err := os.Stat(keyPath); err == nil && keyExposed(keyPath, st) {
 		log.Warn("the interception CA's private key is readable by others: chmod 600 it",
 			"key", keyPath, "mode", st.Mode().Perm().String())
 	}
@@ -519,10 +519,11 @@ func (c *Cache) Len() int {
 	return c.ll.Len()
 }
 
-// keyExposed tells whether a key file can be read by others than this
-// process's user: by anyone, or by a group that is not the process's own
-// (a Kubernetes Secret mounted with fsGroup is the process's group's only).
-func keyExposed(st fs.FileInfo) bool {
+// keyExposed tells whether the key file at path (st its Stat) can be read
+// by others than this process's user: by anyone, or by a group, unless the
+// file is a Kubernetes Secret's (a symlink into the kubelet's ..data
+// directory) readable by this process's own group: a pod's fsGroup.
+func keyExposed(path string, st fs.FileInfo) bool {
 	perm := st.Mode().Perm()
 	if perm&0o007 != 0 {
 		return true
@@ -531,5 +532,9 @@ func keyExposed(st fs.FileInfo) bool {
 		return false
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
-	return !ok || int(sys.Gid) != os.Getgid()
+	if !ok || int(sys.Gid) != os.Getgid() {
+		return true
+	}
+	target, err := os.Readlink(path)
+	return err != nil || !strings.HasPrefix(target, "..data/")
 }

@@ -318,33 +318,46 @@ func (p *testPKI) leafPEM(t *testing.T, host string) []byte {
 }
 
 func TestKeyExposed(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "ca.key")
-	if err := os.WriteFile(p, []byte("k"), 0o600); err != nil {
+	dir := t.TempDir()
+	// As the kubelet mounts a Secret: the file in a ..data directory,
+	// reached through a symlink.
+	if err := os.Mkdir(filepath.Join(dir, "..data"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	check := func(mode os.FileMode, gid int, want bool) {
+	file := filepath.Join(dir, "..data", "ca.key")
+	if err := os.WriteFile(file, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, "ca.key")
+	if err := os.Symlink("..data/ca.key", secret); err != nil {
+		t.Fatal(err)
+	}
+	check := func(path string, mode os.FileMode, gid int, want bool) {
 		t.Helper()
-		if err := os.Chmod(p, mode); err != nil {
+		if err := os.Chmod(file, mode); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chown(p, -1, gid); err != nil {
+		if err := os.Chown(file, -1, gid); err != nil {
 			t.Fatal(err)
 		}
-		st, err := os.Stat(p)
+		st, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := keyExposed(st); got != want {
-			t.Errorf("mode %v, group %d (ours %d): exposed %v, want %v", mode, gid, os.Getgid(), got, want)
+		if got := keyExposed(path, st); got != want {
+			t.Errorf("%s mode %v, group %d (ours %d): exposed %v, want %v", path, mode, gid, os.Getgid(), got, want)
 		}
 	}
 	own := os.Getgid()
-	check(0o600, own, false)
-	check(0o400, own, false)
-	check(0o640, own, false) // a Secret mounted with the pod's fsGroup
-	check(0o644, own, true)
-	check(0o604, own, true)
-	if os.Geteuid() == 0 { // only root gives a file to another group
-		check(0o640, own+4242, true)
+	for _, p := range []string{file, secret} {
+		check(p, 0o600, own, false)
+		check(p, 0o400, own, false)
+		check(p, 0o644, own, true)
+		check(p, 0o604, own, true)
+	}
+	check(file, 0o640, own, true)    // a plain file: the group may be a shared one
+	check(secret, 0o640, own, false) // a Secret mounted with the pod's fsGroup
+	if os.Geteuid() == 0 {           // only root gives a file to another group
+		check(secret, 0o640, own+4242, true)
 	}
 }
