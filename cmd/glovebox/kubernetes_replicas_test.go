@@ -333,6 +333,13 @@ func applyDeployment(t *testing.T, kc *kubetest.Cluster, ns string, over map[str
 			obj.SetNamespace(ns)
 			ri = dc.Resource(res).Namespace(ns)
 		}
+		if obj.GetKind() == "ConfigMap" && obj.GetName() == "glovebox-browser-image" {
+			// The overlay's image for the admission policy, as its config's.
+			img, _ := conf["isolate"].(map[string]any)["kubernetes"].(map[string]any)["image"].(string)
+			if err := unstructured.SetNestedField(obj.Object, img, "data", "image"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if obj.GetKind() == "Deployment" {
 			var d appsv1.Deployment
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &d); err != nil {

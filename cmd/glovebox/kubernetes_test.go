@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
@@ -34,7 +35,7 @@ var manifestResources = map[string]string{
 	"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 	"Deployment": "deployments", "Service": "services", "NetworkPolicy": "networkpolicies", "PodDisruptionBudget": "poddisruptionbudgets",
 	"PriorityClass": "priorityclasses", "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-	"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+	"ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings", "ConfigMap": "configmaps",
 }
 
 // TestKubernetesManifests: every object of deploy/kubernetes is one the
@@ -64,7 +65,8 @@ func TestKubernetesManifests(t *testing.T) {
 	if err := os.WriteFile(conf, bytes.ReplaceAll(shipped, []byte(caMount), []byte(caDir+"/")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(conf, nil); err != nil {
+	shippedConfig, err := loadConfig(conf, nil)
+	if err != nil {
 		t.Errorf("deploy/kubernetes/config.yaml: %v", err)
 	}
 	kc := kubetest.Start(t)
@@ -87,6 +89,13 @@ func TestKubernetesManifests(t *testing.T) {
 		if obj.GetKind() == "PriorityClass" {
 			priorities[obj.GetName()] = obj.Object
 		}
+		if obj.GetKind() == "ConfigMap" && obj.GetName() == "glovebox-browser-image" {
+			// The admission policy's image is the runtime's.
+			if img, _, _ := unstructured.NestedString(obj.Object, "data", "image"); img != shippedConfig.Isolate.Kubernetes.Image {
+				t.Errorf("browser-image.yaml names %q, config.yaml's isolate.kubernetes.image %q", img, shippedConfig.Isolate.Kubernetes.Image)
+			}
+			kinds["browser image"]++
+		}
 		var ri dynamic.ResourceInterface = dc.Resource(gv.WithResource(res))
 		if !clusterWide[obj.GetKind()] {
 			obj.SetNamespace("glovebox") // what kustomize's namespace: does
@@ -102,7 +111,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("%s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
 	}
-	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+	for _, want := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget", "PriorityClass", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "browser image"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in deploy/kubernetes", want)
 		}
@@ -156,7 +165,7 @@ func TestKubernetesPodPolicy(t *testing.T) {
 	}
 	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
 		"ValidatingAdmissionPolicy": "validatingadmissionpolicies", "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
-		"PriorityClass": "priorityclasses"}
+		"PriorityClass": "priorityclasses", "ConfigMap": "configmaps"}
 	const ns = "glovebox"
 	for _, obj := range manifestObjects(t, filepath.Join("..", "..", "deploy", "kubernetes")) {
 		res, ok := kinds[obj.GetKind()]
@@ -251,6 +260,8 @@ func TestKubernetesPodPolicy(t *testing.T) {
 			p.Spec.Containers[1].SecurityContext.AppArmorProfile = &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined}
 		},
 		"behind the replicas' Service": func(p *corev1.Pod) { p.Labels["app.kubernetes.io/name"] = "glovebox" },
+		"another image in netlock":     func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "registry.example.com/evil:1" },
+		"another image for the relay":  func(p *corev1.Pod) { p.Spec.Containers[1].Image = "registry.example.com/evil:1" },
 		"a disk emptyDir": func(p *corev1.Pod) {
 			for i := range p.Spec.Volumes {
 				if p.Spec.Volumes[i].EmptyDir != nil {
