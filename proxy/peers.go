@@ -22,7 +22,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glovebox/glovebox/proxy/internal/httpx"
@@ -172,12 +172,12 @@ func (s *Server) forwardAPI(w http.ResponseWriter, r *http.Request, p Peer) {
 		},
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			s.log.Warn("peer unreachable", "component", "peers", "peer", p.ID, "err", err)
-			s.peerForwards.Add("error", 1)
+			s.peerForwards.errors.Add(1)
 			writeJSONError(w, http.StatusBadGateway, "peer_unreachable",
 				"The Glovebox server that holds this isolated tab cannot be reached. Reload the page to open it again.")
 		},
 	}
-	s.peerForwards.Add("forwarded", 1)
+	s.peerForwards.forwarded.Add(1)
 	rp.ServeHTTP(w, r)
 }
 
@@ -289,7 +289,7 @@ func (s *Server) servePeer(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such Glovebox endpoint")
 		return
 	}
-	s.peerForwards.Add("answered", 1)
+	s.peerForwards.answered.Add(1)
 	s.api.ServeHTTP(w, r)
 }
 
@@ -313,33 +313,12 @@ func (s *Server) isPeerMedia(ip netip.Addr) bool {
 // those that failed to reach them (error) and those answered for other
 // replicas (answered).
 func (s *Server) PeerForwards() map[string]int64 {
-	out := map[string]int64{}
-	for _, k := range []string{"forwarded", "error", "answered"} {
-		out[k] = s.peerForwards.get(k)
-	}
-	return out
+	return map[string]int64{"forwarded": s.peerForwards.forwarded.Load(), "error": s.peerForwards.errors.Load(),
+		"answered": s.peerForwards.answered.Load()}
 }
 
-// counters is a few named counters.
-type counters struct {
-	mu sync.Mutex
-	m  map[string]int64
-}
-
-func (c *counters) Add(k string, n int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]int64{}
-	}
-	c.m[k] += n
-}
-
-func (c *counters) get(k string) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[k]
-}
+// peerCounts are PeerForwards' counters.
+type peerCounts struct{ forwarded, errors, answered atomic.Int64 }
 
 // NewPeerCert makes this replica's certificate for its links with the
 // others: a new key each start, self-signed, trusted by the others only

@@ -175,7 +175,7 @@ type Server struct {
 	// peerTransport reaches the other replicas (peers.go); peerForwards
 	// counts what went between them.
 	peerTransport *http.Transport
-	peerForwards  counters
+	peerForwards  peerCounts
 
 	// self knows this host's addresses and listenPort the proxy's port, so
 	// that a request through the proxy to the proxy itself is answered

@@ -170,7 +170,7 @@ func TestKubernetesReplicas(t *testing.T) {
 	// there, the old ones are cut, and the page reloads: the landing page
 	// reattaches with its token, which the other replica forwards.
 	lb.pinTo(otherPod.Status.PodIP)
-	lb.cutAll()
+	lb.CutAll()
 	before := peerRequests(t, otherPod, "forwarded")
 	podsBefore := browserPods(owner)
 	if err := chromedp.Do(tctx, chromedp.Reload()); err != nil {
@@ -479,53 +479,20 @@ func peerRequests(t *testing.T, p corev1.Pod, kind string) float64 {
 // serviceBalancer stands in for the proxy's Service: each connection goes
 // to one of the replicas' ready pods, in turn, or to the one pinned.
 type serviceBalancer struct {
+	*kubetest.Forwarder
 	addr      string
 	endpoints func() []string
 
 	mu     sync.Mutex
 	next   int
 	pinned string
-	conns  map[net.Conn]bool
 }
 
 func newServiceBalancer(t *testing.T, endpoints func() []string) *serviceBalancer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &serviceBalancer{addr: ln.Addr().String(), endpoints: endpoints, conns: map[net.Conn]bool{}}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); b.cutAll(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.DialTimeout("tcp", b.pick(), 5*time.Second)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			b.mu.Lock()
-			b.conns[c], b.conns[up] = true, true
-			b.mu.Unlock()
-			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
-				defer wg.Done()
-				io.Copy(dst, src)
-				dst.Close()
-				b.mu.Lock()
-				delete(b.conns, src)
-				b.mu.Unlock()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
+	b := &serviceBalancer{endpoints: endpoints}
+	b.Forwarder = kubetest.Forward(t, "127.0.0.1:0", b.pick)
+	b.addr = b.Forwarder.Addr
 	return b
 }
 
@@ -560,15 +527,6 @@ func (b *serviceBalancer) pinTo(ip string) {
 	b.pinned = ip
 }
 
-// cutAll closes every connection, as an endpoint change may.
-func (b *serviceBalancer) cutAll() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for c := range b.conns {
-		c.Close()
-	}
-}
-
 // checkPodNetwork opens a tab through the balancer (pinned to via) whose
 // page fetches each of targets from its browser pod, and fails t unless
 // only the allowed one was read: every other one refused by via's egress
@@ -582,7 +540,7 @@ func checkPodNetwork(t *testing.T, node *kubetest.Node, bctx context.Context, lb
 	}
 	q.Add("u", allowed)
 	lb.pinTo(via.Status.PodIP)
-	lb.cutAll()
+	lb.CutAll()
 	nctx, closeNet := chromedp.NewContext(bctx)
 	defer closeNet()
 	if err := chromedp.Do(nctx, chromedp.Navigate(site.URL+"/nettest?"+q.Encode())); err != nil {

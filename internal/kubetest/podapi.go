@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // PodAPI is the API server as the node's pods reach it: a TCP forwarder on
@@ -19,26 +20,33 @@ func (n *Node) PodAPI(t testing.TB) (host, port string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(NodeIP, "0"))
+	f := Forward(t, net.JoinHostPort(NodeIP, "0"), func() string { return u.Host })
+	_, port, _ = net.SplitHostPort(f.Addr)
+	return NodeIP, port
+}
+
+// Forwarder splices each TCP connection to its listen address with one to
+// the upstream of the moment: a stand-in for what kube-proxy does for a
+// Service.
+type Forwarder struct {
+	// Addr is the address it listens on.
+	Addr string
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool // nil once stopped
+}
+
+// Forward listens on listen and forwards every connection to upstream(),
+// asked per connection, until t's cleanup (which runs before those
+// registered earlier, the node's included).
+func Forward(t testing.TB, listen string, upstream func() string) *Forwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := &Forwarder{Addr: ln.Addr().String(), conns: map[net.Conn]bool{}}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	track := func(c net.Conn, add bool) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if add && conns == nil {
-			return false
-		}
-		if add {
-			conns[c] = true
-		} else {
-			delete(conns, c)
-		}
-		return true
-	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -47,12 +55,12 @@ func (n *Node) PodAPI(t testing.TB) (host, port string) {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("tcp", u.Host)
+			up, err := net.DialTimeout("tcp", upstream(), 5*time.Second)
 			if err != nil {
 				c.Close()
 				continue
 			}
-			if !track(c, true) || !track(up, true) {
+			if !f.track(c, true) || !f.track(up, true) {
 				c.Close()
 				up.Close()
 				continue
@@ -63,24 +71,46 @@ func (n *Node) PodAPI(t testing.TB) (host, port string) {
 				io.Copy(dst, src)
 				dst.Close()
 				src.Close()
-				track(dst, false)
-				track(src, false)
+				f.track(dst, false)
+				f.track(src, false)
 			}
 			go pipe(up, c)
 			go pipe(c, up)
 		}
 	}()
-	// Stopped before the node goes (cleanups run last-in first-out).
 	t.Cleanup(func() {
 		ln.Close()
-		mu.Lock()
-		for c := range conns {
+		f.mu.Lock()
+		for c := range f.conns {
 			c.Close()
 		}
-		conns = nil
-		mu.Unlock()
+		f.conns = nil
+		f.mu.Unlock()
 		wg.Wait()
 	})
-	_, port, _ = net.SplitHostPort(ln.Addr().String())
-	return NodeIP, port
+	return f
+}
+
+// track adds or removes c; it refuses to add once the forwarder stopped.
+func (f *Forwarder) track(c net.Conn, add bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case add && f.conns == nil:
+		return false
+	case add:
+		f.conns[c] = true
+	default:
+		delete(f.conns, c)
+	}
+	return true
+}
+
+// CutAll closes every connection it carries, as an endpoint change may.
+func (f *Forwarder) CutAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
