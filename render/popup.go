@@ -128,6 +128,11 @@ func (t *Tab) requestClose() {
 func (t *Tab) repaint(ctx context.Context) error {
 	t.resizeMu.Lock()
 	defer t.resizeMu.Unlock()
+	return t.repaintLocked(ctx)
+}
+
+// repaintLocked is repaint with resizeMu held.
+func (t *Tab) repaintLocked(ctx context.Context) error {
 	t.mu.Lock()
 	w, h, scale := t.width, t.height, t.scale
 	t.mu.Unlock()
@@ -167,6 +172,11 @@ func (t *Tab) awaitFirstFrame() {
 		t.log.Debug("no frame from the popup yet: screencast started again", "try", try)
 		err := func() error {
 			t.resizeMu.Lock()
+			if t.hidden.on {
+				// Show repaints and starts it again.
+				t.resizeMu.Unlock()
+				return nil
+			}
 			t.mu.Lock()
 			w, h, scale := t.width, t.height, t.scale
 			t.mu.Unlock()

@@ -108,6 +108,10 @@ func (t *Tab) Resize(ctx context.Context, width, height int, scale float64) erro
 	if err := t.setMetrics(ctx, width, height, scale); err != nil {
 		return err
 	}
+	if t.hidden.on {
+		// Show starts it again, at the size in effect then.
+		return nil
+	}
 	if err := t.call(ctx, page.CommandStopScreencast, nil); err != nil {
 		return fmt.Errorf("stop screencast: %w", err)
 	}

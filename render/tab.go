@@ -150,8 +150,10 @@ type Tab struct {
 	agentFrames map[runtime.ExecutionContextID]agentFrame
 	cursor      string
 
-	// resizeMu serializes Resize.
+	// resizeMu serializes Resize and the screencast's stops and starts;
+	// hidden (under it) is the screencast stopped by Hide (visibility.go).
 	resizeMu sync.Mutex
+	hidden   hiddenState
 	// viewMu serializes View: one file opens at a time (view.go).
 	viewMu sync.Mutex
 

@@ -181,7 +181,9 @@ func (p *Peer) step(now time.Time) time.Time {
 		newImage = p.decode(f)
 	}
 	bound := p.track.bound()
-	ready := bound && p.connected.Load()
+	// Paused counts as not connected: resumed, the browser gets a
+	// keyframe as after a reconnection.
+	ready := bound && p.connected.Load() && !p.paused.Load()
 	refresh := false
 	if !ready {
 		m.wasReady = false

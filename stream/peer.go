@@ -149,6 +149,7 @@ type Peer struct {
 	connected   atomic.Bool
 	heard       atomic.Bool // a data-channel message has come from the browser
 	viewerReady atomic.Bool // ... for the first time, and step has not yet seen it
+	paused      atomic.Bool // SetVideoPaused: no video goes out
 
 	done      chan struct{}
 	doneOnce  sync.Once
@@ -361,6 +362,16 @@ func (p *Peer) RequestKeyframe() { p.requestKeyframe() }
 
 func (p *Peer) requestKeyframe() {
 	p.keyRequest.Store(true)
+	p.nudge()
+}
+
+// SetVideoPaused stops and restarts the video: paused, nothing is encoded
+// or sent, not even the idle refresh nor a keyframe the browser asks for
+// (a hidden viewer needs none); resumed, the next frame is a keyframe.
+// Frames submitted while paused are decoded, so the newest is sent first.
+// Sound is not paused.
+func (p *Peer) SetVideoPaused(on bool) {
+	p.paused.Store(on)
 	p.nudge()
 }
 

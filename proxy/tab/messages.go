@@ -63,7 +63,8 @@ type clientMsg struct {
 	Index int `json:"index,omitempty"`
 	// picker: the Value the user picked in picker List.
 	Value string `json:"value,omitempty"`
-	// fullscreen: false, the user left fullscreen.
+	// fullscreen: false, the user left fullscreen. visible: whether the
+	// landing page can be seen (Page Visibility; hidden.go).
 	On bool `json:"on,omitempty"`
 	// dialog and auth: ID is the dialog's or sign-in's (from Glovebox's
 	// message); Accept is OK (Leave for beforeunload) and Text a prompt's
@@ -215,7 +216,7 @@ func parseClientMsg(b []byte) (clientMsg, error) {
 		if m.On {
 			return m, fmt.Errorf("%w: only the remote page enters fullscreen", errBadMessage)
 		}
-	case "copy", "print":
+	case "copy", "print", "visible":
 	case "copy-image":
 		if math.IsNaN(m.X) || math.IsNaN(m.Y) || math.Abs(m.X) > maxImagePoint || math.Abs(m.Y) > maxImagePoint {
 			return m, fmt.Errorf("%w: copy-image needs the point of the image", errBadMessage)

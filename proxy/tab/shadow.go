@@ -31,6 +31,7 @@ func (t *Tab) Shadow(ctx context.Context, offerSDP string, notice bool) (answerS
 		return "", nil, nil, fmt.Errorf("shadow tab %s: %w", t.id, err)
 	}
 	t.log.Info("tab shadowed", "viewers", p.Watchers())
+	t.showForNewPeer() // a hidden tab has no picture to share
 	if notice {
 		t.send(viewedMsg(p.Watchers()))
 	}

@@ -65,6 +65,13 @@ type Config struct {
 	MaxScale float64 `mapstructure:"max_scale"`
 	// JPEGQuality is the screencast quality Chromium encodes frames with (1–100).
 	JPEGQuality int `mapstructure:"jpeg_quality"`
+	// Hidden is what a tab does while its user's landing page is hidden
+	// (another tab in front, the window minimised, a phone's screen off):
+	// "freeze" stops the picture and freezes the remote page (its script
+	// stops until shown; a page that is playing sound the user hears, or
+	// has a popup open, is only paused), "pause" stops the picture only,
+	// "stream" goes on as if it were seen (hidden.go).
+	Hidden string `mapstructure:"hidden"`
 	// HTTPAuth gives a site's HTTP authentication a sign-in dialog (see
 	// render.Options.HTTPAuth for its cost); without it the page fails to
 	// load.
@@ -96,6 +103,7 @@ func DefaultConfig() Config {
 		MaxHeight:       2160,
 		MaxScale:        2,
 		JPEGQuality:     80,
+		Hidden:          HiddenFreeze,
 		HTTPAuth:        true,
 	}
 }
@@ -130,6 +138,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHeight < 240 || c.MaxHeight > 4320 {
 		errs = append(errs, fmt.Errorf("tabs.max_height: %d: want 240–4320", c.MaxHeight))
+	}
+	switch c.Hidden {
+	case HiddenFreeze, HiddenPause, HiddenStream:
+	default:
+		errs = append(errs, fmt.Errorf("tabs.hidden: %q: want %s, %s or %s", c.Hidden, HiddenFreeze, HiddenPause, HiddenStream))
 	}
 	if c.MaxScale < 1 || c.MaxScale > 4 {
 		errs = append(errs, fmt.Errorf("tabs.max_scale: %v: want 1–4", c.MaxScale))
@@ -571,6 +584,7 @@ type Tab struct {
 	audio    atomic.Bool                      // the user may hear the tab (policy): peers get an audio track
 	controls atomic.Pointer[policy.Controls]  // what may cross (policy): see controls.go
 	sound    soundReader                      // tabsound.go
+	loudAt   atomic.Int64                     // when the user last heard the page (unix ns): hidden.go
 	rec      atomic.Pointer[record.Recording] // the tab's recording, if its rule says record (record.go)
 	running  atomic.Bool                      // run has begun: teardown will close the recording
 
@@ -796,6 +810,7 @@ func (t *Tab) Attach(ctx context.Context, offer string) (string, error) {
 		// A static page sends no new frames: give the new peer the last one.
 		peer.Submit(last, time.Now(), func() {})
 	}
+	t.showForNewPeer()
 	t.lastActive.Store(time.Now().UnixNano())
 	go func() {
 		select {
@@ -1182,6 +1197,8 @@ func (t *Tab) apply(m clientMsg) error {
 		return nil
 	case "nav":
 		return t.navigate(ctx, m)
+	case "visible":
+		return t.setVisible(ctx, m.On)
 	}
 	return nil
 }

@@ -92,6 +92,9 @@ func (t *Tab) readSound() (stop func()) {
 			n, err := f.Read(buf)
 			now := time.Now()
 			if n > 0 {
+				if loud(buf[:n]) {
+					t.loudAt.Store(now.UnixNano())
+				}
 				if p := t.currentPeer(); p != nil {
 					p.WriteAudio(buf[:n], now)
 				}
