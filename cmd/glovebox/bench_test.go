@@ -102,21 +102,29 @@ func BenchmarkActiveTabCPU(b *testing.B) {
 		_, _ = io.WriteString(w, scrollingPage)
 	}))
 	defer scroll.Close()
-	for _, page := range []struct{ name, url string }{
-		{"static", site.URL + "/"},
-		{"animated", site.URL + "/animated"},
-		{"scrolling", scroll.URL + "/"},
+	for _, page := range []struct {
+		name, url string
+		hidden    bool
+	}{
+		{"static", site.URL + "/", false},
+		{"animated", site.URL + "/animated", false},
+		{"scrolling", scroll.URL + "/", false},
+		// The user's window minimised once the page shows (tabs.hidden:
+		// freeze, the default); then restored, and the time to the first
+		// frame after that reported.
+		{"animated-hidden", site.URL + "/animated", true},
 	} {
-		b.Run(page.name, func(b *testing.B) { benchTabCPU(b, page.url) })
+		b.Run(page.name, func(b *testing.B) { benchTabCPU(b, page.url, page.hidden) })
 	}
 }
 
-// benchTabCPU measures one page in a 1280×720 window.
-func benchTabCPU(b *testing.B, pageURL string) {
+// benchTabCPU measures one page in a 1280×720 window, hidden from the
+// user (its window minimised) if hidden is set.
+func benchTabCPU(b *testing.B, pageURL string, hidden bool) {
 	g := startGlovebox(b, func(c *Config) { c.Proxy.Tabs.ReattachGrace = 500 * time.Millisecond })
 	bctx := userBrowser(b, g.addr, chromedp.WindowSize(1280, 720))
 	const window = 5 * time.Second
-	var server, remote, kbps []float64
+	var server, remote, kbps, shown []float64
 	for b.Loop() {
 		tctx, cancel := chromedp.NewContext(bctx)
 		if err := chromedp.Do(tctx, chromedp.Navigate(pageURL)); err != nil {
@@ -127,11 +135,18 @@ func benchTabCPU(b *testing.B, pageURL string) {
 			return ok, ""
 		})
 		time.Sleep(time.Second) // past start-up
+		if hidden {
+			setMinimized(b, tctx, true)
+			time.Sleep(time.Second) // the hiding under way
+		}
 		s0, r0, t0 := selfCPU(), treeCPU(g.tmp), time.Now()
 		time.Sleep(window)
 		s1, r1, el := selfCPU(), treeCPU(g.tmp), time.Since(t0)
 		server = append(server, (s1-s0).Seconds()/el.Seconds())
 		remote = append(remote, (r1-r0).Seconds()/el.Seconds())
+		if hidden {
+			shown = append(shown, showToFrame(b, tctx))
+		}
 		cancel()
 		waitFor(b, 30*time.Second, "the tab to end", func() (bool, string) { return g.srv.Tabs() == 0, "" })
 		if e := lastTabEnd(g); e != nil {
@@ -145,7 +160,35 @@ func benchTabCPU(b *testing.B, pageURL string) {
 	b.ReportMetric(median(server), "server-cores")
 	b.ReportMetric(median(remote), "remote-chromium-cores")
 	b.ReportMetric(median(kbps), "media-kB/s")
+	if hidden {
+		b.ReportMetric(median(shown), "show-to-frame-ms")
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// showToFrame restores the minimised window of the user's tab tctx and
+// returns the milliseconds from its page's becoming visible to the
+// presentation of the first video frame after that (requestVideoFrameCallback,
+// both in the user's page): while hidden, no video came.
+func showToFrame(b *testing.B, tctx context.Context) float64 {
+	b.Helper()
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`(() => {
+		window.__gbShown = new Promise((resolve) => {
+			document.addEventListener('visibilitychange', () => {
+				const t0 = performance.now();
+				document.querySelector('video').requestVideoFrameCallback((now) => resolve(now - t0));
+			}, { once: true });
+		});
+		return true;
+	})()`)); err != nil {
+		b.Fatal(err)
+	}
+	setMinimized(b, tctx, false)
+	ms, err := chromedp.Run(tctx, chromedp.Evaluate[float64](`window.__gbShown`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ms
 }
 
 func lastTabEnd(g *glovebox) map[string]any {
