@@ -269,10 +269,41 @@ func BenchmarkIdleTabs(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("GLOVEBOX_BENCH_TABS")); err == nil && n > 0 {
 		counts = append(counts, n)
 	}
-	for _, n := range counts {
-		b.Run(fmt.Sprintf("tabs=%d", n), func(b *testing.B) {
+	// Full Chromium (the default) beside Debian's chromium-headless-shell,
+	// in the same run.
+	browsers := []struct{ name, path string }{
+		{"chromium", ""},
+		{"headless-shell", headlessShellPath},
+	}
+	for _, br := range browsers {
+		for _, n := range counts {
+			b.Run(fmt.Sprintf("browser=%s/tabs=%d", br.name, n), func(b *testing.B) { benchIdleTabs(b, n, br.path) })
+		}
+	}
+}
+
+// headlessShellPath is Debian's chromium-headless-shell.
+const headlessShellPath = "/usr/lib/chromium/chromium-headless-shell"
+
+// benchIdleTabs measures n idle tabs in containers with the browser at
+// chromium (the default when empty).
+func benchIdleTabs(b *testing.B, n int, chromium string) {
+	{
+		{
+			if chromium != "" {
+				if _, err := os.Stat(chromium); err != nil {
+					missing(b, "%s: %v (make deps installs it)", chromium, err)
+				}
+			}
 			site := newTestSite(b)
-			g := startContainerdGlovebox(b, site, 0, func(c *Config) { c.Proxy.Tabs.Max = n + 1 })
+			g := startContainerdGlovebox(b, site, 0, func(c *Config) {
+				c.Proxy.Tabs.Max = n + 1
+				if chromium != "" {
+					c.Isolate.Containerd.Chromium = chromium
+				}
+				// GLOVEBOX_BENCH_FLAGS: Chromium flags to try, spaced.
+				c.Isolate.Containerd.Flags = append(c.Isolate.Containerd.Flags, strings.Fields(os.Getenv("GLOVEBOX_BENCH_FLAGS"))...)
+			})
 			api := site.URL + "/.glovebox/api"
 			var cgroupMiB, pssMiB, firstStart, lastStart, availMiB []float64
 			for b.Loop() {
@@ -319,7 +350,7 @@ func BenchmarkIdleTabs(b *testing.B) {
 			b.ReportMetric(median(lastStart), "ms-last-start")
 			b.ReportMetric(median(availMiB), "MiB-available")
 			b.ReportMetric(0, "ns/op")
-		})
+		}
 	}
 }
 
