@@ -48,12 +48,17 @@ type squidOpts struct {
 	// parent, when set, makes Squid send everything to that proxy
 	// (host:port) and nothing direct.
 	parent string
+	// cpus, when set, pins Squid to those CPUs (a taskset list: "1").
+	cpus string
+	// noAccessLog turns the access log off, as a benchmark wants it.
+	noAccessLog bool
 }
 
 // squid is one Squid run by a test.
 type squid struct {
 	addr string
 	dir  string
+	pid  int
 }
 
 // squidConf keeps Squid on loopback: it listens on 127.0.0.1, serves only
@@ -112,6 +117,9 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 			"acl gb_auth proxy_auth REQUIRED\n" +
 			"http_access deny !gb_auth\n"
 	}
+	if o.noAccessLog {
+		conf = strings.Replace(conf, "access_log stdio:"+dir+"/access.log squid", "access_log none", 1)
+	}
 	conf += "http_access allow all\n"
 	if o.parent != "" {
 		host, pport, _ := net.SplitHostPort(o.parent)
@@ -131,7 +139,11 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 		t.Fatalf("squid -k parse: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(squidBinary, "-N", "-f", filepath.Join(dir, "squid.conf"))
+	args := []string{squidBinary, "-N", "-f", filepath.Join(dir, "squid.conf")}
+	if o.cpus != "" {
+		args = append([]string{"taskset", "-c", o.cpus}, args...) // taskset execs: the pid is Squid's
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -148,7 +160,7 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 			<-exited
 		}
 	})
-	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
+	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, pid: cmd.Process.Pid}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr, time.Second)
