@@ -143,11 +143,21 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 	if o.cpus != "" {
 		args = append([]string{"taskset", "-c", o.cpus}, args...) // taskset execs: the pid is Squid's
 	}
-	cmd := exec.Command(args[0], args[1:]...)
+	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
+	s.pid = startListening(t, "squid", exec.Command(args[0], args[1:]...), s.addr, s.cacheLog)
+	return s
+}
+
+// startListening starts the server cmd as the test's own process, stops
+// it (SIGTERM, then SIGKILL) when the test ends, and waits up to 30 s for
+// it to listen on addr; if it exits or does not listen, the test fails
+// with its output and logs(). It returns the process's id.
+func startListening(t testing.TB, what string, cmd *exec.Cmd, addr string, logs func() string) int {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start squid: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -160,21 +170,20 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 			<-exited
 		}
 	})
-	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir, pid: cmd.Process.Pid}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			return cmd.Process.Pid
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("squid exited: %v\n%s\n%s", err, out.String(), s.cacheLog())
+			t.Fatalf("%s exited: %v\n%s\n%s", what, err, out.String(), logs())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("squid did not listen on %s in 30 s\n%s", s.addr, s.cacheLog())
+			t.Fatalf("%s did not listen on %s in 30 s\n%s\n%s", what, addr, out.String(), logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

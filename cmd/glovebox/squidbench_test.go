@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -224,41 +221,10 @@ audit:
 	if err := os.WriteFile(cfgPath, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	g := &gloveboxProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
 	cmd := exec.Command("taskset", "-c", strconv.Itoa(proxyCPU), bin, "serve", "--config", cfgPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start glovebox: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	g := &gloveboxProcess{addr: fmt.Sprintf("127.0.0.1:%d", port), pid: cmd.Process.Pid, dir: dir}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", g.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return g
-		}
-		select {
-		case err := <-exited:
-			b.Fatalf("glovebox exited: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("glovebox did not listen on %s in 30 s", g.addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	g.pid = startListening(b, "glovebox", cmd, g.addr, func() string { return "" })
+	return g
 }
 
 // pinProcess pins every thread of this process to cpu until the benchmark
