@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -165,4 +166,27 @@ func (c *limitedConn) CloseRead() error {
 		return cr.CloseRead()
 	}
 	return nil
+}
+
+// splicingConn is a client's limitedConn once hijacked for a CONNECT
+// tunnel. goproxy relays a tunnel with io.Copy each way; through a wrapper
+// that hides the TCP connection, each io.Copy allocates a 32 KiB buffer
+// and copies through user space. Handing ReadFrom and WriteTo to the TCP
+// connection underneath lets the kernel splice the bytes, with no buffer.
+// (The HTTP server must not see these methods on a connection it serves:
+// its response ReadFrom would then write headers and body apart.)
+type splicingConn struct{ *limitedConn }
+
+func (c splicingConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func (c splicingConn) WriteTo(w io.Writer) (int64, error) {
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c.Conn})
 }

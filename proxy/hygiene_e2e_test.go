@@ -255,6 +255,11 @@ func TestCurlThroughGlovebox(t *testing.T) {
 	if r := o.last(t, "/chunked"); r.header.Get("Via") != "1.0 glovebox" || r.proto != "HTTP/1.1" {
 		t.Errorf("origin saw %s with Via %q, want HTTP/1.1 with Via 1.0 glovebox", r.proto, r.header.Get("Via"))
 	}
+	// Its audit event counts the body bytes relayed (goproxy's copy goes
+	// through CountingWriter.ReadFrom).
+	g.audit.waitEvents(t, "the chunked response's audit event", 1, func(e map[string]any) bool {
+		return e["url"] == o.URL+"/chunked" && e["status"] == 200.0 && e["bytes"] == float64(len(body))
+	})
 
 	// An HTTP/1.0 request with no Host header at all, absolute URI.
 	c := dialRaw(t, g.addr)

@@ -560,10 +560,14 @@ type reqInfo struct {
 }
 
 // WrapHijacked bounds an intercepted CONNECT's connection for the requests
-// goproxy reads inside it (see tunnelConn); other hijacks are left as they are.
+// goproxy reads inside it (see tunnelConn); a tunnel's (or a WebSocket's)
+// lets the kernel relay it (splicingConn).
 func (info *reqInfo) WrapHijacked(c net.Conn) net.Conn {
 	if info.intercepted != nil {
 		return info.intercepted.hijacked(c)
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		return splicingConn{lc} // a tunnel: relayed by the kernel
 	}
 	return c
 }

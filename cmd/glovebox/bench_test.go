@@ -223,20 +223,26 @@ func selfCPU() time.Duration {
 func treeCPU(dir string) time.Duration {
 	var total time.Duration
 	for _, pid := range browserPIDs(dir) {
-		raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-		if err != nil {
-			continue
-		}
-		// Fields after the command name, which is in parentheses.
-		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+		total += pidCPU(pid)
 	}
 	return total
+}
+
+// pidCPU is one process's user+system CPU time (all its threads), 0 when
+// it is gone.
+func pidCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // BenchmarkFirstFrameContainerd is navigation → first frame at the user's

@@ -549,10 +549,7 @@ func TestContainerFailures(t *testing.T) {
 // data directory removes all of it before serving.
 func TestCrashRecovery(t *testing.T) {
 	needContainerd(t)
-	bin := filepath.Join(t.TempDir(), "glovebox")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildGlovebox(t)
 	dataDir, err := os.MkdirTemp("/tmp", "gbx-")
 	if err != nil {
 		t.Fatal(err)

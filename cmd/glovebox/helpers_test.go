@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -265,6 +266,17 @@ func startGlovebox(t testing.TB, mutate func(*Config)) *glovebox {
 		}
 	})
 	return g
+}
+
+// buildGlovebox builds the binary into a temporary directory, for tests
+// that run it as its own process.
+func buildGlovebox(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "glovebox")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // lastLines is the last n lines of the log s that are not debug ones.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -79,19 +81,8 @@ func BenchmarkPassThrough(b *testing.B) {
 func runPassThrough(b *testing.B, proxied, direct func() error, workers, n, total int) {
 	var p50, p99, rps, rpsDirect, perCPU, cpuUS []float64
 	for b.Loop() {
-		var lp, ld []time.Duration
-		for range n {
-			for _, side := range []struct {
-				do  func() error
-				lat *[]time.Duration
-			}{{direct, &ld}, {proxied, &lp}} {
-				t0 := time.Now()
-				if err := side.do(); err != nil {
-					b.Fatal(err)
-				}
-				*side.lat = append(*side.lat, time.Since(t0))
-			}
-		}
+		lat := interleaved(b, n, direct, proxied)
+		ld, lp := lat[0], lat[1]
 		p50 = append(p50, us(quantile(lp, 0.50)-quantile(ld, 0.50)))
 		p99 = append(p99, us(quantile(lp, 0.99)-quantile(ld, 0.99)))
 
@@ -113,6 +104,22 @@ func runPassThrough(b *testing.B, proxied, direct func() error, workers, n, tota
 	b.ReportMetric(median(p50), "added-µs-p50")
 	b.ReportMetric(median(p99), "added-µs-p99")
 	b.ReportMetric(0, "ns/op")
+}
+
+// interleaved runs each of do in turn, n rounds, and returns the latencies
+// of each.
+func interleaved(b *testing.B, n int, do ...func() error) [][]time.Duration {
+	lat := make([][]time.Duration, len(do))
+	for range n {
+		for i, f := range do {
+			t0 := time.Now()
+			if err := f(); err != nil {
+				b.Fatal(err)
+			}
+			lat[i] = append(lat[i], time.Since(t0))
+		}
+	}
+	return lat
 }
 
 // load runs total requests over workers goroutines and returns how long they took.
@@ -206,9 +213,13 @@ func tunnelGet(proxy, host, path string, viaProxy bool) error {
 	return err
 }
 
-// benchOrigin is a lean loopback origin: /small is 1 KiB, /bytes?n=N streams N bytes.
+// benchOrigin is a lean loopback origin: /small is 1 KiB, /bytes?n=N
+// streams N bytes; over plain HTTP at url (host), and over HTTPS (HTTP/1.1,
+// an ECDSA certificate from roots) at tlsURL.
 type benchOrigin struct {
 	url, host string
+	tlsURL    string
+	roots     *x509.CertPool
 }
 
 func newBenchOrigin(b testing.TB) *benchOrigin {
@@ -238,7 +249,16 @@ func newBenchOrigin(b testing.TB) *benchOrigin {
 			http.NotFound(w, r)
 		}
 	})}
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ca := newTestCA(b, "bench origin")
 	go srv.Serve(ln)
+	go srv.Serve(tls.NewListener(tln, &tls.Config{Certificates: []tls.Certificate{ca.goodLeaf(b)}}))
 	b.Cleanup(func() { srv.Close() })
-	return &benchOrigin{url: "http://" + ln.Addr().String(), host: ln.Addr().String()}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	return &benchOrigin{url: "http://" + ln.Addr().String(), host: ln.Addr().String(),
+		tlsURL: "https://" + tln.Addr().String(), roots: roots}
 }

@@ -48,12 +48,17 @@ type squidOpts struct {
 	// parent, when set, makes Squid send everything to that proxy
 	// (host:port) and nothing direct.
 	parent string
+	// cpus, when set, pins Squid to those CPUs (a taskset list: "1").
+	cpus string
+	// noAccessLog turns the access log off, as a benchmark wants it.
+	noAccessLog bool
 }
 
 // squid is one Squid run by a test.
 type squid struct {
 	addr string
 	dir  string
+	pid  int
 }
 
 // squidConf keeps Squid on loopback: it listens on 127.0.0.1, serves only
@@ -112,6 +117,9 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 			"acl gb_auth proxy_auth REQUIRED\n" +
 			"http_access deny !gb_auth\n"
 	}
+	if o.noAccessLog {
+		conf = strings.Replace(conf, "access_log stdio:"+dir+"/access.log squid", "access_log none", 1)
+	}
 	conf += "http_access allow all\n"
 	if o.parent != "" {
 		host, pport, _ := net.SplitHostPort(o.parent)
@@ -131,11 +139,25 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 		t.Fatalf("squid -k parse: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(squidBinary, "-N", "-f", filepath.Join(dir, "squid.conf"))
+	args := []string{squidBinary, "-N", "-f", filepath.Join(dir, "squid.conf")}
+	if o.cpus != "" {
+		args = append([]string{"taskset", "-c", o.cpus}, args...) // taskset execs: the pid is Squid's
+	}
+	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
+	s.pid = startListening(t, "squid", exec.Command(args[0], args[1:]...), s.addr, s.cacheLog)
+	return s
+}
+
+// startListening starts the server cmd as the test's own process, stops
+// it (SIGTERM, then SIGKILL) when the test ends, and waits up to 30 s for
+// it to listen on addr; if it exits or does not listen, the test fails
+// with its output and logs(). It returns the process's id.
+func startListening(t testing.TB, what string, cmd *exec.Cmd, addr string, logs func() string) int {
+	t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start squid: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -148,21 +170,20 @@ func startSquid(t testing.TB, o squidOpts) *squid {
 			<-exited
 		}
 	})
-	s := &squid{addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			return cmd.Process.Pid
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("squid exited: %v\n%s\n%s", err, out.String(), s.cacheLog())
+			t.Fatalf("%s exited: %v\n%s\n%s", what, err, out.String(), logs())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("squid did not listen on %s in 30 s\n%s", s.addr, s.cacheLog())
+			t.Fatalf("%s did not listen on %s in 30 s\n%s\n%s", what, addr, out.String(), logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,6 +104,25 @@ func (c *CountingWriter) Write(b []byte) (int, error) {
 	}
 	n, err := c.ResponseWriter.Write(b)
 	c.N += int64(n)
+	return n, err
+}
+
+// ReadFrom lets io.Copy of a response body (goproxy's) go through the
+// server's own ReadFrom, with its pooled buffer, rather than a new 32 KiB
+// buffer for every response: per request the largest allocation, and so
+// most of the garbage, of a proxied response.
+func (c *CountingWriter) ReadFrom(r io.Reader) (int64, error) {
+	if c.Status == 0 {
+		c.Status = http.StatusOK
+	}
+	var n int64
+	var err error
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(r)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, r)
+	}
+	c.N += n
 	return n, err
 }
 
