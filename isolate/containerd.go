@@ -368,6 +368,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	cb.out.log = log
 	b := newBrowser(id, c.Name(), nil)
 	b.stop = func() error { return cb.stop(b) }
+	b.oom = func() bool { return oomKills(id) > 0 }
 	defer func() {
 		if retErr == nil {
 			return
