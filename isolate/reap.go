@@ -162,28 +162,6 @@ func removeCgroups(id string) error {
 	return errors.Join(errs...)
 }
 
-// oomKills is how many processes of container id the kernel killed for
-// going over the container's memory limit: oom_kill in memory.events
-// (cgroup v2) or memory.oom_control (v1), 0 when neither can be read.
-func oomKills(id string) int {
-	for _, f := range []string{
-		filepath.Join(cgroupFS, cgroupParent, id, "memory.events"),
-		filepath.Join(cgroupFS, "memory", cgroupParent, id, "memory.oom_control"),
-	} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for line := range strings.Lines(string(data)) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
-				n, _ := strconv.Atoi(v)
-				return n
-			}
-		}
-	}
-	return 0
-}
-
 // removeCgroupParent removes the parent of the containers' cgroups, in every
 // hierarchy, unless another Glovebox's containers are still in it.
 func removeCgroupParent() error {
