@@ -120,6 +120,9 @@ type Browser struct {
 	// stop is the runtime's teardown: it kills every process of the browser
 	// and removes what it wrote. Close calls it once.
 	stop func() error
+	// oom reports whether the kernel killed a process of the browser for
+	// going over its memory limit; nil where the runtime cannot tell.
+	oom func() bool
 }
 
 // newBrowser returns a Browser whose Close calls stop.
@@ -134,6 +137,13 @@ func (b *Browser) exited() { b.doneOnce.Do(func() { close(b.done) }) }
 // reason: a crash, a kill from outside, or Close. The runtime does not clean
 // up by itself; call Close after Done.
 func (b *Browser) Done() <-chan struct{} { return b.done }
+
+// OutOfMemory reports whether the kernel killed one of the browser's
+// processes (a renderer, or the browser itself) because it went over its
+// memory limit (isolate.containerd.memory_mb): a page that allocated too
+// much. Ask it before Close, which removes the record. Only the containerd
+// runtime limits and counts; the others report false.
+func (b *Browser) OutOfMemory() bool { return b.oom != nil && b.oom() }
 
 // Close kills the browser and all its processes and removes its profile. It
 // is idempotent, safe after a partial start, and returns the first call's

@@ -368,6 +368,7 @@ func (c *Containerd) Start(ctx context.Context, spec Spec) (_ *Browser, retErr e
 	cb.out.log = log
 	b := newBrowser(id, c.Name(), nil)
 	b.stop = func() error { return cb.stop(b) }
+	b.oom = func() bool { return oomKills(id) > 0 }
 	defer func() {
 		if retErr == nil {
 			return
@@ -521,6 +522,10 @@ func (st *ctrStart) createTask() error {
 		return fmt.Errorf("create task %s: %w", st.id, err)
 	}
 	st.task = task
+	// The task's cgroup is made: its parent's is too.
+	if err := weighCgroupParent(); err != nil {
+		st.log.Warn("the browsers may take CPU from Glovebox", "err", err)
+	}
 	// The link that attachNetwork makes lives in the task's network
 	// namespace: it goes after the task's processes, so that what they
 	// had open through the egress proxy ends while it is still up.

@@ -67,7 +67,8 @@ type ContainerdConfig struct {
 	UID int `mapstructure:"uid"`
 	GID int `mapstructure:"gid"`
 	// MemoryMB is each container's memory limit in MiB, tmpfs contents
-	// included. A browser that goes over it is killed, and its tab ends.
+	// included. A browser that goes over it is killed, and its tab ends
+	// (Browser.OutOfMemory says why).
 	MemoryMB int `mapstructure:"memory_mb"`
 	// CPUs is each container's CPU quota in cores, such as 0.5 or 2.
 	CPUs float64 `mapstructure:"cpus"`

@@ -127,7 +127,8 @@ func TestContainerdHealthzDaemonRestart(t *testing.T) {
 
 // TestHealthzAuditDiskFull: the audit file on a file system that fills up.
 // /healthz says 503 naming audit once an event could not be written, and
-// 200 again once one is.
+// 200 again once one is; meanwhile the proxy serves allowed traffic, and
+// glovebox_audit_lost_total counts each event lost.
 func TestHealthzAuditDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing(t, "mounting a tmpfs needs root")
@@ -137,10 +138,13 @@ func TestHealthzAuditDiskFull(t *testing.T) {
 		missing(t, "mount a tmpfs: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	var admin string
+	var admin, adminBase string
+	origin := newTestSiteAt(t, "127.0.0.2:0")
 	g := startGlovebox(t, func(c *Config) {
 		c.Audit.Output = filepath.Join(dir, "audit.log")
-		admin = adminURL(t, c) + "/healthz"
+		adminBase = adminURL(t, c)
+		admin = adminBase + "/healthz"
+		allowOrigin2(c)
 	})
 	// An isolated site's script is refused, and audited.
 	request := func() {
@@ -183,6 +187,33 @@ func TestHealthzAuditDiskFull(t *testing.T) {
 	}
 	if own, ownBody := getBody(t, "http://"+g.addr+"/healthz", ""); own != code || ownBody != body {
 		t.Errorf("the proxy's /healthz = %d %q, want the admin's", own, ownBody)
+	}
+	// Allowed traffic passes while its events are lost, and each lost
+	// event is counted.
+	lost := func() float64 {
+		t.Helper()
+		_, m := getBody(t, adminBase+"/metrics", "")
+		for line := range strings.Lines(m) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "glovebox_audit_lost_total "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("metrics: %q", line)
+				}
+				return n
+			}
+		}
+		return 0
+	}
+	before := lost()
+	if before < 1 {
+		t.Errorf("glovebox_audit_lost_total = %v with events lost, want at least 1", before)
+	}
+	passThrough(t, g, origin)
+	for range 4 {
+		request()
+	}
+	if after := lost(); after != before+5 {
+		t.Errorf("glovebox_audit_lost_total went from %v to %v over 5 requests with the disk full, want +5", before, after)
 	}
 
 	if err := os.Remove(filler); err != nil {

@@ -81,6 +81,7 @@ func newTestSiteAt(t testing.TB, addr string) *testSite {
 	files["/view"] = "view.html"
 	files["/print"] = "print.html"
 	files["/hidden"] = "hidden.html"
+	files["/memhog"] = "memhog.html"
 	types := map[string]string{".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/report" {

@@ -50,6 +50,9 @@ type auditSink struct {
 	sinks *Sinks
 	// taps are handed every line too (AddTap).
 	taps []func(line []byte)
+	// audit is the Audit the sink writes for: its Metrics count the events
+	// w could not take.
+	audit *Audit
 
 	mu      sync.Mutex
 	lastErr error
@@ -73,6 +76,9 @@ func (s *auditSink) Write(p []byte) (int, error) {
 		s.errAt = time.Now()
 	}
 	s.mu.Unlock()
+	if err != nil {
+		s.audit.Metrics.add("glovebox_audit_lost_total", "Audit events the audit output could not write (a full disk, a closed pipe): lost from it.", 1)
+	}
 	return n, err
 }
 
@@ -145,7 +151,9 @@ func New(w io.Writer) *Audit {
 	})
 	// Events name URLs and errors that quote them: no token or hand-over
 	// code may reach the SOC's log through them (see redact.go).
-	return &Audit{l: slog.New(NewRedactHandler(h)), sink: sink}
+	a := &Audit{l: slog.New(NewRedactHandler(h)), sink: sink}
+	sink.audit = a
+	return a
 }
 
 // RequestEvent is one proxy decision.

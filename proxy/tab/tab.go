@@ -659,10 +659,10 @@ func (t *Tab) run() {
 		case <-t.ended:
 			return
 		case <-t.browser.Done():
-			t.End("browser exited")
+			t.End(t.deathReason("browser exited"))
 			return
 		case <-t.page.Done():
-			t.End("browser disconnected")
+			t.End(t.deathReason("browser disconnected"))
 			return
 		case now := <-tick.C:
 			t.m.dropOffers(t, false)
@@ -1263,6 +1263,8 @@ func (t *Tab) teardown() {
 			msg.Message = "The page closed itself."
 		case ReasonAdmin:
 			msg.Message = "An administrator ended this isolated tab. Reload the page to open it again."
+		case ReasonOutOfMemory:
+			msg.Message = "This page used too much memory and was closed. Reload the page to open it again."
 		}
 		p.Send(encodeServerMsg(msg))
 		fctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -1364,6 +1366,21 @@ type Info struct {
 // ReasonAdmin is the end reason of a tab an administrator ended (the
 // console's End); its landing page says so.
 const ReasonAdmin = "ended by an administrator"
+
+// ReasonOutOfMemory is the end reason of a tab whose browser lost a
+// process to the kernel for going over its memory limit: the page
+// allocated too much. Its landing page says so.
+const ReasonOutOfMemory = "out of memory"
+
+// deathReason is why a tab whose browser or page went away ended: out of
+// memory when the kernel killed a process of its browser for that, else
+// reason.
+func (t *Tab) deathReason(reason string) string {
+	if t.browser.OutOfMemory() {
+		return ReasonOutOfMemory
+	}
+	return reason
+}
 
 // Owner is who may use a tab's token: the user when proxy authentication
 // says who it is (behind a downstream proxy every user shares its address),
