@@ -54,6 +54,8 @@ type Report struct {
 	Time    time.Time `json:"time"`
 	Machine Machine   `json:"machine"`
 	Results []Result  `json:"results"`
+	// Cost is the cost per user (cost.go), when the run has its figures.
+	Cost *Cost `json:"cost,omitempty"`
 }
 
 func main() {
@@ -87,6 +89,12 @@ func run(files []string, jsonPath string, out io.Writer) error {
 	}
 	rep := Report{Time: time.Now().UTC(), Machine: machine(), Results: results}
 	writeTable(out, rep)
+	if c, err := cost(results); err == nil {
+		rep.Cost = &c
+		writeCost(out, c)
+	} else {
+		fmt.Fprintf(out, "\nNo cost per user: %v.\n", err)
+	}
 	if jsonPath == "" {
 		return nil
 	}
