@@ -34,7 +34,7 @@ export GLOVEBOX_KWOK_DIR ?= /var/cache/glovebox/kwok-v0.8.0
 # internal/kubetest/scale_bench_test.go).
 SCALE_COUNT ?= 1
 
-.PHONY: help deps driver kube-bin kwok-bin bench-scale build run test fuzz bench lint clean
+.PHONY: help deps driver kube-bin kwok-bin bench-scale build run test fuzz bench soak lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -96,6 +96,15 @@ bench: deps ## run the benchmarks, print a table of their medians and write benc
 	go test -run '^$$' -bench . -count 5 ./stream/... ./isolate/ ./proxy/audit/ | tee bench.out
 	go test -run '^$$' -bench . -benchtime 5x -timeout 60m ./cmd/glovebox/ | tee -a bench.out
 	go run ./cmd/benchtable -json bench-results/latest.json bench.out
+
+# SOAK is how long `make soak` opens, uses and closes tabs (a Go duration);
+# SOAK_EVERY how many tabs between two lines of figures. Without -race, whose
+# detector's memory would blur RSS. Under the host lock, as every containerd
+# test: flock /tmp/glovebox-host.lock make soak
+SOAK ?= 30m
+SOAK_EVERY ?= 25
+soak: deps ## open, use and close tabs for SOAK (30m), printing RSS, goroutines, fds, containers, veths, nft rules, cgroups as it goes
+	set -o pipefail; GLOVEBOX_SOAK=$(SOAK) GLOVEBOX_SOAK_EVERY=$(SOAK_EVERY) go test -count=1 -v -run '^TestSoak$$' -timeout 0 ./cmd/glovebox/ | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|soak(_test\.go:[0-9]+)?:'
 
 # Under the host lock, as every test that starts the cluster:
 #   flock /tmp/glovebox-host.lock make bench-scale

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,6 +124,10 @@ func apiCall(t testing.TB, g *glovebox, from, url string, body any) (int, map[st
 	tr.DialContext = d.DialContext
 	c := &http.Client{Transport: tr, Timeout: 60 * time.Second}
 	b, _ := json.Marshal(body)
+	// The clone's keep-alive connection would stay open, with its
+	// goroutines and descriptors on both sides, until the proxy's idle
+	// timeout: closed once the answer is read.
+	defer tr.CloseIdleConnections()
 	resp, err := c.Post(url, "application/json", bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
@@ -219,9 +224,20 @@ type pionClient struct {
 	open chan struct{}
 	mu   sync.Mutex
 	msgs []map[string]any
+	// frames counts the video frames received: RTP packets with the marker
+	// bit, which ends a frame.
+	frames atomic.Int64
 }
 
 func newPionClient(t testing.TB, g *glovebox, api, token string) *pionClient {
+	t.Helper()
+	return dialPionClient(t, g, api, token, t.Cleanup)
+}
+
+// dialPionClient is newPionClient handing the peer's close to cleanup:
+// t.Cleanup, or a loop's own, so that a soak's thousands of closed peers
+// are not all kept until the test ends.
+func dialPionClient(t testing.TB, g *glovebox, api, token string, cleanup func(func())) *pionClient {
 	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetIncludeLoopbackCandidate(true)
@@ -231,7 +247,7 @@ func newPionClient(t testing.TB, g *glovebox, api, token string) *pionClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pc.Close() })
+	cleanup(func() { pc.Close() })
 	c := &pionClient{pc: pc, open: make(chan struct{})}
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
@@ -248,8 +264,12 @@ func newPionClient(t testing.TB, g *glovebox, api, token string) *pionClient {
 			}
 		}()
 		for {
-			if _, _, err := tr.ReadRTP(); err != nil {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
 				return
+			}
+			if p.Marker && tr.Kind() == webrtc.RTPCodecTypeVideo {
+				c.frames.Add(1)
 			}
 		}
 	})

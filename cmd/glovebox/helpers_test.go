@@ -140,6 +140,13 @@ func (s *testSite) lastReport(event string) string {
 	return r[len(r)-1]
 }
 
+// reportCount is how many times the site's pages reported event.
+func (s *testSite) reportCount(event string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reports[event])
+}
+
 func (s *testSite) servedCount(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -162,6 +169,14 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// reset forgets what was written, so a long test's log does not grow
+// without end.
+func (s *syncBuffer) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 // events parses the audit lines.
