@@ -9,26 +9,15 @@ import (
 	"strings"
 )
 
-// The CPU weight of the cgroup parent of every browser container, against
-// its siblings: Glovebox's own cgroup (a systemd service's, or the root
-// where Glovebox's threads each weigh as much as a whole cgroup). A quarter
-// of the default: when the CPU is short, all the browsers together get a
-// quarter of what Glovebox gets, so the proxy and the tabs' capture and
-// encoding go first, and the remote pages' rendering takes what is left
-// (each container is further capped by cpus).
-const (
-	browsersCPUShares = 256 // cgroup v1 cpu.shares (default 1024)
-	browsersCPUWeight = 25  // cgroup v2 cpu.weight (default 100)
-)
-
-// weighCgroupParent sets the CPU weight of the containers' cgroup parent,
+// weighCgroupParent sets the CPU weight of the containers' cgroup parent
+// (ContainerdConfig.CPUWeight, cgroup v2's scale: 100 is the default),
 // which runc makes with the default weight when it makes the first
-// container's cgroup.
-func weighCgroupParent() error {
+// container's cgroup. On cgroup v1 it is cpu.shares, whose default is 1024.
+func weighCgroupParent(weight int) error {
 	var errs []error
 	for _, f := range []struct{ path, value string }{
-		{filepath.Join(cgroupFS, cgroupParent, "cpu.weight"), strconv.Itoa(browsersCPUWeight)},
-		{filepath.Join(cgroupFS, "cpu", cgroupParent, "cpu.shares"), strconv.Itoa(browsersCPUShares)},
+		{filepath.Join(cgroupFS, cgroupParent, "cpu.weight"), strconv.Itoa(weight)},
+		{filepath.Join(cgroupFS, "cpu", cgroupParent, "cpu.shares"), strconv.Itoa(max(2, weight*1024/100))},
 	} {
 		if _, err := os.Stat(f.path); err != nil {
 			continue // not this cgroup version, or no cpu controller there

@@ -523,7 +523,7 @@ func (st *ctrStart) createTask() error {
 	}
 	st.task = task
 	// The task's cgroup is made: its parent's is too.
-	if err := weighCgroupParent(); err != nil {
+	if err := weighCgroupParent(st.c.cfg.CPUWeight); err != nil {
 		st.log.Warn("the browsers may take CPU from Glovebox", "err", err)
 	}
 	// The link that attachNetwork makes lives in the task's network

@@ -72,6 +72,17 @@ type ContainerdConfig struct {
 	MemoryMB int `mapstructure:"memory_mb"`
 	// CPUs is each container's CPU quota in cores, such as 0.5 or 2.
 	CPUs float64 `mapstructure:"cpus"`
+	// CPUWeight is the CPU weight of all the browsers together (the
+	// cgroup parent of their containers) against a sibling cgroup of the
+	// default weight, 100: Glovebox's own under systemd, or each of
+	// Glovebox's threads in the root cgroup. It counts only when the CPU is
+	// short. 100 (the default) splits it evenly, which already leaves
+	// Glovebox more than it needs (its capture and encoding cost about a
+	// quarter of what the browsers do); lower it if the proxy must win
+	// outright, at the price of slower page loads on a busy node (25 made
+	// the warm first frame 1.9 times as long on a 2-core machine where the
+	// user's browser competed, BENCHMARKS.md).
+	CPUWeight int `mapstructure:"cpu_weight"`
 	// Pids is the most processes and threads a container may have.
 	Pids int `mapstructure:"pids"`
 	// TmpMB, ShmMB and HomeMB are the sizes in MiB of the container's
@@ -105,6 +116,7 @@ func DefaultContainerdConfig() ContainerdConfig {
 		MemoryMB:     1024,
 		CPUs:         1,
 		Pids:         512,
+		CPUWeight:    100,
 		TmpMB:        256,
 		ShmMB:        256,
 		HomeMB:       256,
@@ -176,6 +188,9 @@ func (c ContainerdConfig) Validate() error {
 	}
 	if math.IsNaN(c.CPUs) || c.CPUs < 0.01 || c.CPUs > 1024 {
 		errs = append(errs, fmt.Errorf("cpus: %v must be between 0.01 and 1024", c.CPUs))
+	}
+	if c.CPUWeight < 1 || c.CPUWeight > 10000 {
+		errs = append(errs, fmt.Errorf("cpu_weight: %d must be between 1 and 10000 (100 is the default weight)", c.CPUWeight))
 	}
 	if c.Pids < 32 {
 		errs = append(errs, fmt.Errorf("pids: %d is too small for Chromium's processes and threads (at least 32)", c.Pids))

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,6 +158,7 @@ func TestChaosContainerdKilled(t *testing.T) {
 	g := startContainerdGlovebox(t, site, 0, func(c *Config) {
 		allowOrigin2(c)
 		admin = adminURL(t, c)
+		c.Isolate.Containerd.CPUWeight = 25 // a deployment's: the proxy wins outright
 	})
 	tabA, a := chaosTab(t, g, site, "/")
 	tabB, b := chaosTab(t, g, site, "/")
@@ -166,7 +168,7 @@ func TestChaosContainerdKilled(t *testing.T) {
 	if v := ourVeths(); len(v) != 2 {
 		t.Fatalf("veths with two tabs: %v", v)
 	}
-	checkBrowsersCPUWeight(t)
+	checkBrowsersCPUWeight(t, 25)
 
 	old := daemonPID(t, g.dataDir)
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
@@ -302,13 +304,13 @@ func TestChaosOutOfMemory(t *testing.T) {
 }
 
 // checkBrowsersCPUWeight checks that the cgroup parent of the browsers'
-// containers weighs a quarter of the default against Glovebox's cgroup
-// (cpu.shares 256 on cgroup v1, cpu.weight 25 on v2).
-func checkBrowsersCPUWeight(t *testing.T) {
+// containers has the weight isolate.containerd.cpu_weight gave it
+// (cpu.weight on cgroup v2, cpu.shares at 1024 per 100 on v1).
+func checkBrowsersCPUWeight(t *testing.T, weight int) {
 	t.Helper()
-	f, want := "/sys/fs/cgroup/cpu/glovebox/cpu.shares", "256"
+	f, want := "/sys/fs/cgroup/cpu/glovebox/cpu.shares", strconv.Itoa(weight*1024/100)
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		f, want = "/sys/fs/cgroup/glovebox/cpu.weight", "25"
+		f, want = "/sys/fs/cgroup/glovebox/cpu.weight", strconv.Itoa(weight)
 	}
 	b, err := os.ReadFile(f)
 	if err != nil || strings.TrimSpace(string(b)) != want {
@@ -322,9 +324,11 @@ func checkBrowsersCPUWeight(t *testing.T) {
 // twentyTabsP99, a bound generous enough to show only that the proxy is not
 // starved (not a benchmark); the tabs' video keeps flowing. How priorities
 // are set: every container's cgroup is under the browsers' parent, whose CPU
-// weight is a quarter of the default (checked here), so when the CPU is
-// short Glovebox (the proxy, and the tabs' capture and encoding) goes first;
-// each container is capped at isolate.containerd.cpus besides.
+// weight (isolate.containerd.cpu_weight) is the default, even with
+// Glovebox's (checked here): when the CPU is short the browsers together
+// get at most half of it, and Glovebox (the proxy, and the tabs' capture and
+// encoding, a quarter of what the browsers spend) the rest; each container
+// is capped at isolate.containerd.cpus besides.
 func TestChaosTwentyTabs(t *testing.T) {
 	const tabs = 20
 	const twentyTabsP99 = 250 * time.Millisecond
@@ -365,7 +369,7 @@ func TestChaosTwentyTabs(t *testing.T) {
 	})
 	t.Logf("video from all %d tabs %v after the last opened", tabs, time.Since(t0).Round(time.Millisecond))
 
-	checkBrowsersCPUWeight(t)
+	checkBrowsersCPUWeight(t, 100)
 
 	// A request every 10 ms for 5 s, while the tabs animate.
 	var lat []time.Duration
