@@ -79,6 +79,9 @@ kwok-bin: deps ## build kwok (simulated nodes, for bench-scale) into GLOVEBOX_KW
 test: deps driver kube-bin ## run every test (real Chromium, real WebRTC peers), then fuzz briefly
 	go vet ./...
 	go test $(GO_TEST_FLAGS) ./...
+	@# Bounds under load, in a build without the race detector (it slows
+	@# Glovebox's own Go code several times): cmd/glovebox/chaos_norace_test.go.
+	go test -count=1 -p 1 -timeout 15m -run '^TestChaosTwentyTabs$$' ./cmd/glovebox/
 	@$(MAKE) --no-print-directory fuzz
 
 # go test takes one -fuzz target per run, so each func Fuzz* found in a
