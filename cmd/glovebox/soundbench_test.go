@@ -28,7 +28,7 @@ func BenchmarkAudioCPU(b *testing.B) {
 		{"silent", site.URL + "/sound"},
 		{"tone", site.URL + "/sound?tone"},
 	} {
-		b.Run(page.name, func(b *testing.B) { benchTabCPU(b, page.url, false) })
+		b.Run(page.name, func(b *testing.B) { benchTabCPU(b, page.url, tabBench{}) })
 	}
 }
 
