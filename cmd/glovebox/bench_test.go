@@ -317,7 +317,7 @@ func benchIdleTabs(b *testing.B, n int, chromium string) {
 			}
 			site := newTestSite(b)
 			g := startContainerdGlovebox(b, site, 0, func(c *Config) {
-				c.Proxy.Tabs.Max = n + 1
+				c.Proxy.Tabs.Max, c.Proxy.Tabs.MaxPerUser = n+1, n+1
 				if chromium != "" {
 					c.Isolate.Containerd.Chromium = chromium
 				}

@@ -316,4 +316,3 @@ func checkBrowsersCPUWeight(t *testing.T, weight int) {
 		t.Errorf("the browsers' CPU weight %s = %q %v, want %s", f, b, err, want)
 	}
 }
-

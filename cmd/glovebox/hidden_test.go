@@ -33,17 +33,11 @@ func setMinimized(t testing.TB, tctx context.Context, on bool) {
 // videoPackets is how many video packets the user's tab has received.
 func videoPackets(t testing.TB, tctx context.Context) int {
 	t.Helper()
-	n, err := chromedp.Run(tctx, chromedp.Evaluate[int](`(async () => {
-		let n = 0;
-		for (const pc of (window.__gbPCs || [])) {
-			(await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.packetsReceived || 0; });
-		}
-		return n;
-	})()`, chromedp.EvalAwaitPromise))
+	c, err := readViewer(tctx)
 	if err != nil {
 		t.Fatalf("video packets: %v", err)
 	}
-	return n
+	return int(c.Packets)
 }
 
 // ticks is the remote page's last tick (testdata/site/hidden.html).

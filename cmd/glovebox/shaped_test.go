@@ -41,29 +41,33 @@ const recordPeers = `(() => {
 
 // viewerCounts are the user's browser's counters of the video it receives.
 type viewerCounts struct {
-	Frames float64 // frames shown (getVideoPlaybackQuality)
-	Bytes  float64 // video bytes received (inbound-rtp)
+	Frames  float64 // frames shown (getVideoPlaybackQuality)
+	Bytes   float64 // video bytes received (inbound-rtp)
+	Packets float64 // video packets received (inbound-rtp)
 }
 
 func readViewer(ctx context.Context) (viewerCounts, error) {
 	res, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(async () => {
 		const v = document.querySelector('video');
 		const frames = v && v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality().totalVideoFrames : 0;
-		let bytes = 0;
+		let bytes = 0, packets = 0;
 		for (const pc of (window.__gbPCs || [])) {
 			(await pc.getStats()).forEach(r => {
-				if (r.type === 'inbound-rtp' && r.kind === 'video') bytes += r.bytesReceived || 0;
+				if (r.type === 'inbound-rtp' && r.kind === 'video') {
+					bytes += r.bytesReceived || 0;
+					packets += r.packetsReceived || 0;
+				}
 			});
 		}
-		return [frames, bytes];
+		return [frames, bytes, packets];
 	})()`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		return viewerCounts{}, err
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return viewerCounts{}, fmt.Errorf("viewer stats: %v", res)
 	}
-	return viewerCounts{Frames: res[0], Bytes: res[1]}, nil
+	return viewerCounts{Frames: res[0], Bytes: res[1], Packets: res[2]}, nil
 }
 
 // openIsolated opens path of site in a new tab of the user's browser bctx,
