@@ -5,7 +5,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -buildvcs=false
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := chromium fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs c-icap libc-icap-mod-virus-scan clamav rsyslog rsyslog-gnutls ffmpeg containernetworking-plugins
+DEB_PACKAGES := chromium chromium-headless-shell fonts-noto-cjk fonts-noto-color-emoji libvpx-dev libopenh264-dev libopus-dev pulseaudio libturbojpeg0-dev pkg-config gcc ca-certificates containerd runc nftables iproute2 util-linux squid libnss3-tools curl apache2-utils firefox-esr nodejs c-icap libc-icap-mod-virus-scan clamav rsyslog rsyslog-gnutls ffmpeg containernetworking-plugins
 # -p 1: the network tests and the containerd tests share the host's nftables
 # table and veth names, so packages run one at a time.
 GO_TEST_FLAGS ?= -race -count=1 -p 1 -timeout 30m
