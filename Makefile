@@ -34,7 +34,7 @@ export GLOVEBOX_KWOK_DIR ?= /var/cache/glovebox/kwok-v0.8.0
 # internal/kubetest/scale_bench_test.go).
 SCALE_COUNT ?= 1
 
-.PHONY: help deps driver kube-bin kwok-bin bench-scale build run test fuzz bench soak lint clean
+.PHONY: help deps driver kube-bin kwok-bin bench-scale build run test chaos fuzz bench soak lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
