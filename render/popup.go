@@ -79,14 +79,15 @@ func (t *Tab) reportPopup(id target.ID, u string) {
 	t.emit(Event{Type: EventPopup, TargetID: string(id), URL: u})
 }
 
-// onTargetDestroyed forgets a popup that is gone before it was reported.
+// onTargetDestroyed forgets a popup that is gone, reported or not: no event
+// of it comes after this one, and HasPopups counts only open ones.
 func (t *Tab) onTargetDestroyed(id target.ID) {
 	t.popupMu.Lock()
 	defer t.popupMu.Unlock()
 	if timer := t.popups[id]; timer != nil {
 		timer.Stop()
-		delete(t.popups, id)
 	}
+	delete(t.popups, id)
 }
 
 // stopPopupTimers stops the timers of popups not yet reported.

@@ -55,6 +55,9 @@ func TestPopup(t *testing.T) {
 	// The tests share a browser: no popup is left for another test's Open.
 	t.Cleanup(func() { opener.CloseTarget(context.Background(), ev.TargetID) })
 
+	if !opener.HasPopups() {
+		t.Error("the opener's HasPopups is false with its popup open")
+	}
 	popup, ps := openPopup(t, ev.TargetID)
 	if popup.TargetID() != ev.TargetID {
 		t.Errorf("attached to %s, want the popup %s", popup.TargetID(), ev.TargetID)
@@ -84,6 +87,8 @@ func TestPopup(t *testing.T) {
 		t.Fatal("the opener ended with its popup")
 	default:
 	}
+	// Closed, the popup no longer counts (a hidden opener may freeze).
+	waitFor(t, "the closed popup forgotten", func() bool { return !opener.HasPopups() })
 	// The opener still takes input and paints.
 	navigate(t, opener, srv.URL+"/blank-opener")
 	waitFrame(t, os, "of the opener's red", func(img image.Image) bool { return near(img, 255, 0, 0) })

@@ -50,14 +50,13 @@ func (t *Tab) setVisible(ctx context.Context, on bool) error {
 	return nil
 }
 
-// showForNewPeer shows a hidden tab to a landing page that has just
-// attached (a reload, a hand-over): its picture must not wait for a
-// message it may not send. One that is hidden says so once its channel is
-// open, after this.
+// showForNewPeer shows the tab to a landing page that has just attached (a
+// reload, a hand-over): its picture must not wait for a message it may not
+// send. It is queued whether or not the tab is hidden now: a hide of the
+// landing page that went may still be in the queue, and this comes after
+// it (showing a shown tab does nothing). One that is hidden says so once
+// its channel is open, after this.
 func (t *Tab) showForNewPeer() {
-	if hidden, _ := t.page.Hidden(); !hidden {
-		return
-	}
 	select {
 	case t.inputs <- clientMsg{T: "visible", On: true}:
 	default:
